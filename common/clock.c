@@ -1,0 +1,30 @@
+#include "clock.h"
+
+#include <time.h>
+
+int64_t clock_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t clock_mono_us(void)
+{
+	return clock_mono_ns() / 1000;
+}
+
+int64_t clock_mono_ms(void)
+{
+	return clock_mono_ns() / 1000000;
+}
+
+struct timeval clock_ms_to_tv(int64_t ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	return tv;
+}

@@ -1,0 +1,14 @@
+/* clock: monotonic time for deadlines and latencies (never the wall clock). */
+#ifndef TEARDOWN_CLOCK_H
+#define TEARDOWN_CLOCK_H
+
+#include <stdint.h>
+#include <sys/time.h>
+
+int64_t clock_mono_ns(void);
+int64_t clock_mono_us(void);
+int64_t clock_mono_ms(void);
+/* Milliseconds to a struct timeval for libevent. */
+struct timeval clock_ms_to_tv(int64_t ms);
+
+#endif

@@ -1,0 +1,83 @@
+/* conf: a table-driven `key = value` parser shared by the server's config file, its
+ * `--set key=value` overrides and `--check-config`.
+ *
+ * A program describes its keys once (struct conf_key: name, type, defaults, range, unit,
+ * help, and where the value lives in its config struct); everything else - parsing,
+ * range checks, defaults by mode, printing the effective config - is driven by that table.
+ *
+ * File syntax: one `key = value` per line; '#' starts a comment (anywhere outside a
+ * value's text); blank lines are ignored; spaces around key and value are trimmed.
+ * Values:
+ *   bool      yes | no
+ *   int       decimal integer, no sign unless min < 0, no junk
+ *   duration  NUMBER UNIT with UNIT ms, s, m, h (e.g. 250ms, 15s, 2m); a bare 0 means off;
+ *             stored in milliseconds. With CONF_F_WHOLE_SECONDS (values the kernel takes
+ *             in whole seconds) a value that is not a whole number of seconds is rejected.
+ *   size      bytes, or NUMBER k / m (1024, 1024^2); stored in bytes
+ *   string    any text up to CONF_STR_MAX - 1 bytes
+ *   enum      one of the key's choices; stored as the index
+ * Errors: "FILE:LINE: KEY: reason" for a file, "--set:N: KEY: reason" for the N-th --set.
+ */
+#ifndef TEARDOWN_CONF_H
+#define TEARDOWN_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONF_STR_MAX  256
+#define CONF_LINE_MAX 4096 /* longer lines are an error, not truncated */
+#define CONF_ERR_MAX  512
+#define CONF_MODES    2 /* defaults may differ per mode: index 0 and 1 */
+
+enum conf_type { CONF_BOOL, CONF_INT, CONF_DURATION, CONF_SIZE, CONF_STRING, CONF_ENUM };
+
+#define CONF_F_WHOLE_SECONDS 0x1
+
+struct conf_key {
+	const char *name;
+	enum conf_type type;
+	/* Default per mode, as text in the key's own syntax; def[1] NULL = same as def[0]. */
+	const char *def[CONF_MODES];
+	int64_t min, max; /* int: value; duration: ms; size: bytes (0,0 = no range check) */
+	const char *unit; /* for docs and --check-config: "s", "bytes", ... */
+	const char *help; /* one line */
+	const char *const *choices; /* CONF_ENUM: NULL-terminated */
+	size_t offset;              /* where the value lives in the config struct */
+	unsigned flags;
+};
+/* Storage by type: bool, enum -> int; int, duration, size -> int64_t;
+ * string -> char[CONF_STR_MAX]. */
+
+struct conf {
+	const struct conf_key *keys;
+	size_t nkeys;
+	void *obj;             /* the config struct the offsets point into */
+	unsigned char *is_set; /* nkeys flags: set by the file or the command line */
+	unsigned char *in_file; /* nkeys flags: seen in the current file (duplicate check) */
+};
+
+/* Binds a table to a config struct; allocates the flags. 0 or -1 (ENOMEM). */
+int conf_init(struct conf *c, const struct conf_key *keys, size_t nkeys, void *obj);
+void conf_free(struct conf *c);
+
+/* Parses a file; on error writes "FILE:LINE: KEY: reason" (or "FILE: reason" when the
+ * file cannot be read) to err and returns -1. A key repeated in one file is an error. */
+int conf_parse_file(struct conf *c, const char *path, char *err, size_t errlen);
+/* Same, from memory; `name` stands for the file name in errors. NUL bytes are errors. */
+int conf_parse_buf(struct conf *c, const char *name, const char *buf, size_t len, char *err,
+		   size_t errlen);
+/* One `key=value` from the command line; pos is its 1-based position among the --set
+ * arguments (errors read "--set:POS: KEY: reason"). Overrides the file. */
+int conf_set_arg(struct conf *c, const char *kv, int pos, char *err, size_t errlen);
+/* Fills every key not set by a file or --set with its default for `mode` (0 or 1). */
+int conf_apply_defaults(struct conf *c, int mode, char *err, size_t errlen);
+
+/* Parses one value for one key into the struct. 0, or -1 with the reason (no prefix). */
+int conf_parse_value(const struct conf_key *k, void *obj, const char *val, char *reason,
+		     size_t len);
+const struct conf_key *conf_find(const struct conf *c, const char *name);
+int conf_was_set(const struct conf *c, const char *name);
+/* Formats a key's current value in its own syntax ("15s", "yes", "64k"). */
+void conf_format_value(const struct conf_key *k, const void *obj, char *buf, size_t len);
+
+#endif

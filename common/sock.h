@@ -1,0 +1,44 @@
+/* sock: every socket option the project sets, one small function each.
+ *
+ * Each returns 0, or -1 with errno set by the failing call; none of them logs (the caller
+ * reports the failure once, with the peer's address). Each is read back with getsockopt()
+ * in tests/unit/test_sock.c. */
+#ifndef TEARDOWN_SOCK_H
+#define TEARDOWN_SOCK_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+int sock_set_nonblocking(int fd);
+int sock_set_reuseaddr(int fd);
+/* Only for several processes sharing one port on purpose (server `workers`): without it a
+ * second server on a port in use must fail with EADDRINUSE. */
+int sock_set_reuseport(int fd);
+/* SO_KEEPALIVE plus the per-socket TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT, which
+ * replace the system-wide 7200 s / 75 s / 9 (net.ipv4.tcp_keepalive_*). Seconds. */
+int sock_set_keepalive(int fd, int idle_s, int interval_s, int count);
+int sock_clear_keepalive(int fd);
+/* TCP_USER_TIMEOUT: how long transmitted data may stay unacknowledged (and, with
+ * keepalive on, how long probes may go unanswered) before the kernel aborts with
+ * ETIMEDOUT. It then overrides keepalive_count (tcp(7)). 0 = the kernel default. */
+int sock_set_user_timeout(int fd, unsigned ms);
+/* SO_LINGER {1, 0}: the next close() sends RST and discards the send queue, so no
+ * orphaned FIN_WAIT_1 / LAST_ACK socket keeps retransmitting to a dead peer. */
+int sock_set_linger_reset(int fd);
+int sock_set_nodelay(int fd);
+/* IP_BIND_ADDRESS_NO_PORT: bind() a source address but let connect() pick the port, so
+ * each (source, destination) pair gets its own ephemeral port range. */
+int sock_set_bind_no_port(int fd);
+
+/* "HOST:PORT", "[V6]:PORT" or ":PORT" (numeric hosts or names). 0, or -1 with a reason
+ * in err. */
+int sock_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len, char *err,
+			size_t errlen);
+/* Bound, listening, nonblocking socket, or -1 with errno (EADDRINUSE...). */
+int sock_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuseport);
+/* The port a socket is bound to, or -1. */
+int sock_local_port(int fd);
+/* "1.2.3.4:80" or "[::1]:80" into buf. Returns buf. */
+const char *sock_addr_str(const struct sockaddr *sa, char *buf, size_t len);
+
+#endif
