@@ -1,0 +1,276 @@
+#include "census.h"
+#include "clock.h"
+
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The dump arrives in skbs of up to 32 KiB (netlink sizes them after the reader's last
+ * buffer); a bigger buffer means fewer recvmsg() calls for a large census. */
+#define CENSUS_BUF (64 * 1024)
+
+/* Every state bit from ESTABLISHED (1) to NEW_SYN_RECV (12) and BOUND_INACTIVE (13);
+ * older kernels ignore the bits they do not know. */
+#define CENSUS_ALL_STATES 0x3ffeU
+
+struct census_sock {
+	int fd;
+	uint32_t seq;
+	char *buf;
+};
+
+static const char *const state_names[CENSUS_NSTATES] = {
+	"?",         "ESTABLISHED", "SYN_SENT", "SYN_RECV",   "FIN_WAIT1",    "FIN_WAIT2",
+	"TIME_WAIT", "CLOSE",       "CLOSE_WAIT", "LAST_ACK", "LISTEN",       "CLOSING",
+	"NEW_SYN_RECV", "BOUND_INACTIVE",
+};
+
+static const char *const state_keys[CENSUS_NSTATES] = {
+	"unknown",   "established", "syn_sent",   "syn_recv", "fin_wait1",    "fin_wait2",
+	"time_wait", "close",       "close_wait", "last_ack", "listen",       "closing",
+	"new_syn_recv", "bound_inactive",
+};
+
+static const char *const timer_names[CENSUS_NTIMERS] = {"retrans", "keepalive", "time_wait",
+							 "probe"};
+
+const char *census_state_name(int state)
+{
+	return state > 0 && state < CENSUS_NSTATES ? state_names[state] : "?";
+}
+
+const char *census_state_key(int state)
+{
+	return state > 0 && state < CENSUS_NSTATES ? state_keys[state] : "unknown";
+}
+
+int census_state_parse(const char *s)
+{
+	for (int i = 1; i < CENSUS_NSTATES; i++) {
+		if (strcasecmp(s, state_keys[i]) == 0 || strcasecmp(s, state_names[i]) == 0)
+			return i;
+	}
+	return -1;
+}
+
+const char *census_timer_name(enum census_timer t)
+{
+	return (unsigned)t < CENSUS_NTIMERS ? timer_names[t] : "?";
+}
+
+int census_listening(const struct census_counts *c)
+{
+	return c->state[CENSUS_LISTEN] > 0;
+}
+
+struct census_sock *census_open(void)
+{
+	struct sockaddr_nl local = {.nl_family = AF_NETLINK};
+	struct census_sock *cs;
+	int saved;
+
+	cs = calloc(1, sizeof(*cs));
+	if (cs == NULL)
+		return NULL;
+	cs->buf = malloc(CENSUS_BUF);
+	if (cs->buf == NULL)
+		goto fail_buf;
+	cs->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (cs->fd < 0)
+		goto fail_sock;
+	/* Bound so replies can be matched on our port id as well as the sequence. */
+	if (bind(cs->fd, (struct sockaddr *)&local, sizeof(local)) < 0)
+		goto fail_bind;
+	return cs;
+fail_bind:
+	saved = errno;
+	close(cs->fd);
+	errno = saved;
+fail_sock:
+	free(cs->buf);
+fail_buf:
+	saved = errno;
+	free(cs);
+	errno = saved;
+	return NULL;
+}
+
+void census_close(struct census_sock *cs)
+{
+	if (cs == NULL)
+		return;
+	close(cs->fd);
+	free(cs->buf);
+	free(cs);
+}
+
+/* The request: inet_diag_req_v2 plus a bytecode of one port comparison. The kernel runs
+ * the bytecode per socket: an op's `yes` is the jump on a match, `no` on a mismatch; the
+ * socket is accepted when the program ends exactly at its length, and rejected by a jump
+ * past the end (len + 4). INET_DIAG_BC_S_EQ / D_EQ exist since Linux 4.16. */
+struct census_req {
+	struct nlmsghdr nlh;
+	struct inet_diag_req_v2 r;
+	struct nlattr bc_attr;
+	struct inet_diag_bc_op op[2];
+};
+
+static int census_send(struct census_sock *cs, int family, int port, enum census_side side)
+{
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	struct census_req req;
+	ssize_t n;
+
+	memset(&req, 0, sizeof(req));
+	req.nlh.nlmsg_len = sizeof(req);
+	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	req.nlh.nlmsg_seq = ++cs->seq;
+	req.r.sdiag_family = (uint8_t)family;
+	req.r.sdiag_protocol = IPPROTO_TCP;
+	req.r.idiag_states = CENSUS_ALL_STATES;
+	req.bc_attr.nla_len = sizeof(req.bc_attr) + sizeof(req.op);
+	req.bc_attr.nla_type = INET_DIAG_REQ_BYTECODE;
+	req.op[0].code = side == CENSUS_LOCAL ? INET_DIAG_BC_S_EQ : INET_DIAG_BC_D_EQ;
+	req.op[0].yes = sizeof(req.op);
+	req.op[0].no = sizeof(req.op) + 4;
+	req.op[1].no = (unsigned short)port; /* the operand: host byte order */
+	do {
+		n = sendto(cs->fd, &req, sizeof(req), 0, (struct sockaddr *)&kernel,
+			   sizeof(kernel));
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	return 0;
+}
+
+static void census_count(struct census_counts *out, const struct inet_diag_msg *m)
+{
+	int st = m->idiag_state < CENSUS_NSTATES ? m->idiag_state : 0;
+
+	out->total++;
+	out->state[st]++;
+	if (st == CENSUS_LISTEN) {
+		out->accept_queue += m->idiag_rqueue;
+		out->accept_backlog += m->idiag_wqueue;
+	} else {
+		out->recv_q += m->idiag_rqueue;
+		out->send_q += m->idiag_wqueue;
+	}
+	if (m->idiag_timer >= 1 && m->idiag_timer <= CENSUS_NTIMERS) {
+		struct census_timer_sum *t = &out->timer[st][m->idiag_timer - 1];
+		t->count++;
+		if (m->idiag_expires > t->max_expiry_ms)
+			t->max_expiry_ms = m->idiag_expires;
+		if (m->idiag_retrans > t->max_retrans)
+			t->max_retrans = m->idiag_retrans;
+	}
+}
+
+/* Handles one datagram of the dump. 1 = the dump is complete, 0 = more to come, -1 =
+ * error (errno). Messages of an older request (an earlier census that failed half way)
+ * carry an older sequence number and are skipped. */
+static int census_parse(struct census_sock *cs, size_t len, struct census_counts *out)
+{
+	struct nlmsghdr *h = (struct nlmsghdr *)cs->buf;
+
+	for (; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+		if (h->nlmsg_seq != cs->seq)
+			continue;
+		if (h->nlmsg_type == NLMSG_DONE)
+			return 1;
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			const struct nlmsgerr *e = NLMSG_DATA(h);
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e))) {
+				errno = EPROTO;
+				return -1;
+			}
+			errno = e->error < 0 ? -e->error : EPROTO;
+			return -1;
+		}
+		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+		    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+			errno = EPROTO;
+			return -1;
+		}
+		census_count(out, NLMSG_DATA(h));
+	}
+	return 0;
+}
+
+static int census_recv(struct census_sock *cs, struct census_counts *out)
+{
+	for (;;) {
+		struct sockaddr_nl from;
+		struct iovec iov = {.iov_base = cs->buf, .iov_len = CENSUS_BUF};
+		struct msghdr msg = {
+			.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1};
+		ssize_t n = recvmsg(cs->fd, &msg, 0);
+		int rc;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0 || (msg.msg_flags & MSG_TRUNC)) {
+			errno = EPROTO;
+			return -1;
+		}
+		if (from.nl_pid != 0) /* only the kernel answers */
+			continue;
+		rc = census_parse(cs, (size_t)n, out);
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
+	}
+}
+
+int census_port(struct census_sock *cs, int port, enum census_side side,
+		struct census_counts *out)
+{
+	static const int families[] = {AF_INET, AF_INET6};
+	int64_t t0 = clock_mono_us();
+
+	memset(out, 0, sizeof(*out));
+	if (port < 0 || port > 65535) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+		if (census_send(cs, families[i], port, side) < 0)
+			return -1;
+		if (census_recv(cs, out) < 0)
+			return -1;
+	}
+	out->elapsed_us = clock_mono_us() - t0;
+	return 0;
+}
+
+void census_add(struct census_counts *a, const struct census_counts *b)
+{
+	a->total += b->total;
+	for (int s = 0; s < CENSUS_NSTATES; s++) {
+		a->state[s] += b->state[s];
+		for (int t = 0; t < CENSUS_NTIMERS; t++) {
+			struct census_timer_sum *x = &a->timer[s][t];
+			const struct census_timer_sum *y = &b->timer[s][t];
+			x->count += y->count;
+			if (y->max_expiry_ms > x->max_expiry_ms)
+				x->max_expiry_ms = y->max_expiry_ms;
+			if (y->max_retrans > x->max_retrans)
+				x->max_retrans = y->max_retrans;
+		}
+	}
+	a->accept_queue += b->accept_queue;
+	a->accept_backlog += b->accept_backlog;
+	a->recv_q += b->recv_q;
+	a->send_q += b->send_q;
+	if (b->elapsed_us > a->elapsed_us)
+		a->elapsed_us = b->elapsed_us;
+}

@@ -1,0 +1,112 @@
+/* census: exact count of TCP sockets by state for one port, from NETLINK_SOCK_DIAG.
+ *
+ * One request per address family (AF_INET, then AF_INET6: IPv4-mapped sockets of an
+ * AF_INET6 listener are AF_INET6 sockets and are counted there, once) with an
+ * INET_DIAG_REQ_BYTECODE port filter, so the kernel only sends the sockets of that port.
+ * The state mask asks for every state: request sockets (a SYN received, not yet accepted
+ * by the handshake's last ACK) come back as SYN_RECV; TIME_WAIT sockets and orphaned
+ * FIN_WAIT_2 sockets (held by the kernel after close(), reported with their sub-state)
+ * are included; on kernels >= 6.5 sockets bound by an explicit bind() but neither
+ * listening nor connected are reported as CLOSE.
+ *
+ * Unlike `ss -s`, which folds CLOSE_WAIT into "estab", every state is its own counter.
+ *
+ * Blind spot: a socket in CLOSE whose fd is still open (the peer sent RST, or the kernel
+ * gave up on it with ETIMEDOUT, and the application has not called close() yet) has left
+ * the kernel's connection hash tables, so neither sock_diag nor `ss` can see it. Such a
+ * leak only shows as an open fd: compare a process's open fds (/proc/PID/fd) with its own
+ * connection table (the server does this). The census also sees only the network
+ * namespace of the calling process.
+ *
+ * The netlink socket is opened once by census_open() and kept, so a census still works
+ * when the process is at its fd limit (which is exactly when one wants it).
+ */
+#ifndef TEARDOWN_CENSUS_H
+#define TEARDOWN_CENSUS_H
+
+#include <stdint.h>
+
+/* The kernel's TCP states (include/net/tcp_states.h). NEW_SYN_RECV is never reported
+ * (request sockets are reported as SYN_RECV), nor BOUND_INACTIVE (those come back as
+ * CLOSE). */
+enum census_state {
+	CENSUS_ESTABLISHED = 1,
+	CENSUS_SYN_SENT,
+	CENSUS_SYN_RECV,
+	CENSUS_FIN_WAIT1,
+	CENSUS_FIN_WAIT2,
+	CENSUS_TIME_WAIT,
+	CENSUS_CLOSE,
+	CENSUS_CLOSE_WAIT,
+	CENSUS_LAST_ACK,
+	CENSUS_LISTEN,
+	CENSUS_CLOSING,
+	CENSUS_NEW_SYN_RECV,
+	CENSUS_BOUND_INACTIVE,
+	CENSUS_NSTATES
+};
+
+enum census_side {
+	CENSUS_LOCAL,  /* sockets whose local port is P: a server's listener and accepted sockets */
+	CENSUS_REMOTE, /* sockets whose remote port is P: clients connected to a server on P */
+};
+
+/* idiag_timer: which timer is pending on a socket. */
+enum census_timer {
+	CENSUS_TIMER_RETRANS = 0, /* idiag_timer 1: retransmission (also SYN-ACK of requests) */
+	CENSUS_TIMER_KEEPALIVE,   /* 2: keepalive (also FIN_WAIT_2 and SYN_SENT timers) */
+	CENSUS_TIMER_TIME_WAIT,   /* 3: TIME_WAIT or orphaned FIN_WAIT_2 expiry */
+	CENSUS_TIMER_PROBE,       /* 4: zero-window probe */
+	CENSUS_NTIMERS
+};
+
+struct census_timer_sum {
+	uint64_t count;        /* sockets of that state with that timer pending */
+	uint64_t max_expiry_ms; /* the latest of their expiries, from the census time */
+	uint64_t max_retrans;   /* highest idiag_retrans among them (retransmissions so far) */
+};
+
+struct census_counts {
+	uint64_t total;
+	uint64_t state[CENSUS_NSTATES];
+	struct census_timer_sum timer[CENSUS_NSTATES][CENSUS_NTIMERS];
+	/* LISTEN sockets: their accept queue now (idiag_rqueue) and its limit (idiag_wqueue),
+	 * summed over all listeners of the port (SO_REUSEPORT gives several). */
+	uint64_t accept_queue;
+	uint64_t accept_backlog;
+	/* Bytes queued in the non-listening sockets: unread (rqueue) and unacknowledged or
+	 * unsent (wqueue). */
+	uint64_t recv_q;
+	uint64_t send_q;
+	int64_t elapsed_us; /* how long the census took */
+};
+
+struct census_sock;
+
+/* Opens the NETLINK_SOCK_DIAG socket. NULL with errno on failure. */
+struct census_sock *census_open(void);
+void census_close(struct census_sock *cs);
+
+/* Counts every TCP socket (IPv4 and IPv6) whose local (CENSUS_LOCAL) or remote
+ * (CENSUS_REMOTE) port is `port`. 0, or -1 with errno (the netlink error, or EPROTO for a
+ * malformed reply); *out is zeroed first. */
+int census_port(struct census_sock *cs, int port, enum census_side side,
+		struct census_counts *out);
+
+/* 1 when at least one socket of the port is listening. */
+int census_listening(const struct census_counts *c);
+
+/* "ESTABLISHED", "SYN_SENT", ... "CLOSING", "NEW_SYN_RECV", "BOUND_INACTIVE"; "?" when
+ * unknown. census_state_key() gives the lower-case key used in JSON and --expect
+ * ("established", "fin_wait2", "close_wait", ...). */
+const char *census_state_name(int state);
+const char *census_state_key(int state);
+/* State number for a census_state_key() or census_state_name() string, or -1. */
+int census_state_parse(const char *s);
+/* "retrans", "keepalive", "time_wait", "probe". */
+const char *census_timer_name(enum census_timer t);
+
+/* Adds b into a (for merging several censuses: sums, maxima of the timer expiries). */
+void census_add(struct census_counts *a, const struct census_counts *b);
+
+#endif
