@@ -1,0 +1,169 @@
+#include "config.h"
+#include "log.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OFF(field) offsetof(struct server_config, field)
+#define H          (3600LL * 1000) /* an hour in ms */
+#define D          (24 * H)
+
+static const char *const mode_names[] = {"correct", "leaky", NULL};
+static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
+
+/* Defaults are explained, key by key, in conf/server.conf. Column def[1] is leaky mode;
+ * NULL means the same as correct mode. */
+const struct conf_key config_keys[] = {
+	{"listen", CONF_STRING, {"127.0.0.1:7000", NULL}, 0, 0, "HOST:PORT",
+	 "address to listen on ([::1]:P for IPv6, port 0 = any free port)", NULL, OFF(listen), 0},
+	{"mode", CONF_ENUM, {"correct", NULL}, 0, 0, "", "correct | leaky (defaults of every mechanism)",
+	 mode_names, OFF(mode), 0},
+	{"workers", CONF_INT, {"1", NULL}, 1, 64, "processes",
+	 "processes sharing the port (SO_REUSEPORT only when > 1)", NULL, OFF(workers), 0},
+	{"backlog", CONF_INT, {"511", NULL}, 1, 65535, "connections",
+	 "accept queue length (capped by net.core.somaxconn)", NULL, OFF(backlog), 0},
+	{"max_connections", CONF_INT, {"100000", NULL}, 1, 10000000, "connections",
+	 "per worker; above it new connections are closed at once (reason overload)", NULL,
+	 OFF(max_connections), 0},
+	{"output_high_watermark", CONF_SIZE, {"64k", NULL}, 1024, 64LL << 20, "bytes",
+	 "queued echo per connection above which reading from it pauses", NULL,
+	 OFF(output_high_watermark), 0},
+	{"read_size", CONF_SIZE, {"16k", NULL}, 512, 1LL << 20, "bytes",
+	 "bytes read per readable event", NULL, OFF(read_size), 0},
+	{"write_timeout", CONF_DURATION, {"30s", NULL}, 0, D, "",
+	 "close when queued echo makes no progress for this long", NULL, OFF(write_timeout), 0},
+	{"fin_timeout", CONF_DURATION, {"30s", "0"}, 0, D, "",
+	 "after the peer's FIN, the time allowed to flush its echo", NULL, OFF(fin_timeout), 0},
+	{"heartbeat_timeout", CONF_DURATION, {"60s", "0"}, 0, D, "",
+	 "close a connection that sends nothing for this long", NULL, OFF(heartbeat_timeout), 0},
+	{"keepalive", CONF_BOOL, {"yes", "no"}, 0, 0, "", "TCP keepalive on accepted sockets",
+	 NULL, OFF(keepalive), 0},
+	{"keepalive_idle", CONF_DURATION, {"60s", NULL}, 1000, 32767000, "",
+	 "idle time before the first probe (TCP_KEEPIDLE)", NULL, OFF(keepalive_idle),
+	 CONF_F_WHOLE_SECONDS},
+	{"keepalive_interval", CONF_DURATION, {"10s", NULL}, 1000, 32767000, "",
+	 "time between probes (TCP_KEEPINTVL)", NULL, OFF(keepalive_interval),
+	 CONF_F_WHOLE_SECONDS},
+	{"keepalive_count", CONF_INT, {"6", NULL}, 1, 127, "probes",
+	 "unanswered probes before the kernel aborts (TCP_KEEPCNT)", NULL, OFF(keepalive_count),
+	 0},
+	{"user_timeout", CONF_DURATION, {"130s", "0"}, 0, D, "",
+	 "TCP_USER_TIMEOUT: unacknowledged data older than this aborts the connection", NULL,
+	 OFF(user_timeout), 0},
+	{"reset_dead_peers", CONF_BOOL, {"yes", "no"}, 0, 0, "",
+	 "closes for heartbeat, write-timeout, fin-timeout send RST (SO_LINGER 0)", NULL,
+	 OFF(reset_dead_peers), 0},
+	{"early_close", CONF_BOOL, {"yes", "no"}, 0, 0, "",
+	 "watch EPOLLRDHUP (EV_CLOSED) while reading is paused", NULL, OFF(early_close), 0},
+	{"close_on_eof", CONF_BOOL, {"yes", "no"}, 0, 0, "",
+	 "close after recv() returns 0 and the echo is flushed (no = the CLOSE_WAIT bug)", NULL,
+	 OFF(close_on_eof), 0},
+	{"shutdown_timeout", CONF_DURATION, {"10s", NULL}, 0, H, "",
+	 "graceful drain: connections still open after this are reset", NULL,
+	 OFF(shutdown_timeout), 0},
+	{"accept_pause", CONF_DURATION, {"100ms", NULL}, 1, 60000, "",
+	 "how long the listener pauses after EMFILE/ENFILE", NULL, OFF(accept_pause), 0},
+	{"metrics_listen", CONF_STRING, {NULL, NULL}, 0, 0, "HOST:PORT",
+	 "Prometheus /metrics endpoint (empty = off)", NULL, OFF(metrics_listen), 0},
+	{"census_interval", CONF_DURATION, {"1s", NULL}, 100, H, "",
+	 "how often the server counts its port's sockets by state", NULL, OFF(census_interval), 0},
+	{"close_wait_alarm", CONF_DURATION, {"5s", NULL}, 0, D, "",
+	 "warn about CLOSE_WAIT sockets older than this (0 = never)", NULL, OFF(close_wait_alarm),
+	 0},
+	{"log_level", CONF_ENUM, {"info", NULL}, 0, 0, "", "error | warn | info | debug",
+	 level_names, OFF(log_level), 0},
+};
+const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
+
+/* The mode decides the defaults, so it is found first: the command line's last mode=, else
+ * the file's, else correct. */
+static int config_mode(const struct conf *c, const struct server_config *cfg)
+{
+	return conf_was_set(c, "mode") ? cfg->mode : MODE_CORRECT;
+}
+
+int config_load(struct server_config *cfg, const struct config_args *args, char *err,
+		size_t errlen)
+{
+	struct conf c;
+	int rc = -1;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (conf_init(&c, config_keys, config_nkeys, cfg) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (args->file != NULL && conf_parse_file(&c, args->file, err, errlen) < 0)
+		goto out;
+	for (int i = 0; i < args->nsets; i++) {
+		if (conf_set_arg(&c, args->sets[i], i + 1, err, errlen) < 0)
+			goto out;
+	}
+	if (conf_apply_defaults(&c, config_mode(&c, cfg), err, errlen) < 0)
+		goto out;
+	rc = 0;
+out:
+	conf_free(&c);
+	return rc;
+}
+
+static long read_somaxconn(void)
+{
+	char buf[32];
+	FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+	long v = -1;
+
+	if (f == NULL)
+		return -1;
+	if (fgets(buf, sizeof(buf), f) != NULL) {
+		char *end;
+		v = strtol(buf, &end, 10);
+		if (end == buf)
+			v = -1;
+	}
+	fclose(f);
+	return v;
+}
+
+int config_warn(const struct server_config *cfg)
+{
+	int n = 0;
+	long somaxconn = read_somaxconn();
+	int64_t ka = cfg->keepalive_idle + cfg->keepalive_interval * cfg->keepalive_count;
+
+	if (cfg->keepalive && cfg->user_timeout > 0 && cfg->user_timeout < ka) {
+		log_warn("user_timeout (%lldms) is shorter than keepalive_idle + keepalive_interval * "
+			 "keepalive_count (%lldms): TCP_USER_TIMEOUT then decides when an idle dead "
+			 "peer is dropped, not keepalive_count (tcp(7))",
+			 (long long)cfg->user_timeout, (long long)ka);
+		n++;
+	}
+	if (somaxconn > 0 && cfg->backlog > somaxconn) {
+		log_warn("backlog %lld is above net.core.somaxconn %ld: the kernel silently caps the "
+			 "accept queue at %ld",
+			 (long long)cfg->backlog, somaxconn, somaxconn);
+		n++;
+	}
+	if (cfg->mode == MODE_CORRECT && !cfg->close_on_eof) {
+		log_warn("close_on_eof=no in correct mode: sockets will stay in CLOSE_WAIT");
+		n++;
+	}
+	if (cfg->heartbeat_timeout > 0 && cfg->heartbeat_timeout < 1000) {
+		log_warn("heartbeat_timeout %lldms is under a second: slow peers will be cut off",
+			 (long long)cfg->heartbeat_timeout);
+		n++;
+	}
+	return n;
+}
+
+void config_print(const struct server_config *cfg)
+{
+	char val[CONF_STR_MAX + 8];
+
+	for (size_t i = 0; i < config_nkeys; i++) {
+		conf_format_value(&config_keys[i], cfg, val, sizeof(val));
+		log_plain("%s = %s\n", config_keys[i].name, val);
+	}
+}

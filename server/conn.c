@@ -1,0 +1,447 @@
+/* conn: one connection's life, accept to close. Read this file top to bottom: it follows
+ * the order in which things happen to a connection (see conn.h).
+ *
+ * libevent details this file relies on (libevent 2.1, epoll backend):
+ * - Raw events and an evbuffer, not a bufferevent: a bufferevent never watches EV_CLOSED,
+ *   defers its writes to the next loop iteration and re-arms its timeouts on every
+ *   message. Here a message is read into one shared buffer and written straight back; only
+ *   what the kernel does not take is queued.
+ * - EV_CLOSED (EPOLLRDHUP) needs EV_FEATURE_EARLY_CLOSE from event_config (server.c).
+ * - The epoll backend reports EPOLLERR/EPOLLHUP (an RST) as EV_READ|EV_WRITE only, never
+ *   as EV_CLOSED: an event armed with EV_CLOSED alone would never see an RST, and the
+ *   level-triggered EPOLLERR would then wake the loop forever (libevent issue #1038). So
+ *   EV_CLOSED is armed only while reading is paused, and paused means output is queued,
+ *   which means ev_write is armed on the same fd: the RST reaches ev_write, whose send()
+ *   fails with ECONNRESET or EPIPE.
+ * - EPOLLRDHUP stays set once the FIN has arrived (level-triggered), so a persistent
+ *   EV_CLOSED event would fire on every iteration: it is one-shot.
+ * - Deleting an event that is active (both ev_read and ev_write fire on EPOLLHUP) removes
+ *   it from the active queue too, so freeing the connection from either callback is safe.
+ */
+#include "conn.h"
+#include "clock.h"
+#include "log.h"
+#include "server.h"
+#include "sock.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <linux/sockios.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg);
+static void conn_on_write(evutil_socket_t fd, short what, void *arg);
+static void conn_on_closed(evutil_socket_t fd, short what, void *arg);
+static void conn_on_heartbeat(evutil_socket_t fd, short what, void *arg);
+static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg);
+static void conn_on_fin_timeout(evutil_socket_t fd, short what, void *arg);
+static void conn_drain_step(struct conn *c);
+static void conn_close(struct conn *c, enum close_reason reason, int err);
+
+static const char *conn_peer(const struct conn *c, char *buf, size_t len)
+{
+	return sock_addr_str(&c->peer.sa, buf, len);
+}
+
+static size_t conn_out_len(const struct conn *c)
+{
+	return c->out != NULL ? evbuffer_get_length(c->out) : 0;
+}
+
+static int is_transient(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+/* ---- accept ------------------------------------------------------------------------ */
+
+/* Keepalive finds a peer that died while the connection was idle; TCP_USER_TIMEOUT one
+ * that died with our data unacknowledged (the kernel would otherwise retransmit for
+ * tcp_retries2, about 15 minutes). TCP_NODELAY: an echo must not wait for Nagle. */
+static int conn_set_options(const struct server_config *cfg, int fd)
+{
+	if (sock_set_nodelay(fd) < 0)
+		return -1;
+	if (cfg->keepalive &&
+	    sock_set_keepalive(fd, (int)(cfg->keepalive_idle / 1000),
+			       (int)(cfg->keepalive_interval / 1000), (int)cfg->keepalive_count) < 0)
+		return -1;
+	if (cfg->user_timeout > 0 && sock_set_user_timeout(fd, (unsigned)cfg->user_timeout) < 0)
+		return -1;
+	return 0;
+}
+
+static void conn_heartbeat_arm(struct conn *c)
+{
+	if (c->srv->hb_tv != NULL)
+		event_add(&c->ev_heartbeat, c->srv->hb_tv);
+}
+
+int conn_accept(struct server *srv, int fd, const struct sockaddr *peer, socklen_t len)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	char name[64];
+
+	if (c == NULL) {
+		log_error("accept %s: out of memory", sock_addr_str(peer, name, sizeof(name)));
+		goto fail;
+	}
+	if (conn_set_options(srv->cfg, fd) < 0) {
+		log_warn("setsockopt on %s: %s", sock_addr_str(peer, name, sizeof(name)),
+			 strerror(errno));
+		goto fail;
+	}
+	c->srv = srv;
+	c->fd = fd;
+	memcpy(&c->peer, peer, len < sizeof(c->peer) ? len : sizeof(c->peer));
+	event_assign(&c->ev_read, srv->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+	event_assign(&c->ev_write, srv->base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
+	evtimer_assign(&c->ev_heartbeat, srv->base, conn_on_heartbeat, c);
+	if (event_add(&c->ev_read, NULL) < 0) {
+		log_error("event_add for %s failed", sock_addr_str(peer, name, sizeof(name)));
+		goto fail;
+	}
+	conn_heartbeat_arm(c);
+	TAILQ_INSERT_TAIL(&srv->conns, c, link);
+	srv->nconns++;
+	srv->stats.open++;
+	return 0;
+fail:
+	free(c);
+	close(fd);
+	srv->stats.closed[CLOSE_ERROR]++;
+	return -1;
+}
+
+/* ---- read and echo ----------------------------------------------------------------- */
+
+/* Lazily created one-shot or timer events; NULL when libevent cannot allocate. */
+static struct event *conn_timer(struct conn *c, struct event **ev, event_callback_fn cb)
+{
+	if (*ev == NULL)
+		*ev = evtimer_new(c->srv->base, cb, c);
+	return *ev;
+}
+
+/* Output is queued: wait for the socket to be writable, and give the peer write_timeout
+ * to make room. */
+static void conn_write_arm(struct conn *c)
+{
+	const struct server *srv = c->srv;
+
+	if (!event_pending(&c->ev_write, EV_WRITE, NULL))
+		event_add(&c->ev_write, NULL);
+	if (srv->wto_tv != NULL &&
+	    conn_timer(c, &c->ev_wtimeout, conn_on_write_timeout) != NULL &&
+	    !evtimer_pending(c->ev_wtimeout, NULL))
+		evtimer_add(c->ev_wtimeout, srv->wto_tv);
+}
+
+/* Above the high watermark: stop reading, so a peer that does not read its echo cannot
+ * make us buffer without bound. Its FIN is then watched with EV_CLOSED (ev_write is
+ * armed, see the top of the file). The heartbeat is suspended: write_timeout covers a
+ * peer that is not reading. */
+static void conn_pause(struct conn *c)
+{
+	c->flags |= CONN_PAUSED;
+	event_del(&c->ev_read);
+	event_del(&c->ev_heartbeat);
+	if (!c->srv->cfg->early_close || (c->flags & CONN_PEER_FIN))
+		return;
+	if (c->ev_closed == NULL)
+		c->ev_closed = event_new(c->srv->base, c->fd, EV_CLOSED, conn_on_closed, c);
+	if (c->ev_closed != NULL)
+		event_add(c->ev_closed, NULL);
+}
+
+static void conn_resume(struct conn *c)
+{
+	c->flags &= ~CONN_PAUSED;
+	if (c->ev_closed != NULL)
+		event_del(c->ev_closed);
+	if (c->flags & CONN_EOF_READ)
+		return;
+	event_add(&c->ev_read, NULL);
+	if (!(c->flags & CONN_PEER_FIN))
+		conn_heartbeat_arm(c);
+}
+
+static int conn_queue(struct conn *c, const char *data, size_t n)
+{
+	if (c->out == NULL)
+		c->out = evbuffer_new();
+	if (c->out == NULL || evbuffer_add(c->out, data, n) < 0) {
+		conn_close(c, CLOSE_ERROR, ENOMEM);
+		return -1;
+	}
+	return 0;
+}
+
+static void conn_fail(struct conn *c, int err)
+{
+	conn_close(c, stats_reason_for_errno(err), err);
+}
+
+/* Echo: send straight back what was read; queue only what the kernel did not take (and
+ * everything while older output is still queued, to keep the order). */
+static void conn_on_data(struct conn *c, const char *data, size_t n)
+{
+	struct server *srv = c->srv;
+
+	if (c->flags & CONN_SHUT_WR)
+		return; /* our FIN is sent: input is read and discarded */
+	if (!(c->flags & CONN_PEER_FIN))
+		conn_heartbeat_arm(c);
+	if (conn_out_len(c) == 0) {
+		ssize_t w = send(c->fd, data, n, MSG_NOSIGNAL);
+		if (w < 0 && !is_transient(errno)) {
+			conn_fail(c, errno);
+			return;
+		}
+		if (w > 0) {
+			srv->stats.bytes_out += (uint64_t)w;
+			data += w;
+			n -= (size_t)w;
+		}
+		if (n == 0) {
+			if (c->flags & CONN_DRAINING)
+				conn_drain_step(c);
+			return;
+		}
+	}
+	if (conn_queue(c, data, n) < 0)
+		return;
+	conn_write_arm(c);
+	if (conn_out_len(c) >= (size_t)srv->cfg->output_high_watermark)
+		conn_pause(c);
+}
+
+/* The peer's FIN is known: from recv()==0, or from EPOLLRDHUP while paused. The heartbeat
+ * ends here; fin_timeout bounds the time left to flush the echo. */
+static void conn_note_fin(struct conn *c)
+{
+	const struct server *srv = c->srv;
+
+	if (c->flags & CONN_PEER_FIN)
+		return;
+	c->flags |= CONN_PEER_FIN;
+	c->fin_us = clock_mono_us();
+	event_del(&c->ev_heartbeat);
+	if (srv->fin_tv != NULL && conn_timer(c, &c->ev_fin, conn_on_fin_timeout) != NULL)
+		evtimer_add(c->ev_fin, srv->fin_tv);
+}
+
+/* recv() returned 0. Correct: close as soon as the echo is flushed (now, usually), so
+ * CLOSE_WAIT lasts only as long as that flush. Leaky (close_on_eof=no): the classic bug,
+ * the socket is never closed; reading stops so the readable EOF does not spin the loop. */
+static void conn_on_eof(struct conn *c)
+{
+	char name[64];
+
+	c->flags |= CONN_EOF_READ;
+	event_del(&c->ev_read);
+	if (c->flags & CONN_SHUT_WR) {
+		conn_close(c, CLOSE_SHUTDOWN, 0); /* drain complete: both FINs exchanged */
+		return;
+	}
+	conn_note_fin(c);
+	if (!c->srv->cfg->close_on_eof) {
+		c->flags |= CONN_EOF_IGNORED;
+		c->srv->stats.eof_ignored++;
+		log_debug("eof from %s ignored (close_on_eof=no): socket stays in CLOSE_WAIT",
+			  conn_peer(c, name, sizeof(name)));
+		return;
+	}
+	if (conn_out_len(c) == 0)
+		conn_close(c, CLOSE_EOF, 0);
+	/* else ev_write is armed; conn_after_flush closes */
+}
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct server *srv = c->srv;
+	ssize_t n = recv(fd, srv->scratch, srv->scratch_len, 0);
+
+	(void)what;
+	if (n > 0) {
+		srv->stats.bytes_in += (uint64_t)n;
+		conn_on_data(c, srv->scratch, (size_t)n);
+	} else if (n == 0) {
+		conn_on_eof(c);
+	} else if (!is_transient(errno)) {
+		conn_fail(c, errno);
+	}
+}
+
+/* ---- flush ------------------------------------------------------------------------- */
+
+static void conn_after_flush(struct conn *c)
+{
+	size_t left = conn_out_len(c);
+
+	if (left > 0) {
+		if ((c->flags & CONN_PAUSED) &&
+		    left <= (size_t)c->srv->cfg->output_high_watermark / 2)
+			conn_resume(c);
+		return;
+	}
+	event_del(&c->ev_write);
+	if (c->ev_wtimeout != NULL)
+		evtimer_del(c->ev_wtimeout);
+	if (c->flags & CONN_PAUSED)
+		conn_resume(c);
+	if ((c->flags & CONN_EOF_READ) && c->srv->cfg->close_on_eof)
+		conn_close(c, CLOSE_EOF, 0);
+	else if (c->flags & CONN_DRAINING)
+		conn_drain_step(c);
+}
+
+static void conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	int n = evbuffer_write(c->out, fd);
+
+	(void)what;
+	if (n < 0) {
+		if (!is_transient(errno))
+			conn_fail(c, errno);
+		return;
+	}
+	c->srv->stats.bytes_out += (uint64_t)n;
+	if (n > 0 && c->ev_wtimeout != NULL)
+		evtimer_add(c->ev_wtimeout, c->srv->wto_tv); /* progress: a new deadline */
+	conn_after_flush(c);
+}
+
+/* EPOLLRDHUP while paused: the peer half-closed and is perhaps not reading either. */
+static void conn_on_closed(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	conn_note_fin(c);
+}
+
+/* ---- deadlines --------------------------------------------------------------------- */
+
+static void conn_on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_close(arg, CLOSE_HEARTBEAT, 0);
+}
+
+static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_close(arg, CLOSE_WRITE_TIMEOUT, 0);
+}
+
+static void conn_on_fin_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_close(arg, CLOSE_FIN_TIMEOUT, 0);
+}
+
+/* ---- graceful drain ---------------------------------------------------------------- */
+
+void conn_drain(struct conn *c)
+{
+	c->flags |= CONN_DRAINING;
+	if (c->flags & CONN_EOF_IGNORED)
+		conn_close(c, CLOSE_SHUTDOWN, 0);
+	else
+		conn_drain_step(c);
+}
+
+/* Our FIN goes out at a quiet point: nothing queued for the peer and nothing unread in
+ * the receive queue, so every byte received before it has been echoed. Then input is read
+ * and discarded until the peer's EOF: closing with unread input would send an RST, and an
+ * RST discards the echo still in our send queue. */
+static void conn_drain_step(struct conn *c)
+{
+	int unread = 0;
+
+	if ((c->flags & CONN_SHUT_WR) || conn_out_len(c) > 0)
+		return; /* already sent, or conn_after_flush calls again */
+	if (ioctl(c->fd, SIOCINQ, &unread) == 0 && unread > 0)
+		return; /* conn_on_data calls again once it is echoed */
+	if (shutdown(c->fd, SHUT_WR) < 0) {
+		conn_fail(c, errno);
+		return;
+	}
+	c->flags |= CONN_SHUT_WR;
+	event_del(&c->ev_heartbeat);
+}
+
+void conn_abort(struct conn *c, enum close_reason reason)
+{
+	if (sock_set_linger_reset(c->fd) < 0)
+		log_debug("SO_LINGER on fd %d: %s", c->fd, strerror(errno));
+	conn_close(c, reason, 0);
+}
+
+/* ---- close ------------------------------------------------------------------------- */
+
+static int is_dead_peer_close(enum close_reason r)
+{
+	return r == CLOSE_HEARTBEAT || r == CLOSE_WRITE_TIMEOUT || r == CLOSE_FIN_TIMEOUT;
+}
+
+static void conn_log_close(const struct conn *c, enum close_reason reason, int err,
+			   int64_t fin_to_close)
+{
+	char name[64];
+
+	if (reason == CLOSE_ERROR)
+		log_warn("close peer=%s reason=error: %s", conn_peer(c, name, sizeof(name)),
+			 strerror(err));
+	else
+		log_debug("close peer=%s reason=%s fin_to_close_us=%lld%s%s",
+			  conn_peer(c, name, sizeof(name)), stats_reason_name(reason),
+			  (long long)fin_to_close, err ? " errno=" : "",
+			  err ? strerrorname_np(err) : "");
+}
+
+/* Exactly one close per connection, with one reason. A peer the server believes dead
+ * (heartbeat, write-timeout, fin-timeout) is reset with reset_dead_peers: a plain close
+ * would leave an orphaned FIN_WAIT_1 / LAST_ACK socket retransmitting to it. */
+static void conn_close(struct conn *c, enum close_reason reason, int err)
+{
+	struct server *srv = c->srv;
+	int64_t fin_to_close = c->fin_us ? clock_mono_us() - c->fin_us : -1;
+
+	if (srv->cfg->reset_dead_peers && is_dead_peer_close(reason) &&
+	    sock_set_linger_reset(c->fd) < 0)
+		log_debug("SO_LINGER on fd %d: %s", c->fd, strerror(errno));
+	event_del(&c->ev_read);
+	event_del(&c->ev_write);
+	event_del(&c->ev_heartbeat);
+	if (c->ev_closed != NULL)
+		event_free(c->ev_closed);
+	if (c->ev_wtimeout != NULL)
+		event_free(c->ev_wtimeout);
+	if (c->ev_fin != NULL)
+		event_free(c->ev_fin);
+	if (c->out != NULL)
+		evbuffer_free(c->out);
+	if (close(c->fd) < 0)
+		log_debug("close fd %d: %s", c->fd, strerror(errno));
+	conn_log_close(c, reason, err, fin_to_close);
+	srv->stats.closed[reason]++;
+	srv->stats.open--;
+	if (fin_to_close >= 0)
+		hist_record(&srv->stats.fin_to_close_us, (uint64_t)fin_to_close);
+	TAILQ_REMOVE(&srv->conns, c, link);
+	srv->nconns--;
+	free(c);
+	server_conn_closed(srv);
+}

@@ -1,0 +1,64 @@
+/* conn: one connection's life, accept to close, with its reason.
+ *
+ * The order of events, as in conn.c:
+ *   conn_accept      socket options (keepalive, user timeout), read event, heartbeat
+ *   conn_on_read     echo: read into a shared buffer, write straight back; what the
+ *                    kernel does not take is queued; above output_high_watermark reading
+ *                    pauses and (early_close) EPOLLRDHUP is watched instead
+ *   conn_on_eof      recv()==0: stop reading, flush the queued echo, then close
+ *   conn_on_closed   EPOLLRDHUP while paused: remember the FIN, start fin_timeout
+ *   conn_on_timer    heartbeat / write-timeout / fin-timeout
+ *   conn_close       exactly one reason, counted; SO_LINGER 0 first for dead peers
+ */
+#ifndef TEARDOWN_SERVER_CONN_H
+#define TEARDOWN_SERVER_CONN_H
+
+#include "stats.h"
+
+#include <event2/event_struct.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+struct server;
+struct evbuffer;
+
+enum conn_flag {
+	CONN_PAUSED = 1 << 0,      /* output above the high watermark: not reading */
+	CONN_PEER_FIN = 1 << 1,    /* the peer's FIN is known (recv()==0 or EPOLLRDHUP) */
+	CONN_EOF_READ = 1 << 2,    /* recv() returned 0: nothing more to read */
+	CONN_DRAINING = 1 << 3,    /* graceful drain in progress */
+	CONN_SHUT_WR = 1 << 4,     /* our FIN is sent (drain): read and discard to EOF */
+	CONN_EOF_IGNORED = 1 << 5, /* leaky mode: recv()==0 ignored, socket left open */
+};
+
+struct conn {
+	struct server *srv;
+	int fd;
+	unsigned flags;
+	int64_t fin_us;            /* monotonic time the FIN became known, 0 = not yet */
+	struct evbuffer *out;      /* echo the kernel did not take yet (lazily allocated) */
+	struct event ev_read;      /* EV_READ|EV_PERSIST */
+	struct event ev_write;     /* EV_WRITE|EV_PERSIST, armed while out is not empty */
+	struct event ev_heartbeat; /* common timeout: nothing received for heartbeat_timeout */
+	struct event *ev_closed;   /* EV_CLOSED, one-shot, only while paused (lazily) */
+	struct event *ev_wtimeout; /* common timeout: no write progress (lazily) */
+	struct event *ev_fin;      /* fin_timeout after the peer's FIN (lazily) */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} peer;
+	TAILQ_ENTRY(conn) link;
+};
+
+/* Takes ownership of an accepted, nonblocking fd: applies the socket options, registers
+ * its events. On failure the fd is closed, counted (reason error) and -1 returned. */
+int conn_accept(struct server *srv, int fd, const struct sockaddr *peer, socklen_t len);
+/* Graceful drain: flush, shutdown(SHUT_WR), read to the peer's EOF, close. */
+void conn_drain(struct conn *c);
+/* Close now with SO_LINGER 0 (shutdown_timeout reached). */
+void conn_abort(struct conn *c, enum close_reason reason);
+
+#endif

@@ -1,0 +1,344 @@
+/* server: the listener, signals, the connection table and the graceful drain of one
+ * process (workers.c runs several of these on one port). */
+#include "server.h"
+#include "clock.h"
+#include "conn.h"
+#include "log.h"
+#include "sock.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Connections accepted per wakeup of the listener, so a connect storm cannot starve the
+ * established connections. */
+#define ACCEPT_BATCH 64
+
+static void server_on_accept(evutil_socket_t fd, short what, void *arg);
+
+/* ---- start ------------------------------------------------------------------------- */
+
+static struct event_base *server_new_base(void)
+{
+	struct event_config *ec = event_config_new();
+	struct event_base *base;
+
+	if (ec == NULL)
+		return NULL;
+	/* EV_CLOSED (EPOLLRDHUP) is only delivered by backends with this feature (epoll). */
+	event_config_require_features(ec, EV_FEATURE_EARLY_CLOSE);
+	base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	return base;
+}
+
+static const struct timeval *server_common_timeout(struct server *srv, int64_t ms)
+{
+	struct timeval tv = clock_ms_to_tv(ms);
+
+	if (ms <= 0)
+		return NULL;
+	return event_base_init_common_timeout(srv->base, &tv);
+}
+
+/* Written to PATH.tmp then renamed, so a reader never sees a partial port number. */
+static int server_write_port_file(const char *path, int port)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return -1;
+	if (fprintf(f, "%d\n", port) < 0 || fclose(f) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return rename(tmp, path);
+}
+
+static int server_open_listener(struct server *srv, int *exit_code)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char err[256];
+
+	if (sock_parse_hostport(srv->cfg->listen, &ss, &len, err, sizeof(err)) < 0) {
+		log_error("listen %s: %s", srv->cfg->listen, err);
+		*exit_code = 2;
+		return -1;
+	}
+	srv->lfd = sock_listen((struct sockaddr *)&ss, len, (int)srv->cfg->backlog, srv->reuseport);
+	if (srv->lfd < 0) {
+		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
+		*exit_code = (errno == EADDRINUSE || errno == EADDRNOTAVAIL || errno == EACCES) ? 2 : 1;
+		return -1;
+	}
+	return 0;
+}
+
+static void server_on_signal(evutil_socket_t sig, short what, void *arg);
+
+static int server_add_signals(struct server *srv)
+{
+	static const int sigs[3] = {SIGTERM, SIGINT, SIGUSR1};
+
+	for (int i = 0; i < 3; i++) {
+		srv->ev_signals[i] = evsignal_new(srv->base, sigs[i], server_on_signal, srv);
+		if (srv->ev_signals[i] == NULL || evsignal_add(srv->ev_signals[i], NULL) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int server_setup_events(struct server *srv)
+{
+	const struct server_config *cfg = srv->cfg;
+
+	srv->hb_tv = server_common_timeout(srv, cfg->heartbeat_timeout);
+	srv->wto_tv = server_common_timeout(srv, cfg->write_timeout);
+	srv->fin_tv = server_common_timeout(srv, cfg->fin_timeout);
+	srv->ev_accept =
+		event_new(srv->base, srv->lfd, EV_READ | EV_PERSIST, server_on_accept, srv);
+	srv->ev_accept_resume = evtimer_new(srv->base, server_on_accept, srv);
+	if (srv->ev_accept == NULL || srv->ev_accept_resume == NULL ||
+	    event_add(srv->ev_accept, NULL) < 0)
+		return -1;
+	return server_add_signals(srv);
+}
+
+int server_init(struct server *srv, const struct server_config *cfg, const char *port_file,
+		int reuseport, int *exit_code)
+{
+	memset(srv, 0, sizeof(*srv));
+	srv->cfg = cfg;
+	srv->lfd = -1;
+	srv->reserve_fd = -1;
+	srv->reuseport = reuseport;
+	srv->port_file = port_file;
+	TAILQ_INIT(&srv->conns);
+	hist_init(&srv->stats.fin_to_close_us);
+	*exit_code = 1;
+	if (server_open_listener(srv, exit_code) < 0)
+		return -1;
+	srv->scratch_len = (size_t)cfg->read_size;
+	srv->scratch = malloc(srv->scratch_len);
+	srv->base = server_new_base();
+	if (srv->scratch == NULL || srv->base == NULL) {
+		log_error("cannot start the event loop (epoll with EV_FEATURE_EARLY_CLOSE)");
+		return -1;
+	}
+	if (server_setup_events(srv) < 0) {
+		log_error("cannot register the listener and signal events");
+		return -1;
+	}
+	/* The reserve fd is given up on EMFILE so one pending connection can be accepted and
+	 * closed (nginx and libevent's evconnlistener leave the queue to hang instead). */
+	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(srv->lfd)) < 0) {
+		log_error("port file %s: %s", port_file, strerror(errno));
+		return -1;
+	}
+	log_info("listening on %s port %d, mode %s", cfg->listen, sock_local_port(srv->lfd),
+		 cfg->mode == MODE_LEAKY ? "leaky" : "correct");
+	return 0;
+}
+
+/* ---- accept ------------------------------------------------------------------------ */
+
+/* Out of fds: pause the listener for accept_pause instead of spinning on a listener that
+ * stays readable, and shed what waits in the queue: give up the reserve fd, accept and
+ * close, take the reserve back. The shed clients get a FIN (EOF) now rather than hanging
+ * in the queue until their connect times out. */
+static void server_on_emfile(struct server *srv, int err)
+{
+	struct timeval tv = clock_ms_to_tv(srv->cfg->accept_pause);
+
+	srv->stats.emfile_pauses++;
+	log_warn("accept: %s: pausing the listener for %lldms, shedding the queue", strerror(err),
+		 (long long)srv->cfg->accept_pause);
+	for (int i = 0; i < ACCEPT_BATCH && srv->reserve_fd >= 0; i++) {
+		int fd;
+
+		close(srv->reserve_fd);
+		fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			srv->stats.shed++;
+		}
+		srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			break;
+	}
+	event_del(srv->ev_accept);
+	evtimer_add(srv->ev_accept_resume, &tv);
+}
+
+/* Above max_connections: accepted and closed at once, counted as overload. */
+static void server_overload(struct server *srv, int fd)
+{
+	srv->stats.accepted++;
+	srv->stats.closed[CLOSE_OVERLOAD]++;
+	close(fd);
+	log_warn("max_connections (%lld) reached: connection closed (overload)",
+		 (long long)srv->cfg->max_connections);
+}
+
+/* Accepts up to `batch` connections. Returns 0 when the queue is empty, 1 when more may
+ * wait, -1 on EMFILE (listener paused). */
+static int server_accept_some(struct server *srv, int batch)
+{
+	for (int i = 0; i < batch; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(srv->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				server_on_emfile(srv, errno);
+				return -1;
+			}
+			log_warn("accept: %s", strerror(errno));
+			return 0;
+		}
+		if (srv->nconns >= (uint64_t)srv->cfg->max_connections) {
+			server_overload(srv, fd);
+			continue;
+		}
+		srv->stats.accepted++;
+		conn_accept(srv, fd, (struct sockaddr *)&ss, len);
+	}
+	return 1;
+}
+
+static void server_on_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	if (srv->lfd < 0)
+		return;
+	if ((what & EV_TIMEOUT) && !event_pending(srv->ev_accept, EV_READ, NULL))
+		event_add(srv->ev_accept, NULL); /* the EMFILE pause is over */
+	server_accept_some(srv, ACCEPT_BATCH);
+}
+
+/* ---- drain ------------------------------------------------------------------------- */
+
+static void server_close_listener(struct server *srv)
+{
+	if (srv->lfd < 0)
+		return;
+	event_del(srv->ev_accept);
+	evtimer_del(srv->ev_accept_resume);
+	close(srv->lfd);
+	srv->lfd = -1;
+}
+
+static void server_on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct conn *c;
+
+	(void)fd;
+	(void)what;
+	log_warn("shutdown_timeout: resetting %llu connections still open",
+		 (unsigned long long)srv->nconns);
+	while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
+		conn_abort(c, CLOSE_SHUTDOWN);
+}
+
+/* SIGTERM/SIGINT: connections already in the accept queue are accepted (closing the
+ * listener would reset them), then the listener closes and every connection drains. */
+static void server_drain(struct server *srv)
+{
+	struct conn *c, *next;
+	struct timeval tv = clock_ms_to_tv(srv->cfg->shutdown_timeout);
+
+	srv->draining = 1;
+	while (srv->lfd >= 0 && server_accept_some(srv, ACCEPT_BATCH) == 1)
+		;
+	server_close_listener(srv);
+	log_info("draining %llu connections (shutdown_timeout %lldms)",
+		 (unsigned long long)srv->nconns, (long long)srv->cfg->shutdown_timeout);
+	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		conn_drain(c);
+	}
+	srv->ev_shutdown = evtimer_new(srv->base, server_on_shutdown_timeout, srv);
+	if (srv->ev_shutdown == NULL || evtimer_add(srv->ev_shutdown, &tv) < 0)
+		server_on_shutdown_timeout(-1, 0, srv);
+	server_conn_closed(srv);
+}
+
+void server_conn_closed(struct server *srv)
+{
+	if (srv->draining && srv->nconns == 0)
+		event_base_loopbreak(srv->base);
+}
+
+static void server_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)what;
+	if (sig == SIGUSR1) {
+		stats_log(&srv->stats);
+		return;
+	}
+	if (srv->draining) {
+		log_warn("second %s: exiting now", strsignal((int)sig));
+		stats_log(&srv->stats);
+		_exit(1);
+	}
+	log_info("%s: graceful drain", strsignal((int)sig));
+	server_drain(srv);
+}
+
+/* ---- run --------------------------------------------------------------------------- */
+
+int server_run(struct server *srv)
+{
+	if (event_base_dispatch(srv->base) < 0) {
+		log_error("event loop failed");
+		return 1;
+	}
+	stats_log(&srv->stats);
+	return 0;
+}
+
+void server_free(struct server *srv)
+{
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
+		conn_abort(c, CLOSE_SHUTDOWN);
+	server_close_listener(srv);
+	for (int i = 0; i < 3; i++)
+		if (srv->ev_signals[i] != NULL)
+			event_free(srv->ev_signals[i]);
+	if (srv->ev_accept != NULL)
+		event_free(srv->ev_accept);
+	if (srv->ev_accept_resume != NULL)
+		event_free(srv->ev_accept_resume);
+	if (srv->ev_shutdown != NULL)
+		event_free(srv->ev_shutdown);
+	if (srv->base != NULL)
+		event_base_free(srv->base);
+	if (srv->reserve_fd >= 0)
+		close(srv->reserve_fd);
+	free(srv->scratch);
+}

@@ -1,0 +1,52 @@
+/* server: one process's listener, signals, connection table and graceful drain. */
+#ifndef TEARDOWN_SERVER_SERVER_H
+#define TEARDOWN_SERVER_SERVER_H
+
+#include "config.h"
+#include "stats.h"
+
+#include <stddef.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct event;
+struct conn;
+
+
+TAILQ_HEAD(conn_list, conn);
+
+struct server {
+	const struct server_config *cfg;
+	struct event_base *base;
+	int lfd;              /* listening socket, -1 once closed */
+	int reserve_fd;       /* spare fd given up on EMFILE to accept-and-close */
+	int reuseport;        /* several workers share the port */
+	struct event *ev_accept;
+	struct event *ev_accept_resume; /* ends an EMFILE pause */
+	struct event *ev_shutdown;      /* shutdown_timeout during the drain */
+	struct event *ev_signals[3];    /* SIGTERM, SIGINT, SIGUSR1 */
+	int draining;
+	struct conn_list conns;
+	uint64_t nconns;
+	/* libevent common timeouts: O(1) re-arming for the per-connection deadlines, which
+	 * all share one duration each (event_base_init_common_timeout). */
+	const struct timeval *hb_tv, *wto_tv, *fin_tv;
+	char *scratch; /* read buffer shared by all connections (one thread) */
+	size_t scratch_len;
+	const char *port_file;
+	struct stats stats;
+};
+
+/* Resolves, binds and listens; writes the port file. Returns 0, or -1 after logging
+ * (*exit_code set: 2 for a config problem such as a port in use, 1 otherwise). */
+int server_init(struct server *srv, const struct server_config *cfg, const char *port_file,
+		int reuseport, int *exit_code);
+/* Runs until drained. Returns the process exit status. */
+int server_run(struct server *srv);
+void server_free(struct server *srv);
+
+/* Called by conn.c when a connection is gone (the drain may be complete). */
+void server_conn_closed(struct server *srv);
+
+#endif

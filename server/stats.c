@@ -1,0 +1,85 @@
+#include "stats.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const reason_names[CLOSE_NREASONS] = {
+	"eof",           "reset",       "timeout",  "heartbeat", "write-timeout",
+	"fin-timeout",   "overload",    "shutdown", "error",
+};
+
+const char *stats_reason_name(enum close_reason r)
+{
+	return (unsigned)r < CLOSE_NREASONS ? reason_names[r] : "?";
+}
+
+enum close_reason stats_reason_for_errno(int err)
+{
+	switch (err) {
+	case ECONNRESET:
+	case EPIPE:
+		return CLOSE_RESET;
+	case ETIMEDOUT:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+		return CLOSE_TIMEOUT;
+	default:
+		return CLOSE_ERROR;
+	}
+}
+
+/* Resident set size in KiB from /proc/self/statm (pages), or 0. */
+static unsigned long stats_rss_kb(void)
+{
+	unsigned long size, resident;
+	FILE *f = fopen("/proc/self/statm", "r");
+	int n;
+
+	if (f == NULL)
+		return 0;
+	n = fscanf(f, "%lu %lu", &size, &resident);
+	fclose(f);
+	return n == 2 ? resident * 4 : 0;
+}
+
+const char *stats_json(const struct stats *s, char *buf, size_t len)
+{
+	size_t n = 0;
+
+#define APPEND(...)                                                                                \
+	do {                                                                                       \
+		int r_ = snprintf(buf + n, n < len ? len - n : 0, __VA_ARGS__);                    \
+		if (r_ > 0)                                                                        \
+			n += (size_t)r_;                                                           \
+	} while (0)
+	APPEND("{\"open\":%llu,\"accepted\":%llu,\"closed\":{", (unsigned long long)s->open,
+	       (unsigned long long)s->accepted);
+	for (int r = 0; r < CLOSE_NREASONS; r++)
+		APPEND("%s\"%s\":%llu", r ? "," : "", reason_names[r],
+		       (unsigned long long)s->closed[r]);
+	APPEND("},\"fin_to_close_us\":{\"count\":%llu,\"p50\":%llu,\"p99\":%llu,\"p999\":%llu,"
+	       "\"max\":%llu}",
+	       (unsigned long long)hist_count(&s->fin_to_close_us),
+	       (unsigned long long)hist_percentile(&s->fin_to_close_us, 50),
+	       (unsigned long long)hist_percentile(&s->fin_to_close_us, 99),
+	       (unsigned long long)hist_percentile(&s->fin_to_close_us, 99.9),
+	       (unsigned long long)hist_max(&s->fin_to_close_us));
+	APPEND(",\"bytes_in\":%llu,\"bytes_out\":%llu,\"emfile_pauses\":%llu,\"shed\":%llu,"
+	       "\"eof_ignored\":%llu,\"rss_kb\":%lu}",
+	       (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
+	       (unsigned long long)s->emfile_pauses, (unsigned long long)s->shed,
+	       (unsigned long long)s->eof_ignored, stats_rss_kb());
+#undef APPEND
+	if (n >= len && len > 0)
+		buf[len - 1] = '\0';
+	return buf;
+}
+
+void stats_log(const struct stats *s)
+{
+	char buf[1024];
+
+	log_always("counters %s", stats_json(s, buf, sizeof(buf)));
+}

@@ -1,0 +1,45 @@
+/* stats: the server's counters. One close reason per connection; the FIN-to-close
+ * histogram measures from the moment the server learned of the peer's FIN (recv()==0 or
+ * EPOLLRDHUP) to its close(). */
+#ifndef TEARDOWN_SERVER_STATS_H
+#define TEARDOWN_SERVER_STATS_H
+
+#include "hist.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum close_reason {
+	CLOSE_EOF = 0,       /* the peer's FIN, echo flushed */
+	CLOSE_RESET,         /* ECONNRESET, EPIPE */
+	CLOSE_TIMEOUT,       /* ETIMEDOUT, EHOSTUNREACH, ENETUNREACH: keepalive/user timeout */
+	CLOSE_HEARTBEAT,     /* nothing received for heartbeat_timeout */
+	CLOSE_WRITE_TIMEOUT, /* queued echo made no progress for write_timeout */
+	CLOSE_FIN_TIMEOUT,   /* half-closed peer not reading its echo for fin_timeout */
+	CLOSE_OVERLOAD,      /* above max_connections */
+	CLOSE_SHUTDOWN,      /* graceful drain */
+	CLOSE_ERROR,         /* any other errno */
+	CLOSE_NREASONS
+};
+
+struct stats {
+	uint64_t open;
+	uint64_t accepted;
+	uint64_t closed[CLOSE_NREASONS];
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint64_t emfile_pauses; /* listener paused after EMFILE/ENFILE */
+	uint64_t shed;          /* connections accepted and closed at once to drain the queue */
+	uint64_t eof_ignored;   /* leaky mode: recv()==0 seen and ignored */
+	struct hist fin_to_close_us;
+};
+
+const char *stats_reason_name(enum close_reason r);
+/* The reason for a failed read/write. */
+enum close_reason stats_reason_for_errno(int err);
+/* One JSON object (no newline) into buf; returns buf. */
+const char *stats_json(const struct stats *s, char *buf, size_t len);
+/* Logs "counters {json}" whatever the log level. */
+void stats_log(const struct stats *s);
+
+#endif

@@ -1,0 +1,205 @@
+/* workers: N server processes on one port.
+ *
+ * The parent binds (but never listens on) a SO_REUSEPORT socket to fix the port number
+ * when the config says port 0; each child then opens its own listener on that port after
+ * fork, so a dead worker's queue dies with it instead of receiving 1/N of new
+ * connections. Children run in their own process group: a terminal's Ctrl-C reaches only
+ * the parent, which forwards one SIGTERM - one shutdown, not a "second signal". */
+#include "workers.h"
+#include "log.h"
+#include "server.h"
+#include "sock.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_BACKOFF_MS 5000
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+/* Fixes the port: the parent keeps a bound, non-listening socket in the reuseport group. */
+static int workers_reserve_port(struct server_config *cfg)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char err[256], *colon;
+	int fd;
+
+	if (sock_parse_hostport(cfg->listen, &ss, &len, err, sizeof(err)) < 0) {
+		log_error("listen %s: %s", cfg->listen, err);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sock_set_reuseaddr(fd) < 0 || sock_set_reuseport(fd) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0) {
+		log_error("listen %s: %s", cfg->listen, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	/* Rewrite the port in place: "HOST:0" becomes "HOST:PORT" for the children. */
+	colon = strrchr(cfg->listen, ':');
+	snprintf(colon + 1, sizeof(cfg->listen) - (size_t)(colon + 1 - cfg->listen), "%d",
+		 sock_local_port(fd));
+	return fd;
+}
+
+/* The child: one ordinary server process. Writes one byte to `ready` once listening. */
+static void workers_child(const struct server_config *cfg, int ready)
+{
+	struct server srv;
+	int code;
+
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	if (server_init(&srv, cfg, NULL, 1, &code) < 0) {
+		server_free(&srv);
+		if (write(ready, "f", 1) != 1)
+			log_warn("worker ready pipe: %s", strerror(errno));
+		_exit(code);
+	}
+	if (write(ready, "r", 1) != 1)
+		log_warn("worker ready pipe: %s", strerror(errno));
+	close(ready);
+	code = server_run(&srv);
+	server_free(&srv);
+	log_flush_suppressed();
+	_exit(code);
+}
+
+static pid_t workers_spawn(const struct server_config *cfg, int ready)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		workers_child(cfg, ready);
+	if (pid < 0)
+		log_error("fork: %s", strerror(errno));
+	return pid;
+}
+
+static void workers_signal_all(const pid_t *pids, int n, int sig)
+{
+	for (int i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], sig);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Waits for the children; restarts one that dies before the shutdown, with a backoff
+ * that doubles up to MAX_BACKOFF_MS. Returns 0 if all exited 0 after a shutdown. */
+static int workers_supervise(const struct server_config *cfg, pid_t *pids, int n, int ready)
+{
+	int stopping = 0, alive = n, status, rc = 0;
+	long backoff = 100;
+
+	while (alive > 0) {
+		pid_t pid = waitpid(-1, &status, 0);
+		if (pid < 0 && errno == EINTR) {
+			if (got_signal && stopping) {
+				log_warn("second signal: killing the workers");
+				workers_signal_all(pids, n, SIGKILL);
+				return 1;
+			}
+			if (got_signal) {
+				stopping = 1;
+				got_signal = 0;
+				log_info("graceful drain: forwarding SIGTERM to %d workers", alive);
+				workers_signal_all(pids, n, SIGTERM);
+			}
+			continue;
+		}
+		if (pid < 0)
+			return 1;
+		for (int i = 0; i < n; i++) {
+			if (pids[i] != pid)
+				continue;
+			pids[i] = 0;
+			if (stopping) {
+				alive--;
+				if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+					rc = 1;
+				break;
+			}
+			log_warn("worker %d died (status %d); restarting in %ldms", (int)pid, status,
+				 backoff);
+			sleep_ms(backoff);
+			backoff = backoff * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : backoff * 2;
+			pids[i] = workers_spawn(cfg, ready);
+			if (pids[i] < 0)
+				alive--;
+		}
+	}
+	return rc;
+}
+
+static int workers_write_port_file(const char *path, const struct server_config *cfg)
+{
+	char tmp[4096];
+	const char *colon = strrchr(cfg->listen, ':');
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL || fprintf(f, "%s\n", colon + 1) < 0 || fclose(f) != 0)
+		return -1;
+	return rename(tmp, path);
+}
+
+int workers_run(const struct server_config *base_cfg, const char *port_file)
+{
+	struct server_config cfg = *base_cfg;
+	pid_t pids[64] = {0};
+	int n = (int)cfg.workers, pipefd[2], rc, reserve;
+	char c;
+	struct sigaction sa = {.sa_handler = on_signal};
+
+	reserve = workers_reserve_port(&cfg);
+	if (reserve < 0)
+		return 2;
+	if (pipe(pipefd) < 0)
+		return 1;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	for (int i = 0; i < n; i++)
+		pids[i] = workers_spawn(&cfg, pipefd[1]);
+	for (int i = 0; i < n; i++) {
+		ssize_t r;
+
+		while ((r = read(pipefd[0], &c, 1)) < 0 && errno == EINTR)
+			;
+		if (r != 1 || c != 'r') {
+			log_error("a worker failed to start");
+			workers_signal_all(pids, n, SIGKILL);
+			while (wait(NULL) > 0)
+				;
+			return 2;
+		}
+	}
+	if (port_file != NULL && workers_write_port_file(port_file, &cfg) < 0)
+		log_error("port file %s: %s", port_file, strerror(errno));
+	log_info("%d workers listening on %s", n, cfg.listen);
+	rc = workers_supervise(&cfg, pids, n, pipefd[1]);
+	close(reserve);
+	return rc;
+}
