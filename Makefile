@@ -30,6 +30,9 @@ aobj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 .PHONY: all test unit integration deps demo lab bench clean asan check-config
 all: bin/echo-server bin/load-client
 
+# Unit tests include "server/x.h" or "client/x.h" (both may have a config.h).
+build/obj/tests/unit/%.o build/asan/obj/tests/unit/%.o: ALL_CFLAGS += -I.
+
 build/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
