@@ -7,6 +7,10 @@
  *
  * File syntax: one `key = value` per line; '#' starts a comment (anywhere outside a
  * value's text); blank lines are ignored; spaces around key and value are trimmed.
+ * Precisely: a '#' at the start of a line or after a space or tab starts a comment, so
+ * `name = a#b` keeps "a#b" while `port = 80 # why` is 80. Lines end in LF or CRLF; a line
+ * may hold at most CONF_LINE_MAX - 1 bytes; NUL, other control bytes (except tab) and
+ * invalid UTF-8 are errors (binary files are refused, UTF-8 comments are fine).
  * Values:
  *   bool      yes | no
  *   int       decimal integer, no sign unless min < 0, no junk
@@ -16,6 +20,8 @@
  *   size      bytes, or NUMBER k / m (1024, 1024^2); stored in bytes
  *   string    any text up to CONF_STR_MAX - 1 bytes
  *   enum      one of the key's choices; stored as the index
+ * Values other than strings contain no spaces ("10 s" is an error, not 10 s); an empty
+ * value is an error.
  * Errors: "FILE:LINE: KEY: reason" for a file, "--set:N: KEY: reason" for the N-th --set.
  */
 #ifndef TEARDOWN_CONF_H
@@ -32,6 +38,8 @@
 enum conf_type { CONF_BOOL, CONF_INT, CONF_DURATION, CONF_SIZE, CONF_STRING, CONF_ENUM };
 
 #define CONF_F_WHOLE_SECONDS 0x1
+/* 0 means "off" and is accepted even below min (e.g. "0 (off) or between 1s and 2h"). */
+#define CONF_F_ZERO_OFF 0x2
 
 struct conf_key {
 	const char *name;
@@ -54,6 +62,7 @@ struct conf {
 	void *obj;             /* the config struct the offsets point into */
 	unsigned char *is_set; /* nkeys flags: set by the file or the command line */
 	unsigned char *in_file; /* nkeys flags: seen in the current file (duplicate check) */
+	int *first_line;        /* nkeys: line of the current file that set it (for errors) */
 };
 
 /* Binds a table to a config struct; allocates the flags. 0 or -1 (ENOMEM). */
@@ -67,9 +76,14 @@ int conf_parse_file(struct conf *c, const char *path, char *err, size_t errlen);
 int conf_parse_buf(struct conf *c, const char *name, const char *buf, size_t len, char *err,
 		   size_t errlen);
 /* One `key=value` from the command line; pos is its 1-based position among the --set
- * arguments (errors read "--set:POS: KEY: reason"). Overrides the file. */
+ * arguments (errors read "--set:POS: KEY: reason"). Overrides the file whatever the order
+ * of the calls: a file parsed later still checks such a key's value but does not store it.
+ * A key given twice on the command line: the last one wins. No comments here. */
 int conf_set_arg(struct conf *c, const char *kv, int pos, char *err, size_t errlen);
-/* Fills every key not set by a file or --set with its default for `mode` (0 or 1). */
+/* Fills every key not set by a file or --set with its default for `mode` (0 or 1): def[mode],
+ * or def[0] when def[1] is NULL. A NULL def[0] means no default: the value is left as it is
+ * (zero in a zeroed struct). A default that does not parse is an error ("KEY: bad default").
+ * Errors: -1 with the reason in err. */
 int conf_apply_defaults(struct conf *c, int mode, char *err, size_t errlen);
 
 /* Parses one value for one key into the struct. 0, or -1 with the reason (no prefix). */
