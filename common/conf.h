@@ -50,7 +50,7 @@ struct conf_key {
 	const char *unit; /* for docs and --check-config: "s", "bytes", ... */
 	const char *help; /* one line */
 	const char *const *choices; /* CONF_ENUM: NULL-terminated */
-	size_t offset;              /* where the value lives in the config struct */
+	size_t offset;		    /* where the value lives in the config struct */
 	unsigned flags;
 };
 /* Storage by type: bool, enum -> int; int, duration, size -> int64_t;
@@ -59,10 +59,10 @@ struct conf_key {
 struct conf {
 	const struct conf_key *keys;
 	size_t nkeys;
-	void *obj;             /* the config struct the offsets point into */
-	unsigned char *is_set; /* nkeys flags: set by the file or the command line */
+	void *obj;		/* the config struct the offsets point into */
+	unsigned char *is_set;	/* nkeys flags: set by the file or the command line */
 	unsigned char *in_file; /* nkeys flags: seen in the current file (duplicate check) */
-	int *first_line;        /* nkeys: line of the current file that set it (for errors) */
+	int *first_line;	/* nkeys: line of the current file that set it (for errors) */
 };
 
 /* Binds a table to a config struct; allocates the flags. 0 or -1 (ENOMEM). */
