@@ -114,12 +114,24 @@ static void log_emit_suppressed(struct log_slot *s)
 	s->suppressed = 0;
 }
 
+/* Reports the drops of every call site whose second is over, so a flood that stops is
+ * accounted for at the next line of any site (or at exit), not only at a later line of the
+ * site that flooded, which may never come. */
+static void log_emit_stale(int64_t now)
+{
+	for (size_t i = 0; i < LOG_SLOTS && log_slots[i].fmt != NULL; i++) {
+		if (log_slots[i].window != now)
+			log_emit_suppressed(&log_slots[i]);
+	}
+}
+
 /* Returns 1 when the line may be printed. */
 static int log_admit(enum log_level level, const char *fmt)
 {
 	int64_t now = clock_mono_ms() / 1000;
 	struct log_slot *s = NULL;
 
+	log_emit_stale(now);
 	for (size_t i = 0; i < LOG_SLOTS; i++) {
 		if (log_slots[i].fmt == fmt || log_slots[i].fmt == NULL) {
 			s = &log_slots[i];
