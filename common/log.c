@@ -160,7 +160,8 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	if (level > log_threshold)
 		return;
-	if (!log_admit(level, fmt))
+	/* debug is asked for explicitly, to trace every connection: never rate limited */
+	if (level < LOG_LVL_DEBUG && !log_admit(level, fmt))
 		return;
 	log_write(log_level_name(level), fmt, ap);
 }

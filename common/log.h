@@ -2,7 +2,8 @@
  *
  * Lines look like "2026-11-26T03:28:02.123Z echo-server[123] warn: text". A line that
  * repeats (same format string) more than `burst` times within one second is suppressed;
- * when the second ends, one line says how many were dropped. */
+ * when the second ends, one line says how many were dropped. debug lines are never
+ * suppressed: that level is asked for to trace every connection. */
 #ifndef TEARDOWN_LOG_H
 #define TEARDOWN_LOG_H
 

@@ -32,11 +32,12 @@ struct options {
 	const char *port_file;
 };
 
+/* One line on stderr, exit status 2. */
 static int usage_error(const char *fmt, const char *arg)
 {
 	log_plain("echo-server: ");
 	log_plain(fmt, arg);
-	log_plain("\n%s", usage_text);
+	log_plain(" (see --help)\n");
 	return 2;
 }
 
