@@ -195,7 +195,7 @@ static void utf8_comments_allowed(void **state)
 	assert_string_equal(f->t.name, "café");
 }
 
-static void bad_values(void **state)
+static void bad_numbers(void **state)
 {
 	static const struct {
 		const char *text, *err;
@@ -219,6 +219,18 @@ static void bad_values(void **state)
 	    {"port = 8.0", "t.conf:1: port: trailing junk \".0\" after the number"},
 	    {"port = 80#c", "t.conf:1: port: trailing junk \"#c\" after the number"},
 	    {"port = abc", "t.conf:1: port: not a number: \"abc\""},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_error(cases[i].text, strlen(cases[i].text), cases[i].err);
+}
+
+static void bad_units_and_words(void **state)
+{
+	static const struct {
+		const char *text, *err;
+	} cases[] = {
 	    {"port = 80 81", "t.conf:1: port: spaces inside a value are not allowed"},
 	    {"timeout = 10 s", "t.conf:1: timeout: spaces inside a value are not allowed"},
 	    {"timeout = 10sx", "t.conf:1: timeout: unknown unit \"sx\" (use ms, s, m or h)"},
@@ -598,7 +610,8 @@ int main(void)
 	    T(duration_and_size_units),
 	    T(crlf_and_no_final_newline),
 	    T(utf8_comments_allowed),
-	    T(bad_values),
+	    T(bad_numbers),
+	    T(bad_units_and_words),
 	    T(bad_lines),
 	    T(nul_bytes),
 	    T(long_lines),

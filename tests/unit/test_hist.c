@@ -385,8 +385,8 @@ static void json_rejects_other_forms(void **state)
 	    "{\"count\":0,\"min\":1,\"max\":0,\"sum\":0,\"buckets\":[]}",
 	    "{\"count\":0,\"min\":0,\"max\":0,\"sum\":1,\"buckets\":[]}",
 	    "{\"count\":18446744073709551616,\"min\":5,\"max\":5,\"sum\":5,\"buckets\":[[5,1]]}",
-	    "{\"count\":1,\"min\":5,\"max\":5,\"sum\":"
-	    "340282366920938463463374607431768211456,\"buckets\":[[5,1]]}",
+	    ("{\"count\":1,\"min\":5,\"max\":5,\"sum\":"
+	     "340282366920938463463374607431768211456,\"buckets\":[[5,1]]}"),
 	    "{'count':1,'min':5,'max':5,'sum':5,'buckets':[[5,1]]}",
 	};
 	struct hist *h = new_hist();
