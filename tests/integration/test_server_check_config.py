@@ -1,0 +1,78 @@
+# Goal of this test: --check-config exits 0 for a valid config (printing warnings such as user_timeout shorter than keepalive idle + interval * count) and 2 for an invalid one, without starting a server.
+import os
+import subprocess
+import tempfile
+import time
+
+from harness import REPO, ServerTest, server_bin, server_env
+
+
+def check(args, timeout=30):
+    with tempfile.TemporaryDirectory(prefix="teardown-cc-") as d:
+        pf = os.path.join(d, "port")
+        t0 = time.monotonic()
+        p = subprocess.run([str(server_bin()), "--check-config", "--listen", "127.0.0.1:0",
+                            "--port-file", pf] + args, capture_output=True, text=True,
+                           timeout=timeout, env=server_env(), cwd=str(REPO),
+                           stdin=subprocess.DEVNULL)
+        p.took = time.monotonic() - t0
+        p.port_file_written = os.path.exists(pf)
+    return p
+
+
+def warnings(p):
+    return [l for l in p.stderr.splitlines() if " warn: " in l]
+
+
+class CheckConfigTest(ServerTest):
+    def setUp(self):
+        if not server_bin().exists():
+            self.fail(f"server binary {server_bin()} does not exist")
+
+    def test_defaults_valid_without_warning(self):
+        for mode in ("correct", "leaky"):
+            with self.subTest(mode=mode):
+                p = check(["--mode", mode])
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertFalse(p.port_file_written, "--check-config started listening")
+                self.assertEqual([w for w in warnings(p) if "user_timeout" in w], [], p.stderr)
+
+    def test_shipped_config_valid(self):
+        conf = REPO / "conf" / "server.conf"
+        if not conf.exists():
+            self.skipTest("conf/server.conf does not exist yet")
+        p = check(["-c", str(conf)])
+        print(f"conf/server.conf: exit {p.returncode}, warnings {warnings(p)}")
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_user_timeout_shorter_than_keepalive_warns(self):
+        p = check(["--set", "keepalive=yes", "--set", "keepalive_idle=30s",
+                   "--set", "keepalive_interval=10s", "--set", "keepalive_count=5",
+                   "--set", "user_timeout=60s"])  # 60 s < 30 + 10 * 5 = 80 s
+        w = warnings(p)
+        print(f"exit {p.returncode}, warnings: {w}")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(any("user_timeout" in l for l in w), f"no user_timeout warning: {p.stderr!r}")
+
+    def test_user_timeout_longer_no_warning(self):
+        p = check(["--set", "keepalive=yes", "--set", "keepalive_idle=30s",
+                   "--set", "keepalive_interval=10s", "--set", "keepalive_count=5",
+                   "--set", "user_timeout=90s"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([l for l in warnings(p) if "user_timeout" in l], [], p.stderr)
+
+    def test_invalid_exits_2(self):
+        for args in (["--set", "workers=abc"], ["--set", "nope=1"],
+                     ["--set", "heartbeat_timeout=3"], ["-c", "/nonexistent.conf"]):
+            with self.subTest(args=args):
+                p = check(args)
+                self.assertEqual(p.returncode, 2, f"{args}: {p.stderr!r}")
+                self.assertTrue(p.stderr.strip(), f"{args}: no message")
+
+    def test_invalid_file_exits_2(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("fin_timeout = 10 parsecs\n")
+        self.addCleanup(os.unlink, f.name)
+        p = check(["-c", f.name])
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(f"{f.name}:1: fin_timeout:", p.stderr)
