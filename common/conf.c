@@ -284,7 +284,7 @@ static int parse_choice(const struct conf_key *k, const char *s, int64_t *out, c
 			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
 						 i ? ", " : "", k->choices[i]);
 	}
-	return fail(reason, len, "must be one of %s", list);
+	return fail(reason, len, "\"%.40s\" is not one of %s", s, list);
 }
 
 static int parse_string(const char *s, char *out, char *reason, size_t len)
@@ -567,10 +567,16 @@ int conf_parse_file(struct conf *c, const char *path, char *err, size_t errlen)
 
 int conf_set_arg(struct conf *c, const char *kv, int pos, char *err, size_t errlen)
 {
-	char pre[32], reason[CONF_ERR_MAX], text[CONF_LINE_MAX];
-	size_t n = strlen(kv);
+	char pre[32];
 
 	snprintf(pre, sizeof(pre), "--set:%d", pos);
+	return conf_set_arg_as(c, kv, pre, err, errlen);
+}
+
+int conf_set_arg_as(struct conf *c, const char *kv, const char *pre, char *err, size_t errlen)
+{
+	char reason[CONF_ERR_MAX], text[CONF_LINE_MAX];
+	size_t n = strlen(kv);
 	if (n > CONF_LINE_MAX - 1)
 		return fail(err, errlen, "%s: too long (more than %d bytes)", pre,
 			    CONF_LINE_MAX - 1);

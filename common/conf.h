@@ -80,6 +80,10 @@ int conf_parse_buf(struct conf *c, const char *name, const char *buf, size_t len
  * of the calls: a file parsed later still checks such a key's value but does not store it.
  * A key given twice on the command line: the last one wins. No comments here. */
 int conf_set_arg(struct conf *c, const char *kv, int pos, char *err, size_t errlen);
+/* Same, with errors prefixed by `origin` instead of "--set:POS" (a shorthand flag such as
+ * "--mode" names itself). */
+int conf_set_arg_as(struct conf *c, const char *kv, const char *origin, char *err,
+		    size_t errlen);
 /* Fills every key not set by a file or --set with its default for `mode` (0 or 1): def[mode],
  * or def[0] when def[1] is NULL. A NULL def[0] means no default: the value is left as it is
  * (zero in a zeroed struct). A default that does not parse is an error ("KEY: bad default").

@@ -97,8 +97,12 @@ int config_load(struct server_config *cfg, const struct config_args *args, char 
 	}
 	if (args->file != NULL && conf_parse_file(&c, args->file, err, errlen) < 0)
 		goto out;
-	for (int i = 0; i < args->nsets; i++) {
-		if (conf_set_arg(&c, args->sets[i], i + 1, err, errlen) < 0)
+	/* "--set:N" counts only the --set arguments; a shorthand names its own flag. */
+	for (int i = 0, pos = 0; i < args->nsets; i++) {
+		const char *origin = args->origins ? args->origins[i] : NULL;
+		int rc_set = origin ? conf_set_arg_as(&c, args->sets[i], origin, err, errlen)
+				    : conf_set_arg(&c, args->sets[i], ++pos, err, errlen);
+		if (rc_set < 0)
 			goto out;
 	}
 	if (conf_apply_defaults(&c, config_mode(&c, cfg), err, errlen) < 0)

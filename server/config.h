@@ -41,8 +41,9 @@ extern const size_t config_nkeys;
 
 /* The command line's config part, in the order given. */
 struct config_args {
-	const char *file;    /* -c FILE, or NULL */
-	const char **sets;   /* "key=value" from --set, --listen, --mode */
+	const char *file;     /* -c FILE, or NULL */
+	const char **sets;    /* "key=value" from --set, --listen, --mode */
+	const char **origins; /* per entry: "--mode", "--listen", or NULL for a --set */
 	int nsets;
 };
 

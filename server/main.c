@@ -73,25 +73,27 @@ static int parse_args(int argc, char **argv, struct options *o)
 	int opt;
 
 	o->conf.sets = calloc((size_t)argc, sizeof(char *));
-	if (o->conf.sets == NULL)
+	o->conf.origins = calloc((size_t)argc, sizeof(char *));
+	if (o->conf.sets == NULL || o->conf.origins == NULL)
 		return 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":c:h", long_opts, NULL)) != -1) {
-		const char *s = optarg;
+		const char *s = optarg, *origin = NULL;
 		switch (opt) {
 		case 'c': o->conf.file = optarg; continue;
 		case OPT_CHECK: o->check_config = 1; continue;
 		case OPT_PORT_FILE: o->port_file = optarg; continue;
 		case 'h': log_plain("%s", usage_text); return 0;
 		case OPT_VERSION: log_plain("echo-server %s\n", VERSION); return 0;
-		case OPT_MODE: s = shorthand("mode", optarg); break;
-		case OPT_LISTEN: s = shorthand("listen", optarg); break;
+		case OPT_MODE: s = shorthand("mode", optarg), origin = "--mode"; break;
+		case OPT_LISTEN: s = shorthand("listen", optarg), origin = "--listen"; break;
 		case OPT_SET: break;
 		case ':': return usage_error("option %s needs a value", argv[optind - 1]);
 		default: return usage_error("unknown option %s", argv[optind - 1]);
 		}
 		if (s == NULL)
 			return 1;
+		o->conf.origins[o->conf.nsets] = origin;
 		o->conf.sets[o->conf.nsets++] = s;
 	}
 	if (optind < argc)

@@ -257,7 +257,7 @@ static void bad_units_and_words(void **state)
 	    {"buffer = 99999999999999999m", "t.conf:1: buffer: must be between 1k and 16m"},
 	    {"enabled = true", "t.conf:1: enabled: must be yes or no"},
 	    {"enabled = YES", "t.conf:1: enabled: must be yes or no"},
-	    {"mode = fast", "t.conf:1: mode: must be one of correct, leaky"},
+	    {"mode = fast", "t.conf:1: mode: \"fast\" is not one of correct, leaky"},
 	    {"name = \"quoted\"", "t.conf:1: name: write the value without quotes"},
 	};
 
@@ -278,7 +278,7 @@ static void bad_lines(void **state)
 	    {"= 80", "t.conf:1: missing key before '='"},
 	    {"# ok\n\nport = 80\nname = a\nport = 81",
 	     "t.conf:5: port: duplicate key, first set on line 3"},
-	    {"port = 80\n\n\nmode = slow\n", "t.conf:4: mode: must be one of correct, leaky"},
+	    {"port = 80\n\n\nmode = slow\n", "t.conf:4: mode: \"slow\" is not one of correct, leaky"},
 	    {"port = 80\rname = x", "t.conf:1: control byte 0x0d at column 10"},
 	    {"name = a\x01z", "t.conf:1: control byte 0x01 at column 9"},
 	    {"name = a\x7fz", "t.conf:1: control byte 0x7f at column 9"},
