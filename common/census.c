@@ -122,7 +122,8 @@ struct census_req {
 	struct inet_diag_bc_op op[2];
 };
 
-static int census_send(struct census_sock *cs, int family, int port, enum census_side side)
+static int census_send(struct census_sock *cs, int family, int port, enum census_side side,
+		       unsigned states)
 {
 	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
 	struct census_req req;
@@ -135,7 +136,7 @@ static int census_send(struct census_sock *cs, int family, int port, enum census
 	req.nlh.nlmsg_seq = ++cs->seq;
 	req.r.sdiag_family = (uint8_t)family;
 	req.r.sdiag_protocol = IPPROTO_TCP;
-	req.r.idiag_states = CENSUS_ALL_STATES;
+	req.r.idiag_states = states;
 	req.bc_attr.nla_len = sizeof(req.bc_attr) + sizeof(req.op);
 	req.bc_attr.nla_type = INET_DIAG_REQ_BYTECODE;
 	req.op[0].code = side == CENSUS_LOCAL ? INET_DIAG_BC_S_EQ : INET_DIAG_BC_D_EQ;
@@ -174,10 +175,47 @@ static void census_count(struct census_counts *out, const struct inet_diag_msg *
 	}
 }
 
+/* What is done with each socket of a dump: counted (census_port), and/or handed to a
+ * caller's callback (census_each). */
+struct census_sink {
+	struct census_counts *out; /* may be NULL */
+	census_each_fn cb;         /* may be NULL */
+	void *arg;
+};
+
+static void census_info(struct census_sock_info *s, const struct inet_diag_msg *m)
+{
+	s->family = m->idiag_family;
+	s->state = m->idiag_state;
+	s->cookie = (uint64_t)m->id.idiag_cookie[1] << 32 | m->id.idiag_cookie[0];
+	s->inode = m->idiag_inode;
+	s->sport = ntohs(m->id.idiag_sport);
+	s->dport = ntohs(m->id.idiag_dport);
+	memcpy(s->src, m->id.idiag_src, sizeof(s->src));
+	memcpy(s->dst, m->id.idiag_dst, sizeof(s->dst));
+	s->rqueue = m->idiag_rqueue;
+	s->wqueue = m->idiag_wqueue;
+	s->timer = m->idiag_timer;
+	s->expires_ms = m->idiag_expires;
+	s->retrans = m->idiag_retrans;
+}
+
+static void census_sink_put(const struct census_sink *k, const struct inet_diag_msg *m)
+{
+	struct census_sock_info s;
+
+	if (k->out != NULL)
+		census_count(k->out, m);
+	if (k->cb != NULL) {
+		census_info(&s, m);
+		k->cb(&s, k->arg);
+	}
+}
+
 /* Handles one datagram of the dump. 1 = the dump is complete, 0 = more to come, -1 =
  * error (errno). Messages of an older request (an earlier census that failed half way)
  * carry an older sequence number and are skipped. */
-static int census_parse(struct census_sock *cs, size_t len, struct census_counts *out)
+static int census_parse(struct census_sock *cs, size_t len, const struct census_sink *k)
 {
 	struct nlmsghdr *h = (struct nlmsghdr *)cs->buf;
 
@@ -200,12 +238,12 @@ static int census_parse(struct census_sock *cs, size_t len, struct census_counts
 			errno = EPROTO;
 			return -1;
 		}
-		census_count(out, NLMSG_DATA(h));
+		census_sink_put(k, NLMSG_DATA(h));
 	}
 	return 0;
 }
 
-static int census_recv(struct census_sock *cs, struct census_counts *out)
+static int census_recv(struct census_sock *cs, const struct census_sink *k)
 {
 	for (;;) {
 		struct sockaddr_nl from;
@@ -225,31 +263,49 @@ static int census_recv(struct census_sock *cs, struct census_counts *out)
 		}
 		if (from.nl_pid != 0) /* only the kernel answers */
 			continue;
-		rc = census_parse(cs, (size_t)n, out);
+		rc = census_parse(cs, (size_t)n, k);
 		if (rc != 0)
 			return rc < 0 ? -1 : 0;
 	}
 }
 
-int census_port(struct census_sock *cs, int port, enum census_side side,
-		struct census_counts *out)
+static int census_run(struct census_sock *cs, int port, enum census_side side, unsigned states,
+		      const struct census_sink *k)
 {
 	static const int families[] = {AF_INET, AF_INET6};
 	int64_t t0 = clock_mono_us();
 
-	memset(out, 0, sizeof(*out));
+	if (k->out != NULL)
+		memset(k->out, 0, sizeof(*k->out));
 	if (port < 0 || port > 65535) {
 		errno = EINVAL;
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
-		if (census_send(cs, families[i], port, side) < 0)
+		if (census_send(cs, families[i], port, side, states) < 0)
 			return -1;
-		if (census_recv(cs, out) < 0)
+		if (census_recv(cs, k) < 0)
 			return -1;
 	}
-	out->elapsed_us = clock_mono_us() - t0;
+	if (k->out != NULL)
+		k->out->elapsed_us = clock_mono_us() - t0;
 	return 0;
+}
+
+int census_port(struct census_sock *cs, int port, enum census_side side,
+		struct census_counts *out)
+{
+	struct census_sink k = {.out = out};
+
+	return census_run(cs, port, side, CENSUS_ALL_STATES, &k);
+}
+
+int census_each(struct census_sock *cs, int port, enum census_side side, unsigned states,
+		struct census_counts *out, census_each_fn cb, void *arg)
+{
+	struct census_sink k = {.out = out, .cb = cb, .arg = arg};
+
+	return census_run(cs, port, side, states != 0 ? states : CENSUS_ALL_STATES, &k);
 }
 
 void census_add(struct census_counts *a, const struct census_counts *b)

@@ -93,6 +93,36 @@ void census_close(struct census_sock *cs);
 int census_port(struct census_sock *cs, int port, enum census_side side,
 		struct census_counts *out);
 
+/* One socket of a census, as sock_diag reports it. */
+struct census_sock_info {
+	int family;          /* AF_INET or AF_INET6 */
+	int state;           /* enum census_state */
+	uint64_t cookie;     /* idiag_cookie: unique per socket for the namespace's lifetime */
+	uint32_t inode;      /* idiag_inode: st_ino of the socket's fd (fstat); 0 for sockets
+				no fd refers to (TIME_WAIT, request sockets, orphans) */
+	uint16_t sport;      /* local port, host byte order */
+	uint16_t dport;      /* remote port, host byte order */
+	uint32_t src[4];     /* local address, network byte order (IPv4: src[0]) */
+	uint32_t dst[4];     /* remote address */
+	uint32_t rqueue;     /* LISTEN: accept queue; others: unread bytes */
+	uint32_t wqueue;     /* LISTEN: backlog; others: unacknowledged or unsent bytes */
+	int timer;           /* idiag_timer: 0 none, 1 + enum census_timer */
+	uint32_t expires_ms; /* when that timer fires, from now */
+	int retrans;         /* idiag_retrans */
+};
+
+typedef void (*census_each_fn)(const struct census_sock_info *s, void *arg);
+
+/* The bit of one state in census_each's `states` mask. */
+#define CENSUS_STATE_BIT(st) (1U << (st))
+
+/* Like census_port, but calls cb for every socket (in the kernel's order), of the states in
+ * the mask only (0 = every state), and counts them into *out when out is not NULL (so one
+ * dump gives both). The callback must not call the census. 0, or -1 with errno (cb may
+ * have been called for part of the sockets). */
+int census_each(struct census_sock *cs, int port, enum census_side side, unsigned states,
+		struct census_counts *out, census_each_fn cb, void *arg);
+
 /* 1 when at least one socket of the port is listening. */
 int census_listening(const struct census_counts *c);
 
