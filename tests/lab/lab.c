@@ -198,11 +198,12 @@ int lab_netns_enter(int nsfd)
 }
 
 /* /proc/sys/net/... resolves to the netns of the thread that opens it. */
-int lab_sysctl_set(const char *name, long value)
+int lab_sysctl_set_str(const char *name, const char *value)
 {
-	char path[256], val[32];
+	size_t n = strlen(value);
+	char path[256];
 	ino_t ino;
-	int fd, n, rc = -1;
+	int fd, rc = -1;
 
 	if (netns_ino(&ino) < 0)
 		return -1;
@@ -211,16 +212,23 @@ int lab_sysctl_set(const char *name, long value)
 		return lab_sysfail("sysctl write refused in the starting netns");
 	}
 	snprintf(path, sizeof(path), "/proc/sys/%s", name);
-	n = snprintf(val, sizeof(val), "%ld\n", value);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return lab_sysfail("open(/proc/sys/...)");
-	if (write(fd, val, (size_t)n) != n)
+	if (write(fd, value, n) != (ssize_t)n)
 		lab_sysfail("write(/proc/sys/...)");
 	else
 		rc = 0;
 	close(fd);
 	return rc;
+}
+
+int lab_sysctl_set(const char *name, long value)
+{
+	char val[32];
+
+	snprintf(val, sizeof(val), "%ld\n", value);
+	return lab_sysctl_set_str(name, val);
 }
 
 int lab_sysctl_get(const char *name, long *value)

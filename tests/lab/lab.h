@@ -62,6 +62,7 @@ int lab_netns_new(void);
 int lab_netns_enter(int nsfd);
 /* name like "net/ipv4/tcp_fin_timeout". Refuses (EPERM) in the netns we started in. */
 int lab_sysctl_set(const char *name, long value);
+int lab_sysctl_set_str(const char *name, const char *value);
 int lab_sysctl_get(const char *name, long *value);
 /* /bin/sh -c CMD in the current netns; 0 when it exits 0. Its output goes to stderr. */
 int lab_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
