@@ -1,0 +1,346 @@
+/* epoll-echo: the floor cost of an echo server's system calls, for `make bench`.
+ *
+ * A minimal, correct, single-threaded echo server on raw epoll, written only as the
+ * baseline bin/echo-server is measured against: what any echo server on this kernel must
+ * pay per message (one epoll_wait share, one recv, one send) and per connection (accept4,
+ * TCP_NODELAY, epoll_ctl ADD, close).
+ *
+ *   epoll-echo [--listen HOST:PORT] [--port-file PATH] [--read-size BYTES]
+ *
+ * - Level-triggered, nonblocking sockets; one recv() per readiness, like the server.
+ * - Echo: what was read is sent straight back; what the kernel did not take is kept in a
+ *   per-connection buffer, and reading stops (EPOLLOUT only) until it is flushed, so the
+ *   memory per connection stays bounded by one read.
+ * - recv()==0: close once the buffer is flushed (at once, usually). Errors: close.
+ * - Accept: until EAGAIN; EMFILE/ENFILE: the listener leaves the epoll set for 100 ms.
+ * - SIGTERM/SIGINT: exit 0 (closing every socket). SIGPIPE: MSG_NOSIGNAL on every send.
+ *
+ * It has no timers, no keepalive, no counters: those are what bin/echo-server adds on top
+ * and what the benchmark's ratio measures. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_EVENTS  256
+#define EMFILE_WAIT 100 /* ms the listener is left out of the epoll set after EMFILE */
+
+struct conn {
+	char *out;        /* unsent echo, NULL when empty */
+	size_t out_off;   /* first unsent byte */
+	size_t out_len;   /* end of the unsent bytes */
+	unsigned char eof; /* recv() returned 0: close once out is flushed */
+	unsigned char used;
+};
+
+static struct conn *conns; /* indexed by fd */
+static size_t nconns_cap;
+static int epfd = -1;
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int parse_hostport(const char *s, struct sockaddr_in *sa)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long port;
+
+	if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+		return -1;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || end == colon + 1 || port < 0 || port > 65535)
+		return -1;
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)port);
+	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+static int listen_on(const struct sockaddr_in *sa)
+{
+	int one = 1;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 || listen(fd, 4096) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static int write_port_file(const char *path, int lfd)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	char tmp[4096];
+	FILE *f;
+
+	if (getsockname(lfd, (struct sockaddr *)&sa, &len) < 0)
+		return -1;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -1;
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return -1;
+	if (fprintf(f, "%d\n", ntohs(sa.sin_port)) < 0 || fclose(f) != 0)
+		return -1;
+	return rename(tmp, path);
+}
+
+static int ctl(int op, int fd, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.fd = fd};
+
+	return epoll_ctl(epfd, op, fd, &ev);
+}
+
+static void conn_close(int fd)
+{
+	struct conn *c = &conns[fd];
+
+	free(c->out);
+	memset(c, 0, sizeof(*c));
+	close(fd); /* also removes fd from the epoll set */
+}
+
+static int table_fit(int fd)
+{
+	size_t want = nconns_cap ? nconns_cap : 1024;
+	struct conn *t;
+
+	if ((size_t)fd < nconns_cap)
+		return 0;
+	while (want <= (size_t)fd)
+		want *= 2;
+	t = realloc(conns, want * sizeof(*t));
+	if (t == NULL)
+		return -1;
+	memset(t + nconns_cap, 0, (want - nconns_cap) * sizeof(*t));
+	conns = t;
+	nconns_cap = want;
+	return 0;
+}
+
+/* Returns 1 when the listener should pause (EMFILE/ENFILE), else 0. */
+static int accept_all(int lfd)
+{
+	int one = 1;
+
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				return 1;
+			if (errno != EAGAIN)
+				fprintf(stderr, "epoll-echo: accept4: %s\n", strerror(errno));
+			return 0;
+		}
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+		    table_fit(fd) < 0 || ctl(EPOLL_CTL_ADD, fd, EPOLLIN) < 0) {
+			fprintf(stderr, "epoll-echo: new connection: %s\n", strerror(errno));
+			close(fd);
+			continue;
+		}
+		conns[fd].used = 1;
+	}
+}
+
+/* Sends what is queued. 0: all sent, 1: some left, -1: closed (error). */
+static int flush_out(int fd)
+{
+	struct conn *c = &conns[fd];
+
+	while (c->out_off < c->out_len) {
+		ssize_t w = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 1;
+			conn_close(fd);
+			return -1;
+		}
+		c->out_off += (size_t)w;
+	}
+	free(c->out);
+	c->out = NULL;
+	c->out_off = c->out_len = 0;
+	return 0;
+}
+
+static void on_writable(int fd)
+{
+	struct conn *c = &conns[fd];
+	int r = flush_out(fd);
+
+	if (r != 0)
+		return;
+	if (c->eof)
+		conn_close(fd);
+	else if (ctl(EPOLL_CTL_MOD, fd, EPOLLIN) < 0)
+		conn_close(fd);
+}
+
+static void on_readable(int fd, char *buf, size_t len)
+{
+	struct conn *c = &conns[fd];
+	ssize_t n = recv(fd, buf, len, 0), w;
+
+	if (n == 0) {
+		conn_close(fd);
+		return;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			conn_close(fd);
+		return;
+	}
+	w = send(fd, buf, (size_t)n, MSG_NOSIGNAL);
+	if (w < 0 && errno != EAGAIN && errno != EINTR) {
+		conn_close(fd);
+		return;
+	}
+	if (w == n)
+		return;
+	if (w < 0)
+		w = 0;
+	/* The kernel took only part: keep the rest, stop reading until it is flushed. */
+	c->out = malloc((size_t)(n - w));
+	if (c->out == NULL || ctl(EPOLL_CTL_MOD, fd, EPOLLOUT) < 0) {
+		conn_close(fd);
+		return;
+	}
+	memcpy(c->out, buf + w, (size_t)(n - w));
+	c->out_off = 0;
+	c->out_len = (size_t)(n - w);
+}
+
+/* EOF while output is queued is seen only after the flush (reading is off until then):
+ * the next recv() returns 0 and closes. EPOLLHUP/EPOLLERR reach on_readable or
+ * on_writable, whose recv()/send() fails and closes. */
+static void dispatch(int lfd, const struct epoll_event *ev, char *buf, size_t len,
+		     int *paused)
+{
+	int fd = ev->data.fd;
+
+	if (fd == lfd) {
+		if (accept_all(lfd)) {
+			fprintf(stderr, "epoll-echo: accept4: %s: pausing\n", strerror(errno));
+			if (epoll_ctl(epfd, EPOLL_CTL_DEL, lfd, NULL) == 0)
+				*paused = 1;
+		}
+		return;
+	}
+	if (!conns[fd].used)
+		return;
+	if (conns[fd].out != NULL)
+		on_writable(fd);
+	else
+		on_readable(fd, buf, len);
+}
+
+static int run(int lfd, size_t read_size)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	char *buf = malloc(read_size);
+	int paused = 0;
+
+	if (buf == NULL || ctl(EPOLL_CTL_ADD, lfd, EPOLLIN) < 0)
+		return 1;
+	while (!stop) {
+		int n = epoll_wait(epfd, evs, MAX_EVENTS, paused ? EMFILE_WAIT : -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "epoll-echo: epoll_wait: %s\n", strerror(errno));
+			return 1;
+		}
+		if (paused && ctl(EPOLL_CTL_ADD, lfd, EPOLLIN) == 0)
+			paused = 0;
+		for (int i = 0; i < n; i++)
+			dispatch(lfd, &evs[i], buf, read_size, &paused);
+	}
+	free(buf);
+	return 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: epoll-echo [--listen HOST:PORT] [--port-file PATH] "
+			"[--read-size BYTES]\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *listen_s = "127.0.0.1:7100", *port_file = NULL;
+	long read_size = 16384;
+	struct sockaddr_in sa;
+	struct sigaction act = {.sa_handler = on_signal};
+	int lfd, rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+			listen_s = argv[++i];
+		else if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc)
+			port_file = argv[++i];
+		else if (strcmp(argv[i], "--read-size") == 0 && i + 1 < argc)
+			read_size = strtol(argv[++i], NULL, 10);
+		else {
+			usage();
+			return 2;
+		}
+	}
+	if (read_size < 1 || read_size > (1 << 24) || parse_hostport(listen_s, &sa) < 0) {
+		usage();
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigaction(SIGTERM, &act, NULL);
+	sigaction(SIGINT, &act, NULL);
+	lfd = listen_on(&sa);
+	if (lfd < 0) {
+		fprintf(stderr, "epoll-echo: listen %s: %s\n", listen_s, strerror(errno));
+		return 2;
+	}
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (epfd < 0 || (port_file != NULL && write_port_file(port_file, lfd) < 0)) {
+		fprintf(stderr, "epoll-echo: start: %s\n", strerror(errno));
+		return 1;
+	}
+	rc = run(lfd, (size_t)read_size);
+	for (size_t fd = 0; fd < nconns_cap; fd++)
+		if (conns[fd].used)
+			conn_close((int)fd);
+	free(conns);
+	close(lfd);
+	close(epfd);
+	return rc;
+}
