@@ -14,7 +14,7 @@ build/lab/obj/%.o: tests/lab/%.c
 	$(CC) $(LAB_FLAGS) -c $< -o $@
 
 $(LAB_BINS): build/lab/%: build/lab/obj/%.o build/lab/obj/lab.o
-	$(CC) -pthread -o $@ $^
+	$(CC) -pthread -o $@ $^ -lm
 
 lab-bins: $(LAB_BINS)
 
