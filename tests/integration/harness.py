@@ -374,7 +374,7 @@ class Server:
             found = self._counters_in(complete)
             return found[0] if found else None
 
-        return wait_until(next_line, timeout, "a counters line after SIGUSR1")
+        return wait_until(next_line, timeout, "a counters line after SIGUSR1", interval=0.002)
 
     def exit_counters(self):
         found = self._counters_in(self.log())
@@ -495,7 +495,7 @@ def fill_until_paused(srv, sock, watermark, chunk=16 << 10, limit=256 << 20, dat
         wait_until(lambda: unacked(sock) == 0, 5,
                    f"the server's kernel to take the data ({len(sent)} bytes sent): its "
                    "receive buffer is full before the server paused")
-        if len(sent) % (8 * chunk) == 0:
+        if len(sent) % (4 * chunk) == 0:
             c = srv.counters()
             held = (c["bytes_in"] - base["bytes_in"]) - (c["bytes_out"] - base["bytes_out"])
             if held >= watermark:
