@@ -117,23 +117,27 @@ static int run(const struct server_config *cfg, const char *port_file)
 	return code;
 }
 
-int main(int argc, char **argv)
+static void options_free(struct options *o)
 {
-	struct options o = {0};
+	for (int i = 0; i < o->conf.nsets; i++)
+		if (o->conf.origins[i] != NULL) /* a shorthand's "key=value" was allocated */
+			free((char *)o->conf.sets[i]);
+	free(o->conf.sets);
+	free(o->conf.origins);
+}
+
+/* Config, then --check-config or the server. Returns the exit status. */
+static int configure_and_run(const struct options *o)
+{
 	struct server_config cfg;
 	char err[CONF_ERR_MAX];
-	int code;
 
-	log_init("echo-server", LOG_LVL_INFO);
-	code = parse_args(argc, argv, &o);
-	if (code >= 0)
-		return code;
-	if (config_load(&cfg, &o.conf, err, sizeof(err)) < 0) {
+	if (config_load(&cfg, &o->conf, err, sizeof(err)) < 0) {
 		log_plain("echo-server: %s\n", err);
 		return 2;
 	}
 	log_set_level((enum log_level)cfg.log_level);
-	if (o.check_config) {
+	if (o->check_config) {
 		config_print(&cfg);
 		config_warn(&cfg);
 		return 0;
@@ -145,7 +149,19 @@ int main(int argc, char **argv)
 	}
 	/* A write to a peer that reset must fail with EPIPE, not kill the process. */
 	signal(SIGPIPE, SIG_IGN);
-	code = run(&cfg, o.port_file);
+	return run(&cfg, o->port_file);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {0};
+	int code;
+
+	log_init("echo-server", LOG_LVL_INFO);
+	code = parse_args(argc, argv, &o);
+	if (code < 0)
+		code = configure_and_run(&o);
+	options_free(&o);
 	log_flush_suppressed();
 	return code;
 }

@@ -59,8 +59,10 @@ class Result(unittest.TextTestResult):
         self._t0 = time.monotonic()
         super().startTest(test)
 
+    label = "integration"
+
     def _name(self, test):
-        return f"integration:{test.id().replace('test_', '', 1)}"
+        return f"{self.label}:{test.id().replace('test_', '', 1)}"
 
     def addSuccess(self, test):
         super().addSuccess(test)
@@ -89,13 +91,27 @@ class Result(unittest.TextTestResult):
         count("failed", self._name(test), "(unexpected success)")
 
 
-def run_integration(directory, pattern):
-    sys.path.insert(0, os.path.abspath(directory))
+def run_integration(directory, pattern, label="integration"):
+    if os.path.abspath(directory) not in sys.path:
+        sys.path.insert(0, os.path.abspath(directory))
     suite = unittest.defaultTestLoader.discover(directory, pattern=pattern,
                                                 top_level_dir=directory)
-    runner = unittest.TextTestRunner(stream=open(os.devnull, "w"), resultclass=Result,
-                                     verbosity=0)
-    runner.run(suite)
+    result_class = type("LabelledResult", (Result,), {"label": label})
+    with open(os.devnull, "w") as devnull:
+        runner = unittest.TextTestRunner(stream=devnull, resultclass=result_class,
+                                         verbosity=0)
+        runner.run(suite)
+
+
+def run_integration_asan(directory, pattern):
+    """The same tests against the ASan+UBSan binaries: the harness fails a test whose
+    server printed a sanitizer report."""
+    os.environ["SERVER_BIN"] = "build/asan/bin/echo-server"
+    os.environ["CLIENT_BIN"] = "build/asan/bin/load-client"
+    try:
+        run_integration(directory, pattern, "integration-asan")
+    finally:
+        del os.environ["SERVER_BIN"], os.environ["CLIENT_BIN"]
 
 
 def main():
@@ -104,6 +120,8 @@ def main():
     ap.add_argument("--unit-asan", default="")
     ap.add_argument("--integration")
     ap.add_argument("--pattern", default="test_*.py")
+    ap.add_argument("--asan-pattern", default="",
+                    help="integration tests to run again against the sanitizer build")
     a = ap.parse_args()
     print(f"kernel {platform.release()}, {os.cpu_count()} cpus, uid {os.getuid()}", flush=True)
     if a.unit.split():
@@ -112,6 +130,8 @@ def main():
         run_unit(a.unit_asan.split(), "unit-asan")
     if a.integration:
         run_integration(a.integration, a.pattern)
+    if a.integration and a.asan_pattern:
+        run_integration_asan(a.integration, a.asan_pattern)
     print(f"{TOTAL['passed']} passed, {TOTAL['failed']} failed, {TOTAL['skipped']} skipped")
     sys.exit(1 if TOTAL["failed"] else 0)
 
