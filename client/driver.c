@@ -1,0 +1,911 @@
+#include "driver.h"
+#include "clock.h"
+#include "log.h"
+#include "sock.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Bytes read or generated per system call. */
+#define IO_CHUNK (64 * 1024)
+/* Reads per readable event before other connections get their turn. */
+#define READS_PER_EVENT 8
+
+enum cstate {
+	CS_CONNECTING, /* connect() in progress */
+	CS_FIRST,      /* connected, waiting for the first echo */
+	CS_ECHO,       /* established, exchanging messages */
+	CS_HOLD,       /* idle / silent: established, held */
+	CS_HALF_CLOSED /* half-close: our FIN sent, reading the rest and the server's FIN */
+};
+
+struct driver;
+
+struct conn {
+	struct driver *d;
+	int fd;
+	uint64_t slot;
+	uint64_t id;
+	uint8_t scen;
+	uint8_t state;
+	uint8_t stopping; /* no new messages; finish when the outstanding ones are answered */
+	uint8_t assigned; /* rev, wev, tev are set up */
+	uint64_t planned;  /* messages to send (UINT64_MAX: until the run ends) */
+	uint64_t sent;     /* messages completely written */
+	uint64_t send_off; /* bytes of message `sent` written so far */
+	uint64_t recvd;    /* messages completely echoed */
+	uint64_t recv_off; /* bytes of message `recvd` echoed so far */
+	int64_t t_connect, t_fin, t_last_send, hold_until; /* us */
+	struct event rev, wev, tev;
+	int64_t sent_at[]; /* [pipeline]: when each unanswered message's first byte went out */
+};
+
+struct driver {
+	const struct client_opts *o;
+	struct event_base *base;
+	struct result *r;
+	int worker, nworkers;
+	uint64_t nslots, next_local;
+	struct conn **slots;
+	uint64_t *queue, qhead, qlen; /* slots waiting to open a connection */
+	uint64_t *waitq, whead, wlen;  /* slots waiting out --backoff */
+	int64_t *wait_until;
+	uint64_t connecting, live, halfclosed;
+	double rate, tokens; /* per second, this worker's share */
+	int64_t t_tokens;
+	int stopping, signals;
+	int64_t t_start;
+	struct event *pump_ev, *stop_ev, *tick_ev, *sigint_ev, *sigterm_ev, *backoff_ev;
+	driver_tick_fn tick;
+	void *tick_arg;
+	unsigned char logged[PHASE_N][FAIL_KINDS]; /* explained once per kind */
+	unsigned char buf[IO_CHUNK];
+};
+
+static void conn_send(struct conn *c);
+static void conn_arm(struct conn *c);
+static void driver_pump(struct driver *d);
+
+uint64_t driver_share(uint64_t n, int worker, int nworkers)
+{
+	return n / (uint64_t)nworkers + ((uint64_t)worker < n % (uint64_t)nworkers ? 1 : 0);
+}
+
+static int64_t now_us(void)
+{
+	return clock_mono_us();
+}
+
+static struct timeval us_to_tv(int64_t us)
+{
+	struct timeval tv;
+
+	if (us < 0)
+		us = 0;
+	tv.tv_sec = (time_t)(us / 1000000);
+	tv.tv_usec = (suseconds_t)(us % 1000000);
+	return tv;
+}
+
+static enum phase conn_phase(const struct conn *c)
+{
+	switch (c->state) {
+	case CS_CONNECTING: return PHASE_CONNECT;
+	case CS_FIRST: return PHASE_FIRST_REPLY;
+	case CS_HALF_CLOSED: return PHASE_CLOSE;
+	default: return PHASE_ECHO;
+	}
+}
+
+/* Messages with at least one byte written and not completely echoed. */
+static uint64_t conn_outstanding(const struct conn *c)
+{
+	return c->sent + (c->send_off > 0) - c->recvd;
+}
+
+/* ---- slots ---- */
+
+/* Nothing open and nothing more to open. */
+static int driver_finished(const struct driver *d)
+{
+	return d->live == 0 && (d->stopping || (d->o->duration_ms == 0 && d->qlen == 0));
+}
+
+static void driver_maybe_done(struct driver *d)
+{
+	if (driver_finished(d))
+		event_base_loopbreak(d->base);
+}
+
+static void slot_enqueue(struct driver *d, uint64_t slot)
+{
+	d->queue[(d->qhead + d->qlen) % d->nslots] = slot;
+	d->qlen++;
+}
+
+/* Slots waiting out --backoff, in the order they failed (all wait the same time). */
+static void slot_backoff(struct driver *d, uint64_t slot)
+{
+	uint64_t i = (d->whead + d->wlen) % d->nslots;
+
+	d->waitq[i] = slot;
+	d->wait_until[i] = clock_mono_us() + d->o->backoff_ms * 1000;
+	if (d->wlen++ == 0) {
+		struct timeval tv = clock_ms_to_tv(d->o->backoff_ms);
+		evtimer_add(d->backoff_ev, &tv);
+	}
+}
+
+static void backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct driver *d = arg;
+	int64_t now = clock_mono_us();
+
+	(void)fd;
+	(void)what;
+	while (d->wlen > 0 && d->wait_until[d->whead] <= now) {
+		slot_enqueue(d, d->waitq[d->whead]);
+		d->whead = (d->whead + 1) % d->nslots;
+		d->wlen--;
+	}
+	if (d->wlen > 0) {
+		struct timeval tv = us_to_tv(d->wait_until[d->whead] - now);
+		evtimer_add(d->backoff_ev, &tv);
+	}
+	driver_pump(d);
+}
+
+/* A slot's connection ended. With --duration it opens another one (after --backoff when
+ * it failed, so a refusing server is not hammered in a tight loop). */
+static void slot_end(struct driver *d, uint64_t slot, int failed)
+{
+	d->slots[slot] = NULL;
+	if (d->stopping || d->o->duration_ms == 0) {
+		driver_maybe_done(d);
+		driver_pump(d);
+		return;
+	}
+	if (failed && d->o->backoff_ms > 0)
+		slot_backoff(d, slot);
+	else
+		slot_enqueue(d, slot);
+	driver_pump(d);
+}
+
+/* ---- a connection's end ---- */
+
+static void conn_free(struct conn *c)
+{
+	struct driver *d = c->d;
+
+	if (c->assigned) {
+		event_del(&c->rev);
+		event_del(&c->wev);
+		event_del(&c->tev);
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->state == CS_CONNECTING || c->state == CS_FIRST)
+		d->connecting--;
+	if (c->state == CS_HALF_CLOSED)
+		d->halfclosed--;
+	d->live--;
+	d->r->open_now = d->live;
+	d->r->closing_now = d->halfclosed;
+	free(c);
+}
+
+static const char *fail_hint(int kind)
+{
+	switch (kind) {
+	case EADDRNOTAVAIL: return "ephemeral ports exhausted: spread the load with --sources";
+	case EMFILE: return "this process is at its fd limit: use more --procs";
+	case ENFILE: return "the system is out of file descriptors";
+	case ECONNREFUSED: return "nothing listens there, or its SYN queue refused us";
+	case FAIL_DEADLINE: return "the server did not answer in time";
+	case FAIL_EOF: return "the server closed the connection early";
+	case FAIL_MISMATCH: return "the echo differs from what was sent";
+	default: return "";
+	}
+}
+
+/* Ends a connection with a failure, counted by phase and kind, explained once. */
+static void conn_fail(struct conn *c, int kind)
+{
+	struct driver *d = c->d;
+	enum phase ph = conn_phase(c);
+	uint64_t slot = c->slot;
+	char buf[16];
+
+	result_fail(d->r, ph, kind);
+	if (kind > 0 && kind < FAIL_KINDS && !d->logged[ph][kind]) {
+		d->logged[ph][kind] = 1;
+		log_warn("connection %llu to %s failed in phase %s: %s (%s) %s; counted, further "
+			 "ones of this kind are only counted",
+			 (unsigned long long)c->id, d->o->server, phase_name(ph),
+			 fail_kind_name(kind, buf, sizeof(buf)),
+			 kind < FAIL_ERRNO_MAX ? strerror(kind) : "", fail_hint(kind));
+	}
+	conn_free(c);
+	slot_end(d, slot, 1);
+}
+
+static void conn_done(struct conn *c)
+{
+	struct driver *d = c->d;
+	uint64_t slot = c->slot;
+
+	d->r->completed++;
+	conn_free(c);
+	slot_end(d, slot, 0);
+}
+
+/* A silent connection the server closed (EOF or RST): the outcome the scenario measures
+ * (the server's idle or heartbeat timeout), not a failure. */
+static void conn_closed_by_server(struct conn *c)
+{
+	struct driver *d = c->d;
+	uint64_t slot = c->slot;
+
+	d->r->closed_by_server++;
+	hist_record(&d->r->server_close_us, (uint64_t)(now_us() - c->t_last_send));
+	conn_free(c);
+	slot_end(d, slot, 0);
+}
+
+static void conn_half_close(struct conn *c)
+{
+	if (shutdown(c->fd, SHUT_WR) < 0) {
+		conn_fail(c, errno);
+		return;
+	}
+	c->t_fin = now_us();
+	if (c->state == CS_CONNECTING || c->state == CS_FIRST)
+		c->d->connecting--;
+	c->state = CS_HALF_CLOSED;
+	c->d->halfclosed++;
+	c->d->r->closing_now = c->d->halfclosed;
+	conn_arm(c);
+}
+
+/* The scenario's ending, once every message is answered. */
+static void conn_finish(struct conn *c)
+{
+	switch (c->scen) {
+	case SCEN_HALF_CLOSE:
+		conn_half_close(c);
+		return;
+	case SCEN_RESET:
+		/* SO_LINGER {1, 0}: close() sends RST and discards what is queued. */
+		if (sock_set_linger_reset(c->fd) < 0) {
+			conn_fail(c, errno);
+			return;
+		}
+		conn_done(c);
+		return;
+	default: /* echo, close, idle, silent: a plain close(), our FIN */
+		conn_done(c);
+		return;
+	}
+}
+
+/* After progress: ends the connection when its scenario says so. 1 when it ended. */
+static int conn_check_end(struct conn *c)
+{
+	if (c->state == CS_HALF_CLOSED || conn_outstanding(c) > 0)
+		return 0;
+	if (c->state == CS_HOLD && !c->stopping)
+		return 0;
+	if (c->stopping || c->sent >= c->planned) {
+		conn_finish(c);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- receiving ---- */
+
+static void conn_established(struct conn *c)
+{
+	struct driver *d = c->d;
+
+	d->r->established++;
+	d->connecting--;
+	c->state = scenario_holds(c->scen) ? CS_HOLD : CS_ECHO;
+	if (c->state == CS_HOLD && d->o->duration_ms == 0)
+		c->hold_until = now_us() + d->o->hold_ms * 1000;
+	driver_pump(d);
+}
+
+/* Checks received bytes against the pattern; counts complete messages. -1 when the
+ * connection ended (mismatch). */
+static int conn_consume(struct conn *c, const unsigned char *p, size_t n)
+{
+	struct driver *d = c->d;
+	uint64_t size = (uint64_t)d->o->size;
+
+	while (n > 0) {
+		/* Bytes of message `recvd` that we have sent and not yet seen back. */
+		uint64_t avail = c->recvd < c->sent ? size - c->recv_off
+			       : c->recvd == c->sent ? c->send_off - c->recv_off : 0;
+		size_t take = n < avail ? n : (size_t)avail;
+		if (take == 0 || pattern_check(c->id, c->recvd, c->recv_off, p, take) != take) {
+			d->r->echo_mismatch++;
+			conn_fail(c, FAIL_MISMATCH);
+			return -1;
+		}
+		p += take;
+		n -= take;
+		c->recv_off += take;
+		if (c->recv_off < size)
+			continue;
+		hist_record(&d->r->rtt_us,
+			    (uint64_t)(now_us() - c->sent_at[c->recvd % (uint64_t)d->o->pipeline]));
+		d->r->messages++;
+		c->recvd++;
+		c->recv_off = 0;
+		if (c->state == CS_FIRST)
+			conn_established(c);
+	}
+	return 0;
+}
+
+static void conn_eof(struct conn *c)
+{
+	struct driver *d = c->d;
+
+	if (c->state == CS_HALF_CLOSED && conn_outstanding(c) == 0) {
+		hist_record(&d->r->fin_to_fin_us, (uint64_t)(now_us() - c->t_fin));
+		conn_done(c);
+	} else if (c->state == CS_HOLD && c->scen == SCEN_SILENT) {
+		conn_closed_by_server(c);
+	} else {
+		conn_fail(c, FAIL_EOF);
+	}
+}
+
+static void conn_error(struct conn *c, int err)
+{
+	if (c->state == CS_HOLD && c->scen == SCEN_SILENT && err == ECONNRESET)
+		conn_closed_by_server(c);
+	else
+		conn_fail(c, err);
+}
+
+static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct driver *d = c->d;
+
+	(void)what;
+	for (int i = 0; i < READS_PER_EVENT; i++) {
+		ssize_t n = recv(fd, d->buf, sizeof(d->buf), 0);
+		if (n > 0) {
+			d->r->bytes_received += (uint64_t)n;
+			if (conn_consume(c, d->buf, (size_t)n) < 0)
+				return;
+			if ((size_t)n < sizeof(d->buf))
+				break;
+			continue;
+		}
+		if (n == 0) {
+			conn_eof(c);
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			break;
+		conn_error(c, errno);
+		return;
+	}
+	if (conn_check_end(c))
+		return;
+	conn_send(c);
+}
+
+/* ---- sending ---- */
+
+/* May message `seq` start now? */
+static int conn_may_start(const struct conn *c, uint64_t seq, int64_t now)
+{
+	const struct client_opts *o = c->d->o;
+
+	if (c->stopping || seq >= c->planned || c->state == CS_HALF_CLOSED)
+		return 0;
+	if (seq - c->recvd >= (uint64_t)o->pipeline)
+		return 0;
+	if (c->scen == SCEN_IDLE && seq > 0)
+		return seq == c->recvd && now >= c->t_last_send + o->heartbeat_ms * 1000;
+	return 1;
+}
+
+/* Generates into buf, from where sending stands, as many bytes as may go now. */
+static size_t conn_fill(struct conn *c, int64_t now)
+{
+	uint64_t size = (uint64_t)c->d->o->size, seq = c->sent, off = c->send_off;
+	size_t pos = 0;
+
+	while (pos < sizeof(c->d->buf)) {
+		size_t n;
+		if (off == 0 && !conn_may_start(c, seq, now))
+			break;
+		n = sizeof(c->d->buf) - pos;
+		if (n > size - off)
+			n = (size_t)(size - off);
+		pattern_fill(c->id, seq, off, c->d->buf + pos, n);
+		pos += n;
+		off += n;
+		if (off == size) {
+			seq++;
+			off = 0;
+		}
+	}
+	return pos;
+}
+
+/* Advances the send position by n written bytes, stamping each message started. */
+static void conn_advance(struct conn *c, size_t n, int64_t now)
+{
+	uint64_t size = (uint64_t)c->d->o->size;
+
+	while (n > 0) {
+		uint64_t take = size - c->send_off;
+		if (c->send_off == 0) {
+			c->sent_at[c->sent % (uint64_t)c->d->o->pipeline] = now;
+			c->t_last_send = now;
+		}
+		if (take > n)
+			take = n;
+		c->send_off += take;
+		n -= (size_t)take;
+		if (c->send_off == size) {
+			c->sent++;
+			c->send_off = 0;
+		}
+	}
+}
+
+static void conn_send(struct conn *c)
+{
+	struct driver *d = c->d;
+
+	for (;;) {
+		int64_t now = now_us();
+		size_t len = conn_fill(c, now);
+		ssize_t n;
+		if (len == 0)
+			break;
+		n = send(c->fd, d->buf, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			event_add(&c->wev, NULL);
+			break;
+		}
+		if (n < 0) {
+			conn_error(c, errno);
+			return;
+		}
+		d->r->bytes_sent += (uint64_t)n;
+		conn_advance(c, (size_t)n, now);
+		if ((size_t)n < len) {
+			event_add(&c->wev, NULL);
+			break;
+		}
+	}
+	/* half-close: the FIN goes right after the last message, before its echo. */
+	if (c->scen == SCEN_HALF_CLOSE && c->state == CS_ECHO && c->send_off == 0 &&
+	    (c->sent >= c->planned || c->stopping)) {
+		conn_half_close(c);
+		return;
+	}
+	conn_arm(c);
+}
+
+/* ---- timers ---- */
+
+/* The connection's next deadline (us), or 0 for none. */
+static int64_t conn_next_deadline(const struct conn *c)
+{
+	const struct client_opts *o = c->d->o;
+	int64_t next = 0;
+
+#define EARLIER(t) (next = (next == 0 || (t) < next) ? (t) : next)
+	if (c->state == CS_CONNECTING)
+		EARLIER(c->t_connect + o->connect_timeout_ms * 1000);
+	if (conn_outstanding(c) > 0)
+		EARLIER(c->sent_at[c->recvd % (uint64_t)o->pipeline] + o->reply_timeout_ms * 1000);
+	if (c->state == CS_HALF_CLOSED)
+		EARLIER(c->t_fin + o->reply_timeout_ms * 1000);
+	if (c->state == CS_HOLD && c->hold_until > 0 && !c->stopping)
+		EARLIER(c->hold_until);
+	if (c->state == CS_HOLD && c->scen == SCEN_IDLE && conn_outstanding(c) == 0 && !c->stopping)
+		EARLIER(c->t_last_send + o->heartbeat_ms * 1000);
+#undef EARLIER
+	return next;
+}
+
+static void conn_arm(struct conn *c)
+{
+	int64_t next = conn_next_deadline(c);
+	struct timeval tv;
+
+	if (next == 0) {
+		event_del(&c->tev);
+		return;
+	}
+	tv = us_to_tv(next - now_us());
+	event_add(&c->tev, &tv);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	const struct client_opts *o = c->d->o;
+	int64_t now = now_us();
+
+	(void)fd;
+	(void)what;
+	if (c->state == CS_CONNECTING && now >= c->t_connect + o->connect_timeout_ms * 1000) {
+		conn_fail(c, FAIL_DEADLINE);
+		return;
+	}
+	if ((conn_outstanding(c) > 0 &&
+	     now >= c->sent_at[c->recvd % (uint64_t)o->pipeline] + o->reply_timeout_ms * 1000) ||
+	    (c->state == CS_HALF_CLOSED && now >= c->t_fin + o->reply_timeout_ms * 1000)) {
+		conn_fail(c, FAIL_DEADLINE);
+		return;
+	}
+	if (c->state == CS_HOLD && c->hold_until > 0 && now >= c->hold_until)
+		c->stopping = 1;
+	if (conn_check_end(c))
+		return;
+	conn_send(c);
+}
+
+/* ---- connecting ---- */
+
+static void conn_connected(struct conn *c)
+{
+	struct driver *d = c->d;
+
+	d->r->connected++;
+	hist_record(&d->r->connect_us, (uint64_t)(now_us() - c->t_connect));
+	c->state = CS_FIRST;
+	event_add(&c->rev, NULL);
+	conn_send(c);
+}
+
+static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	(void)what;
+	if (c->state == CS_CONNECTING) {
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err != 0) {
+			conn_fail(c, err);
+			return;
+		}
+		conn_connected(c);
+		return;
+	}
+	conn_send(c);
+}
+
+/* Socket options and source address of a new client socket. 0, or -1 with errno. */
+static int conn_setup(struct conn *c)
+{
+	const struct client_opts *o = c->d->o;
+
+	if (sock_set_nodelay(c->fd) < 0)
+		return -1;
+	if (o->keepalive[0] > 0 &&
+	    sock_set_keepalive(c->fd, (int)(o->keepalive[0] / 1000), (int)(o->keepalive[1] / 1000),
+			       (int)o->keepalive[2]) < 0)
+		return -1;
+	if (o->user_timeout_ms > 0 && sock_set_user_timeout(c->fd, (unsigned)o->user_timeout_ms) < 0)
+		return -1;
+	if (o->nsources > 0) {
+		struct sockaddr_in src = {.sin_family = AF_INET};
+		src.sin_addr.s_addr = options_source(o, c->id);
+		/* IP_BIND_ADDRESS_NO_PORT: the port is chosen at connect(), per destination,
+		 * so every source address has the whole ephemeral range towards the server. */
+		if (sock_set_bind_no_port(c->fd) < 0)
+			return -1;
+		if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static struct conn *conn_new(struct driver *d, uint64_t slot)
+{
+	const struct client_opts *o = d->o;
+	struct conn *c = calloc(1, sizeof(*c) + sizeof(int64_t) * (size_t)o->pipeline);
+
+	if (c == NULL)
+		return NULL;
+	c->d = d;
+	c->fd = -1;
+	c->slot = slot;
+	c->id = (uint64_t)d->worker + (uint64_t)d->nworkers * d->next_local++;
+	c->scen = (uint8_t)mix_pick(&o->mix, c->id);
+	c->state = CS_CONNECTING;
+	if (c->scen == SCEN_SILENT)
+		c->planned = 1;
+	else if (c->scen == SCEN_IDLE || (c->scen == SCEN_ECHO && o->duration_ms > 0))
+		c->planned = UINT64_MAX;
+	else
+		c->planned = (uint64_t)o->messages;
+	return c;
+}
+
+static void conn_start(struct driver *d, uint64_t slot)
+{
+	const struct client_opts *o = d->o;
+	struct conn *c = conn_new(d, slot);
+	int rc;
+
+	if (c == NULL) {
+		log_error("out of memory for a connection");
+		d->r->attempted++;
+		result_fail(d->r, PHASE_CONNECT, ENOMEM);
+		slot_end(d, slot, 1);
+		return;
+	}
+	d->r->attempted++;
+	d->r->by_scenario[c->scen]++;
+	d->slots[slot] = c;
+	d->live++;
+	d->connecting++;
+	d->r->open_now = d->live;
+	c->t_connect = now_us();
+	c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || conn_setup(c) < 0) {
+		conn_fail(c, errno);
+		return;
+	}
+	event_assign(&c->rev, d->base, c->fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+	event_assign(&c->wev, d->base, c->fd, EV_WRITE, conn_write_cb, c);
+	evtimer_assign(&c->tev, d->base, conn_timer_cb, c);
+	c->assigned = 1;
+	rc = connect(c->fd, (const struct sockaddr *)&o->addr, o->addrlen);
+	if (rc == 0) {
+		conn_connected(c);
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		conn_fail(c, errno);
+		return;
+	}
+	event_add(&c->wev, NULL);
+	conn_arm(c);
+}
+
+/* ---- pacing ---- */
+
+static void driver_refill(struct driver *d, int64_t now)
+{
+	double cap = d->rate / 100.0 > 1.0 ? d->rate / 100.0 : 1.0; /* a burst of 10 ms */
+
+	d->tokens += (double)(now - d->t_tokens) * d->rate / 1e6;
+	if (d->tokens > cap)
+		d->tokens = cap;
+	d->t_tokens = now;
+}
+
+/* Opens connections while slots wait, handshakes in flight stay under --max-connecting
+ * and the token bucket allows. */
+static void driver_pump(struct driver *d)
+{
+	while (d->qlen > 0 && !d->stopping && d->connecting < (uint64_t)d->o->max_connecting) {
+		uint64_t slot;
+		if (d->rate > 0) {
+			driver_refill(d, now_us());
+			if (d->tokens < 1.0) {
+				struct timeval tv = us_to_tv((int64_t)((1.0 - d->tokens) * 1e6 / d->rate) + 1);
+				evtimer_add(d->pump_ev, &tv);
+				return;
+			}
+			d->tokens -= 1.0;
+		}
+		slot = d->queue[d->qhead];
+		d->qhead = (d->qhead + 1) % d->nslots;
+		d->qlen--;
+		conn_start(d, slot);
+	}
+}
+
+static void pump_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	driver_pump(arg);
+}
+
+/* ---- the end of the run ---- */
+
+/* At the end of the run: a connection not yet connected, or connected with nothing
+ * sent, is cancelled; the others finish their scenario's ending. */
+static void conn_stop(struct conn *c)
+{
+	if (c->state == CS_CONNECTING ||
+	    (c->state == CS_FIRST && c->sent == 0 && c->send_off == 0)) {
+		c->d->r->cancelled++;
+		c->d->slots[c->slot] = NULL;
+		conn_free(c);
+		return;
+	}
+	c->stopping = 1;
+	if (c->state == CS_HALF_CLOSED)
+		return;
+	if (!conn_check_end(c))
+		conn_arm(c);
+}
+
+static void driver_stop(struct driver *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	evtimer_del(d->pump_ev);
+	evtimer_del(d->backoff_ev);
+	for (uint64_t i = 0; i < d->nslots; i++) {
+		if (d->slots[i] != NULL)
+			conn_stop(d->slots[i]);
+	}
+	driver_maybe_done(d);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	driver_stop(arg);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct driver *d = arg;
+
+	(void)what;
+	if (++d->signals > 1) {
+		log_warn("second signal %d: exiting at once", (int)sig);
+		_exit(1);
+	}
+	log_info("signal %d: ending the run (finishing open connections; again to exit at once)",
+		 (int)sig);
+	driver_stop(d);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct driver *d = arg;
+
+	(void)fd;
+	(void)what;
+	if (d->tick != NULL)
+		d->tick(d->tick_arg);
+}
+
+/* ---- setup ---- */
+
+static int driver_events(struct driver *d)
+{
+	struct timeval second = {1, 0};
+
+	d->pump_ev = evtimer_new(d->base, pump_cb, d);
+	d->stop_ev = evtimer_new(d->base, stop_cb, d);
+	d->tick_ev = event_new(d->base, -1, EV_PERSIST, tick_cb, d);
+	d->sigint_ev = evsignal_new(d->base, SIGINT, signal_cb, d);
+	d->sigterm_ev = evsignal_new(d->base, SIGTERM, signal_cb, d);
+	d->backoff_ev = evtimer_new(d->base, backoff_cb, d);
+	if (!d->pump_ev || !d->stop_ev || !d->tick_ev || !d->sigint_ev || !d->sigterm_ev ||
+	    !d->backoff_ev)
+		return -1;
+	if (d->o->duration_ms > 0) {
+		struct timeval tv = clock_ms_to_tv(d->o->duration_ms);
+		evtimer_add(d->stop_ev, &tv);
+	}
+	if (d->tick != NULL)
+		event_add(d->tick_ev, &second);
+	/* A worker of --procs leaves SIGINT (a terminal's ^C to the whole group) to its
+	 * parent, which forwards one SIGTERM. */
+	if (d->nworkers == 1)
+		evsignal_add(d->sigint_ev, NULL);
+	evsignal_add(d->sigterm_ev, NULL);
+	return 0;
+}
+
+static void driver_free(struct driver *d)
+{
+	struct event *evs[] = {d->pump_ev,   d->stop_ev,    d->tick_ev,
+			       d->sigint_ev, d->sigterm_ev, d->backoff_ev};
+
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+		if (evs[i] != NULL)
+			event_free(evs[i]);
+	}
+	for (uint64_t i = 0; d->slots != NULL && i < d->nslots; i++) {
+		if (d->slots[i] != NULL)
+			conn_free(d->slots[i]);
+	}
+	if (d->base != NULL)
+		event_base_free(d->base);
+	free(d->slots);
+	free(d->queue);
+	free(d->waitq);
+	free(d->wait_until);
+	free(d);
+}
+
+static struct driver *driver_new(const struct client_opts *o, int worker, int nworkers,
+				 struct result *r)
+{
+	struct driver *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return NULL;
+	d->o = o;
+	d->r = r;
+	d->worker = worker;
+	d->nworkers = nworkers;
+	d->nslots = driver_share((uint64_t)o->connections, worker, nworkers);
+	d->rate = (double)o->rate / nworkers;
+	d->slots = calloc(d->nslots, sizeof(*d->slots));
+	d->queue = calloc(d->nslots, sizeof(*d->queue));
+	d->waitq = calloc(d->nslots, sizeof(*d->waitq));
+	d->wait_until = calloc(d->nslots, sizeof(*d->wait_until));
+	d->base = event_base_new();
+	if (d->slots == NULL || d->queue == NULL || d->waitq == NULL || d->wait_until == NULL ||
+	    d->base == NULL) {
+		driver_free(d);
+		return NULL;
+	}
+	for (uint64_t i = 0; i < d->nslots; i++)
+		slot_enqueue(d, i);
+	return d;
+}
+
+int driver_run(const struct client_opts *o, int worker, int nworkers, struct result *r,
+	       driver_tick_fn tick, void *tick_arg)
+{
+	struct driver *d = driver_new(o, worker, nworkers, r);
+
+	if (d == NULL) {
+		log_error("worker %d: cannot set up its event loop (out of memory)", worker);
+		return 1;
+	}
+	d->tick = tick;
+	d->tick_arg = tick_arg;
+	if (driver_events(d) < 0) {
+		log_error("worker %d: cannot create its events", worker);
+		driver_free(d);
+		return 1;
+	}
+	d->t_start = now_us();
+	d->t_tokens = d->t_start;
+	d->tokens = 1.0;
+	if (d->nslots > 0) {
+		driver_pump(d);
+		/* A loopbreak before the loop runs is forgotten: check first. */
+		if (!driver_finished(d))
+			event_base_dispatch(d->base);
+	}
+	r->elapsed_us = now_us() - d->t_start;
+	r->done = 1;
+	driver_free(d);
+	return 0;
+}

@@ -1,0 +1,205 @@
+#include "monitor.h"
+#include "clock.h"
+#include "log.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The states of the timeline's columns. */
+static const int timeline_states[] = {
+	CENSUS_LISTEN,	  CENSUS_SYN_SENT,  CENSUS_SYN_RECV,  CENSUS_ESTABLISHED,
+	CENSUS_FIN_WAIT1, CENSUS_FIN_WAIT2, CENSUS_TIME_WAIT, CENSUS_CLOSE_WAIT,
+	CENSUS_LAST_ACK,  CENSUS_CLOSING,   CENSUS_CLOSE,
+};
+#define NTL (sizeof(timeline_states) / sizeof(timeline_states[0]))
+
+/* States a socket passes through on its way to ESTABLISHED or to its end. */
+static const int transitional[] = {CENSUS_SYN_SENT,  CENSUS_SYN_RECV,   CENSUS_FIN_WAIT1,
+				   CENSUS_FIN_WAIT2, CENSUS_CLOSE_WAIT, CENSUS_LAST_ACK,
+				   CENSUS_CLOSING};
+
+/* Is addr one of this host's addresses? bind() to it with port 0 answers exactly that
+ * (EADDRNOTAVAIL when not), wildcards included. */
+static int address_is_local(const struct client_opts *o)
+{
+	struct sockaddr_storage ss = o->addr;
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+
+	if (fd < 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+	else
+		((struct sockaddr_in *)&ss)->sin_port = 0;
+	rc = bind(fd, (struct sockaddr *)&ss, o->addrlen);
+	close(fd);
+	return rc == 0;
+}
+
+static void timeline_header(FILE *f)
+{
+	fprintf(f, "time_s");
+	for (int side = 0; side < 2; side++) {
+		for (size_t i = 0; i < NTL; i++)
+			fprintf(f, ",%s_%s", side ? "server" : "client",
+				census_state_key(timeline_states[i]));
+	}
+	fprintf(f, ",attempted,established,failed,open\n");
+}
+
+int monitor_init(struct monitor *m, const struct client_opts *o, struct result *results,
+		 int nresults)
+{
+	struct census_counts c;
+
+	memset(m, 0, sizeof(*m));
+	m->o = o;
+	m->results = results;
+	m->nresults = nresults;
+	m->t0_us = m->last_us = clock_mono_us();
+	m->cs = census_open();
+	if (m->cs == NULL)
+		log_warn("census: cannot open a sock_diag socket (%s): socket states will be "
+			 "unknown",
+			 strerror(errno));
+	if (m->cs != NULL && address_is_local(o) &&
+	    census_port(m->cs, o->port, CENSUS_LOCAL, &c) == 0 && census_listening(&c))
+		m->server_visible = 1;
+	if (!m->server_visible)
+		log_info("the server %s is not visible from here (not a local address, or nothing "
+			 "listens on port %d in this network namespace): its socket states are "
+			 "unknown",
+			 o->server, o->port);
+	if (o->timeline[0] != '\0') {
+		m->timeline = fopen(o->timeline, "w");
+		if (m->timeline == NULL) {
+			log_error("--timeline %s: %s", o->timeline, strerror(errno));
+			return -1;
+		}
+		timeline_header(m->timeline);
+	}
+	return 0;
+}
+
+/* The live counters of every worker, summed (each read may be a moment old). */
+struct progress {
+	uint64_t attempted, established, failed, messages, open_now, closing_now;
+};
+
+static void monitor_sum(const struct monitor *m, struct progress *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (int i = 0; i < m->nresults; i++) {
+		const struct result *r = &m->results[i];
+		sum->attempted += r->attempted;
+		sum->established += r->established;
+		sum->failed += r->failed;
+		sum->messages += r->messages;
+		sum->open_now += r->open_now;
+		sum->closing_now += r->closing_now;
+	}
+}
+
+static void timeline_row(struct monitor *m, const struct progress *sum, int64_t now)
+{
+	struct census_counts side[2];
+	int ok[2];
+
+	ok[0] = m->cs && census_port(m->cs, m->o->port, CENSUS_REMOTE, &side[0]) == 0;
+	ok[1] = m->cs && m->server_visible &&
+		census_port(m->cs, m->o->port, CENSUS_LOCAL, &side[1]) == 0;
+	fprintf(m->timeline, "%.3f", (double)(now - m->t0_us) / 1e6);
+	for (int s = 0; s < 2; s++) {
+		for (size_t i = 0; i < NTL; i++) {
+			if (ok[s])
+				fprintf(m->timeline, ",%llu",
+					(unsigned long long)side[s].state[timeline_states[i]]);
+			else
+				fprintf(m->timeline, ",");
+		}
+	}
+	fprintf(m->timeline, ",%llu,%llu,%llu,%llu\n", (unsigned long long)sum->attempted,
+		(unsigned long long)sum->established, (unsigned long long)sum->failed,
+		(unsigned long long)sum->open_now);
+	fflush(m->timeline);
+}
+
+void monitor_tick(void *arg)
+{
+	struct monitor *m = arg;
+	struct progress sum;
+	int64_t now = clock_mono_us();
+
+	monitor_sum(m, &sum);
+	if (m->o->progress) {
+		double dt = (double)(now - m->last_us) / 1e6;
+		log_info("progress: established %llu, open %llu, closing %llu, failed %llu, %.0f "
+			 "msgs/s",
+			 (unsigned long long)sum.established, (unsigned long long)sum.open_now,
+			 (unsigned long long)sum.closing_now, (unsigned long long)sum.failed,
+			 dt > 0 ? (double)(sum.messages - m->last_messages) / dt : 0.0);
+	}
+	m->last_messages = sum.messages;
+	m->last_us = now;
+	if (m->timeline != NULL)
+		timeline_row(m, &sum, now);
+}
+
+static int settled(const struct census_counts *c)
+{
+	for (size_t i = 0; i < sizeof(transitional) / sizeof(transitional[0]); i++) {
+		if (c->state[transitional[i]] > 0)
+			return 0;
+	}
+	return 1;
+}
+
+static int census_both(struct monitor *m, struct result *r)
+{
+	if (census_port(m->cs, m->o->port, CENSUS_REMOTE, &r->client.c) < 0)
+		return -1;
+	if (m->server_visible && census_port(m->cs, m->o->port, CENSUS_LOCAL, &r->server.c) < 0)
+		return -1;
+	return 0;
+}
+
+void monitor_final(struct monitor *m, struct result *r)
+{
+	int64_t deadline = clock_mono_ms() + m->o->settle_ms;
+	struct timespec pause = {0, 20 * 1000 * 1000};
+
+	r->client.visible = 0;
+	r->server.visible = 0;
+	if (m->cs == NULL)
+		return;
+	for (;;) {
+		if (census_both(m, r) < 0) {
+			log_error("census of port %d: sock_diag: %s", m->o->port, strerror(errno));
+			return;
+		}
+		if ((settled(&r->client.c) && (!m->server_visible || settled(&r->server.c))) ||
+		    clock_mono_ms() >= deadline)
+			break;
+		nanosleep(&pause, NULL); /* polling the census until the deadline */
+	}
+	r->client.visible = 1;
+	r->server.visible = m->server_visible;
+	if (m->timeline != NULL) {
+		struct progress sum;
+		monitor_sum(m, &sum);
+		timeline_row(m, &sum, clock_mono_us());
+	}
+}
+
+void monitor_close(struct monitor *m)
+{
+	if (m->timeline != NULL && fclose(m->timeline) != 0)
+		log_error("--timeline %s: %s", m->o->timeline, strerror(errno));
+	m->timeline = NULL;
+	census_close(m->cs);
+	m->cs = NULL;
+}

@@ -1,0 +1,41 @@
+/* monitor: what the run looks like from outside its connections, once a second and at
+ * the end: progress on stderr, the --timeline CSV, and the socket-state census of both
+ * ends (the client's sockets: remote port = the server's port; the server's: local port).
+ *
+ * The server's side is counted only when it is visible from here: its address is one of
+ * this host's (in this network namespace) and a socket listens on its port. Otherwise its
+ * census is "not visible" and expectations about it are unknown. */
+#ifndef TEARDOWN_MONITOR_H
+#define TEARDOWN_MONITOR_H
+
+#include "census.h"
+#include "options.h"
+#include "result.h"
+
+#include <stdio.h>
+
+struct monitor {
+	const struct client_opts *o;
+	struct census_sock *cs; /* NULL: no census (sock_diag unavailable) */
+	int server_visible;
+	struct result *results; /* the workers' live results */
+	int nresults;
+	FILE *timeline;
+	int64_t t0_us;
+	uint64_t last_messages;
+	int64_t last_us;
+};
+
+/* Opens the census and the timeline file, decides whether the server is visible. 0, or
+ * -1 when the timeline cannot be written (logged). */
+int monitor_init(struct monitor *m, const struct client_opts *o, struct result *results,
+		 int nresults);
+/* Once a second: a progress line (when asked for) and a timeline row. */
+void monitor_tick(void *m);
+/* After the run: waits up to --settle for transitional states (SYN_*, FIN_WAIT*,
+ * CLOSE_WAIT, LAST_ACK, CLOSING) to drain on both ends, then fills r->client and
+ * r->server with the final census. */
+void monitor_final(struct monitor *m, struct result *r);
+void monitor_close(struct monitor *m);
+
+#endif

@@ -1,0 +1,68 @@
+/* options: the load client's command line.
+ *
+ * Every numeric flag is described once in a table (name, type, default, range, unit) and
+ * parsed by common/conf.c's value parser, so durations and sizes read like the server's
+ * config ("250ms", "10s", "64k"). `--flag value` and `--flag=value` are both accepted. */
+#ifndef TEARDOWN_OPTIONS_H
+#define TEARDOWN_OPTIONS_H
+
+#include "scenario.h"
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define OPT_MAX_EXPECT 64
+#define OPT_PATH_MAX   512
+
+struct client_opts {
+	/* where */
+	char server[300];
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	int port;
+	/* --sources A-B: IPv4 source addresses (host byte order), bound round robin */
+	uint32_t src_first, src_last;
+	int nsources; /* 0 = let the kernel choose */
+
+	/* what */
+	int scenario; /* enum scenario */
+	struct mix mix;
+
+	/* load shape (durations in ms, sizes in bytes) */
+	int64_t connections; /* concurrent target */
+	int64_t rate;        /* new connections per second, 0 = as fast as possible */
+	int64_t duration_ms; /* 0 = one pass: each of `connections` runs its scenario once */
+	int64_t hold_ms;     /* idle / silent without --duration */
+	int64_t messages;
+	int64_t size;
+	int64_t pipeline;
+	int64_t connect_timeout_ms;
+	int64_t reply_timeout_ms;
+	int64_t heartbeat_ms;
+	int64_t max_connecting; /* handshakes (connect + first echo) in flight per process */
+	int64_t backoff_ms;     /* a slot whose connect failed waits this long (--duration) */
+	int64_t settle_ms;      /* at the end, how long to wait for sockets to settle */
+	int64_t keepalive[3];   /* idle, interval (ms, whole seconds), count; [0] = 0: off */
+	int64_t user_timeout_ms;
+	int64_t procs;
+
+	/* reporting */
+	int json;
+	int progress; /* -1 = when stderr is a tty */
+	char timeline[OPT_PATH_MAX];
+	char plot[OPT_PATH_MAX];
+	const char *expect[OPT_MAX_EXPECT];
+	int nexpect;
+};
+
+/* Parses the arguments of a run (argv[0] is the program). 0, or -1 after printing the
+ * reason and the usage to stderr (exit status 2). */
+int options_parse(struct client_opts *o, int argc, char **argv);
+void options_usage(void);
+
+/* The source address of connection number `id` (network byte order). */
+uint32_t options_source(const struct client_opts *o, uint64_t id);
+
+#endif

@@ -1,0 +1,236 @@
+#include "procs.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct worker {
+	pid_t pid;
+	int rfd; /* read end of its pipe; EOF when it exits */
+	struct event *ev;
+	int gone;
+};
+
+struct parent {
+	struct event_base *base;
+	struct worker *w;
+	int n, alive, signals;
+};
+
+struct result *procs_alloc(int n)
+{
+	struct result *r = mmap(NULL, sizeof(*r) * (size_t)n, PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (r == MAP_FAILED)
+		return NULL;
+	for (int i = 0; i < n; i++)
+		result_init(&r[i]);
+	return r;
+}
+
+void procs_free(struct result *results, int n)
+{
+	if (results != NULL)
+		munmap(results, sizeof(*results) * (size_t)n);
+}
+
+static void worker_main(const struct client_opts *o, int i, struct result *r, int wfd)
+{
+	int rc;
+
+	/* ^C from a terminal reaches the whole process group: the parent handles it. */
+	signal(SIGINT, SIG_IGN);
+	rc = driver_run(o, i, (int)o->procs, r, NULL, NULL);
+	close(wfd);
+	_exit(rc);
+}
+
+/* Forks every worker. Each keeps only the write end of its own pipe. */
+static int spawn(const struct client_opts *o, struct result *results, struct worker *w, int n)
+{
+	int (*fds)[2] = calloc((size_t)n, sizeof(*fds));
+
+	if (fds == NULL)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if (pipe2(fds[i], O_CLOEXEC) < 0) {
+			log_error("pipe: %s", strerror(errno));
+			return -1;
+		}
+	}
+	fflush(NULL);
+	for (int i = 0; i < n; i++) {
+		w[i].pid = fork();
+		if (w[i].pid < 0) {
+			log_error("fork of worker %d: %s", i, strerror(errno));
+			return -1;
+		}
+		if (w[i].pid == 0) {
+			for (int j = 0; j < n; j++) {
+				close(fds[j][0]);
+				if (j != i)
+					close(fds[j][1]);
+			}
+			worker_main(o, i, &results[i], fds[i][1]);
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		close(fds[i][1]);
+		w[i].rfd = fds[i][0];
+	}
+	free(fds);
+	return 0;
+}
+
+static void worker_gone_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct parent *p = arg;
+	char c;
+
+	(void)what;
+	if (read(fd, &c, 1) > 0)
+		return; /* workers write nothing; ignore */
+	for (int i = 0; i < p->n; i++) {
+		if (p->w[i].rfd == fd && !p->w[i].gone) {
+			p->w[i].gone = 1;
+			event_del(p->w[i].ev);
+			p->alive--;
+		}
+	}
+	if (p->alive == 0)
+		event_base_loopbreak(p->base);
+}
+
+static void parent_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct parent *p = arg;
+
+	(void)what;
+	if (++p->signals > 1) {
+		log_warn("second signal %d: killing the workers, exiting at once", (int)sig);
+		for (int i = 0; i < p->n; i++)
+			kill(p->w[i].pid, SIGKILL);
+		_exit(1);
+	}
+	log_info("signal %d: ending the run (workers finish their connections; again to exit "
+		 "at once)",
+		 (int)sig);
+	for (int i = 0; i < p->n; i++) {
+		if (!p->w[i].gone)
+			kill(p->w[i].pid, SIGTERM);
+	}
+}
+
+static void parent_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	monitor_tick(arg);
+}
+
+/* The parent's loop: progress and timeline each second, until every worker is gone. */
+static int parent_loop(struct parent *p, struct monitor *m)
+{
+	struct event *tick, *sint, *sterm;
+	struct timeval second = {1, 0};
+	int rc = -1;
+
+	p->base = event_base_new();
+	if (p->base == NULL)
+		return -1;
+	tick = event_new(p->base, -1, EV_PERSIST, parent_tick_cb, m);
+	sint = evsignal_new(p->base, SIGINT, parent_signal_cb, p);
+	sterm = evsignal_new(p->base, SIGTERM, parent_signal_cb, p);
+	if (tick == NULL || sint == NULL || sterm == NULL)
+		goto out;
+	event_add(tick, &second);
+	evsignal_add(sint, NULL);
+	evsignal_add(sterm, NULL);
+	for (int i = 0; i < p->n; i++) {
+		p->w[i].ev = event_new(p->base, p->w[i].rfd, EV_READ | EV_PERSIST, worker_gone_cb, p);
+		if (p->w[i].ev == NULL)
+			goto out;
+		event_add(p->w[i].ev, NULL);
+	}
+	event_base_dispatch(p->base);
+	rc = 0;
+out:
+	for (int i = 0; i < p->n; i++) {
+		if (p->w[i].ev != NULL)
+			event_free(p->w[i].ev);
+	}
+	if (tick != NULL)
+		event_free(tick);
+	if (sint != NULL)
+		event_free(sint);
+	if (sterm != NULL)
+		event_free(sterm);
+	event_base_free(p->base);
+	return rc;
+}
+
+/* Reaps every worker; 0 when all exited with status 0. */
+static int reap(struct parent *p)
+{
+	int bad = 0;
+
+	for (int i = 0; i < p->n; i++) {
+		int st;
+		if (p->w[i].pid <= 0)
+			continue;
+		while (waitpid(p->w[i].pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			continue;
+		bad = 1;
+		if (WIFSIGNALED(st))
+			log_error("worker %d (pid %d) was killed by signal %d: its counts are partial", i,
+				  (int)p->w[i].pid, WTERMSIG(st));
+		else
+			log_error("worker %d (pid %d) exited with status %d", i, (int)p->w[i].pid,
+				  WEXITSTATUS(st));
+	}
+	return bad;
+}
+
+int procs_run(const struct client_opts *o, struct result *results, struct monitor *m)
+{
+	struct parent p = {.n = (int)o->procs};
+	int rc;
+
+	p.w = calloc((size_t)p.n, sizeof(*p.w));
+	if (p.w == NULL) {
+		log_error("out of memory");
+		return 1;
+	}
+	for (int i = 0; i < p.n; i++)
+		p.w[i].rfd = -1;
+	if (spawn(o, results, p.w, p.n) < 0) {
+		for (int i = 0; i < p.n; i++) {
+			if (p.w[i].pid > 0)
+				kill(p.w[i].pid, SIGKILL);
+		}
+		reap(&p);
+		free(p.w);
+		return 1;
+	}
+	p.alive = p.n;
+	rc = parent_loop(&p, m) < 0 ? 1 : 0;
+	if (rc != 0) {
+		log_error("cannot watch the workers; waiting for them");
+	}
+	rc |= reap(&p);
+	for (int i = 0; i < p.n; i++)
+		close(p.w[i].rfd);
+	free(p.w);
+	return rc;
+}

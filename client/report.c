@@ -1,0 +1,499 @@
+#include "report.h"
+#include "expect.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The states a census can report, in the order of a connection's life. */
+static const int report_states[] = {
+	CENSUS_LISTEN,	  CENSUS_SYN_SENT,  CENSUS_SYN_RECV, CENSUS_ESTABLISHED,
+	CENSUS_FIN_WAIT1, CENSUS_FIN_WAIT2, CENSUS_TIME_WAIT, CENSUS_CLOSE_WAIT,
+	CENSUS_LAST_ACK,  CENSUS_CLOSING,   CENSUS_CLOSE,
+};
+#define NREPORT_STATES (sizeof(report_states) / sizeof(report_states[0]))
+
+static const struct {
+	const char *name;
+	size_t offset;
+} hists[] = {
+	{"connect_us", offsetof(struct result, connect_us)},
+	{"rtt_us", offsetof(struct result, rtt_us)},
+	{"fin_to_fin_us", offsetof(struct result, fin_to_fin_us)},
+	{"server_close_us", offsetof(struct result, server_close_us)},
+};
+#define NHISTS (sizeof(hists) / sizeof(hists[0]))
+
+static const struct hist *hist_at(const struct result *r, size_t i)
+{
+	return (const struct hist *)((const char *)r + hists[i].offset);
+}
+
+/* ---- census ---- */
+
+static void census_timers_json(struct jw *w, const struct census_counts *c)
+{
+	jw_obj(w, "timers");
+	for (size_t i = 0; i < NREPORT_STATES; i++) {
+		int st = report_states[i], any = 0;
+		for (int t = 0; t < CENSUS_NTIMERS; t++)
+			any |= c->timer[st][t].count > 0;
+		if (!any)
+			continue;
+		jw_obj(w, census_state_key(st));
+		for (int t = 0; t < CENSUS_NTIMERS; t++) {
+			const struct census_timer_sum *ts = &c->timer[st][t];
+			if (ts->count == 0)
+				continue;
+			jw_obj(w, census_timer_name((enum census_timer)t));
+			jw_u64(w, "count", ts->count);
+			jw_u64(w, "max_expiry_ms", ts->max_expiry_ms);
+			jw_u64(w, "max_retrans", ts->max_retrans);
+			jw_obj_end(w);
+		}
+		jw_obj_end(w);
+	}
+	jw_obj_end(w);
+}
+
+void report_census_json(struct jw *w, const char *key, const struct census_view *v)
+{
+	const struct census_counts *c = &v->c;
+
+	jw_obj(w, key);
+	jw_bool(w, "visible", v->visible);
+	if (v->visible) {
+		jw_u64(w, "total", c->total);
+		jw_obj(w, "states");
+		for (size_t i = 0; i < NREPORT_STATES; i++)
+			jw_u64(w, census_state_key(report_states[i]), c->state[report_states[i]]);
+		jw_obj_end(w);
+		census_timers_json(w, c);
+		jw_u64(w, "accept_queue", c->accept_queue);
+		jw_u64(w, "accept_backlog", c->accept_backlog);
+		jw_u64(w, "recv_q", c->recv_q);
+		jw_u64(w, "send_q", c->send_q);
+		jw_i64(w, "elapsed_us", c->elapsed_us);
+	}
+	jw_obj_end(w);
+}
+
+static void census_timer_text(FILE *f, const struct census_counts *c, int st)
+{
+	for (int t = 0; t < CENSUS_NTIMERS; t++) {
+		const struct census_timer_sum *ts = &c->timer[st][t];
+		if (ts->count == 0)
+			continue;
+		fprintf(f, "  %s %llu (latest in %.1f s", census_timer_name((enum census_timer)t),
+			(unsigned long long)ts->count, (double)ts->max_expiry_ms / 1000.0);
+		if (ts->max_retrans > 0)
+			fprintf(f, ", retrans/probes up to %llu", (unsigned long long)ts->max_retrans);
+		fprintf(f, ")");
+	}
+}
+
+void report_census_table(FILE *f, const char *title, const struct census_view *v)
+{
+	const struct census_counts *c = &v->c;
+
+	if (!v->visible) {
+		fprintf(f, "%s: not visible from here (another host or network namespace)\n", title);
+		return;
+	}
+	fprintf(f, "%s: %llu sockets\n", title, (unsigned long long)c->total);
+	for (size_t i = 0; i < NREPORT_STATES; i++) {
+		int st = report_states[i];
+		if (c->state[st] == 0)
+			continue;
+		fprintf(f, "  %-12s %8llu", census_state_name(st), (unsigned long long)c->state[st]);
+		if (st == CENSUS_LISTEN)
+			fprintf(f, "  accept queue %llu/%llu", (unsigned long long)c->accept_queue,
+				(unsigned long long)c->accept_backlog);
+		census_timer_text(f, c, st);
+		fprintf(f, "\n");
+	}
+}
+
+/* ---- result ---- */
+
+static void run_json(struct jw *w, const struct run_info *info)
+{
+	jw_obj(w, "run");
+	if (info->merged > 0) {
+		jw_u64(w, "merged", info->merged);
+	} else {
+		jw_str(w, "server", info->server);
+		jw_str(w, "scenario", info->scenario);
+		jw_u64(w, "connections", info->connections);
+		jw_u64(w, "procs", info->procs);
+		jw_i64(w, "duration_ms", info->duration_ms);
+		jw_u64(w, "messages", info->messages);
+		jw_u64(w, "size", info->size);
+		jw_u64(w, "pipeline", info->pipeline);
+	}
+	jw_obj_end(w);
+}
+
+static void counts_json(struct jw *w, const struct result *r)
+{
+	jw_obj(w, "counts");
+	jw_u64(w, "attempted", r->attempted);
+	jw_u64(w, "connected", r->connected);
+	jw_u64(w, "established", r->established);
+	jw_u64(w, "completed", r->completed);
+	jw_u64(w, "failed", r->failed);
+	jw_u64(w, "cancelled", r->cancelled);
+	jw_u64(w, "closed_by_server", r->closed_by_server);
+	jw_u64(w, "echo_mismatch", r->echo_mismatch);
+	jw_u64(w, "messages", r->messages);
+	jw_u64(w, "bytes_sent", r->bytes_sent);
+	jw_u64(w, "bytes_received", r->bytes_received);
+	jw_obj_end(w);
+	jw_obj(w, "by_scenario");
+	for (int s = 0; s < SCEN_N; s++)
+		jw_u64(w, scenario_name(s), r->by_scenario[s]);
+	jw_obj_end(w);
+}
+
+static void failures_json(struct jw *w, const struct result *r)
+{
+	char buf[16];
+
+	jw_obj(w, "failures");
+	for (int p = 0; p < PHASE_N; p++) {
+		jw_obj(w, phase_name(p));
+		for (int k = 1; k < FAIL_KINDS; k++) {
+			if (r->fail[p][k] > 0)
+				jw_u64(w, fail_kind_name(k, buf, sizeof(buf)), r->fail[p][k]);
+		}
+		jw_obj_end(w);
+	}
+	jw_obj_end(w);
+}
+
+static void hists_json(struct jw *w, const struct result *r)
+{
+	char *buf = malloc(HIST_JSON_MAX);
+
+	if (buf == NULL) {
+		w->failed = 1;
+		return;
+	}
+	jw_obj(w, "hist");
+	for (size_t i = 0; i < NHISTS; i++) {
+		if (hist_to_json(hist_at(r, i), buf, HIST_JSON_MAX) < 0)
+			w->failed = 1;
+		else
+			jw_raw(w, hists[i].name, buf);
+	}
+	jw_obj_end(w);
+	free(buf);
+}
+
+static double rate(uint64_t n, int64_t us)
+{
+	return us > 0 ? (double)n * 1e6 / (double)us : 0;
+}
+
+/* Derived values, for people and scripts reading one report; merge recomputes them. */
+static void summary_json(struct jw *w, const struct result *r)
+{
+	static const double pcts[] = {50, 90, 99, 99.9};
+	static const char *const pct_names[] = {"p50_ms", "p90_ms", "p99_ms", "p99.9_ms"};
+
+	jw_obj(w, "summary");
+	jw_double(w, "msgs_per_s", rate(r->messages, r->elapsed_us));
+	jw_double(w, "mb_per_s", rate(r->bytes_sent + r->bytes_received, r->elapsed_us) / 1e6);
+	for (size_t i = 0; i < NHISTS; i++) {
+		const struct hist *h = hist_at(r, i);
+		char key[32];
+		snprintf(key, sizeof(key), "%.*s", (int)strlen(hists[i].name) - 3, hists[i].name);
+		jw_obj(w, key);
+		jw_u64(w, "count", hist_count(h));
+		for (size_t p = 0; p < 4; p++)
+			jw_double(w, pct_names[p], (double)hist_percentile(h, pcts[p]) / 1000.0);
+		jw_double(w, "max_ms", (double)hist_max(h) / 1000.0);
+		jw_obj_end(w);
+	}
+	jw_obj_end(w);
+}
+
+static void expect_json(struct jw *w, const struct expect_set *ex)
+{
+	jw_arr(w, "expect");
+	for (int i = 0; ex != NULL && i < ex->n; i++) {
+		const struct expectation *e = &ex->e[i];
+		jw_obj(w, NULL);
+		jw_str(w, "expect", e->text);
+		jw_str(w, "key", e->key);
+		jw_str(w, "op", expect_op_text(e->op));
+		jw_double(w, "value", e->value);
+		jw_str(w, "result", expect_outcome_name(e->outcome));
+		if (e->outcome == EX_UNKNOWN)
+			jw_str(w, "why", e->why);
+		else
+			jw_double(w, "observed", e->observed);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+}
+
+static void result_body_json(struct jw *w, const struct result *r)
+{
+	counts_json(w, r);
+	failures_json(w, r);
+	jw_i64(w, "elapsed_us", r->elapsed_us);
+	jw_u64(w, "parts", r->parts);
+	hists_json(w, r);
+	summary_json(w, r);
+}
+
+void report_json(struct jw *w, const struct run_info *info, const struct result *r,
+		 const struct result *parts, int nparts, const struct expect_set *ex)
+{
+	jw_obj(w, NULL);
+	jw_u64(w, "version", 1);
+	run_json(w, info);
+	result_body_json(w, r);
+	jw_obj(w, "census");
+	report_census_json(w, "client", &r->client);
+	report_census_json(w, "server", &r->server);
+	jw_obj_end(w);
+	expect_json(w, ex);
+	if (parts != NULL && nparts > 1) {
+		jw_arr(w, "procs");
+		for (int i = 0; i < nparts; i++) {
+			jw_obj(w, NULL);
+			result_body_json(w, &parts[i]);
+			jw_obj_end(w);
+		}
+		jw_arr_end(w);
+	}
+	jw_obj_end(w);
+}
+
+/* ---- table ---- */
+
+static void failures_table(FILE *f, const struct result *r)
+{
+	char buf[16];
+
+	fprintf(f, "failed         %llu", (unsigned long long)r->failed);
+	for (int p = 0; p < PHASE_N; p++) {
+		for (int k = 1; k < FAIL_KINDS; k++) {
+			if (r->fail[p][k] > 0)
+				fprintf(f, "  %s/%s %llu", phase_name(p), fail_kind_name(k, buf, sizeof(buf)),
+					(unsigned long long)r->fail[p][k]);
+		}
+	}
+	fprintf(f, "\n");
+}
+
+static void hist_row(FILE *f, const char *name, const struct hist *h)
+{
+	if (hist_count(h) == 0) {
+		fprintf(f, "%-14s -\n", name);
+		return;
+	}
+	fprintf(f, "%-14s %8.3f %8.3f %8.3f %8.3f %8.3f  (%llu)\n", name,
+		(double)hist_percentile(h, 50) / 1000.0, (double)hist_percentile(h, 90) / 1000.0,
+		(double)hist_percentile(h, 99) / 1000.0, (double)hist_percentile(h, 99.9) / 1000.0,
+		(double)hist_max(h) / 1000.0, (unsigned long long)hist_count(h));
+}
+
+static void expect_table(FILE *f, const struct expect_set *ex)
+{
+	for (int i = 0; ex != NULL && i < ex->n; i++) {
+		const struct expectation *e = &ex->e[i];
+		if (e->outcome == EX_UNKNOWN)
+			fprintf(f, "expect %-30s unknown: %s\n", e->text, e->why);
+		else
+			fprintf(f, "expect %-30s %s (observed %g, wanted %s %g)\n", e->text,
+				e->outcome == EX_OK ? "ok" : "VIOLATED", e->observed,
+				expect_op_text(e->op), e->value);
+	}
+}
+
+void report_table(FILE *f, const struct run_info *info, const struct result *r,
+		  const struct expect_set *ex)
+{
+	double s = (double)r->elapsed_us / 1e6;
+
+	if (info->merged > 0)
+		fprintf(f, "merged %u results\n", info->merged);
+	else
+		fprintf(f, "server %s  scenario %s  connections %llu  procs %llu\n", info->server,
+			info->scenario, (unsigned long long)info->connections,
+			(unsigned long long)info->procs);
+	fprintf(f, "attempted      %llu\nestablished    %llu  (connected %llu, completed %llu, "
+		   "cancelled %llu, closed by server %llu)\n",
+		(unsigned long long)r->attempted, (unsigned long long)r->established,
+		(unsigned long long)r->connected, (unsigned long long)r->completed,
+		(unsigned long long)r->cancelled, (unsigned long long)r->closed_by_server);
+	failures_table(f, r);
+	fprintf(f, "echo mismatch  %llu\n", (unsigned long long)r->echo_mismatch);
+	fprintf(f, "throughput     %.0f msgs/s  %.2f MB/s  (%llu messages in %.2f s)\n",
+		rate(r->messages, r->elapsed_us),
+		rate(r->bytes_sent + r->bytes_received, r->elapsed_us) / 1e6,
+		(unsigned long long)r->messages, s);
+	fprintf(f, "%-14s %8s %8s %8s %8s %8s  (samples)\n", "latency ms", "p50", "p90", "p99",
+		"p99.9", "max");
+	hist_row(f, "connect", &r->connect_us);
+	hist_row(f, "echo rtt", &r->rtt_us);
+	hist_row(f, "fin-to-fin", &r->fin_to_fin_us);
+	hist_row(f, "server close", &r->server_close_us);
+	report_census_table(f, "census client sockets (remote port)", &r->client);
+	report_census_table(f, "census server port (local port)", &r->server);
+	expect_table(f, ex);
+}
+
+/* ---- reading ---- */
+
+static int read_fail(char *err, size_t errlen, const char *what)
+{
+	snprintf(err, errlen, "%s", what);
+	return -1;
+}
+
+static int read_census_states(struct census_counts *c, const struct jnode *n, char *err,
+			      size_t errlen)
+{
+	const struct jnode *states = json_get(n, "states"), *timers = json_get(n, "timers");
+
+	if (states == NULL || json_get_u64(n, "total", &c->total) < 0)
+		return read_fail(err, errlen, "census without total or states");
+	for (const struct jnode *s = states->child; s != NULL; s = s->next) {
+		int st = census_state_parse(s->key);
+		if (st < 0 || json_get_u64(states, s->key, &c->state[st]) < 0)
+			return read_fail(err, errlen, "census: bad state");
+	}
+	for (const struct jnode *s = timers ? timers->child : NULL; s != NULL; s = s->next) {
+		int st = census_state_parse(s->key);
+		if (st < 0)
+			return read_fail(err, errlen, "census: bad timer state");
+		for (const struct jnode *t = s->child; t != NULL; t = t->next) {
+			int ti;
+			for (ti = 0; ti < CENSUS_NTIMERS; ti++)
+				if (strcmp(t->key, census_timer_name((enum census_timer)ti)) == 0)
+					break;
+			if (ti == CENSUS_NTIMERS ||
+			    json_get_u64(t, "count", &c->timer[st][ti].count) < 0 ||
+			    json_get_u64(t, "max_expiry_ms", &c->timer[st][ti].max_expiry_ms) < 0 ||
+			    json_get_u64(t, "max_retrans", &c->timer[st][ti].max_retrans) < 0)
+				return read_fail(err, errlen, "census: bad timer");
+		}
+	}
+	return 0;
+}
+
+int report_census_read(struct census_view *v, const struct jnode *n, char *err, size_t errlen)
+{
+	const struct jnode *vis = json_get(n, "visible");
+	uint64_t elapsed = 0;
+
+	memset(v, 0, sizeof(*v));
+	if (vis == NULL || vis->type != J_BOOL)
+		return read_fail(err, errlen, "census without \"visible\"");
+	v->visible = vis->num != 0;
+	if (!v->visible)
+		return 0;
+	if (read_census_states(&v->c, n, err, errlen) < 0)
+		return -1;
+	json_get_u64(n, "accept_queue", &v->c.accept_queue);
+	json_get_u64(n, "accept_backlog", &v->c.accept_backlog);
+	json_get_u64(n, "recv_q", &v->c.recv_q);
+	json_get_u64(n, "send_q", &v->c.send_q);
+	json_get_u64(n, "elapsed_us", &elapsed);
+	v->c.elapsed_us = (int64_t)elapsed;
+	return 0;
+}
+
+static int read_counts(struct result *r, const struct jnode *doc, char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+	} fields[] = {
+#define F(x) {#x, offsetof(struct result, x)}
+		F(attempted), F(connected), F(established),	 F(completed),
+		F(failed),    F(cancelled), F(closed_by_server), F(echo_mismatch),
+		F(messages),  F(bytes_sent), F(bytes_received),
+#undef F
+	};
+	const struct jnode *counts = json_get(doc, "counts"), *by = json_get(doc, "by_scenario");
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (json_get_u64(counts, fields[i].name, (uint64_t *)((char *)r + fields[i].offset)) <
+		    0) {
+			snprintf(err, errlen, "counts.%s missing or not a whole number", fields[i].name);
+			return -1;
+		}
+	}
+	for (int s = 0; s < SCEN_N; s++) {
+		if (json_get_u64(by, scenario_name(s), &r->by_scenario[s]) < 0)
+			return read_fail(err, errlen, "by_scenario incomplete");
+	}
+	return 0;
+}
+
+static int read_failures(struct result *r, const struct jnode *doc, char *err, size_t errlen)
+{
+	const struct jnode *fails = json_get(doc, "failures");
+
+	if (fails == NULL || fails->type != J_OBJ)
+		return read_fail(err, errlen, "no failures object");
+	for (const struct jnode *ph = fails->child; ph != NULL; ph = ph->next) {
+		int p = phase_parse(ph->key);
+		if (p < 0)
+			return read_fail(err, errlen, "failures: unknown phase");
+		for (const struct jnode *k = ph->child; k != NULL; k = k->next) {
+			int kind = fail_kind_parse(k->key);
+			if (kind < 0 || k->type != J_NUM || !k->is_u64) {
+				snprintf(err, errlen, "failures.%s.%s: unknown kind or bad count", ph->key,
+					 k->key);
+				return -1;
+			}
+			r->fail[p][kind] = k->u64;
+		}
+	}
+	return 0;
+}
+
+static int read_hists(struct result *r, const struct jnode *doc, char *err, size_t errlen)
+{
+	const struct jnode *hs = json_get(doc, "hist");
+
+	for (size_t i = 0; i < NHISTS; i++) {
+		const struct jnode *h = json_get(hs, hists[i].name);
+		struct hist *dst = (struct hist *)((char *)r + hists[i].offset);
+		if (h == NULL || hist_from_json(dst, h->start, NULL) < 0) {
+			snprintf(err, errlen, "hist.%s missing or malformed", hists[i].name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int report_read(struct result *r, struct run_info *info, const struct jnode *doc, char *err,
+		size_t errlen)
+{
+	const struct jnode *census = json_get(doc, "census");
+	uint64_t version = 0, elapsed = 0, parts = 1;
+
+	result_init(r);
+	memset(info, 0, sizeof(*info));
+	if (json_get_u64(doc, "version", &version) < 0 || version != 1)
+		return read_fail(err, errlen, "not a load-client result (version 1)");
+	if (read_counts(r, doc, err, errlen) < 0 || read_failures(r, doc, err, errlen) < 0 ||
+	    read_hists(r, doc, err, errlen) < 0)
+		return -1;
+	if (json_get_u64(doc, "elapsed_us", &elapsed) < 0)
+		return read_fail(err, errlen, "elapsed_us missing");
+	json_get_u64(doc, "parts", &parts);
+	r->elapsed_us = (int64_t)elapsed;
+	r->parts = (uint32_t)parts;
+	if (census == NULL ||
+	    report_census_read(&r->client, json_get(census, "client"), err, errlen) < 0 ||
+	    report_census_read(&r->server, json_get(census, "server"), err, errlen) < 0)
+		return -1;
+	return 0;
+}

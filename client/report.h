@@ -1,0 +1,50 @@
+/* report: the final table (stdout), the --json document, and reading it back for merge.
+ *
+ * JSON layout (version 1):
+ *   {"version":1, "run":{...how it was run...}, "counts":{attempted, connected, ...},
+ *    "by_scenario":{"echo":N,...}, "failures":{"connect":{"ECONNREFUSED":N,...},...},
+ *    "elapsed_us":N, "parts":N,
+ *    "hist":{"connect_us":H, "rtt_us":H, "fin_to_fin_us":H, "server_close_us":H},
+ *    "summary":{derived percentiles and rates, for readers; ignored by merge},
+ *    "census":{"client":C, "server":C}, "expect":[...], "procs":[per-worker results]}
+ * where H is common/hist.c's JSON form (exact) and C is
+ *   {"visible":true, "total":N, "states":{"established":N,...}, "timers":{...},
+ *    "accept_queue":N, "accept_backlog":N, "recv_q":N, "send_q":N, "elapsed_us":N}. */
+#ifndef TEARDOWN_REPORT_H
+#define TEARDOWN_REPORT_H
+
+#include "json.h"
+#include "result.h"
+
+#include <stdio.h>
+
+struct expect_set;
+
+/* How the run was made, for the reader of a report. */
+struct run_info {
+	char server[300];
+	char scenario[300]; /* "close" or "mixed(echo=50,close=50)" */
+	uint64_t connections;
+	uint64_t procs;
+	int64_t duration_ms;
+	uint64_t size, messages, pipeline;
+	uint32_t merged; /* > 0: a merge of that many documents */
+};
+
+void report_census_json(struct jw *w, const char *key, const struct census_view *v);
+/* "LISTEN 1 (accept queue 0/128), ESTABLISHED 100 (keepalive 100, next in <= 7199 s)". */
+void report_census_table(FILE *f, const char *title, const struct census_view *v);
+
+/* The whole document; parts (may be NULL) are the per-worker results of --procs. */
+void report_json(struct jw *w, const struct run_info *info, const struct result *r,
+		 const struct result *parts, int nparts, const struct expect_set *ex);
+void report_table(FILE *f, const struct run_info *info, const struct result *r,
+		  const struct expect_set *ex);
+
+/* Reads the counters, failures, histograms and censuses of a document written by
+ * report_json into r (initialised here). 0, or -1 with a reason. */
+int report_read(struct result *r, struct run_info *info, const struct jnode *doc, char *err,
+		size_t errlen);
+int report_census_read(struct census_view *v, const struct jnode *n, char *err, size_t errlen);
+
+#endif

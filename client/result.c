@@ -1,0 +1,120 @@
+#include "result.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const phase_names[PHASE_N] = {"connect", "first_reply", "echo", "close"};
+static const char *const special_kinds[FAIL_KINDS - FAIL_ERRNO_MAX] = {"deadline", "eof",
+								       "mismatch"};
+
+void result_init(struct result *r)
+{
+	memset(r, 0, sizeof(*r)); /* an all-zero struct hist is an empty histogram */
+	r->parts = 1;
+}
+
+static void census_view_merge(struct census_view *a, const struct census_view *b)
+{
+	if (!b->visible)
+		return;
+	if (!a->visible) {
+		*a = *b;
+		return;
+	}
+	census_add(&a->c, &b->c);
+}
+
+void result_merge(struct result *dst, const struct result *src)
+{
+	dst->attempted += src->attempted;
+	dst->connected += src->connected;
+	dst->established += src->established;
+	dst->completed += src->completed;
+	dst->failed += src->failed;
+	dst->cancelled += src->cancelled;
+	dst->closed_by_server += src->closed_by_server;
+	dst->echo_mismatch += src->echo_mismatch;
+	dst->messages += src->messages;
+	dst->bytes_sent += src->bytes_sent;
+	dst->bytes_received += src->bytes_received;
+	for (int s = 0; s < SCEN_N; s++)
+		dst->by_scenario[s] += src->by_scenario[s];
+	for (int p = 0; p < PHASE_N; p++)
+		for (int k = 0; k < FAIL_KINDS; k++)
+			dst->fail[p][k] += src->fail[p][k];
+	if (src->elapsed_us > dst->elapsed_us)
+		dst->elapsed_us = src->elapsed_us;
+	dst->parts += src->parts;
+	dst->open_now += src->open_now;
+	dst->closing_now += src->closing_now;
+	hist_merge(&dst->connect_us, &src->connect_us);
+	hist_merge(&dst->rtt_us, &src->rtt_us);
+	hist_merge(&dst->fin_to_fin_us, &src->fin_to_fin_us);
+	hist_merge(&dst->server_close_us, &src->server_close_us);
+	census_view_merge(&dst->client, &src->client);
+	census_view_merge(&dst->server, &src->server);
+}
+
+void result_fail(struct result *r, enum phase ph, int kind)
+{
+	if (kind <= 0 || kind >= FAIL_KINDS)
+		kind = FAIL_ERRNO_MAX - 1; /* never lose a failure, even of an odd errno */
+	r->failed++;
+	r->fail[ph][kind]++;
+}
+
+const char *phase_name(int ph)
+{
+	return ph >= 0 && ph < PHASE_N ? phase_names[ph] : "?";
+}
+
+int phase_parse(const char *s)
+{
+	for (int p = 0; p < PHASE_N; p++) {
+		if (strcmp(s, phase_names[p]) == 0)
+			return p;
+	}
+	return -1;
+}
+
+const char *fail_kind_name(int kind, char *buf, size_t len)
+{
+	const char *name;
+
+	if (kind >= FAIL_ERRNO_MAX && kind < FAIL_KINDS)
+		return special_kinds[kind - FAIL_ERRNO_MAX];
+	name = strerrorname_np(kind);
+	if (name != NULL)
+		return name;
+	snprintf(buf, len, "E%d", kind);
+	return buf;
+}
+
+int fail_kind_parse(const char *s)
+{
+	char buf[16];
+
+	for (int k = 1; k < FAIL_KINDS; k++) {
+		if (strcmp(s, fail_kind_name(k, buf, sizeof(buf))) == 0)
+			return k;
+	}
+	return -1;
+}
+
+uint64_t result_fail_phase(const struct result *r, int ph)
+{
+	uint64_t n = 0;
+
+	for (int k = 0; k < FAIL_KINDS; k++)
+		n += r->fail[ph][k];
+	return n;
+}
+
+uint64_t result_fail_kind(const struct result *r, int kind)
+{
+	uint64_t n = 0;
+
+	for (int p = 0; p < PHASE_N; p++)
+		n += r->fail[p][kind];
+	return n;
+}

@@ -1,0 +1,80 @@
+/* result: what one run measured, mergeable exactly.
+ *
+ * Counters add, histograms merge bucket by bucket (common/hist.c), failures are a table
+ * of phase x kind; so the result of several processes (--procs) or machines
+ * (`load-client merge`) is exactly the result of the combined run. A struct result holds
+ * no pointers: a worker process fills one in memory shared with its parent. */
+#ifndef TEARDOWN_RESULT_H
+#define TEARDOWN_RESULT_H
+
+#include "census.h"
+#include "hist.h"
+#include "scenario.h"
+
+#include <stdint.h>
+
+/* Where in its life a connection failed. */
+enum phase {
+	PHASE_CONNECT,     /* socket(), bind(), connect() until the handshake completed */
+	PHASE_FIRST_REPLY, /* connected, its first echo not complete yet */
+	PHASE_ECHO,        /* established, exchanging messages */
+	PHASE_CLOSE,       /* its scenario's ending (half-close: the echo after the FIN, EOF) */
+	PHASE_N
+};
+
+/* Failure kinds: an errno value (below FAIL_ERRNO_MAX) or one of these. */
+#define FAIL_ERRNO_MAX 200
+enum {
+	FAIL_DEADLINE = FAIL_ERRNO_MAX, /* our own connect or reply deadline passed */
+	FAIL_EOF,                       /* the server closed before the scenario's end */
+	FAIL_MISMATCH,                  /* an echo byte differed from what was sent */
+	FAIL_KINDS
+};
+
+struct census_view {
+	int visible; /* 1: counted here; 0: not visible from here (another host, namespace) */
+	struct census_counts c;
+};
+
+struct result {
+	uint64_t attempted;   /* connections started */
+	uint64_t connected;   /* TCP handshake completed */
+	uint64_t established; /* first echo received */
+	uint64_t completed;   /* scenario finished as planned */
+	uint64_t failed;      /* ended by a failure (counted in fail[][]) */
+	uint64_t cancelled;   /* still connecting when the run ended */
+	uint64_t closed_by_server; /* silent connections the server closed (EOF or RST) */
+	uint64_t echo_mismatch;    /* messages whose echo differed */
+	uint64_t messages;         /* echoes received complete and correct */
+	uint64_t bytes_sent, bytes_received;
+	uint64_t by_scenario[SCEN_N]; /* connections started per scenario */
+	uint64_t fail[PHASE_N][FAIL_KINDS];
+	int64_t elapsed_us; /* from the first connect to the last connection's end */
+	uint32_t parts;     /* how many results were merged into this one */
+	/* Progress, updated while running (read by the parent of --procs workers). */
+	uint64_t open_now, closing_now;
+	int done;
+	struct hist connect_us;    /* connect() to handshake complete */
+	struct hist rtt_us;        /* a message's first byte written to its echo's last read */
+	struct hist fin_to_fin_us; /* half-close: our FIN to the server's FIN */
+	struct hist server_close_us; /* silent: our last byte to the server closing */
+	struct census_view client, server; /* at the end of the run */
+};
+
+void result_init(struct result *r);
+/* dst += src (counters summed, histograms merged, elapsed the longer one; censuses added
+ * when both are visible, otherwise the visible one). */
+void result_merge(struct result *dst, const struct result *src);
+/* Counts one failure. */
+void result_fail(struct result *r, enum phase ph, int kind);
+
+const char *phase_name(int ph);
+int phase_parse(const char *s);
+/* "ECONNREFUSED", "deadline", "eof", "mismatch"; "E123" for an errno without a name. */
+const char *fail_kind_name(int kind, char *buf, size_t len);
+int fail_kind_parse(const char *s);
+/* Sum of fail[ph][*], or of fail[*][kind]. */
+uint64_t result_fail_phase(const struct result *r, int ph);
+uint64_t result_fail_kind(const struct result *r, int kind);
+
+#endif

@@ -1,0 +1,389 @@
+#include "run.h"
+#include "driver.h"
+#include "expect.h"
+#include "log.h"
+#include "monitor.h"
+#include "procs.h"
+#include "report.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+/* fds a worker needs beside its connections: stdio, epoll, libevent's signal pipe, the
+ * census socket, the timeline file, a pipe to the parent, and some room. */
+#define FD_RESERVE 64
+/* How long a client-side TIME_WAIT holds its port (Linux: TCP_TIMEWAIT_LEN, fixed). */
+#define TIME_WAIT_S 60
+
+static void libevent_log(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_WARN)
+		log_warn("libevent: %s", msg);
+	else
+		log_debug("libevent: %s", msg);
+}
+
+static int read_sysctl(const char *path, long *a, long *b)
+{
+	FILE *f = fopen(path, "r");
+	int n;
+
+	if (f == NULL)
+		return -1;
+	n = fscanf(f, "%ld %ld", a, b);
+	fclose(f);
+	return n >= 1 ? n : -1;
+}
+
+static int is_loopback(const struct client_opts *o)
+{
+	if (o->addr.ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)&o->addr)->sin_addr.s_addr) >> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&o->addr)->sin6_addr);
+}
+
+/* Connections that end with our close() leave a TIME_WAIT holding their port for 60 s;
+ * how many may exist at once, at most. -1: unknown (churn at an unlimited rate). */
+static double time_wait_estimate(const struct client_opts *o)
+{
+	double active = (double)(o->mix.total - o->mix.weight[SCEN_RESET]) / o->mix.total;
+	int churn = 0;
+
+	for (int s = 0; s < SCEN_N; s++)
+		churn |= o->mix.weight[s] > 0 && scenario_churns(s);
+	if (o->duration_ms == 0 || !churn)
+		return active * (double)o->connections;
+	if (o->rate == 0)
+		return -1;
+	return active * (double)o->rate *
+	       (double)(o->duration_ms < TIME_WAIT_S * 1000 ? o->duration_ms : TIME_WAIT_S * 1000) /
+	       1000.0;
+}
+
+/* Each (source address, server address, server port) has the ephemeral port range; says
+ * before starting when the load cannot fit. -1 = it cannot (usage error). */
+static int check_ports(const struct client_opts *o)
+{
+	long lo = 32768, hi = 60999, reuse = 0, unused;
+	double per_src, capacity, tw = time_wait_estimate(o), need;
+	int nsrc = o->nsources > 0 ? o->nsources : 1;
+
+	read_sysctl("/proc/sys/net/ipv4/ip_local_port_range", &lo, &hi);
+	read_sysctl("/proc/sys/net/ipv4/tcp_tw_reuse", &reuse, &unused);
+	per_src = (double)(hi - lo + 1);
+	capacity = per_src * nsrc;
+	if ((double)o->connections > capacity) {
+		log_plain("load-client: %lld concurrent connections need as many ports towards %s, "
+			  "but %d source address(es) x %.0f ephemeral ports (%ld-%ld) = %.0f: add "
+			  "source addresses with --sources (e.g. --sources 127.0.0.2-127.0.0.%d)\n",
+			  (long long)o->connections, o->server, nsrc, per_src, lo, hi, capacity,
+			  2 + (int)((double)o->connections / per_src) + 1);
+		return -1;
+	}
+	if (tw < 0) {
+		log_warn("churn at an unlimited rate: client TIME_WAIT sockets hold their port "
+			 "for %d s and may exhaust the %.0f ports (EADDRNOTAVAIL); give --rate to "
+			 "have this checked",
+			 TIME_WAIT_S, capacity);
+		return 0;
+	}
+	need = (double)o->connections + (o->duration_ms > 0 ? tw : 0);
+	if (need <= capacity)
+		return 0;
+	if (is_loopback(o) && reuse != 0) {
+		log_warn("about %.0f ports needed (connections plus TIME_WAIT) but %.0f available; "
+			 "net.ipv4.tcp_tw_reuse=%ld lets loopback connections reuse TIME_WAIT ports "
+			 "older than 1 s, so it may still fit",
+			 need, capacity, reuse);
+		return 0;
+	}
+	log_plain("load-client: about %.0f ports needed towards %s (%lld connections plus "
+		  "%.0f in TIME_WAIT for %d s) but only %.0f available: add --sources or lower "
+		  "--rate\n",
+		  need, o->server, (long long)o->connections, tw, TIME_WAIT_S, capacity);
+	return -1;
+}
+
+/* Raises the soft fd limit to what a worker needs, within the hard limit. */
+static int check_fds(const struct client_opts *o)
+{
+	uint64_t per = driver_share((uint64_t)o->connections, 0, (int)o->procs);
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 0;
+	if (rl.rlim_max != RLIM_INFINITY && per + FD_RESERVE > rl.rlim_max) {
+		uint64_t room = rl.rlim_max > FD_RESERVE ? rl.rlim_max - FD_RESERVE : 1;
+		log_plain("load-client: %llu connections per process do not fit the fd limit of "
+			  "%llu: use --procs %llu or more\n",
+			  (unsigned long long)per, (unsigned long long)rl.rlim_max,
+			  (unsigned long long)(((uint64_t)o->connections + room - 1) / room));
+		return -1;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && per + FD_RESERVE > rl.rlim_cur) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("setrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+	}
+	return 0;
+}
+
+static void run_info_fill(struct run_info *info, const struct client_opts *o)
+{
+	char mix[200];
+
+	memset(info, 0, sizeof(*info));
+	snprintf(info->server, sizeof(info->server), "%s", o->server);
+	if (o->scenario == SCEN_MIXED) {
+		mix_format(&o->mix, mix, sizeof(mix));
+		snprintf(info->scenario, sizeof(info->scenario), "mixed(%s)", mix);
+	} else {
+		snprintf(info->scenario, sizeof(info->scenario), "%s", scenario_name(o->scenario));
+	}
+	info->connections = (uint64_t)o->connections;
+	info->procs = (uint64_t)o->procs;
+	info->duration_ms = o->duration_ms;
+	info->size = (uint64_t)o->size;
+	info->messages = (uint64_t)o->messages;
+	info->pipeline = (uint64_t)o->pipeline;
+}
+
+/* Prints the table or the JSON on stdout. 0, or -1 when it could not be written. */
+static int output(int json, const struct run_info *info, const struct result *total,
+		  const struct result *parts, int nparts, const struct expect_set *ex)
+{
+	if (json) {
+		struct jw w;
+		const char *text;
+		jw_init(&w);
+		report_json(&w, info, total, parts, nparts, ex);
+		text = jw_finish(&w);
+		if (text == NULL) {
+			jw_free(&w);
+			log_error("out of memory writing the JSON report");
+			return -1;
+		}
+		fputs(text, stdout);
+		fputc('\n', stdout);
+		jw_free(&w);
+	} else {
+		report_table(stdout, info, total, ex);
+	}
+	if (fflush(stdout) != 0) {
+		log_error("writing the report: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int plot(const struct client_opts *o)
+{
+	char cmd[OPT_PATH_MAX * 2 + 256];
+	FILE *p;
+
+	if (o->plot[0] == '\0')
+		return 0;
+	p = popen("gnuplot 2>/dev/null", "w");
+	if (p == NULL) {
+		log_warn("--plot: cannot run gnuplot: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "set datafile separator ','\nset terminal png size 1000,600\nset output '%s'\n"
+		 "set key autotitle columnhead outside\nset xlabel 'seconds'\n"
+		 "set ylabel 'sockets'\n",
+		 o->plot);
+	fputs(cmd, p);
+	snprintf(cmd, sizeof(cmd),
+		 "plot for [i=2:23] '%s' using 1:i with lines\n", o->timeline);
+	fputs(cmd, p);
+	if (pclose(p) != 0) {
+		log_warn("--plot: gnuplot failed (is it installed?); the timeline is in %s",
+			 o->timeline);
+		return -1;
+	}
+	return 0;
+}
+
+static int run_workers(const struct client_opts *o, struct result *results, struct monitor *m)
+{
+	event_set_log_callback(libevent_log);
+	if (o->procs == 1)
+		return driver_run(o, 0, 1, &results[0], monitor_tick, m);
+	return procs_run(o, results, m);
+}
+
+int run_main(const struct client_opts *o)
+{
+	struct expect_set *ex = calloc(1, sizeof(*ex));
+	struct result *results = NULL, *total = malloc(sizeof(*total));
+	struct monitor m;
+	struct run_info info;
+	char err[256];
+	int rc = 2, failed;
+
+	if (ex == NULL || total == NULL) {
+		log_error("out of memory");
+		rc = 1;
+		goto out;
+	}
+	if (expect_parse(ex, o->expect, o->nexpect, err, sizeof(err)) < 0) {
+		log_plain("load-client: --expect %s\n", err);
+		goto out;
+	}
+	if (check_ports(o) < 0 || check_fds(o) < 0)
+		goto out;
+	rc = 1;
+	results = procs_alloc((int)o->procs);
+	if (results == NULL) {
+		log_error("mmap of the results: %s", strerror(errno));
+		goto out;
+	}
+	if (monitor_init(&m, o, results, (int)o->procs) < 0)
+		goto out_monitor;
+	failed = run_workers(o, results, &m);
+	result_init(total);
+	total->parts = 0;
+	for (int i = 0; i < (int)o->procs; i++)
+		result_merge(total, &results[i]);
+	monitor_final(&m, total);
+	expect_eval(ex, total);
+	run_info_fill(&info, o);
+	if (output(o->json, &info, total, results, (int)o->procs, ex) < 0)
+		failed = 1;
+	if (o->plot[0] != '\0') {
+		monitor_close(&m); /* the timeline is complete */
+		plot(o);
+	}
+	rc = failed ? 1 : expect_status(ex);
+out_monitor:
+	monitor_close(&m);
+out:
+	procs_free(results, (int)o->procs);
+	free(total);
+	free(ex);
+	return rc;
+}
+
+/* ---- merge ---- */
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL)
+		return NULL;
+	do {
+		if (len + 65536 + 1 > cap) {
+			char *nb = realloc(buf, cap = (len + 65536 + 1) * 2);
+			if (nb == NULL) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, 65536, f);
+		len += n;
+	} while (n > 0);
+	if (ferror(f)) {
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+/* Reads one --json result into r. 0, or -1 (logged). */
+static int merge_read(const char *path, struct result *r)
+{
+	char err[256], *text = read_file(path);
+	struct jnode *doc;
+	struct run_info info;
+	int rc;
+
+	if (text == NULL) {
+		log_error("merge: %s: %s", path, strerror(errno));
+		return -1;
+	}
+	doc = json_parse(text, err, sizeof(err));
+	if (doc == NULL) {
+		log_error("merge: %s: not JSON: %s", path, err);
+		free(text);
+		return -1;
+	}
+	rc = report_read(r, &info, doc, err, sizeof(err));
+	if (rc < 0)
+		log_error("merge: %s: %s", path, err);
+	json_free(doc);
+	free(text);
+	return rc;
+}
+
+static int merge_usage(const char *why)
+{
+	log_plain("load-client merge: %s\nusage: load-client merge A.json B.json ... [--json] "
+		  "[--expect KEY=VALUE ...]\n",
+		  why);
+	return 2;
+}
+
+int run_merge(int argc, char **argv)
+{
+	const char **expects = calloc((size_t)argc, sizeof(char *));
+	struct expect_set *ex = calloc(1, sizeof(*ex));
+	struct result *total = malloc(sizeof(*total)), *one = malloc(sizeof(*one));
+	struct run_info info = {.merged = 0};
+	int json = 0, nexp = 0, rc = 1;
+	char err[256];
+
+	if (expects == NULL || ex == NULL || total == NULL || one == NULL) {
+		log_error("out of memory");
+		goto out;
+	}
+	result_init(total);
+	total->parts = 0;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else if (strcmp(argv[i], "--expect") == 0 && i + 1 < argc) {
+			expects[nexp++] = argv[++i];
+		} else if (strncmp(argv[i], "--expect=", 9) == 0) {
+			expects[nexp++] = argv[i] + 9;
+		} else if (strncmp(argv[i], "--", 2) == 0) {
+			rc = merge_usage("unknown option");
+			goto out;
+		} else {
+			if (merge_read(argv[i], one) < 0)
+				goto out;
+			result_merge(total, one);
+			info.merged++;
+		}
+	}
+	if (info.merged == 0) {
+		rc = merge_usage("no result files given");
+		goto out;
+	}
+	if (expect_parse(ex, expects, nexp, err, sizeof(err)) < 0) {
+		log_plain("load-client merge: --expect %s\n", err);
+		rc = 2;
+		goto out;
+	}
+	expect_eval(ex, total);
+	rc = output(json, &info, total, NULL, 0, ex) < 0 ? 1 : expect_status(ex);
+out:
+	free(expects);
+	free(ex);
+	free(total);
+	free(one);
+	return rc;
+}
