@@ -319,7 +319,9 @@ static void conn_established(struct conn *c)
 	d->r->established++;
 	d->connecting--;
 	c->state = scenario_holds(c->scen) ? CS_HOLD : CS_ECHO;
-	if (c->state == CS_HOLD && d->o->duration_ms == 0)
+	/* Held until the run ends only when holding is the whole run; in a mix, for --hold,
+	 * so the mix does not fill up with held connections. */
+	if (c->state == CS_HOLD && (d->o->duration_ms == 0 || d->o->scenario == SCEN_MIXED))
 		c->hold_until = now_us() + d->o->hold_ms * 1000;
 	driver_pump(d);
 }
@@ -645,7 +647,8 @@ static struct conn *conn_new(struct driver *d, uint64_t slot)
 	c->state = CS_CONNECTING;
 	if (c->scen == SCEN_SILENT)
 		c->planned = 1;
-	else if (c->scen == SCEN_IDLE || (c->scen == SCEN_ECHO && o->duration_ms > 0))
+	else if (c->scen == SCEN_IDLE ||
+		 (c->scen == SCEN_ECHO && o->scenario == SCEN_ECHO && o->duration_ms > 0))
 		c->planned = UINT64_MAX;
 	else
 		c->planned = (uint64_t)o->messages;

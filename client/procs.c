@@ -57,7 +57,7 @@ static void worker_main(const struct client_opts *o, int i, struct result *r, in
 /* Forks every worker. Each keeps only the write end of its own pipe. */
 static int spawn(const struct client_opts *o, struct result *results, struct worker *w, int n)
 {
-	int (*fds)[2] = calloc((size_t)n, sizeof(*fds));
+	int (*fds)[2] = n > 0 ? calloc((unsigned)n, sizeof(*fds)) : NULL;
 
 	if (fds == NULL)
 		return -1;
@@ -207,7 +207,7 @@ int procs_run(const struct client_opts *o, struct result *results, struct monito
 	struct parent p = {.n = (int)o->procs};
 	int rc;
 
-	p.w = calloc((size_t)p.n, sizeof(*p.w));
+	p.w = p.n > 0 ? calloc((unsigned)p.n, sizeof(*p.w)) : NULL;
 	if (p.w == NULL) {
 		log_error("out of memory");
 		return 1;

@@ -24,6 +24,36 @@ static void census_view_merge(struct census_view *a, const struct census_view *b
 	census_add(&a->c, &b->c);
 }
 
+/* The same server seen by several runs: each state's largest count, not the sum. */
+static void census_view_max(struct census_view *a, const struct census_view *b)
+{
+	struct census_counts *x = &a->c;
+	const struct census_counts *y = &b->c;
+
+	if (!b->visible)
+		return;
+	if (!a->visible) {
+		*a = *b;
+		return;
+	}
+#define MAX(f) (x->f = x->f > y->f ? x->f : y->f)
+	MAX(total);
+	MAX(accept_queue);
+	MAX(accept_backlog);
+	MAX(recv_q);
+	MAX(send_q);
+	MAX(elapsed_us);
+	for (int s = 0; s < CENSUS_NSTATES; s++) {
+		MAX(state[s]);
+		for (int t = 0; t < CENSUS_NTIMERS; t++) {
+			MAX(timer[s][t].count);
+			MAX(timer[s][t].max_expiry_ms);
+			MAX(timer[s][t].max_retrans);
+		}
+	}
+#undef MAX
+}
+
 void result_merge(struct result *dst, const struct result *src)
 {
 	dst->attempted += src->attempted;
@@ -52,7 +82,7 @@ void result_merge(struct result *dst, const struct result *src)
 	hist_merge(&dst->fin_to_fin_us, &src->fin_to_fin_us);
 	hist_merge(&dst->server_close_us, &src->server_close_us);
 	census_view_merge(&dst->client, &src->client);
-	census_view_merge(&dst->server, &src->server);
+	census_view_max(&dst->server, &src->server);
 }
 
 void result_fail(struct result *r, enum phase ph, int kind)

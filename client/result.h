@@ -62,8 +62,11 @@ struct result {
 };
 
 void result_init(struct result *r);
-/* dst += src (counters summed, histograms merged, elapsed the longer one; censuses added
- * when both are visible, otherwise the visible one). */
+/* dst += src: counters summed, histograms merged, elapsed the longer one (runs merged are
+ * assumed to have run at the same time). The client censuses are summed (clients on
+ * several machines); the server census takes each state's maximum, since several runs
+ * against one server all see the same server sockets. An invisible census counts for
+ * nothing. */
 void result_merge(struct result *dst, const struct result *src);
 /* Counts one failure. */
 void result_fail(struct result *r, enum phase ph, int kind);

@@ -17,7 +17,9 @@
  *   silent      after the first echo, nothing; held like idle. A server that closes it
  *               (heartbeat) is counted as closed_by_server with the time it took.
  *   mixed       each connection takes one of the above by weight (--mix echo=50,...),
- *               interleaved deterministically by connection id.
+ *               interleaved deterministically by connection id. In a mix every scenario
+ *               ends on its own (echo after --messages, idle and silent after --hold), so
+ *               with --duration the mix of open connections stays what was asked.
  *   crash, vanish  reserved (dead peers): not yet available.
  */
 #ifndef TEARDOWN_SCENARIO_H
