@@ -335,11 +335,14 @@ class Sample:
         self.cores = cpu_times()
 
 
-def echo_figures(msgs, a, b):
+def echo_figures(msgs, a, b, client_seconds=None):
+    """Throughput over the client's own measured time when it reports one; CPU figures
+    over the driver's samples (a, b) around it."""
     wall = b.t - a.t
     srv_cpu = b.srv - a.srv
+    secs = client_seconds or wall
     return {
-        "messages": msgs, "seconds": round(wall, 3), "msgs_per_s": round(msgs / wall),
+        "messages": msgs, "seconds": round(secs, 3), "msgs_per_s": round(msgs / secs),
         "server_cpu_s": round(srv_cpu, 3),
         "server_cpu_s_per_million": round(srv_cpu / msgs * 1e6, 3) if msgs else None,
         "msgs_per_server_cpu_s": round(msgs / srv_cpu) if srv_cpu > 0 else None,
@@ -404,10 +407,11 @@ def echo_load_client(srv, conns, size, depth):
             PROCS.stop(p)
     if rc not in (0, 1):
         raise RuntimeError(f"load-client failed against {srv.name}: see {err.name}")
-    r = json.loads(out)
-    fig = echo_figures(r["messages"], a, b)
-    fig["client_failed"] = r.get("failed", 0)
-    return fig
+    res = json.loads(out)
+    r = res["counts"]
+    if r["failed"] or r["echo_mismatch"] or r["established"] < conns:
+        raise RuntimeError(f"load-client against {srv.name}: {r}")
+    return echo_figures(r["messages"], a, b, res["elapsed_us"] / 1e6)
 
 
 def section_echo():
