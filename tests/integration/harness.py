@@ -219,6 +219,39 @@ def server_socket_for(pid, client_sock):
 
 # ---------------------------------------------------------------------------- servers
 
+class CliResult:
+    def __init__(self, returncode, stdout, stderr, started):
+        self.returncode, self.stdout, self.stderr, self.started = returncode, stdout, stderr, started
+        self.sanitizer = sanitizer_report(stderr)
+
+
+def run_cli(args, timeout=30):
+    """Runs the server with args plus --port-file, for a run that must end on its own
+    (usage errors, --check-config, --help). A server that starts listening instead is
+    killed at once and reported with started=True (and returncode None)."""
+    with tempfile.TemporaryDirectory(prefix="teardown-cli-") as d:
+        pf = os.path.join(d, "port")
+        out_path, err_path = os.path.join(d, "out"), os.path.join(d, "err")
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            p = subprocess.Popen([str(server_bin()), "--port-file", pf] + list(args),
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                 env=server_env(), cwd=str(REPO))
+        started = False
+        try:
+            wait_until(lambda: p.poll() is not None or os.path.exists(pf), timeout,
+                       f"{args} to exit")
+        finally:
+            if p.poll() is None:
+                started = os.path.exists(pf)
+                p.kill()
+            p.wait()
+        with open(out_path, "rb") as f:
+            stdout = f.read().decode("utf-8", "replace")
+        with open(err_path, "rb") as f:
+            stderr = f.read().decode("utf-8", "replace")
+        return CliResult(None if started else p.returncode, stdout, stderr,
+                         started or os.path.exists(pf))
+
 class Server:
     """One echo-server process on a free port."""
 
