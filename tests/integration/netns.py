@@ -1,0 +1,97 @@
+"""Private network namespaces for tests that need a peer to die (root only).
+
+A Pair is two namespaces joined by a veth pair: the server side and the client side, with
+addresses 10.X.Y.1 and 10.X.Y.2 on a /30 chosen from the pid, so parallel runs do not
+collide. Names start with "td" and carry the pid. Everything is deleted by cleanup(),
+which every caller registers with addCleanup() before anything can fail; deleting a
+namespace also removes its veth end, its nftables rules and the sockets left in it.
+
+Sockets are created inside a namespace with setns() on the calling thread (ctypes): a
+socket stays in the namespace it was created in after the thread switches back."""
+import contextlib
+import ctypes
+import os
+import subprocess
+import unittest
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+_counter = 0
+
+
+def require_root(test):
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("needs root (CAP_NET_ADMIN) for network namespaces")
+    for tool in ("ip", "nft"):
+        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
+            raise unittest.SkipTest(f"needs the {tool} command")
+
+
+def run(*cmd, check=True):
+    p = subprocess.run(list(cmd), capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)}: {p.stderr.strip()}")
+    return p.stdout
+
+
+@contextlib.contextmanager
+def inside(ns):
+    """Runs the block with this thread in namespace `ns` (sockets made here stay there)."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {ns}")
+        try:
+            yield
+        finally:
+            if _libc.setns(own, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back")
+    finally:
+        os.close(own)
+        os.close(target)
+
+
+class Pair:
+    def __init__(self):
+        global _counter
+        _counter += 1
+        tag = f"{os.getpid() % 100000}{_counter}"
+        self.srv_ns, self.cli_ns = f"td{tag}s", f"td{tag}c"
+        n = (os.getpid() * 7 + _counter) % (250 * 60)
+        self.srv_ip = f"10.{200 + n // 3000}.{(n // 12) % 250}.{(n % 12) * 4 + 1}"
+        self.cli_ip = self.srv_ip.rsplit(".", 1)[0] + "." + str(int(self.srv_ip.rsplit(".", 1)[1]) + 1)
+        self.created = []
+
+    def setup(self, sysctls=None):
+        for ns in (self.srv_ns, self.cli_ns):
+            run("ip", "netns", "add", ns)
+            self.created.append(ns)
+            run("ip", "-n", ns, "link", "set", "lo", "up")
+        run("ip", "link", "add", "tdv" + self.srv_ns[2:], "netns", self.srv_ns, "type", "veth",
+            "peer", "name", "tdv" + self.cli_ns[2:], "netns", self.cli_ns)
+        for ns, dev, ip in ((self.srv_ns, "tdv" + self.srv_ns[2:], self.srv_ip),
+                            (self.cli_ns, "tdv" + self.cli_ns[2:], self.cli_ip)):
+            run("ip", "-n", ns, "addr", "add", f"{ip}/30", "dev", dev)
+            run("ip", "-n", ns, "link", "set", dev, "up")
+        for ns in (self.srv_ns, self.cli_ns):
+            for key, value in (sysctls or {}).items():
+                run("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}")
+        return self
+
+    def cleanup(self):
+        for ns in self.created:
+            run("ip", "netns", "del", ns, check=False)
+        self.created = []
+
+    def exec_prefix(self, side="srv"):
+        return ["ip", "netns", "exec", self.srv_ns if side == "srv" else self.cli_ns]
+
+    def vanish_client(self, direction="both"):
+        """The client host stops answering: every packet in (and out) of its namespace is
+        dropped, as if it lost power or its cable."""
+        hooks = {"both": ("input", "output"), "input": ("input",), "output": ("output",)}
+        for hook in hooks[direction]:
+            run("ip", "netns", "exec", self.cli_ns, "nft", "add", "table", "inet", f"td{hook}")
+            run("ip", "netns", "exec", self.cli_ns, "nft", "add", "chain", "inet", f"td{hook}",
+                "c", f"{{ type filter hook {hook} priority 0; policy drop; }}")
