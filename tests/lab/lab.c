@@ -301,6 +301,52 @@ int lab_nft(const char *ruleset)
 	return sh_status(status, "nft -f -");
 }
 
+int lab_veth_open(struct lab_veth *v)
+{
+	v->ns_b = lab_netns_new();
+	if (v->ns_b < 0)
+		return -1;
+	v->ns_a = lab_netns_new();
+	if (v->ns_a < 0)
+		return -1;
+	/* The child `ip` inherits the fd: /proc/self/fd/N names namespace B for it. */
+	if (lab_sh("ip link add va type veth peer name vb netns /proc/self/fd/%d", v->ns_b) < 0 ||
+	    lab_sh("ip addr add %s/24 dev va && ip link set va up", LAB_IP_A) < 0)
+		return -1;
+	if (lab_netns_enter(v->ns_b) < 0 ||
+	    lab_sh("ip addr add %s/24 dev vb && ip link set vb up", LAB_IP_B) < 0)
+		return -1;
+	return lab_netns_enter(v->ns_a);
+}
+
+int lab_veth_pair(struct lab_veth *v, struct lab_pair *p)
+{
+	uint16_t port;
+	int lfd;
+
+	p->a = p->b = -1;
+	if (lab_netns_enter(v->ns_b) < 0)
+		return -1;
+	lfd = lab_listen(LAB_IP_B, 0, &port);
+	if (lab_netns_enter(v->ns_a) < 0 || lfd < 0)
+		goto fail;
+	p->a = lab_connect(LAB_IP_B, port, NULL, 0, 0);
+	if (p->a < 0)
+		goto fail;
+	p->b = lab_accept(lfd, 2000);
+	if (p->b < 0)
+		goto fail;
+	p->pa = lab_local_port(p->a);
+	p->pb = port;
+	close(lfd);
+	return 0;
+fail:
+	lab_pair_close(p);
+	if (lfd >= 0)
+		close(lfd);
+	return -1;
+}
+
 /* --- sockets ----------------------------------------------------------------------------- */
 
 static int addr_of(const char *ip, uint16_t port, struct sockaddr_in *sa)
@@ -620,12 +666,13 @@ static int cap_socket(const char *ifname)
 	struct sockaddr_ll sll = {0};
 	int fd, one = 1, big = 16 << 20;
 
-	/* SOCK_DGRAM + ETH_P_IP: the kernel strips the link header, data starts at IPv4. */
-	fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_IP));
+	/* SOCK_DGRAM: the kernel strips the link header. ETH_P_ALL, not ETH_P_IP: packets a
+	 * host sends reach only ETH_P_ALL taps (dev_queue_xmit_nit() walks ptype_all). */
+	fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL));
 	if (fd < 0)
 		return lab_sysfail("socket(AF_PACKET)");
 	sll.sll_family = AF_PACKET;
-	sll.sll_protocol = htons(ETH_P_IP);
+	sll.sll_protocol = htons(ETH_P_ALL);
 	sll.sll_ifindex = (int)if_nametoindex(ifname);
 	if (sll.sll_ifindex == 0) {
 		lab_sysfail("if_nametoindex");
@@ -720,7 +767,8 @@ int lab_cap_drain(struct lab_cap *c)
 			break;
 		if (n < 0)
 			return lab_sysfail("recvmsg(AF_PACKET)");
-		if (from.sll_pkttype == PACKET_OUTGOING && !c->keep_outgoing)
+		if (from.sll_protocol != htons(ETH_P_IP) ||
+		    (from.sll_pkttype == PACKET_OUTGOING && !c->keep_outgoing))
 			continue;
 		cap_decode(c, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf),
 			   cap_time(c, &mh));

@@ -26,6 +26,8 @@
 
 enum lab_verdict { LAB_AGREES, LAB_DIFFERS, LAB_NUANCE };
 
+struct lab_pair;
+
 /* --- program, rows, errors ------------------------------------------------------------ */
 
 /* Parses --quick, ignores SIGPIPE (cases that study it re-enable it), records the netns we
@@ -64,6 +66,17 @@ int lab_netns_enter(int nsfd);
 int lab_sysctl_set(const char *name, long value);
 int lab_sysctl_set_str(const char *name, const char *value);
 int lab_sysctl_get(const char *name, long *value);
+/* Two namespaces joined by a veth pair: A has va = LAB_IP_A/24, B has vb = LAB_IP_B/24.
+ * The calling thread ends in A; enter B with lab_netns_enter(v->ns_b) (sockets keep the
+ * netns they were created in, whatever the thread does later). */
+#define LAB_IP_A "10.199.0.1"
+#define LAB_IP_B "10.199.0.2"
+struct lab_veth {
+	int ns_a, ns_b;
+};
+int lab_veth_open(struct lab_veth *v);
+/* A connection from A (p->a) to a listener in B (p->b accepted there). */
+int lab_veth_pair(struct lab_veth *v, struct lab_pair *p);
 /* /bin/sh -c CMD in the current netns; 0 when it exits 0. Its output goes to stderr. */
 int lab_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Loads an nftables ruleset into the current netns (nft -f -). */
