@@ -227,11 +227,12 @@ static void conn_fail(struct conn *c, int kind)
 	result_fail(d->r, ph, kind);
 	if (kind > 0 && kind < FAIL_KINDS && !d->logged[ph][kind]) {
 		d->logged[ph][kind] = 1;
-		log_warn("connection %llu to %s failed in phase %s: %s (%s) %s; counted, further "
+		log_warn("connection %llu to %s failed in phase %s: %s%s%s%s %s; counted, further "
 			 "ones of this kind are only counted",
 			 (unsigned long long)c->id, d->o->server, phase_name(ph),
-			 fail_kind_name(kind, buf, sizeof(buf)),
-			 kind < FAIL_ERRNO_MAX ? strerror(kind) : "", fail_hint(kind));
+			 fail_kind_name(kind, buf, sizeof(buf)), kind < FAIL_ERRNO_MAX ? " (" : "",
+			 kind < FAIL_ERRNO_MAX ? strerror(kind) : "", kind < FAIL_ERRNO_MAX ? ")" : "",
+			 fail_hint(kind));
 	}
 	conn_free(c);
 	slot_end(d, slot, 1);

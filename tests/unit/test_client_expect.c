@@ -1,0 +1,152 @@
+/* client/expect.c: operators and their defaults, the implicit failed=0, unknown keys
+ * rejected, values that cannot be known reported as unknown, and the exit status. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "client/expect.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct result *new_result(void)
+{
+	struct result *r = malloc(sizeof(*r));
+
+	assert_non_null(r);
+	result_init(r);
+	return r;
+}
+
+static void test_parse_ops(void **state)
+{
+	const char *texts[] = {"established=100",  "server.close_wait!=3", "rtt_p99_ms=5",
+			       "rtt_p99.9_ms>=1", "msgs_per_s=1000",      "client.fin_wait2<1"};
+	struct expect_set *s = calloc(1, sizeof(*s));
+	char err[256];
+
+	(void)state;
+	assert_int_equal(expect_parse(s, texts, 6, err, sizeof(err)), 0);
+	assert_int_equal(s->n, 8); /* + failed=0 and echo_mismatch=0 */
+	assert_int_equal(s->e[0].op, EX_EQ);
+	assert_true(s->e[0].value == 100);
+	assert_int_equal(s->e[1].op, EX_NE);
+	assert_int_equal(s->e[2].op, EX_LE); /* a latency's `=` is an upper bound */
+	assert_int_equal(s->e[3].op, EX_GE);
+	assert_int_equal(s->e[4].op, EX_GE); /* a rate's `=` is a lower bound */
+	assert_int_equal(s->e[5].op, EX_LT);
+	assert_string_equal(s->e[6].key, "failed");
+	assert_true(s->e[6].implicit);
+	assert_string_equal(s->e[7].key, "echo_mismatch");
+	free(s);
+}
+
+static void test_parse_errors(void **state)
+{
+	const char *bad[] = {"nonsense=1", "server.nostate=0", "established",   "=3",
+			     "established=x", "rtt_p101_ms=1",   "failed.EFOO=1", "rtt_p99=1"};
+	struct expect_set *s = calloc(1, sizeof(*s));
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(expect_parse(s, &bad[i], 1, err, sizeof(err)), -1);
+		assert_true(strlen(err) > 0);
+	}
+	free(s);
+}
+
+/* An explicit failure expectation replaces the implicit failed=0. */
+static void test_implicit_replaced(void **state)
+{
+	const char *texts[] = {"failed.connect=20"};
+	struct expect_set *s = calloc(1, sizeof(*s));
+	struct result *r = new_result();
+	char err[256];
+
+	(void)state;
+	assert_int_equal(expect_parse(s, texts, 1, err, sizeof(err)), 0);
+	assert_int_equal(s->n, 2);
+	for (int i = 0; i < 20; i++)
+		result_fail(r, PHASE_CONNECT, ECONNREFUSED);
+	expect_eval(s, r);
+	assert_int_equal(s->e[0].outcome, EX_OK);
+	assert_int_equal(expect_status(s), 0);
+	free(s);
+	free(r);
+}
+
+static void test_eval_status(void **state)
+{
+	const char *texts[] = {"established=3", "server.close_wait=0", "client.fin_wait2=2",
+			       "rtt_max_ms<=2", "failed.ECONNRESET=1", "failed.echo=1"};
+	struct expect_set *s = calloc(1, sizeof(*s));
+	struct result *r = new_result();
+	char err[256];
+
+	(void)state;
+	assert_int_equal(expect_parse(s, texts, 6, err, sizeof(err)), 0);
+	r->established = 3;
+	r->client.visible = 1;
+	r->client.c.state[CENSUS_FIN_WAIT2] = 2;
+	hist_record(&r->rtt_us, 1500);
+	result_fail(r, PHASE_ECHO, ECONNRESET);
+	r->server.visible = 0; /* another host: its sockets cannot be counted */
+	expect_eval(s, r);
+	assert_int_equal(s->e[0].outcome, EX_OK);
+	assert_int_equal(s->e[1].outcome, EX_UNKNOWN);
+	assert_int_equal(s->e[2].outcome, EX_OK);
+	assert_int_equal(s->e[3].outcome, EX_OK);
+	assert_true(s->e[3].observed > 1.49 && s->e[3].observed < 1.52);
+	assert_int_equal(s->e[4].outcome, EX_OK);
+	assert_int_equal(s->e[5].outcome, EX_OK);
+	assert_int_equal(expect_status(s), 3); /* unknown, none violated */
+	r->server.visible = 1;
+	r->server.c.state[CENSUS_CLOSE_WAIT] = 7;
+	expect_eval(s, r);
+	assert_int_equal(s->e[1].outcome, EX_VIOLATED);
+	assert_true(s->e[1].observed == 7);
+	assert_int_equal(expect_status(s), 1);
+	r->server.c.state[CENSUS_CLOSE_WAIT] = 0;
+	expect_eval(s, r);
+	assert_int_equal(expect_status(s), 0);
+	free(s);
+	free(r);
+}
+
+/* A latency without samples cannot be checked: unknown, not a pass. */
+static void test_no_samples_unknown(void **state)
+{
+	const char *texts[] = {"fin_to_fin_p99_ms=10"};
+	struct expect_set *s = calloc(1, sizeof(*s));
+	struct result *r = new_result();
+	char err[256];
+
+	(void)state;
+	assert_int_equal(expect_parse(s, texts, 1, err, sizeof(err)), 0);
+	expect_eval(s, r);
+	assert_int_equal(s->e[0].outcome, EX_UNKNOWN);
+	assert_int_equal(expect_status(s), 3);
+	hist_record(&r->fin_to_fin_us, 20000); /* 20 ms > 10 ms */
+	expect_eval(s, r);
+	assert_int_equal(s->e[0].outcome, EX_VIOLATED);
+	assert_int_equal(expect_status(s), 1);
+	free(s);
+	free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_ops),
+		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_implicit_replaced),
+		cmocka_unit_test(test_eval_status),
+		cmocka_unit_test(test_no_samples_unknown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

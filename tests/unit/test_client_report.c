@@ -1,0 +1,219 @@
+/* client/report.c, result.c, json.c: a result written as JSON and read back is the same
+ * result; merging two read-back results equals merging the originals; the JSON reader
+ * takes what the writer writes and rejects malformed text. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "client/expect.h"
+#include "client/json.h"
+#include "client/report.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct result *sample(uint64_t seed)
+{
+	struct result *r = malloc(sizeof(*r));
+
+	assert_non_null(r);
+	result_init(r);
+	r->attempted = 100 + seed;
+	r->connected = 99 + seed;
+	r->established = 98 + seed;
+	r->completed = 90 + seed;
+	r->failed = 0;
+	r->cancelled = 1;
+	r->closed_by_server = 2;
+	r->echo_mismatch = seed;
+	r->messages = 1000 * seed;
+	r->bytes_sent = 64000 * seed;
+	r->bytes_received = 64000 * seed + 5;
+	r->by_scenario[SCEN_ECHO] = 50;
+	r->by_scenario[SCEN_RESET] = 50 + seed;
+	r->elapsed_us = 1000000 + (int64_t)seed;
+	result_fail(r, PHASE_CONNECT, ECONNREFUSED);
+	result_fail(r, PHASE_FIRST_REPLY, FAIL_DEADLINE);
+	result_fail(r, PHASE_CLOSE, FAIL_EOF);
+	result_fail(r, PHASE_ECHO, FAIL_MISMATCH);
+	for (uint64_t i = 1; i < 5000; i += 7)
+		hist_record(&r->rtt_us, i * (seed + 1));
+	hist_record(&r->connect_us, 123);
+	hist_record(&r->fin_to_fin_us, 1u << 30);
+	r->client.visible = 1;
+	r->client.c.total = 10;
+	r->client.c.state[CENSUS_TIME_WAIT] = 10;
+	r->client.c.timer[CENSUS_TIME_WAIT][CENSUS_TIMER_TIME_WAIT] =
+		(struct census_timer_sum){.count = 10, .max_expiry_ms = 59000, .max_retrans = 0};
+	r->server.visible = seed % 2;
+	r->server.c.total = 1 + seed;
+	r->server.c.state[CENSUS_LISTEN] = 1;
+	r->server.c.state[CENSUS_CLOSE_WAIT] = seed;
+	r->server.c.accept_backlog = 128;
+	return r;
+}
+
+static char *to_json(const struct result *r)
+{
+	struct run_info info = {.server = "127.0.0.1:1", .scenario = "echo", .connections = 1,
+				.procs = 1};
+	struct jw w;
+	char *text;
+
+	jw_init(&w);
+	report_json(&w, &info, r, NULL, 0, NULL);
+	assert_non_null(jw_finish(&w));
+	text = strdup(jw_finish(&w));
+	jw_free(&w);
+	return text;
+}
+
+static struct result *from_json(const char *text)
+{
+	struct result *r = malloc(sizeof(*r));
+	struct run_info info;
+	char err[256];
+	struct jnode *doc = json_parse(text, err, sizeof(err));
+
+	assert_non_null(r);
+	if (doc == NULL)
+		fail_msg("parse: %s", err);
+	if (report_read(r, &info, doc, err, sizeof(err)) < 0)
+		fail_msg("read: %s", err);
+	json_free(doc);
+	return r;
+}
+
+/* Equal in everything the JSON carries (the live progress fields are not carried). */
+static void assert_same(const struct result *a, const struct result *b)
+{
+	size_t upto = offsetof(struct result, open_now);
+
+	assert_memory_equal(a, b, upto);
+	assert_memory_equal(&a->connect_us, &b->connect_us, sizeof(struct hist) * 4);
+	assert_int_equal(a->client.visible, b->client.visible);
+	if (a->client.visible)
+		assert_memory_equal(a->client.c.state, b->client.c.state, sizeof(a->client.c.state));
+	assert_int_equal(a->server.visible, b->server.visible);
+	if (a->server.visible) {
+		assert_memory_equal(a->server.c.state, b->server.c.state, sizeof(a->server.c.state));
+		assert_memory_equal(a->server.c.timer, b->server.c.timer, sizeof(a->server.c.timer));
+		assert_int_equal(a->server.c.accept_backlog, b->server.c.accept_backlog);
+	}
+}
+
+static void test_round_trip(void **state)
+{
+	struct result *a = sample(3), *b;
+	char *text = to_json(a);
+
+	(void)state;
+	b = from_json(text);
+	assert_same(a, b);
+	free(text);
+	free(a);
+	free(b);
+}
+
+/* merge(read(json(A)), read(json(B))) == merge(A, B), exactly. */
+static void test_merge_exact(void **state)
+{
+	struct result *a = sample(1), *b = sample(2), *direct = malloc(sizeof(*direct));
+	char *ta = to_json(a), *tb = to_json(b);
+	struct result *ra = from_json(ta), *rb = from_json(tb);
+
+	(void)state;
+	result_init(direct);
+	direct->parts = 0;
+	result_merge(direct, a);
+	result_merge(direct, b);
+	result_merge(ra, rb);
+	assert_same(direct, ra);
+	assert_int_equal(direct->attempted, a->attempted + b->attempted);
+	assert_int_equal(direct->failed, 8);
+	assert_int_equal(direct->fail[PHASE_CONNECT][ECONNREFUSED], 2);
+	assert_int_equal(hist_count(&direct->rtt_us), hist_count(&a->rtt_us) * 2);
+	assert_int_equal(direct->elapsed_us, b->elapsed_us);
+	assert_int_equal(direct->parts, 2);
+	/* clients summed; the one server seen twice: the larger count per state */
+	assert_int_equal(direct->client.c.state[CENSUS_TIME_WAIT], 20);
+	assert_int_equal(direct->server.c.state[CENSUS_LISTEN], 1);
+	free(ta);
+	free(tb);
+	free(a);
+	free(b);
+	free(ra);
+	free(rb);
+	free(direct);
+}
+
+static void test_fail_kinds(void **state)
+{
+	char buf[16];
+
+	(void)state;
+	assert_string_equal(fail_kind_name(ECONNREFUSED, buf, sizeof(buf)), "ECONNREFUSED");
+	assert_string_equal(fail_kind_name(FAIL_DEADLINE, buf, sizeof(buf)), "deadline");
+	assert_int_equal(fail_kind_parse("EADDRNOTAVAIL"), EADDRNOTAVAIL);
+	assert_int_equal(fail_kind_parse("mismatch"), FAIL_MISMATCH);
+	assert_int_equal(fail_kind_parse("EWHATEVER"), -1);
+	assert_int_equal(phase_parse("first_reply"), PHASE_FIRST_REPLY);
+	assert_int_equal(phase_parse("nope"), -1);
+}
+
+static void test_json_reader(void **state)
+{
+	const char *good = " {\"a\": [1, 2.5, -3, true, false, null], \"s\": \"x\\\"\\n\\u0041\","
+			   " \"big\": 18446744073709551615, \"o\": {}} ";
+	const char *bad[] = {"", "{", "{\"a\" 1}", "[1,]", "{\"a\":1} x", "\"abc",
+			     "{\"a\":tru}", "[\"\\q\"]"};
+	char err[128];
+	struct jnode *n = json_parse(good, err, sizeof(err));
+	uint64_t big;
+
+	(void)state;
+	assert_non_null(n);
+	assert_string_equal(json_get(n, "s")->str, "x\"\nA");
+	assert_int_equal(json_get_u64(n, "big", &big), 0);
+	assert_true(big == UINT64_MAX);
+	assert_int_equal(json_get(n, "a")->child->next->type, J_NUM);
+	assert_int_equal(json_get_u64(n, "s", &big), -1);
+	assert_null(json_get(n, "missing"));
+	json_free(n);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = json_parse(bad[i], err, sizeof(err));
+		if (n != NULL)
+			fail_msg("accepted bad JSON: %s", bad[i]);
+		assert_true(strlen(err) > 0);
+	}
+}
+
+static void test_read_rejects(void **state)
+{
+	const char *docs[] = {"{}", "{\"version\":2}", "[1]"};
+	struct result *r = malloc(sizeof(*r));
+	struct run_info info;
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		struct jnode *doc = json_parse(docs[i], err, sizeof(err));
+		assert_non_null(doc);
+		assert_int_equal(report_read(r, &info, doc, err, sizeof(err)), -1);
+		json_free(doc);
+	}
+	free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_merge_exact),
+		cmocka_unit_test(test_fail_kinds),  cmocka_unit_test(test_json_reader),
+		cmocka_unit_test(test_read_rejects),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
