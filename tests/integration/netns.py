@@ -95,3 +95,20 @@ class Pair:
             run("ip", "netns", "exec", self.cli_ns, "nft", "add", "table", "inet", f"td{hook}")
             run("ip", "netns", "exec", self.cli_ns, "nft", "add", "chain", "inet", f"td{hook}",
                 "c", f"{{ type filter hook {hook} priority 0; policy drop; }}")
+
+
+def nstat(ns, *names):
+    """TcpExt / Tcp counters of a namespace, from its /proc/net/netstat and snmp."""
+    values = {}
+    for path in ("/proc/net/netstat", "/proc/net/snmp"):
+        lines = run("ip", "netns", "exec", ns, "cat", path).splitlines()
+        for head, vals in zip(lines[::2], lines[1::2]):
+            prefix = head.split(":", 1)[0]
+            for k, v in zip(head.split()[1:], vals.split()[1:]):
+                values[f"{prefix}{k}"] = int(v)
+    return {n: values.get(n, 0) for n in names}
+
+
+def ss_count(ns, port, state, side="sport"):
+    out = run("ip", "netns", "exec", ns, "ss", "-tanH", "state", state, f"( {side} = :{port} )")
+    return len([line for line in out.splitlines() if line.strip()])
