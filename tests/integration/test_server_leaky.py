@@ -1,5 +1,5 @@
 # Goal of this test: after 200 clients echo then close, leaky mode leaves 200 CLOSE-WAIT sockets on its port (without spinning) and correct mode leaves none.
-from harness import ServerTest, cpu_over, recv_exactly, ss_count, wait_until
+from harness import ServerTest, cpu_over, recv_exactly, ss_count, tw_overflows, wait_until
 
 N = 200
 
@@ -29,6 +29,7 @@ class LeakyTest(ServerTest):
             self.fail(f"{e} (last count {counts[-1]})")
         n = counts[-1]
         # The client side reaches FIN-WAIT-2 when the server's (delayed) ACK arrives.
+        ovf0 = tw_overflows()
         fw2 = []
         try:
             wait_until(lambda: fw2.append(ss_count(srv.port, "fin-wait-2", side="dport"))
@@ -38,7 +39,14 @@ class LeakyTest(ServerTest):
         fw2 = fw2[-1]
         print(f"leaky: {n} CLOSE-WAIT on port {srv.port}, {fw2} client sockets in FIN-WAIT-2")
         self.assertEqual(n, N)
-        self.assertEqual(fw2, N)
+        ovf = tw_overflows() - ovf0
+        if ovf:
+            # Orphaned FIN-WAIT-2 sockets live in the TIME_WAIT table; when other programs
+            # fill it, the kernel destroys them (counted as TCPTimeWaitOverflow).
+            print(f"TIME_WAIT table full: {ovf} orphaned client sockets destroyed")
+            self.assertGreaterEqual(fw2 + ovf, N)
+        else:
+            self.assertEqual(fw2, N)
         cpu, wall = cpu_over(srv.pid, 1.0)
         print(f"leaky server CPU with {N} unclosed EOFs: {cpu:.3f}s over {wall:.2f}s "
               f"({100 * cpu / wall:.1f}%)")

@@ -3,11 +3,12 @@ import socket
 import statistics
 import time
 
-from harness import ServerTest, recv_exactly, ss_count, ss_lines, tcp_state, wait_until
+from harness import (ServerTest, recv_exactly, ss_count, ss_lines, tcp_state, tw_overflows,
+                     wait_until)
 
-def _after_fin(cport, sport):
+def _after_fin(local, remote):
     """The client's state once the server's FIN arrived (TIME_WAIT), else None."""
-    st = tcp_state(cport, sport)
+    st = tcp_state(local, remote)
     if st in ("FIN_WAIT1", "FIN_WAIT2", "ESTABLISHED"):
         return None
     return st or "gone (reset?)"
@@ -48,12 +49,21 @@ class PeerCloseTest(ServerTest):
         for i in range(ROUNDS):
             s = self.connect(srv.port)
             self.echo_once(s)
-            cport = s.getsockname()[1]
+            local, remote = s.getsockname(), s.getpeername()
+            cport = local[1]
+            ovf0 = tw_overflows()
             t0 = time.monotonic()
             s.close()
-            state = wait_until(lambda: _after_fin(cport, srv.port), 5,
+            state = wait_until(lambda: _after_fin(local, remote), 5,
                                f"client port {cport} to leave FIN_WAIT", interval=0.001)
             times.append(time.monotonic() - t0)
+            if state != "TIME_WAIT" and tw_overflows() > ovf0:
+                # The TIME_WAIT table of this namespace is full (other programs' load): the
+                # kernel destroyed the socket at the moment it would have entered
+                # TIME_WAIT, i.e. when the server's FIN arrived. The timing still holds.
+                print(f"round {i}: TIME_WAIT table full (TCPTimeWaitOverflow rose); the "
+                      "client socket was destroyed on the server's FIN")
+                continue
             self.assertEqual(state, "TIME_WAIT")
         print(f"client close() -> client TIME_WAIT (server FIN seen): median "
               f"{statistics.median(times) * 1000:.2f} ms, max {max(times) * 1000:.2f} ms")
