@@ -1,0 +1,80 @@
+# Goal of this test: shared helpers for the load-client tests (running bin/load-client, reading its JSON); it holds no test cases itself.
+"""Helpers for tests/integration/test_client_*.py and test_census*.py.
+
+The binary under test is $CLIENT_BIN (default bin/load-client, relative to the repository
+root), so the same tests can run against build/asan/bin/load-client. Every client process
+is killed by a cleanup if it is still running, and a sanitizer report in its stderr fails
+the test. Servers come from harness.py (bin/echo-server on port 0)."""
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from harness import REPO, sanitizer_report, server_env
+
+# Generous for a sanitizer build on a busy 2-core machine; runs end long before.
+RUN_TIMEOUT = 60
+
+
+def client_bin():
+    p = Path(os.environ.get("CLIENT_BIN", "bin/load-client"))
+    return p if p.is_absolute() else REPO / p
+
+
+class ClientRun:
+    """A finished load-client run: status, stdout, stderr, and the JSON when --json."""
+
+    def __init__(self, args, rc, out, err):
+        self.args, self.rc, self.out, self.err = args, rc, out, err
+        self.doc = None
+        if "--json" in args and out.strip():
+            self.doc = json.loads(out)
+
+    def counts(self):
+        return self.doc["counts"]
+
+    def state(self, side, state):
+        census = self.doc["census"][side]
+        return census["states"][state] if census["visible"] else None
+
+    def expectation(self, text):
+        for e in self.doc["expect"]:
+            if e["expect"] == text:
+                return e
+        raise AssertionError(f"no expectation {text!r} in {self.doc['expect']}")
+
+    def __str__(self):
+        return (f"load-client {' '.join(self.args)} -> exit {self.rc}\nstdout:\n{self.out[-3000:]}"
+                f"\nstderr:\n{self.err[-3000:]}")
+
+
+def run_client(test, args, timeout=RUN_TIMEOUT, prefix=()):
+    """Runs bin/load-client ARGS to its end (killed by a cleanup if the test fails first)."""
+    if not client_bin().exists():
+        raise AssertionError(f"client binary {client_bin()} does not exist (make bin/load-client)")
+    cmd = list(prefix) + [str(client_bin())] + [str(a) for a in args]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=server_env(), cwd=str(REPO),
+                            start_new_session=True)
+
+    def kill():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    test.addCleanup(kill)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"load-client did not finish within {timeout}s: {cmd}\n{err[-2000:]}")
+    run = ClientRun([str(a) for a in args], proc.returncode, out, err)
+    mark = sanitizer_report(err)
+    if mark:
+        raise AssertionError(f"sanitizer report in load-client's stderr ({mark}):\n{err[-4000:]}")
+    return run
+
+
+def server_addr(srv):
+    return f"127.0.0.1:{srv.port}"
