@@ -233,6 +233,20 @@ static int parse_switch(struct client_opts *o, const char *name)
 	return 1;
 }
 
+static const char *const value_flags[] = {"server",   "scenario", "mix",    "sources",
+					  "keepalive", "timeline", "plot", "expect"};
+
+static int known_flag(const char *name)
+{
+	if (num_flag(name) != NULL)
+		return 1;
+	for (size_t i = 0; i < sizeof(value_flags) / sizeof(value_flags[0]); i++) {
+		if (strcmp(name, value_flags[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static int parse_flag(struct client_opts *o, const char *name, const char *val, int *mix_given)
 {
 	const struct conf_key *k = num_flag(name);
@@ -320,6 +334,8 @@ int options_parse(struct client_opts *o, int argc, char **argv)
 			 arg + 2);
 		if (eq == NULL && parse_switch(o, name))
 			continue;
+		if (!known_flag(name))
+			return usage_error("unknown option --%s", name);
 		if (eq != NULL) {
 			val = eq + 1;
 		} else {

@@ -82,7 +82,7 @@ static int check_ports(const struct client_opts *o)
 			  "but %d source address(es) x %.0f ephemeral ports (%ld-%ld) = %.0f: add "
 			  "source addresses with --sources (e.g. --sources 127.0.0.2-127.0.0.%d)\n",
 			  (long long)o->connections, o->server, nsrc, per_src, lo, hi, capacity,
-			  2 + (int)((double)o->connections / per_src) + 1);
+			  1 + (int)(((double)o->connections + per_src - 1) / per_src));
 		return -1;
 	}
 	if (tw < 0) {
@@ -234,6 +234,7 @@ int run_main(const struct client_opts *o)
 	}
 	if (expect_parse(ex, o->expect, o->nexpect, err, sizeof(err)) < 0) {
 		log_plain("load-client: --expect %s\n", err);
+		options_usage();
 		goto out;
 	}
 	if (check_ports(o) < 0 || check_fds(o) < 0)

@@ -1,0 +1,55 @@
+# Goal of this test: `load-client merge a.json b.json` combines two --json results exactly (counters summed, histogram buckets summed, percentiles of the combined data) and applies --expect to the merged result.
+import os
+import tempfile
+
+from harness import ServerTest
+from test_client_helpers import run_client, server_addr
+from test_client_procs import COUNTERS, bucket_sum
+
+
+class ClientMergeTest(ServerTest):
+    def write(self, text):
+        fd, path = tempfile.mkstemp(prefix="teardown-merge-", suffix=".json")
+        self.addCleanup(os.unlink, path)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return path
+
+    def test_merge_equals_combined(self):
+        srv = self.start_server()
+        a = run_client(self, ["--server", server_addr(srv), "--connections", 30,
+                              "--scenario", "half-close", "--messages", 3, "--json"])
+        b = run_client(self, ["--server", server_addr(srv), "--connections", 20,
+                              "--scenario", "echo", "--messages", 7, "--json"])
+        self.assertEqual((a.rc, b.rc), (0, 0), f"{a}\n{b}")
+        pa, pb = self.write(a.out), self.write(b.out)
+        m = run_client(self, ["merge", pa, pb, "--json", "--expect", "established=50"])
+        self.assertEqual(m.rc, 0, str(m))
+        print(f"merged: {m.counts()['established']} established, "
+              f"{m.counts()['messages']} messages, rtt p99 {m.doc['summary']['rtt']['p99_ms']} ms")
+        self.assertEqual(m.doc["run"], {"merged": 2})
+        for k in COUNTERS:
+            self.assertEqual(m.counts()[k], a.counts()[k] + b.counts()[k], k)
+        self.assertEqual(m.counts()["messages"], 30 * 3 + 20 * 7)
+        for name, h in m.doc["hist"].items():
+            parts = [a.doc["hist"][name], b.doc["hist"][name]]
+            self.assertEqual(h["count"], sum(x["count"] for x in parts), name)
+            self.assertEqual([tuple(x) for x in h["buckets"]], bucket_sum(parts), name)
+        self.assertEqual(m.doc["hist"]["fin_to_fin_us"]["count"], 30)
+        # merging is associative with itself: merge(merge(a, b)) is the same document body
+        pm = self.write(m.out)
+        again = run_client(self, ["merge", pm, "--json"])
+        self.assertEqual(again.doc["counts"], m.doc["counts"])
+        self.assertEqual(again.doc["hist"], m.doc["hist"])
+
+    def test_merge_expect_violated_and_bad_input(self):
+        srv = self.start_server()
+        a = run_client(self, ["--server", server_addr(srv), "--connections", 5, "--json"])
+        pa = self.write(a.out)
+        m = run_client(self, ["merge", pa, pa, "--expect", "established=11"])
+        self.assertEqual(m.rc, 1, str(m))
+        self.assertIn("VIOLATED (observed 10", m.out)
+        bad = self.write('{"version": 1, "counts": {}}')
+        m = run_client(self, ["merge", pa, bad])
+        self.assertEqual(m.rc, 1, str(m))
+        self.assertIn("counts.attempted", m.err)

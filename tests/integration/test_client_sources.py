@@ -1,0 +1,26 @@
+# Goal of this test: --sources A-B binds the client's connections round robin to those source addresses (IP_BIND_ADDRESS_NO_PORT), as the server's sockets show.
+import collections
+import subprocess
+
+from harness import ServerTest, wait_until
+from test_client_helpers import run_client, server_addr
+
+N = 30
+
+
+class ClientSourcesTest(ServerTest):
+    def test_round_robin_sources(self):
+        self.require_ss()
+        srv = self.start_server(sets={"heartbeat_timeout": "60s"})
+        run = run_client(self, ["--server", server_addr(srv), "--connections", N,
+                                "--scenario", "idle", "--duration", "1s",
+                                "--sources", "127.0.0.2-127.0.0.4",
+                                "--json"])
+        self.assertEqual(run.rc, 0, str(run))
+        # The client closed first: its TIME_WAIT sockets keep the source addresses.
+        out = subprocess.run(["ss", "-tanH", "state", "time-wait", f"( dport = :{srv.port} )"],
+                             capture_output=True, text=True, check=True).stdout
+        by_src = collections.Counter(line.split()[-2].rsplit(":", 1)[0]
+                                     for line in out.splitlines() if line.strip())
+        print(f"client TIME_WAIT sockets by source address: {dict(by_src)}")
+        self.assertEqual(by_src, {"127.0.0.2": 10, "127.0.0.3": 10, "127.0.0.4": 10})

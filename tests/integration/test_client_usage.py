@@ -1,0 +1,62 @@
+# Goal of this test: bad load-client flags (and the reserved crash/vanish scenarios) print the reason and the usage on stderr, nothing on stdout, and exit 2 before connecting anywhere.
+import unittest
+
+from test_client_helpers import run_client
+
+BAD = [
+    [],
+    ["--connections", "10"],
+    ["--server", "127.0.0.1"],
+    ["--server", "127.0.0.1:80", "--connections", "0"],
+    ["--server", "127.0.0.1:80", "--connections", "ten"],
+    ["--server", "127.0.0.1:80", "--duration", "10"],
+    ["--server", "127.0.0.1:80", "--size", "-5"],
+    ["--server", "127.0.0.1:80", "--scenario", "nope"],
+    ["--server", "127.0.0.1:80", "--scenario", "mixed"],
+    ["--server", "127.0.0.1:80", "--mix", "echo=x"],
+    ["--server", "127.0.0.1:80", "--frobnicate"],
+    ["--server", "127.0.0.1:80", "--expect", "nonsense=1"],
+    ["--server", "127.0.0.1:80", "--expect", "server.close_wait"],
+    ["--server", "127.0.0.1:80", "--sources", "127.0.0.5-127.0.0.1"],
+    ["--server", "127.0.0.1:80", "--keepalive", "1s"],
+    ["states"],
+    ["states", "--port", "99999"],
+    ["merge"],
+]
+
+
+class ClientUsageTest(unittest.TestCase):
+    def test_bad_flags(self):
+        for args in BAD:
+            with self.subTest(args=args):
+                run = run_client(self, args, timeout=20)
+                print(f"{' '.join(args) or '(none)'} -> {run.rc}: "
+                      f"{run.err.strip().splitlines()[0] if run.err.strip() else ''}")
+                self.assertEqual(run.rc, 2, str(run))
+                self.assertEqual(run.out, "", str(run))
+                self.assertIn("usage:", run.err, str(run))
+
+    def test_reserved_scenarios(self):
+        for name in ("crash", "vanish"):
+            with self.subTest(scenario=name):
+                run = run_client(self, ["--server", "127.0.0.1:80", "--scenario", name],
+                                 timeout=20)
+                self.assertEqual(run.rc, 2, str(run))
+                self.assertIn("not yet available", run.err)
+                self.assertEqual(run.out, "")
+
+    def test_too_many_for_one_process(self):
+        # 30000 connections cannot fit one process's 20000 fds: it says so and how to fix.
+        run = run_client(self, ["--server", "127.0.0.1:80", "--connections", 30000,
+                                "--sources", "127.0.0.2-127.0.0.3"], timeout=20)
+        print(run.err.strip())
+        self.assertEqual(run.rc, 2, str(run))
+        self.assertIn("--procs", run.err)
+
+    def test_ports_do_not_fit(self):
+        # More concurrent connections than one source address has ephemeral ports.
+        run = run_client(self, ["--server", "127.0.0.1:80", "--connections", 40000,
+                                "--procs", 4], timeout=20)
+        print(run.err.strip())
+        self.assertEqual(run.rc, 2, str(run))
+        self.assertIn("--sources", run.err)
