@@ -27,7 +27,7 @@ UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRC))
 obj  = $(patsubst %.c,build/obj/%.o,$(1))
 aobj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 
-.PHONY: all test unit integration deps demo lab bench clean asan check-config
+.PHONY: all test unit integration deps demo lab bench clean asan check-config fuzz
 # The load client is built once client/main.c exists.
 BINS := bin/echo-server $(if $(wildcard client/main.c),bin/load-client)
 ABINS := $(patsubst bin/%,build/asan/bin/%,$(BINS))
@@ -106,6 +106,26 @@ check-config: bin/echo-server
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@python3 tests/demo.py
+
+# make fuzz: libFuzzer harnesses (clang) for the config parser and the client's argument
+# parser, FUZZ_SECONDS each. New inputs go to build/fuzz/, the seeds stay in tests/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -I.
+build/fuzz/fuzz_conf: tests/fuzz/fuzz_conf.c $(COMMON_SRC) server/config.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+build/fuzz/fuzz_client_args: tests/fuzz/fuzz_client_args.c $(COMMON_SRC) $(CLIENT_SRC)
+	@mkdir -p $(@D)
+	clang $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+fuzz: deps build/fuzz/fuzz_conf build/fuzz/fuzz_client_args
+	@for f in conf client_args; do \
+		mkdir -p build/fuzz/corpus_$$f && cp tests/fuzz/corpus_$$f/* build/fuzz/corpus_$$f/ && \
+		echo "fuzz_$$f: $(FUZZ_SECONDS) s" && \
+		build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+			-print_final_stats=1 build/fuzz/corpus_$$f 2>build/fuzz/fuzz_$$f.log || \
+			{ tail -50 build/fuzz/fuzz_$$f.log; exit 1; }; \
+		grep -E "stat::number_of_executed_units|stat::peak_rss" build/fuzz/fuzz_$$f.log; \
+	done
 
 clean:
 	rm -rf build bin
