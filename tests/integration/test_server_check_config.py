@@ -44,7 +44,8 @@ class CheckConfigTest(ServerTest):
         w = warnings(p)
         print(f"exit {p.returncode}, warnings: {w}")
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertTrue(any("user_timeout" in l for l in w), f"no user_timeout warning: {p.stderr!r}")
+        self.assertTrue(any("user_timeout" in l for l in w),
+                        f"no user_timeout warning: {p.stderr!r}")
 
     def test_user_timeout_longer_no_warning(self):
         p = check(["--set", "keepalive=yes", "--set", "keepalive_idle=30s",

@@ -43,6 +43,7 @@ class WriteTimeoutTest(ServerTest):
         self.assertEqual(c["closed"]["write-timeout"], 1, f"close reason in {c}")
         self.assertGreaterEqual(took, 0.9)
         lines = srv.close_line_for(cport)
-        self.assertEqual([l.get("reason") for l in lines], ["write-timeout"], f"{srv.close_lines()}")
+        self.assertEqual([l.get("reason") for l in lines], ["write-timeout"],
+                         f"{srv.close_lines()}")
         rss2 = rss_kb(srv.pid)
         print(f"RSS after the close: {rss2} KiB")
