@@ -10,7 +10,7 @@
 CC      ?= cc
 PKGS    := libevent_core
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CFLAGS  ?= -O2 -g
+CFLAGS  ?= -O2 -g -gdwarf-4  # DWARF 4: valgrind 3.19 cannot read gcc 12's DWARF 5
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Icommon -MMD -MP \
 	     $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_core) -lm
@@ -27,7 +27,7 @@ UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRC))
 obj  = $(patsubst %.c,build/obj/%.o,$(1))
 aobj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 
-.PHONY: all test unit integration deps demo lab bench clean asan check-config fuzz
+.PHONY: all test unit integration deps demo lab bench clean asan check-config check-valgrind fuzz
 # The load client is built once client/main.c exists.
 BINS := bin/echo-server $(if $(wildcard client/main.c),bin/load-client)
 ABINS := $(patsubst bin/%,build/asan/bin/%,$(BINS))
@@ -99,6 +99,9 @@ unit: $(UNIT_BINS) $(UNIT_ASAN_BINS)
 
 integration: all asan
 	@python3 tests/run.py --integration tests/integration
+
+check-valgrind: bin/echo-server
+	@python3 tests/valgrind.py
 
 check-config: bin/echo-server
 	bin/echo-server -c conf/server.conf --check-config
