@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ID "0"
+#define ID    "0"
 #define CLAIM "Closing takes four segments: FIN, ACK, then the other side's FIN, ACK"
 
 struct outcome {
@@ -24,8 +24,8 @@ struct outcome {
 
 static void flags_str(char *buf, size_t len, unsigned f)
 {
-	snprintf(buf, len, "%s%s%s", f & LAB_FIN ? "FIN" : "", f & LAB_FIN && f & LAB_ACK ? "+" : "",
-		 f & LAB_ACK ? "ACK" : "");
+	snprintf(buf, len, "%s%s%s", f & LAB_FIN ? "FIN" : "",
+		 f & LAB_FIN && f & LAB_ACK ? "+" : "", f & LAB_ACK ? "ACK" : "");
 }
 
 /* The segments of this connection from its first FIN on. */
@@ -37,7 +37,8 @@ static void segments(const struct lab_cap *c, const struct lab_pair *p, struct o
 	for (size_t i = fin ? (size_t)(fin - c->pkt) : c->n; i < c->n; i++) {
 		const struct lab_pkt *k = &c->pkt[i];
 
-		if ((k->sport != p->pa || k->dport != p->pb) && (k->sport != p->pb || k->dport != p->pa))
+		if ((k->sport != p->pa || k->dport != p->pb) &&
+		    (k->sport != p->pb || k->dport != p->pa))
 			continue;
 		flags_str(f, sizeof(f), k->flags);
 		lab_add(&o->seq, "%s%s:%s", o->n ? " " : "", k->sport == p->pa ? "A" : "B", f);
@@ -83,14 +84,15 @@ int main(int argc, char **argv)
 		return lab_err("setup");
 	if (run(&cap, 0, &now) < 0 || run(&cap, 300, &later) < 0)
 		return lab_err("close");
-	lab_add(&s, "B closes right after recv()==0: %d segments (%s). B closes 300 ms later: %d "
-		    "segments (%s).",
+	lab_add(&s,
+		"B closes right after recv()==0: %d segments (%s). B closes 300 ms later: %d "
+		"segments (%s).",
 		now.n, now.seq.s, later.n, later.seq.s);
 	lab_row(ID, CLAIM, now.n == 4 && later.n == 4 ? LAB_AGREES : LAB_NUANCE,
 		now.n == 3 && later.n == 4
-			? "three when the passive side closes within the delayed-ACK time: its "
-			  "FIN rides on the ACK"
-			: NULL,
+		    ? "three when the passive side closes within the delayed-ACK time: its "
+		      "FIN rides on the ACK"
+		    : NULL,
 		s.s);
 	lab_cap_close(&cap);
 	return 0;

@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #define ID "1"
-#define CLAIM "close() with data still in the send buffer returns at once and TCP still delivers the data"
+#define CLAIM                                                                                      \
+	"close() with data still in the send buffer returns at once and TCP still delivers the "   \
+	"data"
 
 struct outcome {
 	size_t sent, got;
@@ -67,8 +69,9 @@ out:
 
 static void describe(struct lab_str *s, const char *label, const struct outcome *o)
 {
-	lab_add(s, "%s: close() returned 0 in %lld us; closer sent %s; reader got %zu of %zu "
-		   "bytes send() had accepted, then %s. ",
+	lab_add(s,
+		"%s: close() returned 0 in %lld us; closer sent %s; reader got %zu of %zu "
+		"bytes send() had accepted, then %s. ",
 		label, (long long)o->close_us, o->wire, o->got, o->sent,
 		o->err == 0 ? "EOF" : lab_errname(o->err));
 }

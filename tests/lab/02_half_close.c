@@ -14,16 +14,17 @@
 #include <unistd.h>
 
 #define ID "2"
-#define CLAIM "A FIN is a half-close: the side that sent it can no longer send but can still receive"
+#define CLAIM                                                                                      \
+	"A FIN is a half-close: the side that sent it can no longer send but can still receive"
 
 struct outcome {
-	int st_a, st_b;	     /* states once the FIN is acknowledged */
-	ssize_t peer_send;   /* the peer's send() of 1000 bytes */
-	size_t got;	     /* what the FIN sender received of them */
-	int got_err;	     /* how its stream ended */
-	ssize_t own_send;    /* a send() by the FIN sender after its FIN */
+	int st_a, st_b;	   /* states once the FIN is acknowledged */
+	ssize_t peer_send; /* the peer's send() of 1000 bytes */
+	size_t got;	   /* what the FIN sender received of them */
+	int got_err;	   /* how its stream ended */
+	ssize_t own_send;  /* a send() by the FIN sender after its FIN */
 	int own_err;
-	const char *answer;  /* what the FIN sender put on the wire after the data */
+	const char *answer;	       /* what the FIN sender put on the wire after the data */
 	ssize_t peer_recv, peer_send2; /* the peer's next recv() and send() */
 	int peer_recv_err, peer_send2_err;
 };
@@ -101,13 +102,15 @@ int main(int argc, char **argv)
 		return lab_err("setup");
 	if (run(&cap, 0, &sh) < 0 || run(&cap, 1, &cl) < 0)
 		return lab_err("half close");
-	lab_add(&s, "shutdown(SHUT_WR): states %s / peer %s; peer send(1000)=%s; FIN sender "
-		    "received %zu bytes (answered with %s); its own send() after the FIN = %s. ",
+	lab_add(&s,
+		"shutdown(SHUT_WR): states %s / peer %s; peer send(1000)=%s; FIN sender "
+		"received %zu bytes (answered with %s); its own send() after the FIN = %s. ",
 		lab_state_name(sh.st_a), lab_state_name(sh.st_b),
 		lab_ret(r1, sizeof(r1), sh.peer_send, 0), sh.got, sh.answer,
 		lab_ret(r2, sizeof(r2), sh.own_send, sh.own_err));
-	lab_add(&s, "close(): peer %s; peer send(1000)=%s; the closed side answered with %s; "
-		    "then the peer's recv()=%s, send()=%s.",
+	lab_add(&s,
+		"close(): peer %s; peer send(1000)=%s; the closed side answered with %s; "
+		"then the peer's recv()=%s, send()=%s.",
 		lab_state_name(cl.st_b), lab_ret(r1, sizeof(r1), cl.peer_send, 0), cl.answer,
 		lab_ret(r2, sizeof(r2), cl.peer_recv, cl.peer_recv_err),
 		lab_ret(r3, sizeof(r3), cl.peer_send2, cl.peer_send2_err));

@@ -16,13 +16,15 @@
 #include <unistd.h>
 
 #define ID "3"
-#define CLAIM "If the app does not close() after recv()==0 it stays in CLOSE_WAIT and the peer in FIN_WAIT_2"
-#define NCONN 3
+#define CLAIM                                                                                      \
+	"If the app does not close() after recv()==0 it stays in CLOSE_WAIT and the peer in "      \
+	"FIN_WAIT_2"
+#define NCONN	 3
 #define WATCH_MS 5000
 
 struct conn {
 	struct lab_pair p;
-	int fin_timeout;   /* sysctl when closed; 0 = shutdown(SHUT_WR) only */
+	int fin_timeout; /* sysctl when closed; 0 = shutdown(SHUT_WR) only */
 	int64_t t_close;
 	int st_a, st_b;	   /* first states seen by sock_diag */
 	int64_t a_gone_us; /* when the active side's socket disappeared; 0 = still there */
@@ -161,11 +163,14 @@ int main(int argc, char **argv)
 		orphans_timed &= c[i].fin_timeout ? c[i].a_gone_us > 0 : c[i].a_gone_us == 0;
 	}
 	late_write(&s, c[0].p.b);
-	lab_row(ID, CLAIM, !states_ok ? LAB_DIFFERS : orphans_timed ? LAB_NUANCE : LAB_AGREES,
+	lab_row(ID, CLAIM,
+		!states_ok	? LAB_DIFFERS
+		: orphans_timed ? LAB_NUANCE
+				: LAB_AGREES,
 		states_ok && orphans_timed
-			? "states right, but a close()d peer leaves FIN_WAIT_2 after "
-			  "tcp_fin_timeout; only CLOSE_WAIT and a shutdown()-only peer stay"
-			: NULL,
+		    ? "states right, but a close()d peer leaves FIN_WAIT_2 after "
+		      "tcp_fin_timeout; only CLOSE_WAIT and a shutdown()-only peer stay"
+		    : NULL,
 		s.s);
 	rc = 0;
 	for (int i = 0; i < NCONN; i++)

@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #define ID "4"
-#define CLAIM "Killing the process (SIGKILL, Ctrl+C, crash) or exiting without close() still closes the connection normally with a FIN"
+#define CLAIM                                                                                      \
+	"Killing the process (SIGKILL, Ctrl+C, crash) or exiting without close() still closes "    \
+	"the connection normally with a FIN"
 
 enum death { BY_SIGKILL, BY_SIGINT, BY_CRASH, BY_EXIT, BY_SIGKILL_UNREAD, NDEATH };
 static const char *death_name[] = {"SIGKILL", "SIGINT", "crash (SIGSEGV)", "exit() without close()",
@@ -170,10 +172,12 @@ int main(int argc, char **argv)
 	}
 	unread_rst = strcmp(o[BY_SIGKILL_UNREAD].wire, "RST") == 0;
 	lab_row(ID, CLAIM,
-		fins < NDEATH - 1 ? LAB_DIFFERS : unread_rst ? LAB_NUANCE : LAB_AGREES,
+		fins < NDEATH - 1 ? LAB_DIFFERS
+		: unread_rst	  ? LAB_NUANCE
+				  : LAB_AGREES,
 		fins == NDEATH - 1 && unread_rst
-			? "a FIN, unless the dead process left unread data: then RST, as with close()"
-			: NULL,
+		    ? "a FIN, unless the dead process left unread data: then RST, as with close()"
+		    : NULL,
 		s.s);
 	lab_cap_close(&cap);
 	return 0;

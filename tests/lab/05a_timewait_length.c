@@ -14,16 +14,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ID "5a"
-#define CLAIM "TIME_WAIT lasts 2MSL"
+#define ID	"5a"
+#define CLAIM	"TIME_WAIT lasts 2MSL"
 #define WATCH_S 75
 
 struct tw {
 	int fin_timeout;
 	struct lab_pair p;
-	int64_t t_tw;	     /* when the active closer entered TIME_WAIT */
-	uint32_t timer_ms;   /* its timer right after */
-	int64_t gone_us;     /* measured lifetime, 0 = not measured */
+	int64_t t_tw;	   /* when the active closer entered TIME_WAIT */
+	uint32_t timer_ms; /* its timer right after */
+	int64_t gone_us;   /* measured lifetime, 0 = not measured */
 };
 
 static int enter_time_wait(struct tw *t)

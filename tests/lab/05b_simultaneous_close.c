@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ID "5b"
+#define ID    "5b"
 #define CLAIM "The side that calls close() first ends in TIME_WAIT and the other side does not"
 
 /* Table lab_hold_PORT drops the FINs sent from PORT. */
@@ -42,7 +42,7 @@ struct side {
 	unsigned seen; /* bit per TCP state seen by sock_diag */
 	int order[8];  /* the distinct states, in the order seen */
 	int n;
-	int last;      /* last state, 0 = gone */
+	int last; /* last state, 0 = gone */
 };
 
 static int look(struct side *x)
@@ -81,8 +81,9 @@ static int watch(struct side *x, struct side *y)
 	for (;;) {
 		if (look(x) < 0 || look(y) < 0)
 			return -1;
-		if (x->last != LAB_FIN_WAIT1 && x->last != LAB_FIN_WAIT2 && x->last != LAB_CLOSING &&
-		    y->last != LAB_FIN_WAIT1 && y->last != LAB_FIN_WAIT2 && y->last != LAB_CLOSING)
+		if (x->last != LAB_FIN_WAIT1 && x->last != LAB_FIN_WAIT2 &&
+		    x->last != LAB_CLOSING && y->last != LAB_FIN_WAIT1 &&
+		    y->last != LAB_FIN_WAIT2 && y->last != LAB_CLOSING)
 			return 0;
 		if (lab_now_us() > end)
 			return 0;
@@ -183,11 +184,14 @@ int main(int argc, char **argv)
 		lab_cap_count(&cap, b2.sport, b2.dport, LAB_FIN));
 	seq_ok = a1.last == LAB_TIME_WAIT && b1.last == 0;
 	sim_both = a2.last == LAB_TIME_WAIT && b2.last == LAB_TIME_WAIT;
-	lab_row(ID, CLAIM, !seq_ok ? LAB_DIFFERS : sim_both ? LAB_NUANCE : LAB_AGREES,
+	lab_row(ID, CLAIM,
+		!seq_ok	   ? LAB_DIFFERS
+		: sim_both ? LAB_NUANCE
+			   : LAB_AGREES,
 		!seq_ok || !sim_both ? NULL
 		: b2.seen & (1u << LAB_CLOSING)
-			? "in a simultaneous close both sides end in TIME_WAIT (via CLOSING)"
-			: "in a simultaneous close both sides end in TIME_WAIT",
+		    ? "in a simultaneous close both sides end in TIME_WAIT (via CLOSING)"
+		    : "in a simultaneous close both sides end in TIME_WAIT",
 		s.s);
 	lab_cap_close(&cap);
 	return 0;

@@ -18,9 +18,11 @@
 #include <unistd.h>
 
 #define ID "5c"
-#define CLAIM "TIME_WAIT sockets hold resources the kernel does not release, so a server should avoid closing first"
+#define CLAIM                                                                                      \
+	"TIME_WAIT sockets hold resources the kernel does not release, so a server should avoid "  \
+	"closing first"
 #define BATCH 8
-#define CAP 10
+#define CAP   10
 
 /* One active close that ends in TIME_WAIT (unless the cap says otherwise). */
 static int one_time_wait(uint16_t *sport, uint16_t *dport)
@@ -112,16 +114,19 @@ int main(int argc, char **argv)
 		return lab_err("setup");
 	if (batch(BATCH, &tw1, &of1, &d1) < 0)
 		return lab_err("first batch");
-	if (lab_sysctl_set("net/ipv4/tcp_max_tw_buckets", CAP) < 0 || batch(BATCH, &tw2, &of2, &d2) < 0)
+	if (lab_sysctl_set("net/ipv4/tcp_max_tw_buckets", CAP) < 0 ||
+	    batch(BATCH, &tw2, &of2, &d2) < 0)
 		return lab_err("second batch");
 	tw_size = slab_objsize("tw_sock_TCP");
 	tcp_size = slab_objsize("TCP");
-	lab_add(&s, "%d active closes with tcp_max_tw_buckets=%ld: %d TIME_WAIT sockets "
-		    "(overflow counter +%ld); %d more with the cap set to %d: %d in TIME_WAIT "
-		    "(TCPTimeWaitOverflow +%ld: the rest were destroyed at once). ",
+	lab_add(&s,
+		"%d active closes with tcp_max_tw_buckets=%ld: %d TIME_WAIT sockets "
+		"(overflow counter +%ld); %d more with the cap set to %d: %d in TIME_WAIT "
+		"(TCPTimeWaitOverflow +%ld: the rest were destroyed at once). ",
 		BATCH, def, tw1, of1, BATCH, CAP, tw2, of2);
-	lab_add(&s, "Each is a %ld-byte tw_sock_TCP object (a full TCP socket: %ld bytes); "
-		    "sock_diag shows %s, inode %u (%s), timer %.0f s left.",
+	lab_add(&s,
+		"Each is a %ld-byte tw_sock_TCP object (a full TCP socket: %ld bytes); "
+		"sock_diag shows %s, inode %u (%s), timer %.0f s left.",
 		tw_size, tcp_size, lab_state_name(d1.state), d1.inode,
 		d1.inode ? "a file refers to it" : "no file descriptor", d1.expires_ms / 1e3);
 	capped = tw1 == BATCH && tw2 == CAP && of2 == 2 * BATCH - CAP;

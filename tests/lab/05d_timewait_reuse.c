@@ -19,10 +19,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ID "5d"
-#define CLAIM "While TIME_WAIT lasts, a new connection cannot reuse the same 4-tuple"
+#define ID	       "5d"
+#define CLAIM	       "While TIME_WAIT lasts, a new connection cannot reuse the same 4-tuple"
 #define REUSE_DELAY_MS 200
-#define ONLY_PORT 61000 /* outside the default ephemeral range: free in a new netns */
+#define ONLY_PORT      61000 /* outside the default ephemeral range: free in a new netns */
 
 struct attempt {
 	int rc, err;
@@ -150,10 +150,10 @@ static int run(struct attempt *a)
 int main(int argc, char **argv)
 {
 	static const char *label[] = {
-		"server-side TIME_WAIT, client port bound",
-		"client-side TIME_WAIT, port bound, tcp_tw_reuse=0",
-		"client-side TIME_WAIT, port picked by connect(), tcp_tw_reuse=0",
-		"the same with tcp_tw_reuse=2 (default: loopback) after tcp_tw_reuse_delay=200 ms"};
+	    "server-side TIME_WAIT, client port bound",
+	    "client-side TIME_WAIT, port bound, tcp_tw_reuse=0",
+	    "client-side TIME_WAIT, port picked by connect(), tcp_tw_reuse=0",
+	    "the same with tcp_tw_reuse=2 (default: loopback) after tcp_tw_reuse_delay=200 ms"};
 	struct attempt a[4] = {{0}};
 	struct lab_str s = {0};
 	int blocked = 0;
@@ -167,12 +167,15 @@ int main(int argc, char **argv)
 		describe(&s, label[i], &a[i]);
 		blocked += a[i].rc < 0;
 	}
-	lab_row(ID, CLAIM, blocked == 4 ? LAB_AGREES : blocked ? LAB_NUANCE : LAB_DIFFERS,
+	lab_row(ID, CLAIM,
+		blocked == 4 ? LAB_AGREES
+		: blocked    ? LAB_NUANCE
+			     : LAB_DIFFERS,
 		blocked == 1 && a[2].rc < 0
-			? "only connect()'s automatic port choice refuses a client-side TIME_WAIT "
-			  "4-tuple, and only with tcp_tw_reuse=0; an explicit bind() (with "
-			  "timestamps) or a SYN to a server-side TIME_WAIT reuses it at once"
-			: NULL,
+		    ? "only connect()'s automatic port choice refuses a client-side TIME_WAIT "
+		      "4-tuple, and only with tcp_tw_reuse=0; an explicit bind() (with "
+		      "timestamps) or a SYN to a server-side TIME_WAIT reuses it at once"
+		    : NULL,
 		s.s);
 	return 0;
 }

@@ -15,19 +15,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ID "6"
-#define CLAIM "A network failure (not only the peer's close) puts our side in CLOSE_WAIT"
+#define ID	 "6"
+#define CLAIM	 "A network failure (not only the peer's close) puts our side in CLOSE_WAIT"
 #define WATCH_MS 5000
 
-#define CUT_ALL                                                                            \
-	"table inet lab_cut {\n"                                                           \
+#define CUT_ALL                                                                                    \
+	"table inet lab_cut {\n"                                                                   \
 	"  chain out { type filter hook output priority 0; policy drop; }\n}\n"
 
 enum how { PEER_FIN, PEER_RST, CUT_IDLE, CUT_KEEPALIVE, CUT_SENDING, NHOW };
-static const char *how_name[] = {"peer close() (FIN)", "peer reset (RST)",
-				 "network cut, idle, no keepalive",
-				 "network cut, idle, keepalive 1s/1s/2",
-				 "network cut while sending, TCP_USER_TIMEOUT 1.5 s"};
+static const char *how_name[] = {
+    "peer close() (FIN)", "peer reset (RST)", "network cut, idle, no keepalive",
+    "network cut, idle, keepalive 1s/1s/2", "network cut while sending, TCP_USER_TIMEOUT 1.5 s"};
 
 struct watch {
 	struct lab_pair p;
@@ -135,7 +134,10 @@ int main(int argc, char **argv)
 			cw_other |= w[h].order[i] == LAB_CLOSE_WAIT;
 	}
 	cw_fin = w[PEER_FIN].order[w[PEER_FIN].n - 1] == LAB_CLOSE_WAIT;
-	lab_row(ID, CLAIM, cw_other ? LAB_AGREES : cw_fin ? LAB_DIFFERS : LAB_NUANCE,
+	lab_row(ID, CLAIM,
+		cw_other ? LAB_AGREES
+		: cw_fin ? LAB_DIFFERS
+			 : LAB_NUANCE,
 		!cw_other && cw_fin ? "only the peer's FIN leads to CLOSE_WAIT; failures and "
 				      "resets end in CLOSE, or in nothing at all when idle"
 				    : NULL,

@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ID "7"
+#define ID    "7"
 #define CLAIM "Turning the SO_LINGER option off avoids TIME_WAIT"
 
 struct mode {
@@ -54,10 +54,10 @@ out:
 int main(int argc, char **argv)
 {
 	struct mode m[] = {
-		{"no SO_LINGER call", 0, 0, 0, 0, NULL, 0},
-		{"SO_LINGER {0,0} (off)", 1, 0, 0, 0, NULL, 0},
-		{"SO_LINGER {1,0}", 1, 1, 0, 0, NULL, 0},
-		{"SO_LINGER {1,1}", 1, 1, 1, 0, NULL, 0},
+	    {"no SO_LINGER call", 0, 0, 0, 0, NULL, 0},
+	    {"SO_LINGER {0,0} (off)", 1, 0, 0, 0, NULL, 0},
+	    {"SO_LINGER {1,0}", 1, 1, 0, 0, NULL, 0},
+	    {"SO_LINGER {1,1}", 1, 1, 1, 0, NULL, 0},
 	};
 	static struct lab_cap cap;
 	struct lab_str s = {0};
@@ -70,8 +70,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		if (run(&cap, &m[i]) < 0)
 			return lab_err(m[i].name);
-		lab_add(&s, "%s: closer sent %s, %s, peer's reads ended with %s. ", m[i].name, m[i].wire,
-			m[i].tw ? "closer in TIME_WAIT" : "no TIME_WAIT",
+		lab_add(&s, "%s: closer sent %s, %s, peer's reads ended with %s. ", m[i].name,
+			m[i].wire, m[i].tw ? "closer in TIME_WAIT" : "no TIME_WAIT",
 			m[i].peer_err ? lab_errname(m[i].peer_err) : "EOF");
 	}
 	off_skips = !m[1].tw;
@@ -80,7 +80,10 @@ int main(int argc, char **argv)
 		 "off is the default and keeps TIME_WAIT; only {1,0} skips it, by sending %s "
 		 "(the peer gets %s instead of EOF)",
 		 m[2].wire, m[2].peer_err ? lab_errname(m[2].peer_err) : "EOF");
-	lab_row(ID, CLAIM, off_skips ? LAB_AGREES : zero_skips ? LAB_DIFFERS : LAB_NUANCE,
+	lab_row(ID, CLAIM,
+		off_skips    ? LAB_AGREES
+		: zero_skips ? LAB_DIFFERS
+			     : LAB_NUANCE,
 		!off_skips && zero_skips ? why : NULL, s.s);
 	lab_cap_close(&cap);
 	return 0;

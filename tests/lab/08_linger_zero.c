@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ID "8"
+#define ID    "8"
 #define CLAIM "SO_LINGER {1,0}: close() returns at once, sends RST and discards the send buffer"
 
 struct outcome {
@@ -77,9 +77,10 @@ int main(int argc, char **argv)
 		return lab_err("setup");
 	if (run(&cap, &o) < 0)
 		return lab_err("linger 0 close");
-	lab_add(&s, "send() accepted %zu bytes; at close() the peer's receive queue held %d and "
-		    "the closer's send queue %d. close() returned 0 in %lld us; on the wire %d RST, "
-		    "%d FIN. The peer then read %zu bytes and got %s; %zu bytes never arrived.",
+	lab_add(&s,
+		"send() accepted %zu bytes; at close() the peer's receive queue held %d and "
+		"the closer's send queue %d. close() returned 0 in %lld us; on the wire %d RST, "
+		"%d FIN. The peer then read %zu bytes and got %s; %zu bytes never arrived.",
 		o.sent, o.peer_queued, o.own_queued, (long long)o.close_us, o.rsts, o.fins, o.got,
 		o.err ? lab_errname(o.err) : "EOF", o.sent - o.got);
 	agrees = o.rsts > 0 && o.fins == 0 && o.close_us < 50000 && o.got < o.sent;

@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ID "9"
+#define ID    "9"
 #define CLAIM "SO_LINGER {1,N}: close() blocks at most N microseconds, then fails with EWOULDBLOCK"
 
 struct outcome {
@@ -120,7 +120,8 @@ static void describe(struct lab_str *s, const struct outcome *o)
 
 int main(int argc, char **argv)
 {
-	struct outcome o[3] = {{.linger = 1}, {.linger = 2, .nonblock = 1}, {.linger = 5, .reader = 1}};
+	struct outcome o[3] = {
+	    {.linger = 1}, {.linger = 2, .nonblock = 1}, {.linger = 5, .reader = 1}};
 	struct lab_str s = {0};
 	int note_unit, note_err;
 
@@ -137,9 +138,9 @@ int main(int argc, char **argv)
 	lab_row(ID, CLAIM, note_unit && note_err ? LAB_AGREES : LAB_DIFFERS,
 		note_unit || note_err ? NULL
 		: o[0].got == o[0].sent
-			? "the unit is seconds, close() returns 0 when the time runs out (blocking "
-			  "or not), and the data is still delivered afterwards"
-			: "the unit is seconds and close() returns 0 when the time runs out",
+		    ? "the unit is seconds, close() returns 0 when the time runs out (blocking "
+		      "or not), and the data is still delivered afterwards"
+		    : "the unit is seconds and close() returns 0 when the time runs out",
 		s.s);
 	return 0;
 }

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ID "10"
+#define ID    "10"
 #define CLAIM "send() after the peer's FIN fails at once with EPIPE"
 
 struct outcome {

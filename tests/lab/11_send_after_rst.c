@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ID "11"
+#define ID    "11"
 #define CLAIM "send() after the peer's RST fails with ECONNRESET, and the next send() with EPIPE"
 
 enum variant { SEND3, RECV_FIRST, IN_CLOSE_WAIT, NVAR };
@@ -80,14 +80,18 @@ int main(int argc, char **argv)
 	for (int v = 0; v < NVAR; v++) {
 		if (run(v, &o[v]) < 0)
 			return lab_err(var_name[v]);
-		lab_add(&s, "%s: %s, %s, %s. ", var_name[v], lab_ret(r[0], 32, o[v].rc[0], o[v].err[0]),
+		lab_add(&s, "%s: %s, %s, %s. ", var_name[v],
+			lab_ret(r[0], 32, o[v].rc[0], o[v].err[0]),
 			lab_ret(r[1], 32, o[v].rc[1], o[v].err[1]),
 			lab_ret(r[2], 32, o[v].rc[2], o[v].err[2]));
 	}
-	as_note = o[SEND3].err[0] == ECONNRESET && o[SEND3].err[1] == EPIPE &&
-		  o[SEND3].rc[0] < 0 && o[SEND3].rc[1] < 0;
+	as_note = o[SEND3].err[0] == ECONNRESET && o[SEND3].err[1] == EPIPE && o[SEND3].rc[0] < 0 &&
+		  o[SEND3].rc[1] < 0;
 	others = o[RECV_FIRST].err[1] == EPIPE && o[IN_CLOSE_WAIT].err[0] == EPIPE;
-	lab_row(ID, CLAIM, !as_note ? LAB_DIFFERS : others ? LAB_NUANCE : LAB_AGREES,
+	lab_row(ID, CLAIM,
+		!as_note ? LAB_DIFFERS
+		: others ? LAB_NUANCE
+			 : LAB_AGREES,
 		as_note && others ? "ECONNRESET is reported once, to the first call of any kind "
 				    "(a recv() takes it); in CLOSE_WAIT an RST gives EPIPE at once"
 				  : NULL,

@@ -22,9 +22,12 @@
 enum action { PEER_CLOSE, PEER_RESET, PEER_SHUT_WR, NACT };
 static const char *act_id[] = {"12a", "12b", "12c"};
 static const char *act_claim[] = {
-	"A send() blocked when the peer close()s returns the bytes copied after the peer's FIN; the peer then sends RST and the next send() gets EPIPE",
-	"A send() blocked when the peer resets (SO_LINGER 0) returns the bytes copied; the next send() gets ECONNRESET, the one after EPIPE",
-	"(from claim 2) A peer's shutdown(SHUT_WR) does not disturb a blocked send(): the peer can still receive"};
+    "A send() blocked when the peer close()s returns the bytes copied after the peer's FIN; the "
+    "peer then sends RST and the next send() gets EPIPE",
+    "A send() blocked when the peer resets (SO_LINGER 0) returns the bytes copied; the next send() "
+    "gets ECONNRESET, the one after EPIPE",
+    "(from claim 2) A peer's shutdown(SHUT_WR) does not disturb a blocked send(): the peer can "
+    "still receive"};
 
 struct sender {
 	int fd;
@@ -98,8 +101,8 @@ static int next_sends(int fd, struct outcome *o)
 	return 0;
 }
 
-static int act_and_watch(struct lab_cap *cap, struct lab_pair *p, struct sender *s,
-			 enum action a, struct outcome *o)
+static int act_and_watch(struct lab_cap *cap, struct lab_pair *p, struct sender *s, enum action a,
+			 struct outcome *o)
 {
 	int64_t t_act;
 
@@ -165,14 +168,15 @@ static enum lab_verdict verdict(enum action a, const struct outcome *o, const ch
 			return LAB_AGREES;
 		if (o->wire[0] == 'R' && o->peer_unread > 0 && partial &&
 		    o->next_err[0] == ECONNRESET)
-			*why = "the peer had unread data, so its close() sent RST, not FIN: the "
-			       "blocked send() returns the bytes copied, then ECONNRESET, then EPIPE";
+			*why =
+			    "the peer had unread data, so its close() sent RST, not FIN: the "
+			    "blocked send() returns the bytes copied, then ECONNRESET, then EPIPE";
 		return LAB_DIFFERS;
 	}
 	if (a == PEER_RESET)
 		return partial && o->next_err[0] == ECONNRESET && o->next_err[1] == EPIPE
-			       ? LAB_AGREES
-			       : LAB_DIFFERS;
+			   ? LAB_AGREES
+			   : LAB_DIFFERS;
 	if (o->blocked_1s && o->rc == BIG)
 		*why = "the FIN does not wake the sender; it completes as the peer reads";
 	return o->blocked_1s && o->rc == BIG ? LAB_AGREES : LAB_DIFFERS;
@@ -186,8 +190,9 @@ static void describe(struct lab_str *s, enum action a, const struct outcome *o)
 	if (a == PEER_SHUT_WR)
 		lab_add(s, "send() %s 1 s later; the peer read %zu bytes; ",
 			o->blocked_1s ? "still blocked" : "had returned", o->peer_got);
-	lab_add(s, "the blocked send(%d) returned %s %.3f s after the peer acted; next send()=%s, "
-		   "then %s.",
+	lab_add(s,
+		"the blocked send(%d) returned %s %.3f s after the peer acted; next send()=%s, "
+		"then %s.",
 		BIG, lab_ret(r[0], 32, o->rc, o->err), o->after_s,
 		lab_ret(r[1], 32, o->next[0], o->next_err[0]),
 		lab_ret(r[2], 32, o->next[1], o->next_err[1]));

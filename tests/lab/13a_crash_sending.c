@@ -25,14 +25,16 @@
 #include <unistd.h>
 
 #define ID "13a"
-#define CLAIM "A crashed peer while sending: 8 retransmissions, ETIMEDOUT or EHOSTUNREACH after ~15 min (tcp_retries2), then EPIPE"
-#define DEAD_IP                                                                            \
-	"table inet lab_dead {\n"                                                          \
-	"  chain in { type filter hook input priority 0; policy drop; }\n"                 \
+#define CLAIM                                                                                      \
+	"A crashed peer while sending: 8 retransmissions, ETIMEDOUT or EHOSTUNREACH after ~15 "    \
+	"min (tcp_retries2), then EPIPE"
+#define DEAD_IP                                                                                    \
+	"table inet lab_dead {\n"                                                                  \
+	"  chain in { type filter hook input priority 0; policy drop; }\n"                         \
 	"  chain out { type filter hook output priority 0; policy drop; }\n}\n"
-#define DEAD_ARP                                                                           \
-	"table arp lab_dead {\n"                                                           \
-	"  chain in { type filter hook input priority 0; policy drop; }\n"                 \
+#define DEAD_ARP                                                                                   \
+	"table arp lab_dead {\n"                                                                   \
+	"  chain in { type filter hook input priority 0; policy drop; }\n"                         \
 	"  chain out { type filter hook output priority 0; policy drop; }\n}\n"
 
 /* tcp_retries2 1 and 2 are far from the model's boundaries (budget vs. RTO doublings). */
@@ -42,13 +44,13 @@ static const char *sub_name[] = {"tcp_retries2=1", "tcp_retries2=2", "TCP_USER_T
 static const long sub_retries[] = {1, 2, 15, 2};
 
 struct result {
-	double secs;	  /* send() to the error */
-	int nretrans;	  /* data segments sent again */
-	double at[16];	  /* when, from the first send */
-	ssize_t rc[2];	  /* the two send() calls after the error */
+	double secs;   /* send() to the error */
+	int nretrans;  /* data segments sent again */
+	double at[16]; /* when, from the first send */
+	ssize_t rc[2]; /* the two send() calls after the error */
 	int err[2];
-	double rto;	  /* effective RTO: the first RTO retransmission comes at 2 RTO */
-	double model_at;  /* the model's error time, and its retransmission count */
+	double rto;	 /* effective RTO: the first RTO retransmission comes at 2 RTO */
+	double model_at; /* the model's error time, and its retransmission count */
 	int model_n;
 };
 
@@ -98,7 +100,8 @@ static void count_retrans(const struct lab_cap *c, uint16_t port, int64_t t0, st
 	for (size_t i = 0; first && i < c->n; i++) {
 		const struct lab_pkt *k = &c->pkt[i];
 
-		if (k != first && k->sport == port && (k->flags & LAB_DATA) && k->seq == first->seq) {
+		if (k != first && k->sport == port && (k->flags & LAB_DATA) &&
+		    k->seq == first->seq) {
 			if (r->nretrans < 16)
 				r->at[r->nretrans] = (k->t_us - t0) / 1e6;
 			r->nretrans++;
@@ -154,10 +157,10 @@ static int sub_case(struct lab_veth *v, struct lab_cap *cap, struct lab_pair *p,
 		return -1;
 	/* A dead neighbour is noticed only once the cached entry is gone (flush it), after
 	 * mcast_solicit probes retrans_time_ms apart (shortened here, namespace only). */
-	if (s == NO_ARP &&
-	    (kill_peer(v, DEAD_ARP) < 0 || lab_sysctl_set("net/ipv4/neigh/va/mcast_solicit", 1) < 0 ||
-	     lab_sysctl_set("net/ipv4/neigh/va/retrans_time_ms", 100) < 0 ||
-	     lab_sh("ip neigh flush dev va") < 0))
+	if (s == NO_ARP && (kill_peer(v, DEAD_ARP) < 0 ||
+			    lab_sysctl_set("net/ipv4/neigh/va/mcast_solicit", 1) < 0 ||
+			    lab_sysctl_set("net/ipv4/neigh/va/retrans_time_ms", 100) < 0 ||
+			    lab_sh("ip neigh flush dev va") < 0))
 		return -1;
 	if (send_until_error(cap, p, r) < 0)
 		return -1;
@@ -218,9 +221,11 @@ int main(int argc, char **argv)
 	model_ok = model_matches(&r[RETRIES2]) && model_matches(&r[RETRIES1]);
 	model(r[RETRIES2].rto, def, rto_max, &def_at, &def_n);
 	if (model_ok)
-		lab_add(&s, "Default tcp_retries2=%ld, tcp_rto_max_ms=%ld: the model, which matched "
-			    "both runs, gives the error after %.0f s (%.1f min) and %d retransmissions.",
-			def, rto_max, def_at, def_at / 60, def_n);
+		lab_add(
+		    &s,
+		    "Default tcp_retries2=%ld, tcp_rto_max_ms=%ld: the model, which matched "
+		    "both runs, gives the error after %.0f s (%.1f min) and %d retransmissions.",
+		    def, rto_max, def_at, def_at / 60, def_n);
 	else
 		lab_add(&s, "The model did not match the runs: no prediction for the default.");
 	errors_ok = r[RETRIES2].err[0] == ETIMEDOUT && r[RETRIES2].err[1] == EPIPE;
@@ -229,7 +234,9 @@ int main(int argc, char **argv)
 		 "into a time budget; ETIMEDOUT (%s when the neighbour failed), then EPIPE",
 		 def_at / 60, def_n, lab_errname(r[NO_ARP].err[0]));
 	lab_row(ID, CLAIM,
-		!errors_ok ? LAB_DIFFERS : model_ok && def_n != 8 ? LAB_NUANCE : LAB_AGREES,
+		!errors_ok		 ? LAB_DIFFERS
+		: model_ok && def_n != 8 ? LAB_NUANCE
+					 : LAB_AGREES,
 		errors_ok && model_ok && def_n != 8 ? why : NULL, s.s);
 	return 0;
 }

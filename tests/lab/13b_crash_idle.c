@@ -18,11 +18,13 @@
 #include <unistd.h>
 
 #define ID "13b"
-#define CLAIM "A crashed peer while idle: nothing happens unless a heartbeat or TCP keepalive detects it"
+#define CLAIM                                                                                      \
+	"A crashed peer while idle: nothing happens unless a heartbeat or TCP keepalive detects "  \
+	"it"
 #define WATCH_MS 4000
-#define DEAD_IP                                                                            \
-	"table inet lab_dead {\n"                                                          \
-	"  chain in { type filter hook input priority 0; policy drop; }\n"                 \
+#define DEAD_IP                                                                                    \
+	"table inet lab_dead {\n"                                                                  \
+	"  chain in { type filter hook input priority 0; policy drop; }\n"                         \
 	"  chain out { type filter hook output priority 0; policy drop; }\n}\n"
 
 enum sub { PLAIN, KEEPALIVE, USER_TIMEOUT, NSUB };
@@ -31,8 +33,8 @@ static const char *sub_name[] = {"no keepalive", "keepalive 1 s/1 s/2 probes",
 
 struct conn {
 	struct lab_pair p;
-	int last;	   /* tcpi_state at the end */
-	double closed_at;  /* when it left ESTABLISHED, 0 = never */
+	int last;	  /* tcpi_state at the end */
+	double closed_at; /* when it left ESTABLISHED, 0 = never */
 	int so_error, packets, rsts;
 };
 
@@ -132,8 +134,9 @@ int main(int argc, char **argv)
 	    lab_sysctl_get("net/ipv4/tcp_keepalive_probes", &kprobes) < 0 ||
 	    getsockopt(c[PLAIN].p.a, SOL_SOCKET, SO_KEEPALIVE, &dflt, &len) < 0)
 		return lab_err("keepalive defaults");
-	lab_add(&s, "A new socket has SO_KEEPALIVE=%d; the default keepalive sysctls (%ld s + "
-		    "%ld x %ld s) would take %ld s.",
+	lab_add(&s,
+		"A new socket has SO_KEEPALIVE=%d; the default keepalive sysctls (%ld s + "
+		"%ld x %ld s) would take %ld s.",
 		dflt, ktime, kprobes, kintvl, ktime + kprobes * kintvl);
 	quiet = !c[PLAIN].closed_at && c[PLAIN].packets == 0 && !c[USER_TIMEOUT].closed_at;
 	found = c[KEEPALIVE].closed_at && c[KEEPALIVE].so_error == ETIMEDOUT;

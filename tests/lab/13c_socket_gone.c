@@ -17,15 +17,16 @@
 #include <unistd.h>
 
 #define ID "13c"
-#define CLAIM "A crashed peer sends no FIN: a sender only finds out by retransmitting until the timeout"
+#define CLAIM                                                                                      \
+	"A crashed peer sends no FIN: a sender only finds out by retransmitting until the timeout"
 
 struct outcome {
 	int wire_at_close; /* FIN or RST sent by the vanishing socket */
 	int state_after;   /* our state 500 ms later */
 	ssize_t rc[3];
 	int err[3];
-	double rst_ms;	   /* from our send() to the RST */
-	int retrans;	   /* our data segments sent more than once */
+	double rst_ms; /* from our send() to the RST */
+	int retrans;   /* our data segments sent more than once */
 };
 
 static int vanish(struct lab_pair *p)
@@ -80,15 +81,19 @@ int main(int argc, char **argv)
 		return lab_err("setup");
 	if (run(&cap, &o) < 0)
 		return lab_err("vanished socket");
-	lab_add(&s, "peer socket gone (TCP_REPAIR close), host up: %d FIN/RST on the wire; our "
-		    "side still %s 0.5 s later. Then send()=%s; RST back after %.2f ms, %d "
-		    "retransmissions; next send()=%s, then %s.",
+	lab_add(&s,
+		"peer socket gone (TCP_REPAIR close), host up: %d FIN/RST on the wire; our "
+		"side still %s 0.5 s later. Then send()=%s; RST back after %.2f ms, %d "
+		"retransmissions; next send()=%s, then %s.",
 		o.wire_at_close, lab_state_name(o.state_after),
 		lab_ret(r[0], 32, o.rc[0], o.err[0]), o.rst_ms, o.retrans,
 		lab_ret(r[1], 32, o.rc[1], o.err[1]), lab_ret(r[2], 32, o.rc[2], o.err[2]));
 	silent = o.wire_at_close == 0 && o.state_after == LAB_ESTABLISHED;
 	reset = o.rst_ms >= 0 && o.retrans == 0 && o.err[1] == ECONNRESET;
-	lab_row(ID, CLAIM, !silent ? LAB_DIFFERS : reset ? LAB_NUANCE : LAB_AGREES,
+	lab_row(ID, CLAIM,
+		!silent ? LAB_DIFFERS
+		: reset ? LAB_NUANCE
+			: LAB_AGREES,
 		silent && reset ? "no FIN indeed, but a host that is up answers the first segment "
 				  "with RST: ECONNRESET at once, no retransmission; the long "
 				  "timeout is for a host that does not answer (13a)"

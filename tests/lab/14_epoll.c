@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ID "14"
+#define ID    "14"
 #define CLAIM "The application learns that the peer closed when recv() returns 0"
 
 enum peer { SHUT_WR_ONLY, DATA_THEN_CLOSE, RESET, BOTH_SHUT, NPEER };
@@ -30,9 +30,14 @@ struct outcome {
 
 static void events(struct lab_str *s, uint32_t ev)
 {
-	static const struct { uint32_t bit; const char *name; } bits[] = {
-		{EPOLLIN, "IN"}, {EPOLLOUT, "OUT"}, {EPOLLRDHUP, "RDHUP"},
-		{EPOLLHUP, "HUP"}, {EPOLLERR, "ERR"}};
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} bits[] = {{EPOLLIN, "IN"},
+		    {EPOLLOUT, "OUT"},
+		    {EPOLLRDHUP, "RDHUP"},
+		    {EPOLLHUP, "HUP"},
+		    {EPOLLERR, "ERR"}};
 	const char *sep = "";
 
 	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
@@ -145,7 +150,8 @@ int main(int argc, char **argv)
 	rst_not_zero = o[RESET].rc[0] < 0 && o[RESET].err[0] == ECONNRESET;
 	if (rdhup_first)
 		snprintf(why, sizeof(why), "epoll reports EPOLLRDHUP before any read%s; ",
-			 o[BOTH_SHUT].after & EPOLLHUP ? " (EPOLLHUP once both sides shut down)" : "");
+			 o[BOTH_SHUT].after & EPOLLHUP ? " (EPOLLHUP once both sides shut down)"
+						       : "");
 	if (data_first)
 		snprintf(why + strlen(why), sizeof(why) - strlen(why),
 			 "data sent before the FIN is read before the 0; ");
@@ -153,8 +159,8 @@ int main(int argc, char **argv)
 		snprintf(why + strlen(why), sizeof(why) - strlen(why),
 			 "a reset shows as %s and recv() gives ECONNRESET, not 0",
 			 (o[RESET].after & (EPOLLERR | EPOLLHUP)) == (EPOLLERR | EPOLLHUP)
-				 ? "EPOLLERR+EPOLLHUP"
-				 : "an event");
+			     ? "EPOLLERR+EPOLLHUP"
+			     : "an event");
 	lab_row(ID, CLAIM, rdhup_first || rst_not_zero ? LAB_NUANCE : LAB_AGREES,
 		rdhup_first || rst_not_zero ? why : NULL, s.s);
 	return 0;

@@ -81,11 +81,15 @@ void lab_add(struct lab_str *o, const char *fmt, ...)
 		o->n += (size_t)n < sizeof(o->s) - o->n ? (size_t)n : sizeof(o->s) - o->n - 1;
 }
 
-/* The row format uses '|' as separator and one line per row. */
+/* The row format uses '|' as separator and one line per row; trailing blanks go. */
 static void put_field(const char *s)
 {
-	for (; *s; s++)
-		putchar(*s == '|' ? '/' : *s == '\n' ? ' ' : *s);
+	size_t n = strlen(s);
+
+	while (n > 0 && s[n - 1] == ' ')
+		n--;
+	for (size_t i = 0; i < n; i++)
+		putchar(s[i] == '|' ? '/' : s[i] == '\n' ? ' ' : s[i]);
 }
 
 void lab_row(const char *id, const char *claim, enum lab_verdict v, const char *why,
@@ -411,8 +415,7 @@ static int bind_to(int fd, const char *ip, uint16_t port, int reuse)
 	return 0;
 }
 
-int lab_connect(const char *ip, uint16_t port, const char *bind_ip, uint16_t bind_port,
-		int reuse)
+int lab_connect(const char *ip, uint16_t port, const char *bind_ip, uint16_t bind_port, int reuse)
 {
 	struct sockaddr_in sa;
 	int fd;
@@ -429,12 +432,11 @@ int lab_connect(const char *ip, uint16_t port, const char *bind_ip, uint16_t bin
 		goto fail;
 	}
 	return fd;
-fail:
-	{
-		int e = errno;
-		close(fd);
-		errno = e;
-	}
+fail : {
+	int e = errno;
+	close(fd);
+	errno = e;
+}
 	return -1;
 }
 
@@ -569,7 +571,7 @@ int lab_tcp_state(int fd)
 
 const char *lab_state_name(int state)
 {
-	static const char *name[] = {"?",	    "ESTABLISHED", "SYN_SENT", "SYN_RECV",
+	static const char *name[] = {"?",	   "ESTABLISHED", "SYN_SENT",  "SYN_RECV",
 				     "FIN_WAIT_1", "FIN_WAIT_2",  "TIME_WAIT", "CLOSE",
 				     "CLOSE_WAIT", "LAST_ACK",	  "LISTEN",    "CLOSING"};
 
@@ -702,8 +704,8 @@ int lab_cap_open(struct lab_cap *c, const char *ifname, int keep_outgoing)
 	c->keep_outgoing = keep_outgoing;
 	clock_gettime(CLOCK_REALTIME, &r);
 	clock_gettime(CLOCK_MONOTONIC, &m);
-	c->mono_minus_real_us = ((int64_t)m.tv_sec - r.tv_sec) * 1000000 +
-				(m.tv_nsec - r.tv_nsec) / 1000;
+	c->mono_minus_real_us =
+	    ((int64_t)m.tv_sec - r.tv_sec) * 1000000 + (m.tv_nsec - r.tv_nsec) / 1000;
 	c->fd = cap_socket(ifname);
 	return c->fd < 0 ? -1 : 0;
 }
@@ -757,9 +759,12 @@ int lab_cap_drain(struct lab_cap *c)
 	ssize_t n;
 
 	for (;;) {
-		struct msghdr mh = {.msg_name = &from, .msg_namelen = sizeof(from),
-				    .msg_iov = &iov, .msg_iovlen = 1,
-				    .msg_control = ctl, .msg_controllen = sizeof(ctl)};
+		struct msghdr mh = {.msg_name = &from,
+				    .msg_namelen = sizeof(from),
+				    .msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = ctl,
+				    .msg_controllen = sizeof(ctl)};
 
 		/* Headers are enough: a truncated read (MSG_TRUNC) still consumes the packet. */
 		n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
@@ -781,8 +786,7 @@ int lab_cap_drain(struct lab_cap *c)
 
 static int cap_match(const struct lab_pkt *k, uint16_t sport, uint16_t dport, unsigned flags)
 {
-	return (!sport || k->sport == sport) && (!dport || k->dport == dport) &&
-	       (k->flags & flags);
+	return (!sport || k->sport == sport) && (!dport || k->dport == dport) && (k->flags & flags);
 }
 
 int lab_cap_count(const struct lab_cap *c, uint16_t sport, uint16_t dport, unsigned flags)
@@ -803,8 +807,7 @@ const struct lab_pkt *lab_cap_first(const struct lab_cap *c, uint16_t sport, uin
 	return NULL;
 }
 
-int lab_cap_wait(struct lab_cap *c, uint16_t sport, uint16_t dport, unsigned flags,
-		 int timeout_ms)
+int lab_cap_wait(struct lab_cap *c, uint16_t sport, uint16_t dport, unsigned flags, int timeout_ms)
 {
 	int64_t end = lab_now_us() + (int64_t)timeout_ms * 1000;
 
@@ -840,10 +843,10 @@ static int diag_request(int fd)
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 r;
 	} req = {
-		.nlh = {.nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
-		.r = {.sdiag_family = AF_INET, .sdiag_protocol = IPPROTO_TCP,
-		      .idiag_states = ~0U},
+	    .nlh = {.nlmsg_len = sizeof(req),
+		    .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+		    .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
+	    .r = {.sdiag_family = AF_INET, .sdiag_protocol = IPPROTO_TCP, .idiag_states = ~0U},
 	};
 
 	if (send(fd, &req, sizeof(req), 0) < 0)

@@ -92,8 +92,7 @@ struct lab_pair {
 /* Listening socket on ip:port (0 = any); *port gets the bound port. */
 int lab_listen(const char *ip, uint16_t port, uint16_t *bound);
 /* Connect from (bind_ip, bind_port) when bind_ip is not NULL, SO_REUSEADDR if reuse. */
-int lab_connect(const char *ip, uint16_t port, const char *bind_ip, uint16_t bind_port,
-		int reuse);
+int lab_connect(const char *ip, uint16_t port, const char *bind_ip, uint16_t bind_port, int reuse);
 /* accept() with a deadline. */
 int lab_accept(int lfd, int timeout_ms);
 /* snd/rcv buffer sizes are applied to both ends before connect (0 = kernel default). */
@@ -121,11 +120,11 @@ int lab_wait_state(int fd, int state, int timeout_ms);
 
 /* --- packets: AF_PACKET on one interface of the current netns ------------------------------ */
 
-#define LAB_FIN 0x01
-#define LAB_SYN 0x02
-#define LAB_RST 0x04
-#define LAB_PSH 0x08
-#define LAB_ACK 0x10
+#define LAB_FIN	 0x01
+#define LAB_SYN	 0x02
+#define LAB_RST	 0x04
+#define LAB_PSH	 0x08
+#define LAB_ACK	 0x10
 #define LAB_DATA 0x100 /* pseudo flag: the segment carries payload */
 
 struct lab_pkt {
@@ -154,8 +153,7 @@ int lab_cap_count(const struct lab_cap *c, uint16_t sport, uint16_t dport, unsig
 const struct lab_pkt *lab_cap_first(const struct lab_cap *c, uint16_t sport, uint16_t dport,
 				    unsigned flags);
 /* Drains until such a packet is there or timeout_ms passes: 1 seen, 0 not, -1 error. */
-int lab_cap_wait(struct lab_cap *c, uint16_t sport, uint16_t dport, unsigned flags,
-		 int timeout_ms);
+int lab_cap_wait(struct lab_cap *c, uint16_t sport, uint16_t dport, unsigned flags, int timeout_ms);
 /* "FIN" / "RST" / "FIN+RST" / "none": what sport sent to dport. */
 const char *lab_cap_teardown(const struct lab_cap *c, uint16_t sport, uint16_t dport);
 void lab_cap_close(struct lab_cap *c);
@@ -165,9 +163,9 @@ void lab_cap_close(struct lab_cap *c);
 struct lab_diag {
 	int state;
 	uint16_t sport, dport;
-	int timer;	      /* idiag_timer: 0 none, 1 retransmit, 2 keepalive, 3 TIME_WAIT, 4 probe */
-	uint32_t expires_ms;  /* time left on that timer */
-	uint32_t inode;       /* 0 for orphans and TIME_WAIT: no file refers to them */
+	int timer; /* idiag_timer: 0 none, 1 retransmit, 2 keepalive, 3 TIME_WAIT, 4 probe */
+	uint32_t expires_ms; /* time left on that timer */
+	uint32_t inode;	     /* 0 for orphans and TIME_WAIT: no file refers to them */
 };
 /* The socket whose local port is sport and remote port dport: 1 found, 0 not, -1 error. */
 int lab_diag_find(uint16_t sport, uint16_t dport, struct lab_diag *out);

@@ -31,7 +31,11 @@ print_sysctls() {
 	for s in $SYSCTLS; do
 		f=/proc/sys/net/ipv4/$s
 		h=$(cat "$f" 2>/dev/null || echo n/a)
-		n=$(unshare --net cat "$f" 2>/dev/null || echo "n/a (not per netns)")
+		if [ "$(id -u)" != 0 ]; then
+			n="n/a (needs root)"
+		else
+			n=$(unshare --net cat "$f" 2>/dev/null || echo "n/a (not per netns)")
+		fi
 		printf '  %-22s %8s / %s\n' "$s" "$h" "$n"
 	done
 	echo
