@@ -75,11 +75,14 @@ asan: $(ABINS)
 # Unit tests link the module archives; a test pulls in only the objects it uses.
 build/unit/%: build/obj/tests/unit/%.o build/libserver.a build/libclient.a build/libcommon.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA)
+	$(CC) $(CFLAGS) -o $@ $^ $(UNIT_LDFLAGS) $(LDLIBS) $(CMOCKA)
 
 build/asan/unit/%: build/asan/obj/tests/unit/%.o build/asan/libserver.a build/asan/libclient.a build/asan/libcommon.a
 	@mkdir -p $(@D)
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS) $(CMOCKA)
+	$(CC) $(SAN) -o $@ $^ $(UNIT_LDFLAGS) $(LDLIBS) $(CMOCKA)
+
+# Fault injection: accept4() is wrapped so ENFILE/EMFILE can be injected.
+build/unit/test_server_accept build/asan/unit/test_server_accept: UNIT_LDFLAGS = -Wl,--wrap=accept4
 
 UNIT_BINS      := $(addprefix build/unit/,$(UNIT_NAMES))
 UNIT_ASAN_BINS := $(addprefix build/asan/unit/,$(UNIT_NAMES))

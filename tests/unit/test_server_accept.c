@@ -1,0 +1,144 @@
+/* Unit test of server.c's accept path with fault injection: accept4() is wrapped at link
+ * time (-Wl,--wrap=accept4), so ENFILE and EMFILE, which cannot be provoked on a shared
+ * host without starving it, are injected. The server must pause its listener for
+ * accept_pause (not spin), shed the waiting client with the reserve fd, and resume. */
+#include "server/config.h"
+#include "server/server.h"
+#include "log.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
+int __real_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
+
+static int inject_errno; /* the next accept4 fails with this, once */
+static int accept_calls;
+
+int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+	accept_calls++;
+	if (inject_errno != 0) {
+		errno = inject_errno;
+		inject_errno = 0;
+		return -1;
+	}
+	return __real_accept4(fd, sa, len, flags);
+}
+
+static int client_to(int port)
+{
+	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&in, sizeof(in)), 0);
+	return fd;
+}
+
+static void start(struct server *srv, struct server_config *cfg)
+{
+	const char *sets[] = {"listen=127.0.0.1:0", "accept_pause=50ms", "log_level=error"};
+	struct config_args a = {.sets = sets, .nsets = 3};
+	char err[CONF_ERR_MAX];
+	int code;
+
+	assert_int_equal(config_load(cfg, &a, err, sizeof(err)), 0);
+	log_set_level(LOG_LVL_ERROR);
+	assert_int_equal(server_init(srv, cfg, NULL, 0, &code), 0);
+}
+
+static void check_fd_limit_error(int err)
+{
+	struct server srv;
+	struct server_config cfg;
+	char c;
+	int port, shed, served;
+
+	start(&srv, &cfg);
+	port = (int)srv.cfg->listen[0] ? 0 : 0;
+	{
+		struct sockaddr_in in;
+		socklen_t len = sizeof(in);
+		assert_int_equal(getsockname(srv.lfd, (struct sockaddr *)&in, &len), 0);
+		port = ntohs(in.sin_port);
+	}
+	shed = client_to(port);
+	inject_errno = err;
+	accept_calls = 0;
+	event_base_loop(srv.base, EVLOOP_ONCE);
+	assert_int_equal(srv.stats.emfile_pauses, 1);
+	assert_int_equal(srv.stats.shed, 1);
+	assert_int_equal(srv.stats.accepted, 0);
+	assert_int_equal(read(shed, &c, 1), 0); /* the shed client got EOF at once */
+	assert_false(event_pending(srv.ev_accept, EV_READ, NULL)); /* paused, not spinning */
+	assert_true(evtimer_pending(srv.ev_accept_resume, NULL));
+	/* While paused a new client waits in the queue; no accept is attempted. */
+	served = client_to(port);
+	accept_calls = 0;
+	event_base_loop(srv.base, EVLOOP_ONCE); /* the pause timer: listener resumes, accepts */
+	assert_true(event_pending(srv.ev_accept, EV_READ, NULL));
+	while (srv.stats.accepted == 0)
+		event_base_loop(srv.base, EVLOOP_ONCE);
+	assert_int_equal(srv.stats.accepted, 1);
+	assert_int_equal(srv.stats.open, 1);
+	assert_true(accept_calls <= 3);
+	close(shed);
+	close(served);
+	server_free(&srv);
+}
+
+static void test_enfile(void **state)
+{
+	(void)state;
+	check_fd_limit_error(ENFILE);
+}
+
+static void test_emfile(void **state)
+{
+	(void)state;
+	check_fd_limit_error(EMFILE);
+}
+
+/* ECONNABORTED (the client reset while queued) is skipped, not a pause. */
+static void test_econnaborted_is_skipped(void **state)
+{
+	struct server srv;
+	struct server_config cfg;
+	struct sockaddr_in in;
+	socklen_t len = sizeof(in);
+	int fd;
+
+	(void)state;
+	start(&srv, &cfg);
+	assert_int_equal(getsockname(srv.lfd, (struct sockaddr *)&in, &len), 0);
+	fd = client_to(ntohs(in.sin_port));
+	inject_errno = ECONNABORTED;
+	while (srv.stats.accepted == 0)
+		event_base_loop(srv.base, EVLOOP_ONCE);
+	assert_int_equal(srv.stats.emfile_pauses, 0);
+	assert_true(event_pending(srv.ev_accept, EV_READ, NULL));
+	close(fd);
+	server_free(&srv);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_enfile),
+		cmocka_unit_test(test_emfile),
+		cmocka_unit_test(test_econnaborted_is_skipped),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
