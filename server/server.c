@@ -32,6 +32,9 @@ static struct event_base *server_new_base(void)
 		return NULL;
 	/* EV_CLOSED (EPOLLRDHUP) is only delivered by backends with this feature (epoll). */
 	event_config_require_features(ec, EV_FEATURE_EARLY_CLOSE);
+	/* libevent reads CLOCK_MONOTONIC_COARSE by default (a jiffy, up to 4 ms, of error):
+	 * deadlines then fire a few ms before they are due. The precise clock is a vDSO call. */
+	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
 	base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	return base;
