@@ -36,13 +36,17 @@ struct outcome {
 };
 
 /* The child: connect, (wait for data to be queued, unread), say ready, then die on cue. */
-static void child(uint16_t port, enum death how, int ready_w, int go_r)
+static void child(pid_t parent, uint16_t port, enum death how, int ready_w, int go_r)
 {
 	struct pollfd pf;
 	char c = 0;
 	int fd;
 
-	prctl(PR_SET_DUMPABLE, 0); /* a crash here must not leave a core file behind */
+	/* A crash here must not leave a core file behind; and if the parent dies (killed by
+	 * the driver's timeout) this child must not outlive it holding the namespace. */
+	if (prctl(PR_SET_DUMPABLE, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
+	    getppid() != parent)
+		_exit(lab_err("child prctl"));
 	fd = lab_connect("127.0.0.1", port, NULL, 0, 0);
 	if (fd < 0)
 		_exit(lab_err("child connect"));
@@ -109,7 +113,7 @@ static int run(struct lab_cap *cap, enum death how, struct outcome *o)
 {
 	int ready[2] = {-1, -1}, go[2] = {-1, -1}, lfd, fd = -1, rc = -1;
 	uint16_t port;
-	pid_t pid;
+	pid_t pid, parent;
 
 	if ((lfd = lab_listen("127.0.0.1", 0, &port)) < 0)
 		return -1;
@@ -118,12 +122,13 @@ static int run(struct lab_cap *cap, enum death how, struct outcome *o)
 		goto out;
 	}
 	fflush(NULL);
+	parent = getpid();
 	if ((pid = fork()) < 0) {
 		lab_sysfail("fork");
 		goto out;
 	}
 	if (pid == 0)
-		child(port, how, ready[1], go[0]);
+		child(parent, port, how, ready[1], go[0]);
 	if ((fd = lab_accept(lfd, 2000)) >= 0 && kill_child(pid, fd, how, ready[0], go[1]) == 0 &&
 	    observe(cap, fd, pid, o) == 0) {
 		rc = 0;
