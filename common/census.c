@@ -16,12 +16,15 @@
  * buffer); a bigger buffer means fewer recvmsg() calls for a large census. */
 #define CENSUS_BUF (64 * 1024)
 
-/* Every state bit from ESTABLISHED (1) to NEW_SYN_RECV (12) and BOUND_INACTIVE (13);
- * older kernels ignore the bits they do not know. */
-#define CENSUS_ALL_STATES 0x3ffeU
+/* Every state bit from ESTABLISHED (1) to NEW_SYN_RECV (12). Not BOUND_INACTIVE (13,
+ * Linux >= 6.5: sockets bound by bind() but neither listening nor connected): asking for
+ * it adds a walk of the whole bind table to every census, for sockets that are not
+ * connections (an accepted socket reset by its peer is not among them). */
+#define CENSUS_ALL_STATES 0x1ffeU
 
 struct census_sock {
 	int fd;
+	int no_compat; /* the kernel refused TCPDIAG_GETSOCK: one v2 request per family */
 	uint32_t seq;
 	char *buf;
 };
@@ -102,6 +105,11 @@ fail_buf:
 	return NULL;
 }
 
+void census_set_per_family(struct census_sock *cs, int on)
+{
+	cs->no_compat = on;
+}
+
 void census_close(struct census_sock *cs)
 {
 	if (cs == NULL)
@@ -111,41 +119,79 @@ void census_close(struct census_sock *cs)
 	free(cs);
 }
 
-/* The request: inet_diag_req_v2 plus a bytecode of one port comparison. The kernel runs
- * the bytecode per socket: an op's `yes` is the jump on a match, `no` on a mismatch; the
+/* The request: a header plus a bytecode of one port comparison. The kernel runs the
+ * bytecode per socket: an op's `yes` is the jump on a match, `no` on a mismatch; the
  * socket is accepted when the program ends exactly at its length, and rejected by a jump
- * past the end (len + 4). INET_DIAG_BC_S_EQ / D_EQ exist since Linux 4.16. */
-struct census_req {
-	struct nlmsghdr nlh;
-	struct inet_diag_req_v2 r;
-	struct nlattr bc_attr;
+ * past the end (len + 4). INET_DIAG_BC_S_EQ / D_EQ exist since Linux 4.16.
+ *
+ * The header is preferably the old TCPDIAG_GETSOCK one (struct inet_diag_req): the kernel
+ * answers it with the family AF_UNSPEC, i.e. both IPv4 and IPv6 sockets in one walk of its
+ * socket tables. SOCK_DIAG_BY_FAMILY (inet_diag_req_v2) needs one request, and one whole
+ * walk, per family: twice the time when the namespace holds many sockets. The walk costs
+ * in proportion to every TCP socket of the host, not to those of the port. */
+struct census_bc {
+	struct nlattr attr;
 	struct inet_diag_bc_op op[2];
 };
 
+struct census_req_v2 {
+	struct nlmsghdr nlh;
+	struct inet_diag_req_v2 r;
+	struct census_bc bc;
+};
+
+struct census_req_compat {
+	struct nlmsghdr nlh;
+	struct inet_diag_req r;
+	struct census_bc bc;
+};
+
+static void census_bc_fill(struct census_bc *bc, int port, enum census_side side)
+{
+	bc->attr.nla_len = sizeof(*bc);
+	bc->attr.nla_type = INET_DIAG_REQ_BYTECODE;
+	bc->op[0].code = side == CENSUS_LOCAL ? INET_DIAG_BC_S_EQ : INET_DIAG_BC_D_EQ;
+	bc->op[0].yes = sizeof(bc->op);
+	bc->op[0].no = sizeof(bc->op) + 4;
+	bc->op[1].no = (unsigned short)port; /* the operand: host byte order */
+}
+
+static void census_hdr_fill(struct census_sock *cs, struct nlmsghdr *nlh, size_t len, int type)
+{
+	nlh->nlmsg_len = (uint32_t)len;
+	nlh->nlmsg_type = (uint16_t)type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = ++cs->seq;
+}
+
+/* family AF_UNSPEC: the one-walk compat request; AF_INET or AF_INET6: a v2 request. */
 static int census_send(struct census_sock *cs, int family, int port, enum census_side side,
 		       unsigned states)
 {
 	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-	struct census_req req;
+	union {
+		struct census_req_v2 v2;
+		struct census_req_compat compat;
+	} req;
+	size_t len;
 	ssize_t n;
 
 	memset(&req, 0, sizeof(req));
-	req.nlh.nlmsg_len = sizeof(req);
-	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	req.nlh.nlmsg_seq = ++cs->seq;
-	req.r.sdiag_family = (uint8_t)family;
-	req.r.sdiag_protocol = IPPROTO_TCP;
-	req.r.idiag_states = states;
-	req.bc_attr.nla_len = sizeof(req.bc_attr) + sizeof(req.op);
-	req.bc_attr.nla_type = INET_DIAG_REQ_BYTECODE;
-	req.op[0].code = side == CENSUS_LOCAL ? INET_DIAG_BC_S_EQ : INET_DIAG_BC_D_EQ;
-	req.op[0].yes = sizeof(req.op);
-	req.op[0].no = sizeof(req.op) + 4;
-	req.op[1].no = (unsigned short)port; /* the operand: host byte order */
+	if (family == AF_UNSPEC) {
+		len = sizeof(req.compat);
+		census_hdr_fill(cs, &req.compat.nlh, len, TCPDIAG_GETSOCK);
+		req.compat.r.idiag_states = states;
+		census_bc_fill(&req.compat.bc, port, side);
+	} else {
+		len = sizeof(req.v2);
+		census_hdr_fill(cs, &req.v2.nlh, len, SOCK_DIAG_BY_FAMILY);
+		req.v2.r.sdiag_family = (uint8_t)family;
+		req.v2.r.sdiag_protocol = IPPROTO_TCP;
+		req.v2.r.idiag_states = states;
+		census_bc_fill(&req.v2.bc, port, side);
+	}
 	do {
-		n = sendto(cs->fd, &req, sizeof(req), 0, (struct sockaddr *)&kernel,
-			   sizeof(kernel));
+		n = sendto(cs->fd, &req, len, 0, (struct sockaddr *)&kernel, sizeof(kernel));
 	} while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -1;
@@ -233,7 +279,7 @@ static int census_parse(struct census_sock *cs, size_t len, const struct census_
 			errno = e->error < 0 ? -e->error : EPROTO;
 			return -1;
 		}
-		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+		if ((h->nlmsg_type != SOCK_DIAG_BY_FAMILY && h->nlmsg_type != TCPDIAG_GETSOCK) ||
 		    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
 			errno = EPROTO;
 			return -1;
@@ -281,12 +327,24 @@ static int census_run(struct census_sock *cs, int port, enum census_side side, u
 		errno = EINVAL;
 		return -1;
 	}
+	if (!cs->no_compat) {
+		if (census_send(cs, AF_UNSPEC, port, side, states) == 0 && census_recv(cs, k) == 0)
+			goto done;
+		/* A kernel without the compat request refuses it before sending anything;
+		 * any other error is the census's. */
+		if (errno != EINVAL && errno != ENOENT && errno != EOPNOTSUPP)
+			return -1;
+		cs->no_compat = 1;
+		if (k->out != NULL)
+			memset(k->out, 0, sizeof(*k->out));
+	}
 	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
 		if (census_send(cs, families[i], port, side, states) < 0)
 			return -1;
 		if (census_recv(cs, k) < 0)
 			return -1;
 	}
+done:
 	if (k->out != NULL)
 		k->out->elapsed_us = clock_mono_us() - t0;
 	return 0;

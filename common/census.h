@@ -1,13 +1,18 @@
 /* census: exact count of TCP sockets by state for one port, from NETLINK_SOCK_DIAG.
  *
- * One request per address family (AF_INET, then AF_INET6: IPv4-mapped sockets of an
- * AF_INET6 listener are AF_INET6 sockets and are counted there, once) with an
- * INET_DIAG_REQ_BYTECODE port filter, so the kernel only sends the sockets of that port.
- * The state mask asks for every state: request sockets (a SYN received, not yet accepted
- * by the handshake's last ACK) come back as SYN_RECV; TIME_WAIT sockets and orphaned
- * FIN_WAIT_2 sockets (held by the kernel after close(), reported with their sub-state)
- * are included; on kernels >= 6.5 sockets bound by an explicit bind() but neither
- * listening nor connected are reported as CLOSE.
+ * One dump request with an INET_DIAG_REQ_BYTECODE port filter, so the kernel only sends
+ * the sockets of that port: the TCPDIAG_GETSOCK request, which covers IPv4 and IPv6 in one
+ * walk of the kernel's socket tables (IPv4-mapped sockets of an AF_INET6 listener are
+ * AF_INET6 sockets and are counted once); on a kernel that refuses it, one
+ * SOCK_DIAG_BY_FAMILY (inet_diag_req_v2) request per family. The state mask asks for
+ * every state: request sockets (a SYN received, not yet accepted by the handshake's last
+ * ACK) come back as SYN_RECV; TIME_WAIT sockets and orphaned FIN_WAIT_2 sockets (held by
+ * the kernel after close(), reported with their sub-state) are included. Sockets that are
+ * only bound (BOUND_INACTIVE, Linux >= 6.5) are not asked for.
+ *
+ * Cost: the kernel walks every TCP socket of the host (the tables are shared by all
+ * network namespaces) and sends those of the port; see the closing note of issue 4 for a
+ * measurement at 100k sockets.
  *
  * Unlike `ss -s`, which folds CLOSE_WAIT into "estab", every state is its own counter.
  *
@@ -122,6 +127,10 @@ typedef void (*census_each_fn)(const struct census_sock_info *s, void *arg);
  * have been called for part of the sockets). */
 int census_each(struct census_sock *cs, int port, enum census_side side, unsigned states,
 		struct census_counts *out, census_each_fn cb, void *arg);
+
+/* Uses one SOCK_DIAG_BY_FAMILY request per family instead of the one-walk request (what
+ * a kernel without the latter gets; for tests and comparisons). */
+void census_set_per_family(struct census_sock *cs, int on);
 
 /* 1 when at least one socket of the port is listening. */
 int census_listening(const struct census_counts *c);

@@ -291,6 +291,48 @@ static void test_ipv6_and_mapped(void **state)
 	census_close(cs);
 }
 
+/* Both request forms (one walk for both families, or one v2 request per family) count
+ * the same sockets: IPv4, IPv6 and v4-mapped. */
+static void test_request_forms_agree(void **state)
+{
+	struct census_sock *one = census_open(), *two = census_open();
+	struct census_counts a, b;
+	struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+	struct fds f = {.n = 0};
+	int port4, port6, lfd4, lfd6, c, s;
+
+	(void)state;
+	assert_non_null(one);
+	assert_non_null(two);
+	census_set_per_family(two, 1);
+	lfd6 = listener(AF_INET6, &port6);
+	keep(&f, lfd6);
+	pair(lfd6, port6, &c, &s);
+	keep(&f, c);
+	keep(&f, s);
+	in6.sin6_port = htons((uint16_t)port6);
+	in6.sin6_addr = in6addr_loopback;
+	c = socket(AF_INET6, SOCK_STREAM, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&in6, sizeof(in6)), 0);
+	keep(&f, c);
+	keep(&f, accept(lfd6, NULL, NULL));
+	lfd4 = listener(AF_INET, &port4);
+	keep(&f, lfd4);
+	for (int side = CENSUS_LOCAL; side <= CENSUS_REMOTE; side++) {
+		assert_int_equal(census_port(one, port6, (enum census_side)side, &a), 0);
+		assert_int_equal(census_port(two, port6, (enum census_side)side, &b), 0);
+		assert_int_equal(a.total, side == CENSUS_LOCAL ? 3 : 2);
+		assert_memory_equal(a.state, b.state, sizeof(a.state));
+	}
+	assert_int_equal(census_port(one, port4, CENSUS_LOCAL, &a), 0);
+	assert_int_equal(census_port(two, port4, CENSUS_LOCAL, &b), 0);
+	assert_int_equal(a.total, 1);
+	assert_memory_equal(a.state, b.state, sizeof(a.state));
+	close_all(&f);
+	census_close(one);
+	census_close(two);
+}
+
 /* The census needs no new fd: with every fd of the process in use it still counts. */
 static void test_at_fd_limit(void **state)
 {
@@ -348,6 +390,7 @@ int main(void)
 		cmocka_unit_test(test_matches_ss),
 		cmocka_unit_test(test_hundred_connections),
 		cmocka_unit_test(test_ipv6_and_mapped),
+		cmocka_unit_test(test_request_forms_agree),
 		cmocka_unit_test(test_at_fd_limit),
 		cmocka_unit_test(test_add),
 	};
