@@ -26,7 +26,8 @@ LIMIT=100 # seconds per program before `timeout` kills it
 
 SYSCTLS="tcp_fin_timeout tcp_retries1 tcp_retries2 tcp_orphan_retries tcp_keepalive_time
 tcp_keepalive_intvl tcp_keepalive_probes tcp_max_tw_buckets tcp_tw_reuse tcp_tw_reuse_delay
-tcp_max_orphans tcp_rto_min_us tcp_rto_max_ms tcp_syn_retries tcp_rfc1337 tcp_timestamps"
+tcp_max_orphans tcp_rto_min_us tcp_rto_max_ms tcp_early_retrans tcp_syn_retries tcp_rfc1337
+tcp_timestamps"
 
 print_sysctls() {
 	echo "kernel: $(uname -r)"
