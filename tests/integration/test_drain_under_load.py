@@ -86,6 +86,9 @@ class DrainTest(ServerTest):
         before = netns.nstat(pair.srv_ns, *aborts)
         t_term = time.monotonic()
         srv.signal(signal.SIGTERM)
+        # The listener is closed once the drain has begun; a probe sent earlier would be
+        # accepted (and drained) like any queued connection.
+        wait_until(lambda: srv.log_lines(contains="draining"), 5, "the drain to begin")
 
         def refused():
             with netns.inside(pair.cli_ns):
