@@ -78,11 +78,16 @@ static int check_ports(const struct client_opts *o)
 	per_src = (double)(hi - lo + 1);
 	capacity = per_src * nsrc;
 	if ((double)o->connections > capacity) {
+		int want = (int)(((double)o->connections + per_src - 1) / per_src);
+		char hint[96];
+		if (is_loopback(o))
+			snprintf(hint, sizeof(hint), "e.g. --sources 127.0.0.2-127.0.0.%d", 1 + want);
+		else
+			snprintf(hint, sizeof(hint), "%d addresses of this host", want);
 		log_plain("load-client: %lld concurrent connections need as many ports towards %s, "
 			  "but %d source address(es) x %.0f ephemeral ports (%ld-%ld) = %.0f: add "
-			  "source addresses with --sources (e.g. --sources 127.0.0.2-127.0.0.%d)\n",
-			  (long long)o->connections, o->server, nsrc, per_src, lo, hi, capacity,
-			  1 + (int)(((double)o->connections + per_src - 1) / per_src));
+			  "source addresses with --sources (%s)\n",
+			  (long long)o->connections, o->server, nsrc, per_src, lo, hi, capacity, hint);
 		return -1;
 	}
 	/* connect() looks for a free port among every other port of the range first (the
