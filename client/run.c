@@ -208,13 +208,15 @@ static int plot(const struct client_opts *o)
 		return -1;
 	}
 	snprintf(cmd, sizeof(cmd),
-		 "set datafile separator ','\nset terminal png size 1000,600\nset output '%s'\n"
-		 "set key autotitle columnhead outside\nset xlabel 'seconds'\n"
-		 "set ylabel 'sockets'\n",
+		 "set datafile separator ','\nset terminal png noenhanced size 1100,600\n"
+		 "set output '%s'\nset key autotitle columnhead outside\n"
+		 "set xlabel 'seconds'\nset ylabel 'sockets'\nset yrange [0:*]\n"
+		 "set offsets 0, 0, graph 0.05, 0\n",
 		 o->plot);
 	fputs(cmd, p);
-	snprintf(cmd, sizeof(cmd),
-		 "plot for [i=2:23] '%s' using 1:i with lines\n", o->timeline);
+	/* Columns 2-23: the states of the client's sockets, then of the server's. */
+	snprintf(cmd, sizeof(cmd), "plot for [i=2:23] '%s' using 1:i with steps lw 2\n",
+		 o->timeline);
 	fputs(cmd, p);
 	if (pclose(p) != 0) {
 		log_warn("--plot: gnuplot failed (is it installed?); the timeline is in %s",
