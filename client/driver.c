@@ -35,12 +35,12 @@ struct conn {
 	uint64_t id;
 	uint8_t scen;
 	uint8_t state;
-	uint8_t stopping; /* no new messages; finish when the outstanding ones are answered */
-	uint8_t assigned; /* rev, wev, tev are set up */
+	uint8_t stopping;  /* no new messages; finish when the outstanding ones are answered */
+	uint8_t assigned;  /* rev, wev, tev are set up */
 	uint64_t planned;  /* messages to send (UINT64_MAX: until the run ends) */
-	uint64_t sent;     /* messages completely written */
+	uint64_t sent;	   /* messages completely written */
 	uint64_t send_off; /* bytes of message `sent` written so far */
-	uint64_t recvd;    /* messages completely echoed */
+	uint64_t recvd;	   /* messages completely echoed */
 	uint64_t recv_off; /* bytes of message `recvd` echoed so far */
 	int64_t t_connect, t_fin, t_last_send, hold_until; /* us */
 	struct event rev, wev, tev;
@@ -55,7 +55,7 @@ struct driver {
 	uint64_t nslots, next_local;
 	struct conn **slots;
 	uint64_t *queue, qhead, qlen; /* slots waiting to open a connection */
-	uint64_t *waitq, whead, wlen;  /* slots waiting out --backoff */
+	uint64_t *waitq, whead, wlen; /* slots waiting out --backoff */
 	int64_t *wait_until;
 	uint64_t connecting, live, halfclosed;
 	double rate, tokens; /* per second, this worker's share */
@@ -97,10 +97,14 @@ static struct timeval us_to_tv(int64_t us)
 static enum phase conn_phase(const struct conn *c)
 {
 	switch (c->state) {
-	case CS_CONNECTING: return PHASE_CONNECT;
-	case CS_FIRST: return PHASE_FIRST_REPLY;
-	case CS_HALF_CLOSED: return PHASE_CLOSE;
-	default: return PHASE_ECHO;
+	case CS_CONNECTING:
+		return PHASE_CONNECT;
+	case CS_FIRST:
+		return PHASE_FIRST_REPLY;
+	case CS_HALF_CLOSED:
+		return PHASE_CLOSE;
+	default:
+		return PHASE_ECHO;
 	}
 }
 
@@ -205,14 +209,22 @@ static void conn_free(struct conn *c)
 static const char *fail_hint(int kind)
 {
 	switch (kind) {
-	case EADDRNOTAVAIL: return "ephemeral ports exhausted: spread the load with --sources";
-	case EMFILE: return "this process is at its fd limit: use more --procs";
-	case ENFILE: return "the system is out of file descriptors";
-	case ECONNREFUSED: return "nothing listens there, or its SYN queue refused us";
-	case FAIL_DEADLINE: return "the server did not answer in time";
-	case FAIL_EOF: return "the server closed the connection early";
-	case FAIL_MISMATCH: return "the echo differs from what was sent";
-	default: return "";
+	case EADDRNOTAVAIL:
+		return "ephemeral ports exhausted: spread the load with --sources";
+	case EMFILE:
+		return "this process is at its fd limit: use more --procs";
+	case ENFILE:
+		return "the system is out of file descriptors";
+	case ECONNREFUSED:
+		return "nothing listens there, or its SYN queue refused us";
+	case FAIL_DEADLINE:
+		return "the server did not answer in time";
+	case FAIL_EOF:
+		return "the server closed the connection early";
+	case FAIL_MISMATCH:
+		return "the echo differs from what was sent";
+	default:
+		return "";
 	}
 }
 
@@ -231,8 +243,8 @@ static void conn_fail(struct conn *c, int kind)
 			 "ones of this kind are only counted",
 			 (unsigned long long)c->id, d->o->server, phase_name(ph),
 			 fail_kind_name(kind, buf, sizeof(buf)), kind < FAIL_ERRNO_MAX ? " (" : "",
-			 kind < FAIL_ERRNO_MAX ? strerror(kind) : "", kind < FAIL_ERRNO_MAX ? ")" : "",
-			 fail_hint(kind));
+			 kind < FAIL_ERRNO_MAX ? strerror(kind) : "",
+			 kind < FAIL_ERRNO_MAX ? ")" : "", fail_hint(kind));
 	}
 	conn_free(c);
 	slot_end(d, slot, 1);
@@ -336,8 +348,9 @@ static int conn_consume(struct conn *c, const unsigned char *p, size_t n)
 
 	while (n > 0) {
 		/* Bytes of message `recvd` that we have sent and not yet seen back. */
-		uint64_t avail = c->recvd < c->sent ? size - c->recv_off
-			       : c->recvd == c->sent ? c->send_off - c->recv_off : 0;
+		uint64_t avail = c->recvd < c->sent    ? size - c->recv_off
+				 : c->recvd == c->sent ? c->send_off - c->recv_off
+						       : 0;
 		size_t take = n < avail ? n : (size_t)avail;
 		if (take == 0 || pattern_check(c->id, c->recvd, c->recv_off, p, take) != take) {
 			d->r->echo_mismatch++;
@@ -618,7 +631,8 @@ static int conn_setup(struct conn *c)
 	    sock_set_keepalive(c->fd, (int)(o->keepalive[0] / 1000), (int)(o->keepalive[1] / 1000),
 			       (int)o->keepalive[2]) < 0)
 		return -1;
-	if (o->user_timeout_ms > 0 && sock_set_user_timeout(c->fd, (unsigned)o->user_timeout_ms) < 0)
+	if (o->user_timeout_ms > 0 &&
+	    sock_set_user_timeout(c->fd, (unsigned)o->user_timeout_ms) < 0)
 		return -1;
 	if (o->nsources > 0) {
 		struct sockaddr_in src = {.sin_family = AF_INET};
@@ -719,7 +733,8 @@ static void driver_pump(struct driver *d)
 		if (d->rate > 0) {
 			driver_refill(d, now_us());
 			if (d->tokens < 1.0) {
-				struct timeval tv = us_to_tv((int64_t)((1.0 - d->tokens) * 1e6 / d->rate) + 1);
+				struct timeval tv =
+				    us_to_tv((int64_t)((1.0 - d->tokens) * 1e6 / d->rate) + 1);
 				evtimer_add(d->pump_ev, &tv);
 				return;
 			}

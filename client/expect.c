@@ -24,11 +24,14 @@ struct counter {
 	size_t offset;
 };
 
-#define C(f) {#f, offsetof(struct result, f)}
+#define C(f)                                                                                       \
+	{                                                                                          \
+#f, offsetof(struct result, f)                                                     \
+	}
 static const struct counter counters[] = {
-	C(attempted), C(connected),	   C(established),   C(completed),
-	C(failed),    C(cancelled),	   C(closed_by_server), C(echo_mismatch),
-	C(messages),  C(bytes_sent),	   C(bytes_received),
+    C(attempted), C(connected),	 C(established),      C(completed),
+    C(failed),	  C(cancelled),	 C(closed_by_server), C(echo_mismatch),
+    C(messages),  C(bytes_sent), C(bytes_received),
 };
 #undef C
 
@@ -84,10 +87,10 @@ static const struct hist *hist_by_name(const struct result *r, const char *name,
 		const char *name;
 		size_t offset;
 	} hists[] = {
-		{"connect", offsetof(struct result, connect_us)},
-		{"rtt", offsetof(struct result, rtt_us)},
-		{"fin_to_fin", offsetof(struct result, fin_to_fin_us)},
-		{"server_close", offsetof(struct result, server_close_us)},
+	    {"connect", offsetof(struct result, connect_us)},
+	    {"rtt", offsetof(struct result, rtt_us)},
+	    {"fin_to_fin", offsetof(struct result, fin_to_fin_us)},
+	    {"server_close", offsetof(struct result, server_close_us)},
 	};
 
 	for (size_t i = 0; i < sizeof(hists) / sizeof(hists[0]); i++) {
@@ -157,8 +160,7 @@ static int lookup_rate(const struct result *r, const char *key, double *out, cha
 	return 0;
 }
 
-int expect_lookup(const struct result *r, const char *key, double *out, char *why,
-		  size_t whylen)
+int expect_lookup(const struct result *r, const char *key, double *out, char *why, size_t whylen)
 {
 	if (lookup_counter(r, key, out) == 0)
 		return 0;
@@ -194,7 +196,8 @@ static int split(const char *text, struct expectation *e, char *err, size_t errl
 		e->op = codes[i];
 		errno = 0;
 		e->value = strtod(text + klen + olen, &end);
-		if (end == text + klen + olen || *end != '\0' || errno != 0 || !isfinite(e->value)) {
+		if (end == text + klen + olen || *end != '\0' || errno != 0 ||
+		    !isfinite(e->value)) {
 			snprintf(err, errlen, "'%s': the value must be a number", text);
 			return -1;
 		}
@@ -231,8 +234,7 @@ static int add(struct expect_set *s, const char *text, int implicit, char *err, 
 	return 0;
 }
 
-int expect_parse(struct expect_set *s, const char *const *texts, int n, char *err,
-		 size_t errlen)
+int expect_parse(struct expect_set *s, const char *const *texts, int n, char *err, size_t errlen)
 {
 	int about_failed = 0, about_mismatch = 0;
 
@@ -257,12 +259,18 @@ int expect_parse(struct expect_set *s, const char *const *texts, int n, char *er
 static int holds(enum expect_op op, double a, double b)
 {
 	switch (op) {
-	case EX_EQ: return a == b;
-	case EX_NE: return a != b;
-	case EX_LE: return a <= b;
-	case EX_GE: return a >= b;
-	case EX_LT: return a < b;
-	case EX_GT: return a > b;
+	case EX_EQ:
+		return a == b;
+	case EX_NE:
+		return a != b;
+	case EX_LE:
+		return a <= b;
+	case EX_GE:
+		return a >= b;
+	case EX_LT:
+		return a < b;
+	case EX_GT:
+		return a > b;
 	}
 	return 0;
 }

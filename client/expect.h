@@ -46,8 +46,7 @@ struct expect_set {
 };
 
 /* Parses every text and adds the implicit ones. 0, or -1 with the reason. */
-int expect_parse(struct expect_set *s, const char *const *texts, int n, char *err,
-		 size_t errlen);
+int expect_parse(struct expect_set *s, const char *const *texts, int n, char *err, size_t errlen);
 void expect_eval(struct expect_set *s, const struct result *r);
 /* 0 all hold, 1 one is violated, 3 none violated but one is unknown. */
 int expect_status(const struct expect_set *s);
@@ -56,7 +55,6 @@ const char *expect_outcome_name(enum expect_outcome o);
 
 /* The value of a key in a result: 0, 1 when it cannot be known (reason in why), -1 when
  * the key does not exist. */
-int expect_lookup(const struct result *r, const char *key, double *out, char *why,
-		  size_t whylen);
+int expect_lookup(const struct result *r, const char *key, double *out, char *why, size_t whylen);
 
 #endif

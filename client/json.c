@@ -203,12 +203,20 @@ static int jp_escape(struct jp *jp)
 	char e = *jp->p++;
 
 	switch (e) {
-	case '"': case '\\': case '/': return e;
-	case 'b': return '\b';
-	case 'f': return '\f';
-	case 'n': return '\n';
-	case 'r': return '\r';
-	case 't': return '\t';
+	case '"':
+	case '\\':
+	case '/':
+		return e;
+	case 'b':
+		return '\b';
+	case 'f':
+		return '\f';
+	case 'n':
+		return '\n';
+	case 'r':
+		return '\r';
+	case 't':
+		return '\t';
 	case 'u':
 		if (strspn(jp->p, "0123456789abcdefABCDEF") < 4)
 			return -1;
@@ -283,7 +291,8 @@ static struct jnode *jp_number(struct jp *jp)
 		free(n);
 		return jp_fail(jp, "bad value");
 	}
-	if (*jp->p >= '0' && *jp->p <= '9' && strspn(jp->p, "0123456789") == (size_t)(end - jp->p)) {
+	if (*jp->p >= '0' && *jp->p <= '9' &&
+	    strspn(jp->p, "0123456789") == (size_t)(end - jp->p)) {
 		errno = 0;
 		n->u64 = strtoull(jp->p, NULL, 10);
 		n->is_u64 = errno == 0;

@@ -42,12 +42,12 @@ enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
 
 struct jnode {
 	enum jtype type;
-	char *key;          /* member name inside an object */
-	char *str;          /* J_STR */
-	double num;         /* J_NUM, J_BOOL (0/1) */
-	uint64_t u64;       /* J_NUM when is_u64 */
+	char *key;    /* member name inside an object */
+	char *str;    /* J_STR */
+	double num;   /* J_NUM, J_BOOL (0/1) */
+	uint64_t u64; /* J_NUM when is_u64 */
 	int is_u64;
-	const char *start;  /* where the value starts in the parsed text */
+	const char *start;   /* where the value starts in the parsed text */
 	struct jnode *child; /* J_ARR, J_OBJ: first element */
 	struct jnode *next;
 };

@@ -36,8 +36,8 @@ static int parse_port_arg(const char *s)
 	return (int)v;
 }
 
-static int states_print(int port, const struct census_view *local,
-			const struct census_view *remote, int json)
+static int states_print(int port, const struct census_view *local, const struct census_view *remote,
+			int json)
 {
 	if (json) {
 		struct jw w;

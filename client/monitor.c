@@ -11,14 +11,14 @@
 
 /* The states of the timeline's columns. */
 static const int timeline_states[] = {
-	CENSUS_LISTEN,	  CENSUS_SYN_SENT,  CENSUS_SYN_RECV,  CENSUS_ESTABLISHED,
-	CENSUS_FIN_WAIT1, CENSUS_FIN_WAIT2, CENSUS_TIME_WAIT, CENSUS_CLOSE_WAIT,
-	CENSUS_LAST_ACK,  CENSUS_CLOSING,   CENSUS_CLOSE,
+    CENSUS_LISTEN,    CENSUS_SYN_SENT,	CENSUS_SYN_RECV,  CENSUS_ESTABLISHED,
+    CENSUS_FIN_WAIT1, CENSUS_FIN_WAIT2, CENSUS_TIME_WAIT, CENSUS_CLOSE_WAIT,
+    CENSUS_LAST_ACK,  CENSUS_CLOSING,	CENSUS_CLOSE,
 };
 #define NTL (sizeof(timeline_states) / sizeof(timeline_states[0]))
 
 /* States a socket passes through on its way to ESTABLISHED or to its end. */
-static const int transitional[] = {CENSUS_SYN_SENT,  CENSUS_SYN_RECV,   CENSUS_FIN_WAIT1,
+static const int transitional[] = {CENSUS_SYN_SENT,  CENSUS_SYN_RECV,	CENSUS_FIN_WAIT1,
 				   CENSUS_FIN_WAIT2, CENSUS_CLOSE_WAIT, CENSUS_LAST_ACK,
 				   CENSUS_CLOSING};
 

@@ -15,57 +15,161 @@
 
 /* The numeric flags. Ranges are what makes sense for one run, not hidden limits. */
 static const struct conf_key num_flags[] = {
-	{"connections", CONF_INT, {"10", NULL}, 1, 10000000, "", "concurrent connections", NULL,
-	 OFF(connections), 0},
-	{"rate", CONF_INT, {"0", NULL}, 0, 10000000, "/s", "new connections per second (0: unlimited)",
-	 NULL, OFF(rate), 0},
-	{"duration", CONF_DURATION, {"0", NULL}, 1, DAY_MS, "", "run length (0: one pass)", NULL,
-	 OFF(duration_ms), CONF_F_ZERO_OFF},
-	{"hold", CONF_DURATION, {"5s", NULL}, 1, DAY_MS, "", "idle/silent hold without --duration",
-	 NULL, OFF(hold_ms), 0},
-	{"messages", CONF_INT, {"10", NULL}, 1, 1000000000, "", "messages per connection", NULL,
-	 OFF(messages), 0},
-	{"size", CONF_SIZE, {"64", NULL}, 1, 16 << 20, "bytes", "message size", NULL, OFF(size), 0},
-	{"pipeline", CONF_INT, {"1", NULL}, 1, 1024, "", "unanswered messages per connection", NULL,
-	 OFF(pipeline), 0},
-	{"connect-timeout", CONF_DURATION, {"10s", NULL}, 1, 3600000, "", "connect deadline", NULL,
-	 OFF(connect_timeout_ms), 0},
-	{"reply-timeout", CONF_DURATION, {"10s", NULL}, 1, 3600000, "", "per-message deadline", NULL,
-	 OFF(reply_timeout_ms), 0},
-	{"heartbeat", CONF_DURATION, {"1s", NULL}, 1, 3600000, "", "idle: message interval", NULL,
-	 OFF(heartbeat_ms), 0},
-	{"max-connecting", CONF_INT, {"512", NULL}, 1, 1000000, "", "handshakes in flight", NULL,
-	 OFF(max_connecting), 0},
-	{"backoff", CONF_DURATION, {"100ms", NULL}, 0, 3600000, "", "pause after a failed connect",
-	 NULL, OFF(backoff_ms), 0},
-	{"settle", CONF_DURATION, {"2s", NULL}, 0, 3600000, "", "wait for sockets to settle", NULL,
-	 OFF(settle_ms), 0},
-	{"user-timeout", CONF_DURATION, {"0", NULL}, 1, 3600000, "", "TCP_USER_TIMEOUT", NULL,
-	 OFF(user_timeout_ms), CONF_F_ZERO_OFF},
-	{"procs", CONF_INT, {"1", NULL}, 1, 256, "", "worker processes", NULL, OFF(procs), 0},
+    {"connections",
+     CONF_INT,
+     {"10", NULL},
+     1,
+     10000000,
+     "",
+     "concurrent connections",
+     NULL,
+     OFF(connections),
+     0},
+    {"rate",
+     CONF_INT,
+     {"0", NULL},
+     0,
+     10000000,
+     "/s",
+     "new connections per second (0: unlimited)",
+     NULL,
+     OFF(rate),
+     0},
+    {"duration",
+     CONF_DURATION,
+     {"0", NULL},
+     1,
+     DAY_MS,
+     "",
+     "run length (0: one pass)",
+     NULL,
+     OFF(duration_ms),
+     CONF_F_ZERO_OFF},
+    {"hold",
+     CONF_DURATION,
+     {"5s", NULL},
+     1,
+     DAY_MS,
+     "",
+     "idle/silent hold without --duration",
+     NULL,
+     OFF(hold_ms),
+     0},
+    {"messages",
+     CONF_INT,
+     {"10", NULL},
+     1,
+     1000000000,
+     "",
+     "messages per connection",
+     NULL,
+     OFF(messages),
+     0},
+    {"size", CONF_SIZE, {"64", NULL}, 1, 16 << 20, "bytes", "message size", NULL, OFF(size), 0},
+    {"pipeline",
+     CONF_INT,
+     {"1", NULL},
+     1,
+     1024,
+     "",
+     "unanswered messages per connection",
+     NULL,
+     OFF(pipeline),
+     0},
+    {"connect-timeout",
+     CONF_DURATION,
+     {"10s", NULL},
+     1,
+     3600000,
+     "",
+     "connect deadline",
+     NULL,
+     OFF(connect_timeout_ms),
+     0},
+    {"reply-timeout",
+     CONF_DURATION,
+     {"10s", NULL},
+     1,
+     3600000,
+     "",
+     "per-message deadline",
+     NULL,
+     OFF(reply_timeout_ms),
+     0},
+    {"heartbeat",
+     CONF_DURATION,
+     {"1s", NULL},
+     1,
+     3600000,
+     "",
+     "idle: message interval",
+     NULL,
+     OFF(heartbeat_ms),
+     0},
+    {"max-connecting",
+     CONF_INT,
+     {"512", NULL},
+     1,
+     1000000,
+     "",
+     "handshakes in flight",
+     NULL,
+     OFF(max_connecting),
+     0},
+    {"backoff",
+     CONF_DURATION,
+     {"100ms", NULL},
+     0,
+     3600000,
+     "",
+     "pause after a failed connect",
+     NULL,
+     OFF(backoff_ms),
+     0},
+    {"settle",
+     CONF_DURATION,
+     {"2s", NULL},
+     0,
+     3600000,
+     "",
+     "wait for sockets to settle",
+     NULL,
+     OFF(settle_ms),
+     0},
+    {"user-timeout",
+     CONF_DURATION,
+     {"0", NULL},
+     1,
+     3600000,
+     "",
+     "TCP_USER_TIMEOUT",
+     NULL,
+     OFF(user_timeout_ms),
+     CONF_F_ZERO_OFF},
+    {"procs", CONF_INT, {"1", NULL}, 1, 256, "", "worker processes", NULL, OFF(procs), 0},
 };
 #define NUM_FLAGS (sizeof(num_flags) / sizeof(num_flags[0]))
 
 void options_usage(void)
 {
 	log_plain(
-		"usage: load-client --server HOST:PORT [--connections N] [--scenario S] [--mix "
-		"echo=50,close=50]\n"
-		"         [--rate R/s] [--duration T] [--hold T] [--messages M] [--size B] "
-		"[--pipeline D]\n"
-		"         [--connect-timeout T] [--reply-timeout T] [--heartbeat T] "
-		"[--max-connecting N]\n"
-		"         [--backoff T] [--settle T] [--keepalive IDLE,INTERVAL,COUNT] "
-		"[--user-timeout T]\n"
-		"         [--procs P] [--sources 127.0.0.2-127.0.0.40] [--json] [--progress|--quiet]\n"
-		"         [--timeline F.csv] [--plot F.png] [--expect KEY=VALUE ...]\n"
-		"       load-client states --port PORT [--json]\n"
-		"       load-client merge A.json B.json ... [--json] [--expect KEY=VALUE ...]\n"
-		"scenarios: echo close half-close reset idle silent mixed (crash, vanish: not yet "
-		"available)\n"
-		"durations take a unit (ms, s, m, h); sizes are bytes or k/m; exit status: 0 ok, "
-		"1 failure or\n"
-		"violated --expect, 2 usage, 3 an expectation that could not be checked\n");
+	    "usage: load-client --server HOST:PORT [--connections N] [--scenario S] [--mix "
+	    "echo=50,close=50]\n"
+	    "         [--rate R/s] [--duration T] [--hold T] [--messages M] [--size B] "
+	    "[--pipeline D]\n"
+	    "         [--connect-timeout T] [--reply-timeout T] [--heartbeat T] "
+	    "[--max-connecting N]\n"
+	    "         [--backoff T] [--settle T] [--keepalive IDLE,INTERVAL,COUNT] "
+	    "[--user-timeout T]\n"
+	    "         [--procs P] [--sources 127.0.0.2-127.0.0.40] [--json] [--progress|--quiet]\n"
+	    "         [--timeline F.csv] [--plot F.png] [--expect KEY=VALUE ...]\n"
+	    "       load-client states --port PORT [--json]\n"
+	    "       load-client merge A.json B.json ... [--json] [--expect KEY=VALUE ...]\n"
+	    "scenarios: echo close half-close reset idle silent mixed (crash, vanish: not yet "
+	    "available)\n"
+	    "durations take a unit (ms, s, m, h); sizes are bytes or k/m; exit status: 0 ok, "
+	    "1 failure or\n"
+	    "violated --expect, 2 usage, 3 an expectation that could not be checked\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -113,12 +217,27 @@ static int parse_num(struct client_opts *o, const struct conf_key *k, const char
 static int parse_keepalive(struct client_opts *o, const char *val)
 {
 	static const struct conf_key parts[3] = {
-		{"keepalive idle", CONF_DURATION, {NULL, NULL}, 1000, 32767000, "s", "", NULL,
-		 OFF(keepalive[0]), CONF_F_WHOLE_SECONDS},
-		{"keepalive interval", CONF_DURATION, {NULL, NULL}, 1000, 32767000, "s", "", NULL,
-		 OFF(keepalive[1]), CONF_F_WHOLE_SECONDS},
-		{"keepalive count", CONF_INT, {NULL, NULL}, 1, 127, "", "", NULL, OFF(keepalive[2]),
-		 0},
+	    {"keepalive idle",
+	     CONF_DURATION,
+	     {NULL, NULL},
+	     1000,
+	     32767000,
+	     "s",
+	     "",
+	     NULL,
+	     OFF(keepalive[0]),
+	     CONF_F_WHOLE_SECONDS},
+	    {"keepalive interval",
+	     CONF_DURATION,
+	     {NULL, NULL},
+	     1000,
+	     32767000,
+	     "s",
+	     "",
+	     NULL,
+	     OFF(keepalive[1]),
+	     CONF_F_WHOLE_SECONDS},
+	    {"keepalive count", CONF_INT, {NULL, NULL}, 1, 127, "", "", NULL, OFF(keepalive[2]), 0},
 	};
 	char buf[128], *save = NULL, *tok = NULL;
 	char reason[CONF_ERR_MAX];
@@ -133,9 +252,10 @@ static int parse_keepalive(struct client_opts *o, const char *val)
 			return usage_error("--keepalive: %s: %s", parts[i].name, reason);
 	}
 	if (i != 3 || tok != NULL)
-		return usage_error("--keepalive: expected IDLE,INTERVAL,COUNT (e.g. 30s,10s,3), got "
-				   "'%s'",
-				   val);
+		return usage_error(
+		    "--keepalive: expected IDLE,INTERVAL,COUNT (e.g. 30s,10s,3), got "
+		    "'%s'",
+		    val);
 	return 0;
 }
 
@@ -233,7 +353,7 @@ static int parse_switch(struct client_opts *o, const char *name)
 	return 1;
 }
 
-static const char *const value_flags[] = {"server",   "scenario", "mix",    "sources",
+static const char *const value_flags[] = {"server",    "scenario", "mix",  "sources",
 					  "keepalive", "timeline", "plot", "expect"};
 
 static int known_flag(const char *name)
@@ -330,8 +450,8 @@ int options_parse(struct client_opts *o, int argc, char **argv)
 		if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
 			return usage_error("unexpected argument '%s'", arg);
 		eq = strchr(arg, '=');
-		snprintf(name, sizeof(name), "%.*s", (int)(eq ? eq - arg - 2 : (long)strlen(arg) - 2),
-			 arg + 2);
+		snprintf(name, sizeof(name), "%.*s",
+			 (int)(eq ? eq - arg - 2 : (long)strlen(arg) - 2), arg + 2);
 		if (eq == NULL && parse_switch(o, name))
 			continue;
 		if (!known_flag(name))

@@ -32,7 +32,7 @@ struct client_opts {
 
 	/* load shape (durations in ms, sizes in bytes) */
 	int64_t connections; /* concurrent target */
-	int64_t rate;        /* new connections per second, 0 = as fast as possible */
+	int64_t rate;	     /* new connections per second, 0 = as fast as possible */
 	int64_t duration_ms; /* 0 = one pass: each of `connections` runs its scenario once */
 	int64_t hold_ms;     /* idle / silent without --duration */
 	int64_t messages;
@@ -42,9 +42,9 @@ struct client_opts {
 	int64_t reply_timeout_ms;
 	int64_t heartbeat_ms;
 	int64_t max_connecting; /* handshakes (connect + first echo) in flight per process */
-	int64_t backoff_ms;     /* a slot whose connect failed waits this long (--duration) */
-	int64_t settle_ms;      /* at the end, how long to wait for sockets to settle */
-	int64_t keepalive[3];   /* idle, interval (ms, whole seconds), count; [0] = 0: off */
+	int64_t backoff_ms;	/* a slot whose connect failed waits this long (--duration) */
+	int64_t settle_ms;	/* at the end, how long to wait for sockets to settle */
+	int64_t keepalive[3];	/* idle, interval (ms, whole seconds), count; [0] = 0: off */
 	int64_t user_timeout_ms;
 	int64_t procs;
 

@@ -57,7 +57,7 @@ static void worker_main(const struct client_opts *o, int i, struct result *r, in
 /* Forks every worker. Each keeps only the write end of its own pipe. */
 static int spawn(const struct client_opts *o, struct result *results, struct worker *w, int n)
 {
-	int (*fds)[2] = n > 0 ? calloc((unsigned)n, sizeof(*fds)) : NULL;
+	int(*fds)[2] = n > 0 ? calloc((unsigned)n, sizeof(*fds)) : NULL;
 
 	if (fds == NULL)
 		return -1;
@@ -156,7 +156,8 @@ static int parent_loop(struct parent *p, struct monitor *m)
 	evsignal_add(sint, NULL);
 	evsignal_add(sterm, NULL);
 	for (int i = 0; i < p->n; i++) {
-		p->w[i].ev = event_new(p->base, p->w[i].rfd, EV_READ | EV_PERSIST, worker_gone_cb, p);
+		p->w[i].ev =
+		    event_new(p->base, p->w[i].rfd, EV_READ | EV_PERSIST, worker_gone_cb, p);
 		if (p->w[i].ev == NULL)
 			goto out;
 		event_add(p->w[i].ev, NULL);
@@ -193,8 +194,9 @@ static int reap(struct parent *p)
 			continue;
 		bad = 1;
 		if (WIFSIGNALED(st))
-			log_error("worker %d (pid %d) was killed by signal %d: its counts are partial", i,
-				  (int)p->w[i].pid, WTERMSIG(st));
+			log_error(
+			    "worker %d (pid %d) was killed by signal %d: its counts are partial", i,
+			    (int)p->w[i].pid, WTERMSIG(st));
 		else
 			log_error("worker %d (pid %d) exited with status %d", i, (int)p->w[i].pid,
 				  WEXITSTATUS(st));

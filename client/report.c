@@ -6,9 +6,9 @@
 
 /* The states a census can report, in the order of a connection's life. */
 static const int report_states[] = {
-	CENSUS_LISTEN,	  CENSUS_SYN_SENT,  CENSUS_SYN_RECV, CENSUS_ESTABLISHED,
-	CENSUS_FIN_WAIT1, CENSUS_FIN_WAIT2, CENSUS_TIME_WAIT, CENSUS_CLOSE_WAIT,
-	CENSUS_LAST_ACK,  CENSUS_CLOSING,   CENSUS_CLOSE,
+    CENSUS_LISTEN,    CENSUS_SYN_SENT,	CENSUS_SYN_RECV,  CENSUS_ESTABLISHED,
+    CENSUS_FIN_WAIT1, CENSUS_FIN_WAIT2, CENSUS_TIME_WAIT, CENSUS_CLOSE_WAIT,
+    CENSUS_LAST_ACK,  CENSUS_CLOSING,	CENSUS_CLOSE,
 };
 #define NREPORT_STATES (sizeof(report_states) / sizeof(report_states[0]))
 
@@ -16,10 +16,10 @@ static const struct {
 	const char *name;
 	size_t offset;
 } hists[] = {
-	{"connect_us", offsetof(struct result, connect_us)},
-	{"rtt_us", offsetof(struct result, rtt_us)},
-	{"fin_to_fin_us", offsetof(struct result, fin_to_fin_us)},
-	{"server_close_us", offsetof(struct result, server_close_us)},
+    {"connect_us", offsetof(struct result, connect_us)},
+    {"rtt_us", offsetof(struct result, rtt_us)},
+    {"fin_to_fin_us", offsetof(struct result, fin_to_fin_us)},
+    {"server_close_us", offsetof(struct result, server_close_us)},
 };
 #define NHISTS (sizeof(hists) / sizeof(hists[0]))
 
@@ -86,7 +86,8 @@ static void census_timer_text(FILE *f, const struct census_counts *c, int st)
 		fprintf(f, "  %s %llu (latest in %.1f s", census_timer_name((enum census_timer)t),
 			(unsigned long long)ts->count, (double)ts->max_expiry_ms / 1000.0);
 		if (ts->max_retrans > 0)
-			fprintf(f, ", retrans/probes up to %llu", (unsigned long long)ts->max_retrans);
+			fprintf(f, ", retrans/probes up to %llu",
+				(unsigned long long)ts->max_retrans);
 		fprintf(f, ")");
 	}
 }
@@ -96,7 +97,8 @@ void report_census_table(FILE *f, const char *title, const struct census_view *v
 	const struct census_counts *c = &v->c;
 
 	if (!v->visible) {
-		fprintf(f, "%s: not visible from here (another host or network namespace)\n", title);
+		fprintf(f, "%s: not visible from here (another host or network namespace)\n",
+			title);
 		return;
 	}
 	fprintf(f, "%s: %llu sockets\n", title, (unsigned long long)c->total);
@@ -104,7 +106,8 @@ void report_census_table(FILE *f, const char *title, const struct census_view *v
 		int st = report_states[i];
 		if (c->state[st] == 0)
 			continue;
-		fprintf(f, "  %-12s %8llu", census_state_name(st), (unsigned long long)c->state[st]);
+		fprintf(f, "  %-12s %8llu", census_state_name(st),
+			(unsigned long long)c->state[st]);
 		if (st == CENSUS_LISTEN)
 			fprintf(f, "  accept queue %llu/%llu", (unsigned long long)c->accept_queue,
 				(unsigned long long)c->accept_backlog);
@@ -281,7 +284,8 @@ static void failures_table(FILE *f, const struct result *r)
 	for (int p = 0; p < PHASE_N; p++) {
 		for (int k = 1; k < FAIL_KINDS; k++) {
 			if (r->fail[p][k] > 0)
-				fprintf(f, "  %s/%s %llu", phase_name(p), fail_kind_name(k, buf, sizeof(buf)),
+				fprintf(f, "  %s/%s %llu", phase_name(p),
+					fail_kind_name(k, buf, sizeof(buf)),
 					(unsigned long long)r->fail[p][k]);
 		}
 	}
@@ -324,8 +328,9 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 		fprintf(f, "server %s  scenario %s  connections %llu  procs %llu\n", info->server,
 			info->scenario, (unsigned long long)info->connections,
 			(unsigned long long)info->procs);
-	fprintf(f, "attempted      %llu\nestablished    %llu  (connected %llu, completed %llu, "
-		   "cancelled %llu, closed by server %llu)\n",
+	fprintf(f,
+		"attempted      %llu\nestablished    %llu  (connected %llu, completed %llu, "
+		"cancelled %llu, closed by server %llu)\n",
 		(unsigned long long)r->attempted, (unsigned long long)r->established,
 		(unsigned long long)r->connected, (unsigned long long)r->completed,
 		(unsigned long long)r->cancelled, (unsigned long long)r->closed_by_server);
@@ -414,17 +419,18 @@ static int read_counts(struct result *r, const struct jnode *doc, char *err, siz
 		size_t offset;
 	} fields[] = {
 #define F(x) {#x, offsetof(struct result, x)}
-		F(attempted), F(connected), F(established),	 F(completed),
-		F(failed),    F(cancelled), F(closed_by_server), F(echo_mismatch),
-		F(messages),  F(bytes_sent), F(bytes_received),
+	    F(attempted), F(connected),	 F(established),      F(completed),
+	    F(failed),	  F(cancelled),	 F(closed_by_server), F(echo_mismatch),
+	    F(messages),  F(bytes_sent), F(bytes_received),
 #undef F
 	};
 	const struct jnode *counts = json_get(doc, "counts"), *by = json_get(doc, "by_scenario");
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		if (json_get_u64(counts, fields[i].name, (uint64_t *)((char *)r + fields[i].offset)) <
-		    0) {
-			snprintf(err, errlen, "counts.%s missing or not a whole number", fields[i].name);
+		if (json_get_u64(counts, fields[i].name,
+				 (uint64_t *)((char *)r + fields[i].offset)) < 0) {
+			snprintf(err, errlen, "counts.%s missing or not a whole number",
+				 fields[i].name);
 			return -1;
 		}
 	}
@@ -448,8 +454,8 @@ static int read_failures(struct result *r, const struct jnode *doc, char *err, s
 		for (const struct jnode *k = ph->child; k != NULL; k = k->next) {
 			int kind = fail_kind_parse(k->key);
 			if (kind < 0 || k->type != J_NUM || !k->is_u64) {
-				snprintf(err, errlen, "failures.%s.%s: unknown kind or bad count", ph->key,
-					 k->key);
+				snprintf(err, errlen, "failures.%s.%s: unknown kind or bad count",
+					 ph->key, k->key);
 				return -1;
 			}
 			r->fail[p][kind] = k->u64;

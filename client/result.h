@@ -15,10 +15,10 @@
 
 /* Where in its life a connection failed. */
 enum phase {
-	PHASE_CONNECT,     /* socket(), bind(), connect() until the handshake completed */
+	PHASE_CONNECT,	   /* socket(), bind(), connect() until the handshake completed */
 	PHASE_FIRST_REPLY, /* connected, its first echo not complete yet */
-	PHASE_ECHO,        /* established, exchanging messages */
-	PHASE_CLOSE,       /* its scenario's ending (half-close: the echo after the FIN, EOF) */
+	PHASE_ECHO,	   /* established, exchanging messages */
+	PHASE_CLOSE,	   /* its scenario's ending (half-close: the echo after the FIN, EOF) */
 	PHASE_N
 };
 
@@ -26,8 +26,8 @@ enum phase {
 #define FAIL_ERRNO_MAX 200
 enum {
 	FAIL_DEADLINE = FAIL_ERRNO_MAX, /* our own connect or reply deadline passed */
-	FAIL_EOF,                       /* the server closed before the scenario's end */
-	FAIL_MISMATCH,                  /* an echo byte differed from what was sent */
+	FAIL_EOF,			/* the server closed before the scenario's end */
+	FAIL_MISMATCH,			/* an echo byte differed from what was sent */
 	FAIL_KINDS
 };
 
@@ -37,26 +37,26 @@ struct census_view {
 };
 
 struct result {
-	uint64_t attempted;   /* connections started */
-	uint64_t connected;   /* TCP handshake completed */
-	uint64_t established; /* first echo received */
-	uint64_t completed;   /* scenario finished as planned */
-	uint64_t failed;      /* ended by a failure (counted in fail[][]) */
-	uint64_t cancelled;   /* still connecting when the run ended */
+	uint64_t attempted;	   /* connections started */
+	uint64_t connected;	   /* TCP handshake completed */
+	uint64_t established;	   /* first echo received */
+	uint64_t completed;	   /* scenario finished as planned */
+	uint64_t failed;	   /* ended by a failure (counted in fail[][]) */
+	uint64_t cancelled;	   /* still connecting when the run ended */
 	uint64_t closed_by_server; /* silent connections the server closed (EOF or RST) */
-	uint64_t echo_mismatch;    /* messages whose echo differed */
-	uint64_t messages;         /* echoes received complete and correct */
+	uint64_t echo_mismatch;	   /* messages whose echo differed */
+	uint64_t messages;	   /* echoes received complete and correct */
 	uint64_t bytes_sent, bytes_received;
 	uint64_t by_scenario[SCEN_N]; /* connections started per scenario */
 	uint64_t fail[PHASE_N][FAIL_KINDS];
 	int64_t elapsed_us; /* from the first connect to the last connection's end */
-	uint32_t parts;     /* how many results were merged into this one */
+	uint32_t parts;	    /* how many results were merged into this one */
 	/* Progress, updated while running (read by the parent of --procs workers). */
 	uint64_t open_now, closing_now;
 	int done;
-	struct hist connect_us;    /* connect() to handshake complete */
-	struct hist rtt_us;        /* a message's first byte written to its echo's last read */
-	struct hist fin_to_fin_us; /* half-close: our FIN to the server's FIN */
+	struct hist connect_us;	     /* connect() to handshake complete */
+	struct hist rtt_us;	     /* a message's first byte written to its echo's last read */
+	struct hist fin_to_fin_us;   /* half-close: our FIN to the server's FIN */
 	struct hist server_close_us; /* silent: our last byte to the server closing */
 	struct census_view client, server; /* at the end of the run */
 };

@@ -43,7 +43,8 @@ static int read_sysctl(const char *path, long *a, long *b)
 static int is_loopback(const struct client_opts *o)
 {
 	if (o->addr.ss_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)&o->addr)->sin_addr.s_addr) >> 24) == 127;
+		return (ntohl(((const struct sockaddr_in *)&o->addr)->sin_addr.s_addr) >> 24) ==
+		       127;
 	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&o->addr)->sin6_addr);
 }
 
@@ -81,13 +82,15 @@ static int check_ports(const struct client_opts *o)
 		int want = (int)(((double)o->connections + per_src - 1) / per_src);
 		char hint[96];
 		if (is_loopback(o))
-			snprintf(hint, sizeof(hint), "e.g. --sources 127.0.0.2-127.0.0.%d", 1 + want);
+			snprintf(hint, sizeof(hint), "e.g. --sources 127.0.0.2-127.0.0.%d",
+				 1 + want);
 		else
 			snprintf(hint, sizeof(hint), "%d addresses of this host", want);
 		log_plain("load-client: %lld concurrent connections need as many ports towards %s, "
 			  "but %d source address(es) x %.0f ephemeral ports (%ld-%ld) = %.0f: add "
 			  "source addresses with --sources (%s)\n",
-			  (long long)o->connections, o->server, nsrc, per_src, lo, hi, capacity, hint);
+			  (long long)o->connections, o->server, nsrc, per_src, lo, hi, capacity,
+			  hint);
 		return -1;
 	}
 	/* connect() looks for a free port among every other port of the range first (the
@@ -110,10 +113,11 @@ static int check_ports(const struct client_opts *o)
 	if (need <= capacity)
 		return 0;
 	if (is_loopback(o) && reuse != 0) {
-		log_warn("about %.0f ports needed (connections plus TIME_WAIT) but %.0f available; "
-			 "net.ipv4.tcp_tw_reuse=%ld lets loopback connections reuse TIME_WAIT ports "
-			 "older than 1 s, so it may still fit",
-			 need, capacity, reuse);
+		log_warn(
+		    "about %.0f ports needed (connections plus TIME_WAIT) but %.0f available; "
+		    "net.ipv4.tcp_tw_reuse=%ld lets loopback connections reuse TIME_WAIT ports "
+		    "older than 1 s, so it may still fit",
+		    need, capacity, reuse);
 		return 0;
 	}
 	log_plain("load-client: about %.0f ports needed towards %s (%lld connections plus "

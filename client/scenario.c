@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const char *const names[SCEN_ALL] = {
-	"echo", "close", "half-close", "reset", "idle", "silent", "mixed", "crash", "vanish",
+    "echo", "close", "half-close", "reset", "idle", "silent", "mixed", "crash", "vanish",
 };
 
 const char *scenario_name(int s)
@@ -75,8 +75,10 @@ static int mix_item(char *item, struct mix *m, char *err, size_t errlen)
 	*eq = '\0';
 	s = scenario_parse(item);
 	if (s < 0 || s >= SCEN_N) {
-		snprintf(err, errlen, "'%s' is not a scenario a mix can hold (echo, close, "
-				      "half-close, reset, idle, silent)", item);
+		snprintf(err, errlen,
+			 "'%s' is not a scenario a mix can hold (echo, close, "
+			 "half-close, reset, idle, silent)",
+			 item);
 		return -1;
 	}
 	errno = 0;

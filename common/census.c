@@ -30,19 +30,17 @@ struct census_sock {
 };
 
 static const char *const state_names[CENSUS_NSTATES] = {
-	"?",         "ESTABLISHED", "SYN_SENT", "SYN_RECV",   "FIN_WAIT1",    "FIN_WAIT2",
-	"TIME_WAIT", "CLOSE",       "CLOSE_WAIT", "LAST_ACK", "LISTEN",       "CLOSING",
-	"NEW_SYN_RECV", "BOUND_INACTIVE",
+    "?",     "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",	 "TIME_WAIT",
+    "CLOSE", "CLOSE_WAIT",  "LAST_ACK", "LISTEN",   "CLOSING",	 "NEW_SYN_RECV", "BOUND_INACTIVE",
 };
 
 static const char *const state_keys[CENSUS_NSTATES] = {
-	"unknown",   "established", "syn_sent",   "syn_recv", "fin_wait1",    "fin_wait2",
-	"time_wait", "close",       "close_wait", "last_ack", "listen",       "closing",
-	"new_syn_recv", "bound_inactive",
+    "unknown", "established", "syn_sent", "syn_recv", "fin_wait1", "fin_wait2",	   "time_wait",
+    "close",   "close_wait",  "last_ack", "listen",   "closing",   "new_syn_recv", "bound_inactive",
 };
 
 static const char *const timer_names[CENSUS_NTIMERS] = {"retrans", "keepalive", "time_wait",
-							 "probe"};
+							"probe"};
 
 const char *census_state_name(int state)
 {
@@ -225,7 +223,7 @@ static void census_count(struct census_counts *out, const struct inet_diag_msg *
  * caller's callback (census_each). */
 struct census_sink {
 	struct census_counts *out; /* may be NULL */
-	census_each_fn cb;         /* may be NULL */
+	census_each_fn cb;	   /* may be NULL */
 	void *arg;
 };
 
@@ -294,8 +292,10 @@ static int census_recv(struct census_sock *cs, const struct census_sink *k)
 	for (;;) {
 		struct sockaddr_nl from;
 		struct iovec iov = {.iov_base = cs->buf, .iov_len = CENSUS_BUF};
-		struct msghdr msg = {
-			.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1};
+		struct msghdr msg = {.msg_name = &from,
+				     .msg_namelen = sizeof(from),
+				     .msg_iov = &iov,
+				     .msg_iovlen = 1};
 		ssize_t n = recvmsg(cs->fd, &msg, 0);
 		int rc;
 
@@ -350,8 +350,7 @@ done:
 	return 0;
 }
 
-int census_port(struct census_sock *cs, int port, enum census_side side,
-		struct census_counts *out)
+int census_port(struct census_sock *cs, int port, enum census_side side, struct census_counts *out)
 {
 	struct census_sink k = {.out = out};
 

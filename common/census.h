@@ -59,16 +59,16 @@ enum census_side {
 /* idiag_timer: which timer is pending on a socket. */
 enum census_timer {
 	CENSUS_TIMER_RETRANS = 0, /* idiag_timer 1: retransmission (also SYN-ACK of requests) */
-	CENSUS_TIMER_KEEPALIVE,   /* 2: keepalive (also FIN_WAIT_2 and SYN_SENT timers) */
-	CENSUS_TIMER_TIME_WAIT,   /* 3: TIME_WAIT or orphaned FIN_WAIT_2 expiry */
-	CENSUS_TIMER_PROBE,       /* 4: zero-window probe */
+	CENSUS_TIMER_KEEPALIVE,	  /* 2: keepalive (also FIN_WAIT_2 and SYN_SENT timers) */
+	CENSUS_TIMER_TIME_WAIT,	  /* 3: TIME_WAIT or orphaned FIN_WAIT_2 expiry */
+	CENSUS_TIMER_PROBE,	  /* 4: zero-window probe */
 	CENSUS_NTIMERS
 };
 
 struct census_timer_sum {
-	uint64_t count;        /* sockets of that state with that timer pending */
+	uint64_t count;		/* sockets of that state with that timer pending */
 	uint64_t max_expiry_ms; /* the latest of their expiries, from the census time */
-	uint64_t max_retrans;   /* highest idiag_retrans among them (retransmissions so far) */
+	uint64_t max_retrans;	/* highest idiag_retrans among them (retransmissions so far) */
 };
 
 struct census_counts {
@@ -95,25 +95,24 @@ void census_close(struct census_sock *cs);
 /* Counts every TCP socket (IPv4 and IPv6) whose local (CENSUS_LOCAL) or remote
  * (CENSUS_REMOTE) port is `port`. 0, or -1 with errno (the netlink error, or EPROTO for a
  * malformed reply); *out is zeroed first. */
-int census_port(struct census_sock *cs, int port, enum census_side side,
-		struct census_counts *out);
+int census_port(struct census_sock *cs, int port, enum census_side side, struct census_counts *out);
 
 /* One socket of a census, as sock_diag reports it. */
 struct census_sock_info {
-	int family;          /* AF_INET or AF_INET6 */
-	int state;           /* enum census_state */
+	int family;	     /* AF_INET or AF_INET6 */
+	int state;	     /* enum census_state */
 	uint64_t cookie;     /* idiag_cookie: unique per socket for the namespace's lifetime */
-	uint32_t inode;      /* idiag_inode: st_ino of the socket's fd (fstat); 0 for sockets
+	uint32_t inode;	     /* idiag_inode: st_ino of the socket's fd (fstat); 0 for sockets
 				no fd refers to (TIME_WAIT, request sockets, orphans) */
-	uint16_t sport;      /* local port, host byte order */
-	uint16_t dport;      /* remote port, host byte order */
+	uint16_t sport;	     /* local port, host byte order */
+	uint16_t dport;	     /* remote port, host byte order */
 	uint32_t src[4];     /* local address, network byte order (IPv4: src[0]) */
 	uint32_t dst[4];     /* remote address */
 	uint32_t rqueue;     /* LISTEN: accept queue; others: unread bytes */
 	uint32_t wqueue;     /* LISTEN: backlog; others: unacknowledged or unsent bytes */
-	int timer;           /* idiag_timer: 0 none, 1 + enum census_timer */
+	int timer;	     /* idiag_timer: 0 none, 1 + enum census_timer */
 	uint32_t expires_ms; /* when that timer fires, from now */
-	int retrans;         /* idiag_retrans */
+	int retrans;	     /* idiag_retrans */
 };
 
 typedef void (*census_each_fn)(const struct census_sock_info *s, void *arg);

@@ -178,9 +178,9 @@ static void test_matches_ss(void **state)
 		const char *ss_name;
 		uint64_t local, remote;
 	} want[] = {
-		{CENSUS_ESTABLISHED, "established", 3, 3}, {CENSUS_CLOSE_WAIT, "close-wait", 2, 4},
-		{CENSUS_FIN_WAIT2, "fin-wait-2", 4, 2},    {CENSUS_TIME_WAIT, "time-wait", 5, 0},
-		{CENSUS_LISTEN, "listening", 1, 0},
+	    {CENSUS_ESTABLISHED, "established", 3, 3}, {CENSUS_CLOSE_WAIT, "close-wait", 2, 4},
+	    {CENSUS_FIN_WAIT2, "fin-wait-2", 4, 2},    {CENSUS_TIME_WAIT, "time-wait", 5, 0},
+	    {CENSUS_LISTEN, "listening", 1, 0},
 	};
 	struct census_sock *cs = census_open();
 	struct census_counts local, remote;
@@ -205,11 +205,10 @@ static void test_matches_ss(void **state)
 	assert_int_equal(census_port(cs, port, CENSUS_REMOTE, &remote), 0);
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		int st = want[i].state;
-		print_message("# %-12s local %lu (ss %ld)  remote %lu (ss %ld)\n",
-			      census_state_name(st), (unsigned long)local.state[st],
-			      ss_count(want[i].ss_name, "sport", port),
-			      (unsigned long)remote.state[st],
-			      ss_count(want[i].ss_name, "dport", port));
+		print_message(
+		    "# %-12s local %lu (ss %ld)  remote %lu (ss %ld)\n", census_state_name(st),
+		    (unsigned long)local.state[st], ss_count(want[i].ss_name, "sport", port),
+		    (unsigned long)remote.state[st], ss_count(want[i].ss_name, "dport", port));
 		assert_int_equal(local.state[st], want[i].local);
 		assert_int_equal(remote.state[st], want[i].remote);
 		assert_int_equal(local.state[st], ss_count(want[i].ss_name, "sport", port));
@@ -369,11 +368,11 @@ static void test_add(void **state)
 	a.total = 2;
 	a.state[CENSUS_ESTABLISHED] = 2;
 	a.timer[CENSUS_ESTABLISHED][CENSUS_TIMER_KEEPALIVE] =
-		(struct census_timer_sum){.count = 2, .max_expiry_ms = 500, .max_retrans = 1};
+	    (struct census_timer_sum){.count = 2, .max_expiry_ms = 500, .max_retrans = 1};
 	b.total = 1;
 	b.state[CENSUS_ESTABLISHED] = 1;
 	b.timer[CENSUS_ESTABLISHED][CENSUS_TIMER_KEEPALIVE] =
-		(struct census_timer_sum){.count = 1, .max_expiry_ms = 900, .max_retrans = 0};
+	    (struct census_timer_sum){.count = 1, .max_expiry_ms = 900, .max_retrans = 0};
 	census_add(&a, &b);
 	assert_int_equal(a.total, 3);
 	assert_int_equal(a.state[CENSUS_ESTABLISHED], 3);
@@ -385,14 +384,10 @@ static void test_add(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_bad_port),
-		cmocka_unit_test(test_matches_ss),
-		cmocka_unit_test(test_hundred_connections),
-		cmocka_unit_test(test_ipv6_and_mapped),
-		cmocka_unit_test(test_request_forms_agree),
-		cmocka_unit_test(test_at_fd_limit),
-		cmocka_unit_test(test_add),
+	    cmocka_unit_test(test_names),	    cmocka_unit_test(test_bad_port),
+	    cmocka_unit_test(test_matches_ss),	    cmocka_unit_test(test_hundred_connections),
+	    cmocka_unit_test(test_ipv6_and_mapped), cmocka_unit_test(test_request_forms_agree),
+	    cmocka_unit_test(test_at_fd_limit),	    cmocka_unit_test(test_add),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,8 +23,8 @@ static struct result *new_result(void)
 
 static void test_parse_ops(void **state)
 {
-	const char *texts[] = {"established=100",  "server.close_wait!=3", "rtt_p99_ms=5",
-			       "rtt_p99.9_ms>=1", "msgs_per_s=1000",      "client.fin_wait2<1"};
+	const char *texts[] = {"established=100", "server.close_wait!=3", "rtt_p99_ms=5",
+			       "rtt_p99.9_ms>=1", "msgs_per_s=1000",	  "client.fin_wait2<1"};
 	struct expect_set *s = calloc(1, sizeof(*s));
 	char err[256];
 
@@ -46,8 +46,8 @@ static void test_parse_ops(void **state)
 
 static void test_parse_errors(void **state)
 {
-	const char *bad[] = {"nonsense=1", "server.nostate=0", "established",   "=3",
-			     "established=x", "rtt_p101_ms=1",   "failed.EFOO=1", "rtt_p99=1"};
+	const char *bad[] = {"nonsense=1",    "server.nostate=0", "established",   "=3",
+			     "established=x", "rtt_p101_ms=1",	  "failed.EFOO=1", "rtt_p99=1"};
 	struct expect_set *s = calloc(1, sizeof(*s));
 	char err[256];
 
@@ -142,11 +142,9 @@ static void test_no_samples_unknown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_ops),
-		cmocka_unit_test(test_parse_errors),
-		cmocka_unit_test(test_implicit_replaced),
-		cmocka_unit_test(test_eval_status),
-		cmocka_unit_test(test_no_samples_unknown),
+	    cmocka_unit_test(test_parse_ops),	       cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_implicit_replaced),  cmocka_unit_test(test_eval_status),
+	    cmocka_unit_test(test_no_samples_unknown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,11 +56,33 @@ static void test_defaults(void **state)
 static void test_values(void **state)
 {
 	struct client_opts *o = malloc(sizeof(*o));
-	const char *args[] = {"--server=[::1]:9000", "--connections", "5000", "--rate", "500/s",
-			      "--duration", "2m", "--size", "64k", "--reply-timeout", "250ms",
-			      "--keepalive", "30s,10s,3", "--user-timeout", "20s", "--procs", "4",
-			      "--scenario", "mixed", "--mix", "echo=3,reset=1", "--expect",
-			      "failed=0", "--json", "--timeline", "/tmp/t.csv", NULL};
+	const char *args[] = {"--server=[::1]:9000",
+			      "--connections",
+			      "5000",
+			      "--rate",
+			      "500/s",
+			      "--duration",
+			      "2m",
+			      "--size",
+			      "64k",
+			      "--reply-timeout",
+			      "250ms",
+			      "--keepalive",
+			      "30s,10s,3",
+			      "--user-timeout",
+			      "20s",
+			      "--procs",
+			      "4",
+			      "--scenario",
+			      "mixed",
+			      "--mix",
+			      "echo=3,reset=1",
+			      "--expect",
+			      "failed=0",
+			      "--json",
+			      "--timeline",
+			      "/tmp/t.csv",
+			      NULL};
 
 	(void)state;
 	assert_int_equal(parse(o, args), 0);
@@ -87,7 +109,8 @@ static void test_values(void **state)
 static void test_sources(void **state)
 {
 	struct client_opts *o = malloc(sizeof(*o));
-	const char *args[] = {"--server", "127.0.0.1:80", "--sources", "127.0.0.2-127.0.0.40", NULL};
+	const char *args[] = {"--server", "127.0.0.1:80", "--sources", "127.0.0.2-127.0.0.40",
+			      NULL};
 	struct in_addr a;
 
 	(void)state;
@@ -103,34 +126,34 @@ static void test_sources(void **state)
 static void test_errors(void **state)
 {
 	static const char *cases[][8] = {
-		{"--connections", "10", NULL},                               /* no --server */
-		{"--server", "127.0.0.1", NULL},                             /* no port */
-		{"--server", "127.0.0.1:0", NULL},                           /* port 0 */
-		{"--server", "127.0.0.1:80", "--connections", "0", NULL},
-		{"--server", "127.0.0.1:80", "--connections", "12x", NULL},
-		{"--server", "127.0.0.1:80", "--duration", "10", NULL},      /* no unit */
-		{"--server", "127.0.0.1:80", "--scenario", "crash", NULL},   /* not yet */
-		{"--server", "127.0.0.1:80", "--scenario", "vanish", NULL},
-		{"--server", "127.0.0.1:80", "--scenario", "nope", NULL},
-		{"--server", "127.0.0.1:80", "--scenario", "mixed", NULL},   /* needs --mix */
-		{"--server", "127.0.0.1:80", "--scenario", "echo", "--mix", "echo=1", NULL},
-		{"--server", "127.0.0.1:80", "--bogus", "1", NULL},
-		{"--server", "127.0.0.1:80", "--connections", NULL},         /* no value */
-		{"--server", "127.0.0.1:80", "--sources", "127.0.0.9-127.0.0.2", NULL},
-		{"--server", "[::1]:80", "--sources", "127.0.0.2-127.0.0.3", NULL},
-		{"--server", "127.0.0.1:80", "--keepalive", "30s,10s", NULL},
-		{"--server", "127.0.0.1:80", "--keepalive", "1500ms,10s,3", NULL},
-		{"--server", "127.0.0.1:80", "--connections", "2", "--procs", "3", NULL},
-		{"--server", "127.0.0.1:80", "--plot", "x.png", NULL},       /* needs --timeline */
-		{"--server", "127.0.0.1:80", "stray", NULL},
+	    {"--connections", "10", NULL},     /* no --server */
+	    {"--server", "127.0.0.1", NULL},   /* no port */
+	    {"--server", "127.0.0.1:0", NULL}, /* port 0 */
+	    {"--server", "127.0.0.1:80", "--connections", "0", NULL},
+	    {"--server", "127.0.0.1:80", "--connections", "12x", NULL},
+	    {"--server", "127.0.0.1:80", "--duration", "10", NULL},    /* no unit */
+	    {"--server", "127.0.0.1:80", "--scenario", "crash", NULL}, /* not yet */
+	    {"--server", "127.0.0.1:80", "--scenario", "vanish", NULL},
+	    {"--server", "127.0.0.1:80", "--scenario", "nope", NULL},
+	    {"--server", "127.0.0.1:80", "--scenario", "mixed", NULL}, /* needs --mix */
+	    {"--server", "127.0.0.1:80", "--scenario", "echo", "--mix", "echo=1", NULL},
+	    {"--server", "127.0.0.1:80", "--bogus", "1", NULL},
+	    {"--server", "127.0.0.1:80", "--connections", NULL}, /* no value */
+	    {"--server", "127.0.0.1:80", "--sources", "127.0.0.9-127.0.0.2", NULL},
+	    {"--server", "[::1]:80", "--sources", "127.0.0.2-127.0.0.3", NULL},
+	    {"--server", "127.0.0.1:80", "--keepalive", "30s,10s", NULL},
+	    {"--server", "127.0.0.1:80", "--keepalive", "1500ms,10s,3", NULL},
+	    {"--server", "127.0.0.1:80", "--connections", "2", "--procs", "3", NULL},
+	    {"--server", "127.0.0.1:80", "--plot", "x.png", NULL}, /* needs --timeline */
+	    {"--server", "127.0.0.1:80", "stray", NULL},
 	};
 	struct client_opts *o = malloc(sizeof(*o));
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (parse(o, cases[i]) != -1)
-			fail_msg("case %zu (%s %s %s ...) was accepted", i, cases[i][0], cases[i][1],
-				 cases[i][2] ? cases[i][2] : "");
+			fail_msg("case %zu (%s %s %s ...) was accepted", i, cases[i][0],
+				 cases[i][1], cases[i][2] ? cases[i][2] : "");
 	}
 	free(o);
 }
@@ -151,9 +174,9 @@ static void test_share(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),
-		cmocka_unit_test(test_sources),  cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_share),
+	    cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_sources),  cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_share),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

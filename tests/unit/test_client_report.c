@@ -47,7 +47,7 @@ static struct result *sample(uint64_t seed)
 	r->client.c.total = 10;
 	r->client.c.state[CENSUS_TIME_WAIT] = 10;
 	r->client.c.timer[CENSUS_TIME_WAIT][CENSUS_TIMER_TIME_WAIT] =
-		(struct census_timer_sum){.count = 10, .max_expiry_ms = 59000, .max_retrans = 0};
+	    (struct census_timer_sum){.count = 10, .max_expiry_ms = 59000, .max_retrans = 0};
 	r->server.visible = seed % 2;
 	r->server.c.total = 1 + seed;
 	r->server.c.state[CENSUS_LISTEN] = 1;
@@ -58,8 +58,8 @@ static struct result *sample(uint64_t seed)
 
 static char *to_json(const struct result *r)
 {
-	struct run_info info = {.server = "127.0.0.1:1", .scenario = "echo", .connections = 1,
-				.procs = 1};
+	struct run_info info = {
+	    .server = "127.0.0.1:1", .scenario = "echo", .connections = 1, .procs = 1};
 	struct jw w;
 	char *text;
 
@@ -96,11 +96,14 @@ static void assert_same(const struct result *a, const struct result *b)
 	assert_memory_equal(&a->connect_us, &b->connect_us, sizeof(struct hist) * 4);
 	assert_int_equal(a->client.visible, b->client.visible);
 	if (a->client.visible)
-		assert_memory_equal(a->client.c.state, b->client.c.state, sizeof(a->client.c.state));
+		assert_memory_equal(a->client.c.state, b->client.c.state,
+				    sizeof(a->client.c.state));
 	assert_int_equal(a->server.visible, b->server.visible);
 	if (a->server.visible) {
-		assert_memory_equal(a->server.c.state, b->server.c.state, sizeof(a->server.c.state));
-		assert_memory_equal(a->server.c.timer, b->server.c.timer, sizeof(a->server.c.timer));
+		assert_memory_equal(a->server.c.state, b->server.c.state,
+				    sizeof(a->server.c.state));
+		assert_memory_equal(a->server.c.timer, b->server.c.timer,
+				    sizeof(a->server.c.timer));
 		assert_int_equal(a->server.c.accept_backlog, b->server.c.accept_backlog);
 	}
 }
@@ -168,8 +171,8 @@ static void test_json_reader(void **state)
 {
 	const char *good = " {\"a\": [1, 2.5, -3, true, false, null], \"s\": \"x\\\"\\n\\u0041\","
 			   " \"big\": 18446744073709551615, \"o\": {}} ";
-	const char *bad[] = {"", "{", "{\"a\" 1}", "[1,]", "{\"a\":1} x", "\"abc",
-			     "{\"a\":tru}", "[\"\\q\"]"};
+	const char *bad[] = {"",      "{",	     "{\"a\" 1}", "[1,]", "{\"a\":1} x",
+			     "\"abc", "{\"a\":tru}", "[\"\\q\"]"};
 	char err[128];
 	struct jnode *n = json_parse(good, err, sizeof(err));
 	uint64_t big;
@@ -211,9 +214,9 @@ static void test_read_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_merge_exact),
-		cmocka_unit_test(test_fail_kinds),  cmocka_unit_test(test_json_reader),
-		cmocka_unit_test(test_read_rejects),
+	    cmocka_unit_test(test_round_trip),	 cmocka_unit_test(test_merge_exact),
+	    cmocka_unit_test(test_fail_kinds),	 cmocka_unit_test(test_json_reader),
+	    cmocka_unit_test(test_read_rejects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,11 +106,9 @@ static void test_mix_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_pattern_random_access),
-		cmocka_unit_test(test_pattern_detects),
-		cmocka_unit_test(test_mix_exact_and_spread),
-		cmocka_unit_test(test_mix_errors),
+	    cmocka_unit_test(test_names),	    cmocka_unit_test(test_pattern_random_access),
+	    cmocka_unit_test(test_pattern_detects), cmocka_unit_test(test_mix_exact_and_spread),
+	    cmocka_unit_test(test_mix_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
