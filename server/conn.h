@@ -53,8 +53,12 @@ struct conn {
 	TAILQ_ENTRY(conn) link;
 };
 
-/* Takes ownership of an accepted, nonblocking fd: applies the socket options, registers
- * its events. On failure the fd is closed, counted (reason error) and -1 returned. */
+/* Sets the accepted sockets' options (nodelay, keepalive, user timeout) on the listening
+ * socket srv->lfd, which they inherit. 0, or -1 with errno. */
+int conn_listener_options(struct server *srv);
+/* Takes ownership of an accepted, nonblocking fd (options inherited from the listener),
+ * registers its events. On failure the fd is closed, counted (reason error) and -1
+ * returned. */
 int conn_accept(struct server *srv, int fd, const struct sockaddr *peer, socklen_t len);
 /* Graceful drain: flush, shutdown(SHUT_WR), read to the peer's EOF, close. */
 void conn_drain(struct conn *c);

@@ -86,6 +86,10 @@ static int server_open_listener(struct server *srv, int *exit_code)
 		*exit_code = (errno == EADDRINUSE || errno == EADDRNOTAVAIL || errno == EACCES) ? 2 : 1;
 		return -1;
 	}
+	if (conn_listener_options(srv) < 0) {
+		log_error("listen %s: socket options: %s", srv->cfg->listen, strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
