@@ -1,0 +1,68 @@
+/* kstat: the kernel's own TCP counters, read from /proc/net: TcpExt lines of
+ * /proc/net/netstat (aborts, TIME_WAIT overflow, listen overflows and drops) and the TCP
+ * line of /proc/net/sockstat (sockets in use, orphans, TIME_WAIT, allocated, memory).
+ *
+ * These are per network namespace, not per process: every process of the namespace adds to
+ * them. The server reports the TcpExt counters as deltas since it started and the sockstat
+ * figures as they are now.
+ *
+ * The two files are opened once (kstat_open) and re-read with pread() at offset 0, which
+ * makes the kernel generate them afresh (seq_file), so a read still works at the fd limit. */
+#ifndef TEARDOWN_SERVER_KSTAT_H
+#define TEARDOWN_SERVER_KSTAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum kstat_counter {
+	KSTAT_ABORT_ON_CLOSE = 0, /* TCPAbortOnClose: closed with unread data, RST sent */
+	KSTAT_ABORT_ON_DATA,      /* TCPAbortOnData: data after close(), RST sent */
+	KSTAT_ABORT_ON_TIMEOUT,   /* TCPAbortOnTimeout: retransmissions or probes gave up */
+	KSTAT_ABORT_ON_MEMORY,    /* TCPAbortOnMemory: orphans over the limit or out of memory */
+	KSTAT_TIME_WAIT_OVERFLOW, /* TCPTimeWaitOverflow: tcp_max_tw_buckets reached */
+	KSTAT_LISTEN_OVERFLOWS,   /* ListenOverflows: accept queue full */
+	KSTAT_LISTEN_DROPS,       /* ListenDrops: SYNs dropped at a listener (any reason) */
+	KSTAT_NCOUNTERS
+};
+
+enum kstat_sockstat {
+	KSTAT_TCP_INUSE = 0, /* TCP sockets in use (not TIME_WAIT) */
+	KSTAT_TCP_ORPHAN,    /* closed by their process, still held by the kernel */
+	KSTAT_TCP_TW,        /* TIME_WAIT */
+	KSTAT_TCP_ALLOC,     /* allocated (including orphans and not yet accepted ones) */
+	KSTAT_TCP_MEM,       /* pages of TCP buffer memory */
+	KSTAT_NSOCKSTAT
+};
+
+struct kstat {
+	unsigned tcpext_found;  /* bit i: counter i was present */
+	uint64_t tcpext[KSTAT_NCOUNTERS];
+	unsigned sockstat_found;
+	uint64_t sockstat[KSTAT_NSOCKSTAT];
+};
+
+struct kstat_files {
+	int netstat_fd; /* -1 when not available */
+	int sockstat_fd;
+};
+
+/* The kernel's name ("TCPAbortOnClose") and a metric-style name ("tcp_abort_on_close"). */
+const char *kstat_counter_name(enum kstat_counter c);
+const char *kstat_counter_key(enum kstat_counter c);
+/* "inuse", "orphan", "tw", "alloc", "mem". */
+const char *kstat_sockstat_name(enum kstat_sockstat s);
+
+/* Parse the text of /proc/net/netstat (header line and value line per group) and of
+ * /proc/net/sockstat into *k (the other half of *k is left as it is). 0, or -1 when the
+ * text has no TcpExt (TCP) line or a malformed one. */
+int kstat_parse_netstat(const char *text, struct kstat *k);
+int kstat_parse_sockstat(const char *text, struct kstat *k);
+
+/* Opens both files; a file that cannot be opened is left at -1 and reported once. 0 when at
+ * least one could be opened. */
+int kstat_open(struct kstat_files *f);
+void kstat_close(struct kstat_files *f);
+/* Reads both; *k is zeroed first; what could not be read stays not found. */
+void kstat_read(const struct kstat_files *f, struct kstat *k);
+
+#endif

@@ -1,0 +1,420 @@
+/* metrics: the Prometheus text rendering (escaping, floats, families, the histogram from a
+ * struct hist, the whole page), the HTTP request-head parser of the endpoint, and the
+ * parsers of /proc/net/netstat and /proc/net/sockstat. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "server/httpreq.h"
+#include "server/kstat.h"
+#include "server/metrics_text.h"
+
+#include <event2/buffer.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The buffer's text, NUL-terminated; the caller frees it. */
+static char *text_of(struct evbuffer *b)
+{
+	size_t n = evbuffer_get_length(b);
+	char *s = malloc(n + 1);
+
+	assert_non_null(s);
+	assert_int_equal(evbuffer_copyout(b, s, n), (ev_ssize_t)n);
+	s[n] = '\0';
+	return s;
+}
+
+static int has_line(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *p = text; (p = strstr(p, line)) != NULL; p++)
+		if ((p == text || p[-1] == '\n') && p[n] == '\n')
+			return 1;
+	return 0;
+}
+
+static const char *line_pos(const char *text, const char *line)
+{
+	const char *p = strstr(text, line);
+
+	assert_non_null(p);
+	return p;
+}
+
+/* ---- escaping and numbers ---------------------------------------------------------- */
+
+static void test_escape_label(void **state)
+{
+	char out[64];
+
+	(void)state;
+	assert_int_equal(metrics_text_escape_label("eof", out, sizeof(out)), 3);
+	assert_string_equal(out, "eof");
+	assert_int_equal(metrics_text_escape_label("a\\b\"c\nd", out, sizeof(out)), 10);
+	assert_string_equal(out, "a\\\\b\\\"c\\nd");
+	assert_int_equal(metrics_text_escape_label("", out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	/* Does not fit: -1, and a NUL-terminated prefix without half an escape. */
+	assert_int_equal(metrics_text_escape_label("abc\"", out, 5), -1);
+	assert_string_equal(out, "abc");
+	assert_int_equal(metrics_text_escape_label("x", out, 0), -1);
+}
+
+static void test_format_double(void **state)
+{
+	char buf[40];
+
+	(void)state;
+	metrics_text_format_double(0, buf, sizeof(buf));
+	assert_string_equal(buf, "0");
+	metrics_text_format_double(0.1, buf, sizeof(buf));
+	assert_string_equal(buf, "0.1");
+	metrics_text_format_double(3e-06, buf, sizeof(buf));
+	assert_string_equal(buf, "3e-06");
+	metrics_text_format_double(123456789.0, buf, sizeof(buf));
+	assert_string_equal(buf, "123456789");
+	metrics_text_format_double(1.0 / 3.0, buf, sizeof(buf));
+	assert_true(strtod(buf, NULL) == 1.0 / 3.0);
+	metrics_text_format_double(INFINITY, buf, sizeof(buf));
+	assert_string_equal(buf, "+Inf");
+	metrics_text_format_double(-INFINITY, buf, sizeof(buf));
+	assert_string_equal(buf, "-Inf");
+	metrics_text_format_double(NAN, buf, sizeof(buf));
+	assert_string_equal(buf, "NaN");
+}
+
+/* ---- families ---------------------------------------------------------------------- */
+
+static void test_family_and_samples(void **state)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct mtext w = {.b = b, .failed = 0};
+	char *t;
+
+	(void)state;
+	metrics_text_family(&w, "x_total", "counter", "Backslash \\ and\nnewline, \"quotes\" kept.");
+	metrics_text_u64(&w, "x_total", "reason", "write-timeout", 18446744073709551615ULL);
+	metrics_text_u64(&w, "x_total", "reason", "a\"b", 0);
+	metrics_text_double(&w, "x_total", NULL, NULL, 2.5);
+	assert_int_equal(w.failed, 0);
+	t = text_of(b);
+	assert_string_equal(t, "# HELP x_total Backslash \\\\ and\\nnewline, \"quotes\" kept.\n"
+			       "# TYPE x_total counter\n"
+			       "x_total{reason=\"write-timeout\"} 18446744073709551615\n"
+			       "x_total{reason=\"a\\\"b\"} 0\n"
+			       "x_total 2.5\n");
+	free(t);
+	evbuffer_free(b);
+}
+
+/* Buckets are cumulative, each counts the hist buckets entirely <= le, +Inf = count, the
+ * sum is exact and scaled. */
+static void test_histogram(void **state)
+{
+	static const struct mtext_bound bounds[] = {{"0.00001", 10}, {"0.001", 1000}, {"1", 1000000}};
+	struct evbuffer *b = evbuffer_new();
+	struct mtext w = {.b = b, .failed = 0};
+	struct hist *h = calloc(1, sizeof(*h));
+	char *t;
+
+	(void)state;
+	hist_record_n(h, 0, 2);
+	hist_record(h, 10);      /* exact bucket: counted in le=0.00001 */
+	hist_record(h, 11);      /* next */
+	hist_record(h, 999);     /* bucket [998, 999]: in le=0.001 */
+	hist_record(h, 1000);    /* bucket [1000, 1003] reaches above 1000: next bound */
+	hist_record(h, 5000000); /* above every bound */
+	metrics_text_histogram(&w, "lat_seconds", "Latency.", h, bounds, 3, 1e6);
+	assert_int_equal(w.failed, 0);
+	t = text_of(b);
+	assert_true(has_line(t, "# TYPE lat_seconds histogram"));
+	assert_true(has_line(t, "lat_seconds_bucket{le=\"0.00001\"} 3"));
+	assert_true(has_line(t, "lat_seconds_bucket{le=\"0.001\"} 5"));
+	assert_true(has_line(t, "lat_seconds_bucket{le=\"1\"} 6"));
+	assert_true(has_line(t, "lat_seconds_bucket{le=\"+Inf\"} 7"));
+	assert_true(has_line(t, "lat_seconds_sum 5.00202"));
+	assert_true(has_line(t, "lat_seconds_count 7"));
+	assert_true(line_pos(t, "le=\"0.00001\"") < line_pos(t, "le=\"+Inf\""));
+	assert_true(line_pos(t, "le=\"+Inf\"") < line_pos(t, "lat_seconds_sum"));
+	free(t);
+	free(h);
+	evbuffer_free(b);
+}
+
+static void test_fin_bounds_increase(void **state)
+{
+	(void)state;
+	assert_true(metrics_text_nfin_bounds > 10);
+	for (size_t i = 0; i < metrics_text_nfin_bounds; i++) {
+		assert_true(fabs(strtod(metrics_text_fin_bounds[i].le, NULL) * 1e6 -
+				 (double)metrics_text_fin_bounds[i].us) < 0.5);
+		if (i > 0)
+			assert_true(metrics_text_fin_bounds[i].us > metrics_text_fin_bounds[i - 1].us);
+	}
+}
+
+/* ---- the page ---------------------------------------------------------------------- */
+
+static struct stats *sample_stats(void)
+{
+	struct stats *s = calloc(1, sizeof(*s));
+
+	assert_non_null(s);
+	s->open = 3;
+	s->accepted = 10;
+	s->closed[CLOSE_EOF] = 6;
+	s->closed[CLOSE_RESET] = 1;
+	s->bytes_in = 100;
+	s->bytes_out = 90;
+	s->emfile_pauses = 2;
+	s->shed = 5;
+	hist_record(&s->fin_to_close_us, 20);
+	return s;
+}
+
+/* Every family: one HELP, one TYPE, before its samples, contiguous. */
+static void check_families(const char *t)
+{
+	const char *p = t;
+	char name[128], last[128] = "";
+
+	while ((p = strstr(p, "# HELP ")) != NULL) {
+		const char *type;
+		size_t n = strcspn(p + 7, " ");
+
+		assert_true(n < sizeof(name));
+		memcpy(name, p + 7, n);
+		name[n] = '\0';
+		assert_string_not_equal(name, last);
+		type = strchr(p, '\n') + 1;
+		assert_memory_equal(type, "# TYPE ", 7);
+		assert_memory_equal(type + 7, name, n);
+		assert_true(strstr(t, p) == p);
+		strcpy(last, name);
+		p = type;
+	}
+}
+
+static void test_render_page(void **state)
+{
+	struct stats *s = sample_stats();
+	struct watchdog_fds fds = {.valid = 1, .open = 20, .conns = 3, .own = 16, .unaccounted = 1};
+	struct watchdog_close_wait cw = {.flushing = 2, .overdue = 4, .oldest_ms = 1500, .warnings = 7};
+	struct census_counts census = {0};
+	struct kstat base = {0}, now = {0};
+	struct metrics_view v = {.stats = s, .workers = 2, .fds = &fds, .cw = &cw,
+				 .census = &census, .kbase = &base, .know = &now,
+				 .metrics_rejected = 1};
+	struct evbuffer *b = evbuffer_new();
+	char *t;
+
+	(void)state;
+	census.state[CENSUS_CLOSE_WAIT] = 4;
+	census.state[CENSUS_LISTEN] = 2;
+	census.accept_queue = 7;
+	census.accept_backlog = 1022;
+	base.tcpext_found = now.tcpext_found = 1U << KSTAT_LISTEN_OVERFLOWS;
+	base.tcpext[KSTAT_LISTEN_OVERFLOWS] = 100;
+	now.tcpext[KSTAT_LISTEN_OVERFLOWS] = 103;
+	now.sockstat_found = 1U << KSTAT_TCP_ORPHAN;
+	now.sockstat[KSTAT_TCP_ORPHAN] = 9;
+	assert_int_equal(metrics_text_render(&v, b), 0);
+	t = text_of(b);
+	check_families(t);
+	assert_true(has_line(t, "teardown_workers 2"));
+	assert_true(has_line(t, "teardown_connections_open 3"));
+	assert_true(has_line(t, "teardown_connections_accepted_total 10"));
+	assert_true(has_line(t, "teardown_connections_closed_total{reason=\"eof\"} 6"));
+	assert_true(has_line(t, "teardown_connections_closed_total{reason=\"write-timeout\"} 0"));
+	assert_true(has_line(t, "teardown_fin_to_close_seconds_count 1"));
+	assert_true(has_line(t, "teardown_fin_to_close_seconds_bucket{le=\"0.000025\"} 1"));
+	assert_true(has_line(t, "teardown_fin_to_close_seconds_bucket{le=\"0.00001\"} 0"));
+	assert_true(has_line(t, "teardown_fds_unaccounted 1"));
+	assert_true(has_line(t, "teardown_close_wait_overdue_sockets 4"));
+	assert_true(has_line(t, "teardown_close_wait_oldest_overdue_seconds 1.5"));
+	assert_true(has_line(t, "teardown_close_wait_sockets 4"));
+	assert_true(has_line(t, "teardown_port_sockets{state=\"listen\"} 2"));
+	assert_true(has_line(t, "teardown_accept_queue_depth 7"));
+	assert_true(has_line(t, "teardown_accept_queue_limit 1022"));
+	assert_true(has_line(t, "teardown_netns_listen_overflows_total 3"));
+	assert_null(strstr(t, "teardown_netns_tcp_abort_on_close_total")); /* not found */
+	assert_true(has_line(t, "teardown_netns_sockstat_tcp_orphan 9"));
+	assert_non_null(strstr(t, "Per network namespace, not per process"));
+	assert_true(has_line(t, "teardown_emfile_pauses_total 2"));
+	assert_true(has_line(t, "teardown_shed_total 5"));
+	assert_true(has_line(t, "teardown_metrics_rejected_total 1"));
+	assert_true(t[strlen(t) - 1] == '\n');
+	free(t);
+	free(s);
+	evbuffer_free(b);
+}
+
+/* Figures not measured are left out, not reported as 0. */
+static void test_render_without_census(void **state)
+{
+	struct stats *s = sample_stats();
+	struct watchdog_fds fds = {.valid = 0};
+	struct metrics_view v = {.stats = s, .workers = 1, .fds = &fds};
+	struct evbuffer *b = evbuffer_new();
+	char *t;
+
+	(void)state;
+	assert_int_equal(metrics_text_render(&v, b), 0);
+	t = text_of(b);
+	check_families(t);
+	assert_null(strstr(t, "teardown_fds_"));
+	assert_null(strstr(t, "teardown_port_sockets"));
+	assert_null(strstr(t, "teardown_close_wait"));
+	assert_null(strstr(t, "teardown_netns_"));
+	free(t);
+	free(s);
+	evbuffer_free(b);
+}
+
+/* ---- the HTTP request head --------------------------------------------------------- */
+
+static enum httpreq_status parse(const char *s, struct httpreq *r)
+{
+	return httpreq_parse(s, strlen(s), r);
+}
+
+static void test_http_complete(void **state)
+{
+	struct httpreq r;
+	const char *req = "GET /metrics?a=1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\nBODY";
+
+	(void)state;
+	assert_int_equal(parse(req, &r), HTTPREQ_DONE);
+	assert_true(httpreq_method_is(&r, "GET"));
+	assert_true(httpreq_path_is(&r, "/metrics"));
+	assert_int_equal(r.major, 1);
+	assert_int_equal(r.minor, 1);
+	assert_int_equal(r.head_len, strlen(req) - 4);
+	assert_int_equal(parse("HEAD /metrics HTTP/1.0\n\n", &r), HTTPREQ_DONE);
+	assert_true(httpreq_method_is(&r, "HEAD"));
+	assert_int_equal(r.minor, 0);
+	assert_int_equal(parse("PRI * HTTP/2.0\r\n\r\n", &r), HTTPREQ_DONE);
+	assert_int_equal(r.major, 2);
+	assert_int_equal(parse("GET /x HTTP/1.1\r\nX-Empty:\r\nX-Sp: a b\t\xc3\xa9\r\n\r\n", &r),
+			 HTTPREQ_DONE);
+}
+
+/* Every prefix of a valid request is incomplete, never bad. */
+static void test_http_prefixes(void **state)
+{
+	const char *req = "GET /metrics HTTP/1.1\r\nHost: localhost:9100\r\n\r\n";
+	struct httpreq r;
+
+	(void)state;
+	for (size_t n = 0; n < strlen(req); n++)
+		assert_int_equal(httpreq_parse(req, n, &r), HTTPREQ_INCOMPLETE);
+	assert_int_equal(httpreq_parse(req, strlen(req), &r), HTTPREQ_DONE);
+}
+
+/* Garbage is refused as soon as it is seen. */
+static void test_http_bad(void **state)
+{
+	static const char *const bad[] = {
+		"\x16\x03\x01",             /* TLS */
+		" GET",                     /* leading space */
+		"GET  /",                   /* two spaces */
+		"GE(T / HTTP/1.1\r\n",      /* not a token */
+		"GET / HTTP/1.1 \r\n",      /* junk after the version */
+		"GET / HTTQ",               /* not HTTP */
+		"GET / HTTP/1.x",           /* not a digit */
+		"GET /\r\n\r\n",            /* HTTP/0.9 */
+		"GET /\x01 HTTP/1.1\r\n",   /* control byte in the target */
+		"GET / HTTP/1.1\rX",        /* CR without LF */
+		"GET / HTTP/1.1\r\nNo colon\r\n\r\n",
+		"GET / HTTP/1.1\r\nName : v\r\n\r\n",
+		"GET / HTTP/1.1\r\n folded\r\n\r\n",
+		"GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n",
+		"GET / HTTP/1.1\r\n:v\r\n\r\n",
+		"\r\n",
+	};
+	struct httpreq r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (parse(bad[i], &r) != HTTPREQ_BAD)
+			fail_msg("not refused: case %zu", i);
+	}
+	assert_int_equal(httpreq_parse("GET / HTTP/1.1\r\n\0\r\n", 19, &r), HTTPREQ_BAD);
+}
+
+/* ---- /proc/net parsers ------------------------------------------------------------- */
+
+static void test_kstat_parse(void **state)
+{
+	static const char netstat[] =
+		"TcpExt: SyncookiesSent TCPAbortOnClose ListenOverflows ListenDrops "
+		"TCPAbortOnData\n"
+		"TcpExt: 1 22 333 4444 55\n"
+		"IpExt: InNoRoutes\n"
+		"IpExt: 7\n";
+	static const char sockstat[] = "sockets: used 18\n"
+				       "TCP: inuse 5 orphan 1 tw 1699 alloc 14 mem 88\n"
+				       "UDP: inuse 0 mem 0\n";
+	struct kstat k = {0};
+
+	(void)state;
+	assert_int_equal(kstat_parse_netstat(netstat, &k), 0);
+	assert_int_equal(k.tcpext[KSTAT_ABORT_ON_CLOSE], 22);
+	assert_int_equal(k.tcpext[KSTAT_LISTEN_OVERFLOWS], 333);
+	assert_int_equal(k.tcpext[KSTAT_LISTEN_DROPS], 4444);
+	assert_int_equal(k.tcpext[KSTAT_ABORT_ON_DATA], 55);
+	assert_false(k.tcpext_found & (1U << KSTAT_ABORT_ON_MEMORY));
+	assert_true(k.tcpext_found & (1U << KSTAT_ABORT_ON_DATA));
+	assert_int_equal(kstat_parse_sockstat(sockstat, &k), 0);
+	assert_int_equal(k.sockstat[KSTAT_TCP_INUSE], 5);
+	assert_int_equal(k.sockstat[KSTAT_TCP_TW], 1699);
+	assert_int_equal(k.sockstat[KSTAT_TCP_MEM], 88);
+	assert_int_equal(k.sockstat_found, (1U << KSTAT_NSOCKSTAT) - 1);
+	assert_int_equal(kstat_parse_netstat("IpExt: a\nIpExt: 1\n", &k), -1);
+	assert_int_equal(kstat_parse_netstat("TcpExt: a b\nTcpExt: 1\n", &k), -1);
+	assert_int_equal(kstat_parse_netstat("TcpExt: a\nTcpExt: x\n", &k), -1);
+	assert_int_equal(kstat_parse_sockstat("UDP: inuse 0\n", &k), -1);
+	assert_string_equal(kstat_counter_name(KSTAT_TIME_WAIT_OVERFLOW), "TCPTimeWaitOverflow");
+	assert_string_equal(kstat_counter_key(KSTAT_LISTEN_DROPS), "listen_drops");
+}
+
+/* The live files parse on this kernel. */
+static void test_kstat_read(void **state)
+{
+	struct kstat_files f;
+	struct kstat k;
+
+	(void)state;
+	if (kstat_open(&f) < 0)
+		skip();
+	kstat_read(&f, &k);
+	kstat_read(&f, &k); /* re-read through the same fds */
+	kstat_close(&f);
+	assert_true(k.tcpext_found & (1U << KSTAT_LISTEN_OVERFLOWS));
+	assert_true(k.sockstat_found & (1U << KSTAT_TCP_INUSE));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_escape_label),
+		cmocka_unit_test(test_format_double),
+		cmocka_unit_test(test_family_and_samples),
+		cmocka_unit_test(test_histogram),
+		cmocka_unit_test(test_fin_bounds_increase),
+		cmocka_unit_test(test_render_page),
+		cmocka_unit_test(test_render_without_census),
+		cmocka_unit_test(test_http_complete),
+		cmocka_unit_test(test_http_prefixes),
+		cmocka_unit_test(test_http_bad),
+		cmocka_unit_test(test_kstat_parse),
+		cmocka_unit_test(test_kstat_read),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
