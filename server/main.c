@@ -2,6 +2,7 @@
  * Exit status: 0 success, 1 runtime failure, 2 usage or config error. */
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "workers.h"
 
@@ -16,12 +17,14 @@
 static const char usage_text[] =
 	"usage: echo-server [-c FILE] [--mode correct|leaky] [--listen HOST:PORT]\n"
 	"                   [--set key=value ...] [--check-config] [--port-file PATH]\n"
+	"                   [--metrics-port-file PATH]\n"
 	"  -c, --config FILE   config file (key = value; see conf/server.conf)\n"
 	"  --mode MODE         correct (default) or leaky; sets the defaults of every mechanism\n"
 	"  --listen HOST:PORT  shorthand for --set listen=HOST:PORT ([::1]:P for IPv6)\n"
 	"  --set KEY=VALUE     override one key (after the file); repeatable\n"
 	"  --check-config      validate, print the effective config and warnings, exit 0 or 2\n"
 	"  --port-file PATH    write the bound port to PATH once listening\n"
+	"  --metrics-port-file PATH  write the metrics endpoint's port to PATH once listening\n"
 	"  -h, --help          this text;  --version  the version\n"
 	"signals: SIGTERM/SIGINT graceful drain (a second one exits at once),\n"
 	"         SIGUSR1 logs the counters as one JSON line\n";
@@ -53,7 +56,15 @@ static const char *shorthand(const char *key, const char *value)
 	return s;
 }
 
-enum { OPT_MODE = 256, OPT_LISTEN, OPT_SET, OPT_CHECK, OPT_PORT_FILE, OPT_VERSION };
+enum {
+	OPT_MODE = 256,
+	OPT_LISTEN,
+	OPT_SET,
+	OPT_CHECK,
+	OPT_PORT_FILE,
+	OPT_VERSION,
+	OPT_METRICS_PORT_FILE
+};
 
 static const struct option long_opts[] = {
 	{"config", required_argument, NULL, 'c'},
@@ -62,6 +73,7 @@ static const struct option long_opts[] = {
 	{"set", required_argument, NULL, OPT_SET},
 	{"check-config", no_argument, NULL, OPT_CHECK},
 	{"port-file", required_argument, NULL, OPT_PORT_FILE},
+	{"metrics-port-file", required_argument, NULL, OPT_METRICS_PORT_FILE},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -83,6 +95,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'c': o->conf.file = optarg; continue;
 		case OPT_CHECK: o->check_config = 1; continue;
 		case OPT_PORT_FILE: o->port_file = optarg; continue;
+		case OPT_METRICS_PORT_FILE: metrics_set_port_file(optarg); continue;
 		case 'h': log_plain("%s", usage_text); return 0;
 		case OPT_VERSION: log_plain("echo-server %s\n", VERSION); return 0;
 		case OPT_MODE: s = shorthand("mode", optarg), origin = "--mode"; break;
@@ -137,16 +150,17 @@ static int configure_and_run(const struct options *o)
 		return 2;
 	}
 	log_set_level((enum log_level)cfg.log_level);
+	if (cfg.metrics_listen[0] != '\0' &&
+	    metrics_check_listen(cfg.metrics_listen, err, sizeof(err)) < 0) {
+		log_plain("echo-server: metrics_listen: %s\n", err);
+		return 2;
+	}
 	if (o->check_config) {
 		config_print(&cfg);
 		config_warn(&cfg);
 		return 0;
 	}
 	config_warn(&cfg);
-	if (cfg.metrics_listen[0] != '\0') {
-		log_error("metrics_listen: the metrics endpoint is not built yet; leave it empty");
-		return 2;
-	}
 	/* A write to a peer that reset must fail with EPIPE, not kill the process. */
 	signal(SIGPIPE, SIG_IGN);
 	return run(&cfg, o->port_file);

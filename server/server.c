@@ -4,7 +4,9 @@
 #include "clock.h"
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "sock.h"
+#include "watchdog.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -151,6 +153,9 @@ int server_init(struct server *srv, const struct server_config *cfg, const char 
 	/* The reserve fd is given up on EMFILE so one pending connection can be accepted and
 	 * closed (nginx and libevent's evconnlistener leave the queue to hang instead). */
 	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (metrics_start(srv, exit_code) < 0)
+		return -1;
+	watchdog_start(srv); /* last: it notes the server's own fds; runs without it */
 	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(srv->lfd)) < 0) {
 		log_error("port file %s: %s", port_file, strerror(errno));
 		return -1;
@@ -303,6 +308,7 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGUSR1) {
+		watchdog_refresh_fds(srv);
 		stats_log(&srv->stats);
 		return;
 	}
@@ -323,6 +329,7 @@ int server_run(struct server *srv)
 		log_error("event loop failed");
 		return 1;
 	}
+	watchdog_refresh_fds(srv);
 	stats_log(&srv->stats);
 	return 0;
 }
@@ -343,6 +350,8 @@ void server_free(struct server *srv)
 		event_free(srv->ev_accept_resume);
 	if (srv->ev_shutdown != NULL)
 		event_free(srv->ev_shutdown);
+	watchdog_stop(srv);
+	metrics_stop(srv);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	if (srv->reserve_fd >= 0)

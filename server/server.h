@@ -12,6 +12,8 @@
 struct event_base;
 struct event;
 struct conn;
+struct metrics;
+struct watchdog;
 
 
 TAILQ_HEAD(conn_list, conn);
@@ -37,6 +39,8 @@ struct server {
 	size_t scratch_len;
 	const char *port_file;
 	struct stats stats;
+	struct metrics *metrics;   /* the /metrics endpoint, NULL when this process has none */
+	struct watchdog *watchdog; /* census timer, CLOSE_WAIT watchdog, fd accounting */
 };
 
 /* Resolves, binds and listens; writes the port file. Returns 0, or -1 after logging

@@ -31,6 +31,9 @@ struct stats {
 	uint64_t emfile_pauses; /* listener paused after EMFILE/ENFILE */
 	uint64_t shed;          /* connections accepted and closed at once to drain the queue */
 	uint64_t eof_ignored;   /* leaky mode: recv()==0 seen and ignored */
+	/* Open fds that are neither connections nor the server's own (watchdog.c); -1 when
+	 * not measured. A gauge, refreshed before each counters line. */
+	int64_t fd_unaccounted;
 	struct hist fin_to_close_us;
 };
 

@@ -7,6 +7,7 @@
  * the parent, which forwards one SIGTERM - one shutdown, not a "second signal". */
 #include "workers.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "sock.h"
 
@@ -81,12 +82,14 @@ static void workers_child(const struct server_config *cfg, int ready)
 	_exit(code);
 }
 
-static pid_t workers_spawn(const struct server_config *cfg, int ready)
+static pid_t workers_spawn(const struct server_config *cfg, int ready, int index)
 {
 	pid_t pid = fork();
 
-	if (pid == 0)
+	if (pid == 0) {
+		metrics_set_worker(index); /* worker 0 serves /metrics */
 		workers_child(cfg, ready);
+	}
 	if (pid < 0)
 		log_error("fork: %s", strerror(errno));
 	return pid;
@@ -135,6 +138,7 @@ static int workers_supervise(const struct server_config *cfg, pid_t *pids, int n
 			if (pids[i] != pid)
 				continue;
 			pids[i] = 0;
+			metrics_worker_exited(i);
 			if (stopping) {
 				alive--;
 				if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -145,7 +149,7 @@ static int workers_supervise(const struct server_config *cfg, pid_t *pids, int n
 				 backoff);
 			sleep_ms(backoff);
 			backoff = backoff * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : backoff * 2;
-			pids[i] = workers_spawn(cfg, ready);
+			pids[i] = workers_spawn(cfg, ready, i);
 			if (pids[i] < 0)
 				alive--;
 		}
@@ -177,12 +181,16 @@ int workers_run(const struct server_config *base_cfg, const char *port_file)
 	reserve = workers_reserve_port(&cfg);
 	if (reserve < 0)
 		return 2;
+	if (metrics_prefork(&cfg, n, &rc) < 0) {
+		close(reserve);
+		return rc;
+	}
 	if (pipe(pipefd) < 0)
 		return 1;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	for (int i = 0; i < n; i++)
-		pids[i] = workers_spawn(&cfg, pipefd[1]);
+		pids[i] = workers_spawn(&cfg, pipefd[1], i);
 	for (int i = 0; i < n; i++) {
 		ssize_t r;
 

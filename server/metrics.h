@@ -1,0 +1,62 @@
+/* metrics: the Prometheus endpoint on `metrics_listen` (HOST:PORT; off when unset; ":PORT"
+ * means 127.0.0.1:PORT). GET (or HEAD) /metrics answers the text format 0.0.4
+ * (metrics_text.c); other paths 404, other methods 405, anything not HTTP/1.x 400 (505 for
+ * another major version). Every response closes the connection: the server sends its FIN,
+ * reads what the client still sends until its EOF, then closes (so a request body never
+ * turns the close into an RST that would destroy the response).
+ *
+ * The endpoint shares the echo server's event loop, so a bad metrics client must cost it
+ * nothing: at most METRICS_MAX_CLIENTS connections at once (more are closed at once and
+ * counted), a request head of at most METRICS_REQ_MAX bytes, METRICS_TIMEOUT_MS for the
+ * whole exchange from accept to close (a slowloris is cut off), garbage answered 400 as
+ * soon as it is seen, and a scrape never runs a census or scans fds itself: it reports what
+ * the watchdog measured at its last census (every census_interval).
+ *
+ * Workers: the endpoint lives in worker 0 and reports the sum of every worker. The parent
+ * opens the metrics listener before forking (a restarted worker 0 takes over the same
+ * socket, port 0 included) and maps shared memory where each worker publishes its counters,
+ * fd accounting and CLOSE_WAIT figures at every census; the counters of a worker that died
+ * are kept. Port-wide figures (the census of the port, the kernel's per-namespace counters)
+ * are measured once, by worker 0, never summed over workers. */
+#ifndef TEARDOWN_SERVER_METRICS_H
+#define TEARDOWN_SERVER_METRICS_H
+
+#include "config.h"
+
+#include <stddef.h>
+
+#define METRICS_MAX_CLIENTS 8
+#define METRICS_REQ_MAX     8192
+#define METRICS_TIMEOUT_MS  5000
+
+struct server;
+struct metrics;
+
+/* --metrics-port-file: written with the bound port once the endpoint listens. */
+void metrics_set_port_file(const char *path);
+
+/* "HOST:PORT" check of a metrics_listen value; 0, or -1 with the reason in err. */
+int metrics_check_listen(const char *value, char *err, size_t errlen);
+
+/* workers > 1, in the parent before forking: the listener, the kernel counters' baseline
+ * and the shared figures. Nothing when metrics_listen is empty. 0, or -1 after logging with
+ * *exit_code (2: address problem, 1: other). */
+int metrics_prefork(const struct server_config *cfg, int nworkers, int *exit_code);
+/* In a worker, right after fork: its index (0 serves the endpoint). */
+void metrics_set_worker(int index);
+/* In the parent: worker `index` exited; its counters are kept, its gauges dropped. */
+void metrics_worker_exited(int index);
+
+/* In server_init: opens or takes over the endpoint in the process that serves it. 0, or
+ * -1 after logging with *exit_code set. */
+int metrics_start(struct server *srv, int *exit_code);
+void metrics_stop(struct server *srv);
+/* 1 when this process serves the endpoint (so it reports port-wide figures). */
+int metrics_serving(const struct server *srv);
+/* Called by the watchdog after each census: with workers, publishes this worker's
+ * figures for worker 0. */
+void metrics_publish(struct server *srv);
+/* Sets mark[fd] = 1 for the endpoint's fds below n (listener, clients, /proc handles). */
+void metrics_mark_fds(const struct server *srv, unsigned char *mark, size_t n);
+
+#endif

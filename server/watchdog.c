@@ -1,0 +1,560 @@
+/* watchdog: the census timer, the CLOSE_WAIT watchdog and the fd accounting of one server
+ * process (see watchdog.h). Everything runs in the server's event loop, once per
+ * census_interval; nothing here opens an fd after watchdog_start, so it keeps working when
+ * the process is out of fds. */
+#include "watchdog.h"
+#include "clock.h"
+#include "conn.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+#include "sock.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* One CLOSE_WAIT socket followed across censuses. */
+struct cw_rec {
+	uint64_t cookie;
+	uint32_t inode;
+	uint32_t rqueue;  /* unread input: echo still owed */
+	int64_t first_us; /* the first census that saw it in CLOSE_WAIT */
+};
+
+struct cw_list {
+	struct cw_rec *v;
+	size_t n, cap;
+	int failed; /* out of memory while collecting */
+};
+
+/* A connection found by the inode of its fd. */
+struct conn_ino {
+	uint32_t inode;
+	struct conn *c;
+};
+
+/* Why an old CLOSE_WAIT socket is overdue (the breakdown of a warning). */
+enum cw_why { CW_EOF_IGNORED, CW_FIN_UNSEEN, CW_PAST_FIN, CW_NOT_ACCEPTED, CW_OTHER, CW_NWHY };
+
+static const char *const why_names[CW_NWHY] = {"eof_ignored", "fin_unseen", "past_fin_timeout",
+					       "not_accepted", "other"};
+
+struct watchdog {
+	struct server *srv;
+	struct event *ev_tick;
+	struct census_sock *cs;
+	int port;
+	int full; /* this process reports the port-wide census (every state) */
+	struct census_counts census;
+	int have_census;
+	int census_failing; /* reported once until it works again */
+	struct cw_list prev, cur;
+	struct conn_ino *index; /* built per tick, only when an old socket needs its conn */
+	size_t nindex;
+	int index_built;
+	struct watchdog_close_wait cw;
+	int procfd; /* /proc/self/fd, opened once */
+	int *own;   /* fds open at start that are the server's own, sorted */
+	size_t nown;
+	int *scan; /* fd numbers of the last scan */
+	size_t nscan, capscan;
+	struct watchdog_fds fds;
+	uint64_t fds_warned;
+	int fds_failing;
+};
+
+static void watchdog_on_tick(evutil_socket_t fd, short what, void *arg);
+
+/* ---- fd accounting ----------------------------------------------------------------- */
+
+static int scan_push(struct watchdog *w, int fd)
+{
+	if (w->nscan == w->capscan) {
+		size_t cap = w->capscan ? w->capscan * 2 : 256;
+		int *v = realloc(w->scan, cap * sizeof(*v));
+		if (v == NULL)
+			return -1;
+		w->scan = v;
+		w->capscan = cap;
+	}
+	w->scan[w->nscan++] = fd;
+	return 0;
+}
+
+/* The numbers in /proc/self/fd, read through the directory fd opened at start: rewinding
+ * it makes procfs list the table afresh, and no new fd is needed. 0, or -1 with errno. */
+static int scan_fds(struct watchdog *w)
+{
+	char buf[8192];
+	ssize_t n;
+
+	w->nscan = 0;
+	if (lseek(w->procfd, 0, SEEK_SET) < 0)
+		return -1;
+	while ((n = getdents64(w->procfd, buf, sizeof(buf))) > 0) {
+		for (ssize_t off = 0; off < n;) {
+			struct dirent64 *d = (struct dirent64 *)(buf + off);
+			char *end;
+			long fd = strtol(d->d_name, &end, 10);
+
+			off += d->d_reclen;
+			if (d->d_name[0] < '0' || d->d_name[0] > '9' || *end != '\0')
+				continue;
+			if (scan_push(w, (int)fd) < 0)
+				return -1;
+		}
+	}
+	return n < 0 ? -1 : 0;
+}
+
+static int scan_max(const struct watchdog *w)
+{
+	int max = -1;
+
+	for (size_t i = 0; i < w->nscan; i++)
+		if (w->scan[i] > max)
+			max = w->scan[i];
+	return max;
+}
+
+/* mark[fd]: 1 = the server's own fd, 2 = a connection. */
+static void mark_known(const struct watchdog *w, unsigned char *mark, size_t n)
+{
+	const struct server *srv = w->srv;
+	const struct conn *c;
+
+	for (size_t i = 0; i < w->nown; i++)
+		if ((size_t)w->own[i] < n)
+			mark[w->own[i]] = 1;
+	if (srv->lfd >= 0 && (size_t)srv->lfd < n)
+		mark[srv->lfd] = 1;
+	if (srv->reserve_fd >= 0 && (size_t)srv->reserve_fd < n)
+		mark[srv->reserve_fd] = 1;
+	metrics_mark_fds(srv, mark, n);
+	TAILQ_FOREACH(c, &srv->conns, link)
+		if (c->fd >= 0 && (size_t)c->fd < n)
+			mark[c->fd] = 2;
+}
+
+static void warn_unaccounted(struct watchdog *w, int fd)
+{
+	char path[32], target[256] = "?";
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%d", fd);
+	n = readlinkat(w->procfd, path, target, sizeof(target) - 1);
+	if (n >= 0)
+		target[n] = '\0';
+	log_warn("fd accounting: %llu open fds are neither connections nor the server's own "
+		 "(leaked?), e.g. fd %d -> %s",
+		 (unsigned long long)w->fds.unaccounted, fd, target);
+}
+
+/* Classifies the scanned fds; returns one unaccounted fd (for the warning), or -1. */
+static int count_fds(struct watchdog *w, const unsigned char *mark)
+{
+	int example = -1;
+
+	memset(&w->fds, 0, sizeof(w->fds));
+	w->fds.valid = 1;
+	w->fds.open = w->nscan;
+	for (size_t i = 0; i < w->nscan; i++) {
+		int fd = w->scan[i];
+		if (mark[fd] == 2)
+			w->fds.conns++;
+		else if (mark[fd] == 1)
+			w->fds.own++;
+		else {
+			w->fds.unaccounted++;
+			example = fd;
+		}
+	}
+	return example;
+}
+
+static void fds_failed(struct watchdog *w, const char *what)
+{
+	if (!w->fds_failing)
+		log_warn("fd accounting: %s: %s", what, strerror(errno));
+	w->fds_failing = 1;
+	w->fds.valid = 0;
+	w->srv->stats.fd_unaccounted = -1;
+}
+
+void watchdog_refresh_fds(struct server *srv)
+{
+	struct watchdog *w = srv->watchdog;
+	unsigned char *mark;
+	size_t n;
+	int example;
+
+	if (w == NULL || w->procfd < 0) {
+		srv->stats.fd_unaccounted = -1;
+		return;
+	}
+	if (scan_fds(w) < 0)
+		return fds_failed(w, "reading /proc/self/fd");
+	n = (size_t)(scan_max(w) + 1);
+	mark = calloc(n ? n : 1, 1);
+	if (mark == NULL)
+		return fds_failed(w, "counting fds");
+	mark_known(w, mark, n);
+	example = count_fds(w, mark);
+	free(mark);
+	w->fds_failing = 0;
+	srv->stats.fd_unaccounted = (int64_t)w->fds.unaccounted;
+	if (w->fds.unaccounted > w->fds_warned)
+		warn_unaccounted(w, example);
+	w->fds_warned = w->fds.unaccounted;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The fds open now that are not checked live (listener, reserve fd, metrics) are the
+ * server's own for good: stdio, the event loop's epoll fd and signal pipe, the census
+ * socket, /proc/self/fd, and whatever a workers parent handed down. */
+static int note_own_fds(struct watchdog *w)
+{
+	unsigned char *mark;
+	size_t n;
+
+	if (scan_fds(w) < 0)
+		return -1;
+	n = (size_t)(scan_max(w) + 1);
+	mark = calloc(n ? n : 1, 1);
+	w->own = malloc((w->nscan ? w->nscan : 1) * sizeof(int));
+	if (mark == NULL || w->own == NULL) {
+		free(mark);
+		errno = ENOMEM;
+		return -1;
+	}
+	mark_known(w, mark, n); /* own is still empty: marks the live-checked fds */
+	for (size_t i = 0; i < w->nscan; i++)
+		if (!mark[w->scan[i]])
+			w->own[w->nown++] = w->scan[i];
+	qsort(w->own, w->nown, sizeof(int), cmp_int);
+	free(mark);
+	return 0;
+}
+
+/* ---- census and CLOSE_WAIT tracking ------------------------------------------------ */
+
+static void cw_collect(const struct census_sock_info *s, void *arg)
+{
+	struct cw_list *l = arg;
+
+	if (s->state != CENSUS_CLOSE_WAIT || l->failed)
+		return;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct cw_rec *v = realloc(l->v, cap * sizeof(*v));
+		if (v == NULL) {
+			l->failed = 1;
+			return;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = (struct cw_rec){s->cookie, s->inode, s->rqueue, 0};
+}
+
+static int cmp_cookie(const void *a, const void *b)
+{
+	uint64_t x = ((const struct cw_rec *)a)->cookie, y = ((const struct cw_rec *)b)->cookie;
+
+	return (x > y) - (x < y);
+}
+
+/* Ages carry over from the previous census by cookie; new sockets start now. */
+static void cw_carry_ages(struct watchdog *w, int64_t now)
+{
+	struct cw_list tmp;
+
+	if (w->cur.n > 1)
+		qsort(w->cur.v, w->cur.n, sizeof(*w->cur.v), cmp_cookie);
+	for (size_t i = 0; i < w->cur.n; i++) {
+		struct cw_rec *r = &w->cur.v[i];
+		const struct cw_rec *p =
+			w->prev.n ? bsearch(r, w->prev.v, w->prev.n, sizeof(*r), cmp_cookie) : NULL;
+		r->first_us = p != NULL ? p->first_us : now;
+	}
+	tmp = w->prev;
+	w->prev = w->cur;
+	w->cur = tmp;
+}
+
+/* 0 when the census worked; the failure is logged once until it works again. */
+static int watchdog_census_run(struct watchdog *w, int64_t now)
+{
+	unsigned states = w->full ? 0 : CENSUS_STATE_BIT(CENSUS_CLOSE_WAIT);
+	struct census_counts *out = w->full ? &w->census : NULL;
+
+	int rc;
+
+	w->cur.n = 0;
+	w->cur.failed = 0;
+	rc = census_each(w->cs, w->port, CENSUS_LOCAL, states, out, cw_collect, &w->cur);
+	if (rc == 0 && w->cur.failed) {
+		errno = ENOMEM;
+		rc = -1;
+	}
+	if (rc < 0) {
+		if (!w->census_failing)
+			log_warn("census of port %d: %s", w->port, strerror(errno));
+		w->census_failing = 1;
+		w->have_census = 0;
+		return -1;
+	}
+	if (w->census_failing)
+		log_info("census of port %d works again", w->port);
+	w->census_failing = 0;
+	w->have_census = w->full;
+	cw_carry_ages(w, now);
+	return 0;
+}
+
+static int cmp_inode(const void *a, const void *b)
+{
+	uint32_t x = ((const struct conn_ino *)a)->inode, y = ((const struct conn_ino *)b)->inode;
+
+	return (x > y) - (x < y);
+}
+
+/* inode -> connection, built only when an old CLOSE_WAIT socket needs it (an fstat per
+ * connection). */
+static void build_index(struct watchdog *w)
+{
+	struct conn *c;
+	struct stat st;
+	size_t n = 0;
+
+	w->index_built = 1;
+	w->nindex = 0;
+	free(w->index);
+	w->index = malloc((w->srv->nconns ? w->srv->nconns : 1) * sizeof(*w->index));
+	if (w->index == NULL)
+		return;
+	TAILQ_FOREACH(c, &w->srv->conns, link) {
+		if (n < w->srv->nconns && fstat(c->fd, &st) == 0)
+			w->index[n++] = (struct conn_ino){(uint32_t)st.st_ino, c};
+	}
+	w->nindex = n;
+	qsort(w->index, n, sizeof(*w->index), cmp_inode);
+}
+
+static struct conn *find_conn(struct watchdog *w, uint32_t inode)
+{
+	struct conn_ino key = {inode, NULL}, *hit;
+
+	if (!w->index_built)
+		build_index(w);
+	if (w->nindex == 0 || inode == 0)
+		return NULL;
+	hit = bsearch(&key, w->index, w->nindex, sizeof(key), cmp_inode);
+	return hit != NULL ? hit->c : NULL;
+}
+
+/* ---- the CLOSE_WAIT verdict -------------------------------------------------------- */
+
+static size_t conn_out(const struct conn *c)
+{
+	return c->out != NULL ? evbuffer_get_length(c->out) : 0;
+}
+
+#define CW_FLUSHING (-1) /* deliberately flushing the echo to a half-closed peer */
+#define CW_NOT_OURS (-2) /* another worker's socket */
+
+/* For an old CLOSE_WAIT socket: CW_FLUSHING when the server is deliberately flushing the
+ * echo to a half-closed peer (its FIN known, echo still owed, within fin_timeout),
+ * CW_NOT_OURS, or why it is overdue. *age_us becomes the time since the FIN when the
+ * connection knows it. */
+static int cw_verdict(struct watchdog *w, const struct cw_rec *r, int64_t now, int64_t *age_us)
+{
+	const struct server_config *cfg = w->srv->cfg;
+	/* A fin_timeout expiring in this very loop iteration has not closed yet: one census
+	 * interval of grace. */
+	int64_t limit = cfg->fin_timeout * 1000 + cfg->census_interval * 1000;
+	struct conn *c = find_conn(w, r->inode);
+	int64_t since_fin;
+
+	if (c == NULL)
+		/* With workers the port's other sockets belong to other workers; alone, a
+		 * CLOSE_WAIT socket nobody accepted waits in the accept queue. */
+		return w->srv->reuseport ? CW_NOT_OURS : CW_NOT_ACCEPTED;
+	if (c->flags & CONN_EOF_IGNORED)
+		return CW_EOF_IGNORED;
+	if (!(c->flags & CONN_PEER_FIN))
+		return CW_FIN_UNSEEN;
+	since_fin = now - c->fin_us;
+	if (since_fin > *age_us)
+		*age_us = since_fin;
+	if (cfg->fin_timeout > 0 && since_fin > limit)
+		return CW_PAST_FIN;
+	if (conn_out(c) > 0 || r->rqueue > 0)
+		return CW_FLUSHING;
+	return CW_OTHER;
+}
+
+static void cw_warn(const struct watchdog *w, const uint64_t *why)
+{
+	char detail[256];
+	size_t n = 0;
+
+	detail[0] = '\0';
+	for (int i = 0; i < CW_NWHY; i++) {
+		if (why[i] == 0)
+			continue;
+		n += (size_t)snprintf(detail + n, n < sizeof(detail) ? sizeof(detail) - n : 0,
+				      "%s%s=%llu", n ? " " : "", why_names[i],
+				      (unsigned long long)why[i]);
+	}
+	log_warn("close-wait watchdog: %llu sockets on port %d in CLOSE_WAIT for more than %lldms "
+		 "and not being flushed, oldest %llums (%s)",
+		 (unsigned long long)w->cw.overdue, w->port, (long long)w->srv->cfg->close_wait_alarm,
+		 (unsigned long long)w->cw.oldest_ms, detail);
+}
+
+/* Judges every CLOSE_WAIT socket older than close_wait_alarm; warns once per census when
+ * some are overdue. */
+static void watchdog_check_close_wait(struct watchdog *w, int64_t now)
+{
+	int64_t alarm = w->srv->cfg->close_wait_alarm * 1000;
+	uint64_t why[CW_NWHY] = {0};
+	uint64_t warnings = w->cw.warnings;
+
+	memset(&w->cw, 0, sizeof(w->cw));
+	w->cw.warnings = warnings;
+	w->index_built = 0;
+	for (size_t i = 0; alarm > 0 && i < w->prev.n; i++) {
+		const struct cw_rec *r = &w->prev.v[i];
+		int64_t age = now - r->first_us;
+		int v;
+
+		if (age < alarm)
+			continue;
+		v = cw_verdict(w, r, now, &age);
+		w->cw.flushing += v == CW_FLUSHING;
+		if (v < 0)
+			continue;
+		why[v]++;
+		w->cw.overdue++;
+		w->cw.past_fin += v == CW_PAST_FIN;
+		if ((uint64_t)(age / 1000) > w->cw.oldest_ms)
+			w->cw.oldest_ms = (uint64_t)(age / 1000);
+	}
+	if (w->cw.overdue > 0) {
+		w->cw.warnings++;
+		cw_warn(w, why);
+	}
+}
+
+/* ---- the timer --------------------------------------------------------------------- */
+
+static void watchdog_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct watchdog *w = arg;
+	int64_t now = clock_mono_us();
+
+	(void)fd;
+	(void)what;
+	if (watchdog_census_run(w, now) == 0)
+		watchdog_check_close_wait(w, now);
+	watchdog_refresh_fds(w->srv);
+	metrics_publish(w->srv);
+}
+
+static int watchdog_open(struct watchdog *w)
+{
+	struct timeval tv = clock_ms_to_tv(w->srv->cfg->census_interval);
+
+	w->procfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (w->procfd < 0) {
+		log_warn("watchdog: open /proc/self/fd: %s (no fd accounting)", strerror(errno));
+	} else if (note_own_fds(w) < 0) {
+		log_warn("watchdog: reading /proc/self/fd: %s (no fd accounting)", strerror(errno));
+		close(w->procfd);
+		w->procfd = -1;
+	}
+	w->ev_tick = event_new(w->srv->base, -1, EV_PERSIST, watchdog_on_tick, w);
+	if (w->ev_tick == NULL || event_add(w->ev_tick, &tv) < 0) {
+		log_error("watchdog: cannot register the census timer");
+		return -1;
+	}
+	return 0;
+}
+
+int watchdog_start(struct server *srv)
+{
+	struct watchdog *w = calloc(1, sizeof(*w));
+
+	srv->stats.fd_unaccounted = -1;
+	if (w == NULL) {
+		log_error("watchdog: out of memory");
+		return -1;
+	}
+	w->srv = srv;
+	w->procfd = -1;
+	w->port = sock_local_port(srv->lfd);
+	w->full = metrics_serving(srv);
+	srv->watchdog = w;
+	/* Opened first, so the census socket is one of the server's own fds. */
+	w->cs = census_open();
+	if (w->cs == NULL) {
+		log_error("watchdog: census socket (NETLINK_SOCK_DIAG): %s", strerror(errno));
+		return -1;
+	}
+	if (watchdog_open(w) < 0)
+		return -1;
+	watchdog_on_tick(-1, 0, w); /* figures from the start, not one interval later */
+	return 0;
+}
+
+void watchdog_stop(struct server *srv)
+{
+	struct watchdog *w = srv->watchdog;
+
+	if (w == NULL)
+		return;
+	if (w->ev_tick != NULL)
+		event_free(w->ev_tick);
+	census_close(w->cs);
+	if (w->procfd >= 0)
+		close(w->procfd);
+	free(w->prev.v);
+	free(w->cur.v);
+	free(w->index);
+	free(w->own);
+	free(w->scan);
+	free(w);
+	srv->watchdog = NULL;
+}
+
+const struct watchdog_fds *watchdog_fds(const struct server *srv)
+{
+	return srv->watchdog != NULL ? &srv->watchdog->fds : NULL;
+}
+
+const struct watchdog_close_wait *watchdog_close_wait(const struct server *srv)
+{
+	return srv->watchdog != NULL ? &srv->watchdog->cw : NULL;
+}
+
+const struct census_counts *watchdog_census(const struct server *srv)
+{
+	const struct watchdog *w = srv->watchdog;
+
+	return w != NULL && w->full && w->have_census ? &w->census : NULL;
+}
