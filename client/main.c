@@ -8,6 +8,7 @@
 #include "options.h"
 #include "report.h"
 #include "run.h"
+#include "version.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -120,6 +121,10 @@ int main(int argc, char **argv)
 		return run_merge(argc, argv);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		options_usage();
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		log_plain("load-client %s\n", TEARDOWN_VERSION);
 		return 0;
 	}
 	o = malloc(sizeof(*o));

@@ -165,6 +165,7 @@ void options_usage(void)
 	    "         [--timeline F.csv] [--plot F.png] [--expect KEY=VALUE ...]\n"
 	    "       load-client states --port PORT [--json]\n"
 	    "       load-client merge A.json B.json ... [--json] [--expect KEY=VALUE ...]\n"
+	    "       load-client --help | --version\n"
 	    "scenarios: echo close half-close reset idle silent mixed (crash, vanish: not yet "
 	    "available)\n"
 	    "durations take a unit (ms, s, m, h); sizes are bytes or k/m; exit status: 0 ok, "

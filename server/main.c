@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define VERSION "0.1.0"
+#include "version.h"
 
 static const char usage_text[] =
 	"usage: echo-server [-c FILE] [--mode correct|leaky] [--listen HOST:PORT]\n"
@@ -97,7 +97,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_PORT_FILE: o->port_file = optarg; continue;
 		case OPT_METRICS_PORT_FILE: metrics_set_port_file(optarg); continue;
 		case 'h': log_plain("%s", usage_text); return 0;
-		case OPT_VERSION: log_plain("echo-server %s\n", VERSION); return 0;
+		case OPT_VERSION: log_plain("echo-server %s\n", TEARDOWN_VERSION); return 0;
 		case OPT_MODE: s = shorthand("mode", optarg), origin = "--mode"; break;
 		case OPT_LISTEN: s = shorthand("listen", optarg), origin = "--listen"; break;
 		case OPT_SET: break;
