@@ -95,7 +95,7 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory all asan $(UNIT_BINS) $(UNIT_ASAN_BINS)
 	@python3 tests/run.py --unit "$(UNIT_BINS)" --unit-asan "$(UNIT_ASAN_BINS)" \
-		--integration tests/integration --asan-pattern 'test_server*.py' 
+		--integration tests/integration --asan-pattern 'test_server*.py,test_client*.py,test_capacity*.py' 
 
 unit: $(UNIT_BINS) $(UNIT_ASAN_BINS)
 	@python3 tests/run.py --unit "$(UNIT_BINS)" --unit-asan "$(UNIT_ASAN_BINS)"

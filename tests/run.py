@@ -121,7 +121,8 @@ def main():
     ap.add_argument("--integration")
     ap.add_argument("--pattern", default="test_*.py")
     ap.add_argument("--asan-pattern", default="",
-                    help="integration tests to run again against the sanitizer build")
+                    help="integration tests (comma-separated patterns) to run again "
+                         "against the sanitizer build")
     a = ap.parse_args()
     print(f"kernel {platform.release()}, {os.cpu_count()} cpus, uid {os.getuid()}", flush=True)
     if a.unit.split():
@@ -131,7 +132,8 @@ def main():
     if a.integration:
         run_integration(a.integration, a.pattern)
     if a.integration and a.asan_pattern:
-        run_integration_asan(a.integration, a.asan_pattern)
+        for pattern in a.asan_pattern.split(","):
+            run_integration_asan(a.integration, pattern)
     print(f"{TOTAL['passed']} passed, {TOTAL['failed']} failed, {TOTAL['skipped']} skipped")
     sys.exit(1 if TOTAL["failed"] else 0)
 
