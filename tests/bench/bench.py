@@ -14,7 +14,8 @@ Sections (each one's results go to build/bench/results.json as soon as it is don
   deadpeer crash detection time against its budget (needs the client's crash scenario)
 
 Environment: BENCH_SECONDS (seconds per echo shape, default 10), BENCH_ONLY=echo,churn,...
-(a subset), BENCH_CLIENT=loadgen to drive the echo shapes with the stopgap generator.
+(a subset), BENCH_CLIENT=loadgen to drive the echo shapes with the stopgap generator,
+BENCH_SERVER=path to measure another echo-server binary (before/after a change).
 
 Every process started here is stopped on the way out, also on failure or Ctrl-C."""
 import json
@@ -34,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "build" / "bench"
 LOGS = OUT / "logs"
-SERVER = REPO / "bin" / "echo-server"
+SERVER = Path(os.environ.get("BENCH_SERVER", REPO / "bin" / "echo-server"))
 CLIENT = REPO / "bin" / "load-client"
 EPOLL = OUT / "epoll-echo"
 LOADGEN = OUT / "loadgen"
@@ -305,6 +306,7 @@ def conditions():
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "server", "common"],
                            capture_output=True, text=True).stdout.strip()
     return {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+            "echo_server": str(SERVER),
             "seconds_per_shape": SECONDS, "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
             "commit": rev + ("+uncommitted server/common changes" if dirty else ""),
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
