@@ -74,6 +74,16 @@ int sock_set_nodelay(int fd)
 	return sock_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
 }
 
+int sock_set_quickack(int fd)
+{
+	return sock_set_int(fd, IPPROTO_TCP, TCP_QUICKACK, 1);
+}
+
+int sock_set_repair(int fd, int on)
+{
+	return sock_set_int(fd, IPPROTO_TCP, TCP_REPAIR, on ? 1 : 0);
+}
+
 int sock_set_bind_no_port(int fd)
 {
 	return sock_set_int(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1);

@@ -26,6 +26,13 @@ int sock_set_user_timeout(int fd, unsigned ms);
  * orphaned FIN_WAIT_1 / LAST_ACK socket keeps retransmitting to a dead peer. */
 int sock_set_linger_reset(int fd);
 int sock_set_nodelay(int fd);
+/* TCP_QUICKACK on: an ACK the kernel is delaying goes out now (and the next ones are not
+ * delayed until it falls back to delayed ACKs by itself). */
+int sock_set_quickack(int fd);
+/* TCP_REPAIR (needs CAP_NET_ADMIN: EPERM without it). A close() in repair mode removes the
+ * socket without sending anything, neither FIN nor RST: a crashed peer, seen from the
+ * other end. */
+int sock_set_repair(int fd, int on);
 /* IP_BIND_ADDRESS_NO_PORT: bind() a source address but let connect() pick the port, so
  * each (source, destination) pair gets its own ephemeral port range. */
 int sock_set_bind_no_port(int fd);

@@ -118,6 +118,34 @@ static void test_nodelay(void **state)
 	close(fd);
 }
 
+static void test_quickack(void **state)
+{
+	int fd = tcp_socket();
+
+	(void)state;
+	assert_int_equal(sock_set_quickack(fd), 0);
+	assert_int_equal(get_int(fd, IPPROTO_TCP, TCP_QUICKACK), 1);
+	close(fd);
+}
+
+/* TCP_REPAIR needs CAP_NET_ADMIN: without it the call fails with EPERM and the case is
+ * skipped. */
+static void test_repair(void **state)
+{
+	int fd = tcp_socket();
+
+	(void)state;
+	if (sock_set_repair(fd, 1) < 0) {
+		assert_int_equal(errno, EPERM);
+		close(fd);
+		skip();
+	}
+	assert_int_equal(get_int(fd, IPPROTO_TCP, TCP_REPAIR), 1);
+	assert_int_equal(sock_set_repair(fd, 0), 0);
+	assert_int_equal(get_int(fd, IPPROTO_TCP, TCP_REPAIR), 0);
+	close(fd);
+}
+
 static void test_bind_no_port(void **state)
 {
 	int fd = tcp_socket();
@@ -194,6 +222,8 @@ int main(void)
 		cmocka_unit_test(test_user_timeout),
 		cmocka_unit_test(test_linger_reset),
 		cmocka_unit_test(test_nodelay),
+		cmocka_unit_test(test_quickack),
+		cmocka_unit_test(test_repair),
 		cmocka_unit_test(test_bind_no_port),
 		cmocka_unit_test(test_bad_fd),
 		cmocka_unit_test(test_parse_hostport),
