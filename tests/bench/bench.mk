@@ -13,12 +13,12 @@ build/bench/epoll-echo: tests/bench/epoll-echo.c
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_FLAGS) -o $@ $<
 
-# loadgen: a stopgap echo load generator for the efficiency shapes (see its header).
+# loadgen: a minimal echo load generator that saturates the server (see its header).
 build/bench/loadgen: tests/bench/loadgen.c
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_FLAGS) -o $@ $<
 
-bench-bins: bin/echo-server build/bench/epoll-echo build/bench/loadgen
+bench-bins: bin/echo-server bin/load-client build/bench/epoll-echo build/bench/loadgen
 
 bench: bench-bins
 	@python3 tests/bench/bench.py

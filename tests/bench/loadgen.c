@@ -1,5 +1,7 @@
-/* loadgen: a stopgap echo load generator for `make bench`, used only while bin/load-client
- * cannot run the echo-efficiency shapes. It drives one shape and nothing else:
+/* loadgen: a minimal echo load generator for `make bench`. Written as a stopgap before
+ * bin/load-client existed; kept for the "saturated" echo table, because it costs so little
+ * per message that the server's core stays busy (bin/load-client checks and times every
+ * message and is the bottleneck on two cores). It drives one shape and nothing else:
  *
  *   loadgen --server HOST:PORT --connections N --size BYTES --pipeline D --seconds S
  *
