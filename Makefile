@@ -136,6 +136,61 @@ fuzz: deps build/fuzz/fuzz_conf build/fuzz/fuzz_client_args
 clean:
 	rm -rf build bin
 
+# make install / make uninstall. Command-line variables, as operators and packagers expect:
+#   PREFIX=/usr/local  BINDIR=$(PREFIX)/bin  SYSCONFDIR=$(PREFIX)/etc (packagers: /etc)
+#   MANDIR=$(PREFIX)/share/man  UNITDIR=$(PREFIX)/lib/systemd/system  DESTDIR (staging)
+# Installs both binaries, $(SYSCONFDIR)/teardown/server.conf, echo-server(1) and
+# load-client(1), and the systemd unit echo-server.service. The unit and the man pages
+# name the default /usr/local paths; the installed copies name the real ones. An edited
+# server.conf is never overwritten (the new one goes beside it as server.conf.new) nor
+# removed by uninstall.
+PREFIX     = /usr/local
+BINDIR     = $(PREFIX)/bin
+SYSCONFDIR = $(PREFIX)/etc
+MANDIR     = $(PREFIX)/share/man
+UNITDIR    = $(PREFIX)/lib/systemd/system
+INSTALL    = install
+CONFDIR    = $(SYSCONFDIR)/teardown
+MANPAGES   = echo-server.1 load-client.1
+INSTALL_PATHS = sed -e 's|/usr/local/bin|$(BINDIR)|g' -e 's|/usr/local/etc|$(SYSCONFDIR)|g' \
+		    -e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g'
+
+.PHONY: install uninstall
+install: bin/echo-server bin/load-client
+	$(INSTALL) -d -m 755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 755 bin/echo-server bin/load-client $(DESTDIR)$(BINDIR)/
+	@set -e; conf=$(DESTDIR)$(CONFDIR)/server.conf; \
+	if [ -e $$conf ] && ! cmp -s conf/server.conf $$conf; then \
+		echo "$(INSTALL) -m 644 conf/server.conf $$conf.new"; \
+		$(INSTALL) -m 644 conf/server.conf $$conf.new; \
+		echo "kept the edited $$conf; the new default is beside it in $$conf.new"; \
+	else \
+		echo "$(INSTALL) -m 644 conf/server.conf $$conf"; \
+		$(INSTALL) -m 644 conf/server.conf $$conf; \
+	fi
+	@set -e; for m in $(MANPAGES); do \
+		echo "$(INSTALL) -m 644 conf/$$m $(DESTDIR)$(MANDIR)/man1/$$m"; \
+		$(INSTALL_PATHS) conf/$$m > build/$$m.install; \
+		$(INSTALL) -m 644 build/$$m.install $(DESTDIR)$(MANDIR)/man1/$$m; \
+		rm -f build/$$m.install; \
+	done
+	$(INSTALL_PATHS) conf/echo-server.service > build/echo-server.service.install
+	$(INSTALL) -m 644 build/echo-server.service.install $(DESTDIR)$(UNITDIR)/echo-server.service
+	@rm -f build/echo-server.service.install
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/echo-server $(DESTDIR)$(BINDIR)/load-client
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(MANPAGES))
+	rm -f $(DESTDIR)$(UNITDIR)/echo-server.service
+	@conf=$(DESTDIR)$(CONFDIR)/server.conf; rm -f $$conf.new; \
+	if [ -e $$conf ] && ! cmp -s conf/server.conf $$conf; then \
+		echo "kept $$conf: it differs from conf/server.conf (edited?); remove it by hand"; \
+	else \
+		echo "rm -f $$conf"; rm -f $$conf; \
+		rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null || true; \
+	fi
+
 -include tests/lab/lab.mk
 -include tests/bench/bench.mk
 -include $(shell find build -name '*.d' 2>/dev/null)
