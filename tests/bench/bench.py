@@ -163,6 +163,11 @@ def core_busy(a, b, cpu):
     return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
 
 
+def dur(seconds):
+    """A duration for load-client, which takes whole numbers with a unit."""
+    return f"{round(seconds * 1000)}ms"
+
+
 def wait_until(cond, timeout, what, interval=0.02):
     deadline = time.monotonic() + timeout
     while True:
@@ -407,7 +412,7 @@ def wait_rusage(p, timeout):
 def echo_load_client(srv, conns, size, depth, secs):
     argv = ["taskset", "-c", CLIENT_CPU, CLIENT, "--server", f"127.0.0.1:{srv.port}",
             "--scenario", "echo", "--connections", conns, "--size", size, "--pipeline", depth,
-            "--messages", 1000000000, "--duration", f"{secs:g}s", "--settle", "0",
+            "--messages", 1000000000, "--duration", dur(secs), "--settle", "0",
             "--json", "--quiet"]
     with open(LOGS / f"{srv.name}.client.log", "w") as err:
         p = PROCS.start(argv, stdout=subprocess.PIPE, stderr=err, text=True)
@@ -502,7 +507,7 @@ def section_churn():
                 c0 = srv.cpu_seconds()
                 r, _ = run_client(["--server", f"127.0.0.1:{srv.port}", "--scenario", "close",
                                    "--connections", CHURN_CONCURRENCY, "--messages", 1,
-                                   "--duration", f"{secs:g}s", "--procs", procs,
+                                   "--duration", dur(secs), "--procs", procs,
                                    "--sources", CHURN_SOURCES, "--settle", "0"],
                                   f"churn-{kind}-p{procs}")
                 cpu = srv.cpu_seconds() - c0
@@ -693,7 +698,7 @@ def close_steady(kind):
     try:
         r, _ = run_client(["--server", f"127.0.0.1:{srv.port}", "--scenario", "half-close",
                            "--connections", 100, "--rate", CLOSE_RATE, "--messages", 1,
-                           "--duration", f"{secs:g}s", "--sources", "127.0.4.1-127.0.4.4",
+                           "--duration", dur(secs), "--sources", "127.0.4.1-127.0.4.4",
                            "--settle", "0"], f"close-steady-{kind}")
         out = {"completed": r["counts"]["completed"], "failed": r["counts"]["failed"],
                "seconds": secs, "fin_to_fin": hist_pct(r["summary"], "fin_to_fin")}
@@ -764,13 +769,97 @@ def section_close():
 
 # ---- 6. dead peers ---------------------------------------------------------------------------
 
+# Every mechanism off but the one under test (as tests/integration/test_deadpeer_detection.py).
+DEAD_OFF = {"keepalive": "no", "heartbeat_timeout": "0", "user_timeout": "0",
+            "fin_timeout": "0", "write_timeout": "0", "log_level": "debug"}
+DEAD_CONNS = 100
+# (scenario, mechanism, server settings, budget in s, expected close reason)
+DEAD_ROWS = [
+    ("crash", "heartbeat 2s", {"heartbeat_timeout": "2s"}, 2.0, "heartbeat"),
+    ("crash", "keepalive 2s+2x1s", {"keepalive": "yes", "keepalive_idle": "2s",
+                                    "keepalive_interval": "1s", "keepalive_count": "2"},
+     4.0, "reset"),
+    ("vanish", "heartbeat 2s", {"heartbeat_timeout": "2s"}, 2.0, "heartbeat"),
+    ("vanish", "keepalive 2s+2x1s", {"keepalive": "yes", "keepalive_idle": "2s",
+                                     "keepalive_interval": "1s", "keepalive_count": "2"},
+     4.0, "timeout"),
+]
+LOG_CLOSE_RE = re.compile(r"^(\S+) echo-server\[\d+\] debug: close peer=\S+ reason=(\S+)")
+
+
+def log_unix(stamp):
+    """The server's log timestamp (UTC, ms) as a Unix time."""
+    import datetime
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def server_closes(srv):
+    closes = []
+    with open(srv.log_path) as f:
+        for line in f:
+            m = LOG_CLOSE_RE.match(line)
+            if m:
+                closes.append((log_unix(m.group(1)), m.group(2)))
+    return closes
+
+
+def dead_row(scen, mech, sets, budget, want):
+    name = f"deadpeer-{scen}-{mech.split()[0]}"
+    srv = Server("echo-server", name, cpu=None, sets=[f"{k}={v}" for k, v in
+                                                      dict(DEAD_OFF, **sets).items()])
+    cli = None
+    try:
+        argv = [CLIENT, "--server", f"127.0.0.1:{srv.port}", "--scenario", scen,
+                "--connections", DEAD_CONNS, "--messages", 1, "--sources",
+                "127.0.6.1-127.0.6.4", "--settle", "0", "--json", "--quiet"]
+        if scen == "vanish":
+            argv += ["--hold", dur(budget * 3 + 5)]
+        cli_log = open(LOGS / f"{name}.client.log", "w")
+        cli = PROCS.start(argv, stdout=subprocess.PIPE, stderr=cli_log, text=True)
+        wait_until(lambda: len(server_closes(srv)) >= DEAD_CONNS or cli.poll() not in (None, 0),
+                   budget * 3 + 10, f"the server to close {DEAD_CONNS} dead peers ({name})",
+                   interval=0.1)
+        if cli.poll() is None:
+            cli.send_signal(signal.SIGTERM)  # vanish: ends the hold (RST, dropped too)
+        out, _ = cli.communicate(timeout=30)
+        if cli.returncode not in (0, 1):
+            raise RuntimeError(f"load-client {scen} exited {cli.returncode}: see {cli_log.name}")
+        dead = json.loads(out)["dead_peers"][scen]
+        closes = server_closes(srv)
+        first, last = dead["first_unix_us"] / 1e6, dead["last_unix_us"] / 1e6
+        took = sorted(t - first for t, _ in closes)
+        reasons = {}
+        for _, r in closes:
+            reasons[r] = reasons.get(r, 0) + 1
+        return {"scenario": scen, "mechanism": mech, "budget_s": budget, "expected": want,
+                "died": dead["count"], "deaths_spread_ms": round((last - first) * 1000, 1),
+                "closed": len(closes), "reasons": reasons,
+                "detect_first_s": round(took[0], 3), "detect_p50_s": round(
+                    statistics.median(took), 3), "detect_max_s": round(took[-1], 3),
+                "ratio_max_to_budget": round(took[-1] / budget, 3)}
+    finally:
+        if cli is not None:
+            PROCS.stop(cli)
+            cli_log.close()
+        srv.stop()
+
+
 def section_deadpeer():
-    if not client_has("crash") or "crash, vanish: not yet" in client_help():
+    if not client_has("crash", "vanish") or "crash, vanish: not yet" in client_help():
         RESULTS["deadpeer"] = {"skipped": "not available yet: bin/load-client has no crash/"
                                           "vanish scenario (its --help says so)"}
         return
-    RESULTS["deadpeer"] = {"skipped": "the crash scenario exists but the bench does not "
-                                      "drive it yet"}
+    res = {"how": f"{DEAD_CONNS} connections per row, each echoes once then dies (crash: "
+                  "TCP_REPAIR close, no FIN or RST; vanish: nftables drops its packets both "
+                  "ways); one mechanism on at a time; time from the first death (client's "
+                  "clock) to each close in the server's log",
+           "rows": []}
+    RESULTS["deadpeer"] = res
+    for row in DEAD_ROWS:
+        log(f"dead peers: {row[0]} against {row[1]}")
+        res["rows"].append(dead_row(*row))
+        save()
 
 
 # ---- the table ---------------------------------------------------------------------------
@@ -889,7 +978,17 @@ def table_close(res):
 
 
 def table_deadpeer(res):
-    return ["6. dead-peer detection"]
+    lines = ["6. dead-peer detection against the configured budget (echo-server)",
+             f"   {'peer':<8}{'mechanism':<20}{'budget':>8}{'first':>8}{'p50':>8}{'max':>8}"
+             f"{'max/budget':>12}  closes by reason (expected)"]
+    for r in res["rows"]:
+        reasons = ", ".join(f"{k}={v}" for k, v in r["reasons"].items())
+        lines.append(f"   {r['scenario']:<8}{r['mechanism']:<20}{r['budget_s']:>7.1f}s"
+                     f"{r['detect_first_s']:>7.2f}s{r['detect_p50_s']:>7.2f}s"
+                     f"{r['detect_max_s']:>7.2f}s{r['ratio_max_to_budget']:>12.3f}  "
+                     f"{reasons} ({r['expected']}; {r['closed']}/{r['died']})")
+    lines.append("   " + res["how"])
+    return lines
 
 
 TABLES = {"echo": table_echo, "echo_saturated": table_echo_saturated, "churn": table_churn, "scale": table_scale,
