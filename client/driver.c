@@ -1,5 +1,6 @@
 #include "driver.h"
 #include "clock.h"
+#include "fault.h"
 #include "log.h"
 #include "sock.h"
 
@@ -19,12 +20,21 @@
 #define READS_PER_EVENT 8
 
 enum cstate {
-	CS_CONNECTING, /* connect() in progress */
-	CS_FIRST,      /* connected, waiting for the first echo */
-	CS_ECHO,       /* established, exchanging messages */
-	CS_HOLD,       /* idle / silent: established, held */
-	CS_HALF_CLOSED /* half-close: our FIN sent, reading the rest and the server's FIN */
+	CS_CONNECTING,	/* connect() in progress */
+	CS_FIRST,	/* connected, waiting for the first echo */
+	CS_ECHO,	/* established, exchanging messages */
+	CS_HOLD,	/* idle / silent: established, held */
+	CS_HALF_CLOSED, /* half-close: our FIN sent, reading the rest and the server's FIN */
+	/* vanish, in this order: */
+	CS_DYING, /* its drop rule is queued for the next nft call */
+	CS_DEAD,  /* vanished: its packets are dropped; held, sending nothing */
+	CS_BURIED /* closed; its drop rule is queued for deletion, then the slot is free */
 };
+
+/* How a vanish connection ends (struct conn.outcome): as planned, closed by the server
+ * before its drop rule took effect, or a failure kind (> 0). */
+#define OUTCOME_DONE   0
+#define OUTCOME_CLOSED -1
 
 struct driver;
 
@@ -43,6 +53,8 @@ struct conn {
 	uint64_t recvd;	   /* messages completely echoed */
 	uint64_t recv_off; /* bytes of message `recvd` echoed so far */
 	int64_t t_connect, t_fin, t_last_send, hold_until; /* us */
+	int outcome;					   /* vanish: OUTCOME_* or a failure kind */
+	char elem[FAULT_ELEM_MAX];			   /* vanish: its element of the drop set */
 	struct event rev, wev, tev;
 	int64_t sent_at[]; /* [pipeline]: when each unanswered message's first byte went out */
 };
@@ -63,6 +75,13 @@ struct driver {
 	int stopping, signals;
 	int64_t t_start;
 	struct event *pump_ev, *stop_ev, *tick_ev, *sigint_ev, *sigterm_ev, *backoff_ev;
+	/* vanish: connections waiting for the next nft call (one per loop iteration), to join
+	 * (add) or leave (del) the drop set; the spare arrays take a batch in flight. */
+	struct event *fault_ev;
+	struct conn **add_q, **del_q, **add_spare, **del_spare;
+	char **elems;
+	uint64_t nadd, ndel;
+	int fatal; /* nft failed: the run ends, exit status 1 */
 	driver_tick_fn tick;
 	void *tick_arg;
 	unsigned char logged[PHASE_N][FAIL_KINDS]; /* explained once per kind */
@@ -72,6 +91,7 @@ struct driver {
 static void conn_send(struct conn *c);
 static void conn_arm(struct conn *c);
 static void driver_pump(struct driver *d);
+static void driver_stop(struct driver *d);
 
 uint64_t driver_share(uint64_t n, int worker, int nworkers)
 {
@@ -288,6 +308,159 @@ static void conn_half_close(struct conn *c)
 	conn_arm(c);
 }
 
+/* ---- dead peers: crash, vanish ---- */
+
+/* crash: the socket disappears without a word. The last echo's ACK may still be delayed;
+ * left unsent, the server would hold unacknowledged data and its first retransmission,
+ * rather than the mechanism under test, would meet the RST: TCP_QUICKACK sends it first.
+ * Then close() in repair mode sends nothing at all. */
+static void conn_crash(struct conn *c)
+{
+	struct driver *d = c->d;
+
+	if (sock_set_quickack(c->fd) < 0 || sock_set_repair(c->fd, 1) < 0) {
+		conn_fail(c, errno);
+		return;
+	}
+	result_dead(&d->r->crashed, 1, result_unix_us());
+	conn_done(c); /* the close() */
+}
+
+static void fault_schedule(struct driver *d)
+{
+	event_active(d->fault_ev, EV_TIMEOUT, 1);
+}
+
+/* vanish, after the first echo: its drop rule joins the next nft call. 1 when the
+ * connection ended instead. */
+static int conn_vanish(struct conn *c)
+{
+	struct driver *d = c->d;
+
+	if (fault_element(c->fd, c->elem, sizeof(c->elem)) < 0) {
+		conn_fail(c, errno);
+		return 1;
+	}
+	c->state = CS_DYING;
+	event_del(&c->tev);
+	d->add_q[d->nadd++] = c;
+	fault_schedule(d);
+	return 0;
+}
+
+/* The end of a vanished connection: close() with RST (dropped like everything else, so
+ * the server still sees nothing), then its rule leaves the set at the next nft call,
+ * before its slot may open a connection that could get the same port. */
+static void conn_bury(struct conn *c, int outcome)
+{
+	struct driver *d = c->d;
+
+	c->outcome = outcome;
+	event_del(&c->rev);
+	event_del(&c->wev);
+	event_del(&c->tev);
+	if (sock_set_linger_reset(c->fd) < 0)
+		log_debug("connection %llu: SO_LINGER: %s (closing with a FIN, dropped too)",
+			  (unsigned long long)c->id, strerror(errno));
+	close(c->fd);
+	c->fd = -1;
+	c->state = CS_BURIED;
+	d->del_q[d->ndel++] = c;
+	fault_schedule(d);
+}
+
+/* A vanish connection must end (hold over, run over, or its socket reported something).
+ * One waiting for its rule ends right after the rule is in. */
+static void conn_dead_end(struct conn *c, int outcome)
+{
+	if (c->state == CS_DYING && !c->stopping) {
+		c->stopping = 1;
+		c->outcome = outcome;
+		event_del(&c->rev); /* an EOF stays readable */
+	} else if (c->state == CS_DEAD) {
+		conn_bury(c, outcome);
+	}
+}
+
+/* Its rule is gone: counted by how it ended, the slot freed. */
+static void conn_forget(struct conn *c)
+{
+	if (c->outcome == OUTCOME_DONE)
+		conn_done(c);
+	else if (c->outcome == OUTCOME_CLOSED)
+		conn_closed_by_server(c);
+	else
+		conn_fail(c, c->outcome);
+}
+
+/* The rules of one batch are in: these connections vanished now. */
+static void batch_vanished(struct driver *d, struct conn **cs, uint64_t n)
+{
+	int64_t now = now_us();
+
+	if (n > 0)
+		result_dead(&d->r->vanished, n, result_unix_us());
+	for (uint64_t i = 0; i < n; i++) {
+		struct conn *c = cs[i];
+		c->state = CS_DEAD;
+		if (c->stopping) {
+			conn_bury(c, c->outcome);
+			continue;
+		}
+		/* Held like silent: for --hold, or until the run ends (--duration, not a mix). */
+		c->hold_until = d->o->duration_ms == 0 || d->o->scenario == SCEN_MIXED
+				    ? now + d->o->hold_ms * 1000
+				    : 0;
+		conn_arm(c);
+	}
+}
+
+/* nft failed: nothing more can vanish or be cleaned up safely; the run ends. */
+static void batch_failed(struct driver *d, struct conn **adds, uint64_t na, struct conn **dels,
+			 uint64_t nd)
+{
+	if (!d->fatal)
+		log_error("vanish: nft could not update the drop rules (its message is above): "
+			  "ending the run");
+	d->fatal = 1;
+	driver_stop(d); /* first: no slot may open a new connection */
+	for (uint64_t i = 0; i < na; i++)
+		conn_fail(adds[i], EIO);
+	for (uint64_t i = 0; i < nd; i++) {
+		dels[i]->outcome = EIO;
+		conn_forget(dels[i]);
+	}
+}
+
+/* Once per loop iteration with work: one nft transaction for every connection that
+ * vanishes or is forgotten. New requests made while a batch is handled go to the other
+ * pair of arrays and to the next call. */
+static void fault_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct driver *d = arg;
+	struct conn **adds = d->add_q, **dels = d->del_q;
+	uint64_t na = d->nadd, nd = d->ndel;
+
+	(void)fd;
+	(void)what;
+	d->add_q = d->add_spare;
+	d->del_q = d->del_spare;
+	d->add_spare = adds;
+	d->del_spare = dels;
+	d->nadd = d->ndel = 0;
+	for (uint64_t i = 0; i < na; i++)
+		d->elems[i] = adds[i]->elem;
+	for (uint64_t i = 0; i < nd; i++)
+		d->elems[na + i] = dels[i]->elem;
+	if (fault_update(d->elems, (size_t)na, d->elems + na, (size_t)nd) < 0) {
+		batch_failed(d, adds, na, dels, nd);
+		return;
+	}
+	for (uint64_t i = 0; i < nd; i++)
+		conn_forget(dels[i]);
+	batch_vanished(d, adds, na);
+}
+
 /* The scenario's ending, once every message is answered. */
 static void conn_finish(struct conn *c)
 {
@@ -303,6 +476,9 @@ static void conn_finish(struct conn *c)
 		}
 		conn_done(c);
 		return;
+	case SCEN_CRASH:
+		conn_crash(c);
+		return;
 	default: /* echo, close, idle, silent: a plain close(), our FIN */
 		conn_done(c);
 		return;
@@ -312,8 +488,12 @@ static void conn_finish(struct conn *c)
 /* After progress: ends the connection when its scenario says so. 1 when it ended. */
 static int conn_check_end(struct conn *c)
 {
+	if (c->state >= CS_DYING)
+		return 0; /* vanish: its ending is the hold timer, or its close */
 	if (c->state == CS_HALF_CLOSED || conn_outstanding(c) > 0)
 		return 0;
+	if (c->state == CS_HOLD && c->scen == SCEN_VANISH)
+		return conn_vanish(c);
 	if (c->state == CS_HOLD && !c->stopping)
 		return 0;
 	if (c->stopping || c->sent >= c->planned) {
@@ -377,7 +557,9 @@ static void conn_eof(struct conn *c)
 {
 	struct driver *d = c->d;
 
-	if (c->state == CS_HALF_CLOSED && conn_outstanding(c) == 0) {
+	if (c->state >= CS_DYING)
+		conn_dead_end(c, OUTCOME_CLOSED); /* its FIN came before the drop rule */
+	else if (c->state == CS_HALF_CLOSED && conn_outstanding(c) == 0) {
 		hist_record(&d->r->fin_to_fin_us, (uint64_t)(now_us() - c->t_fin));
 		conn_done(c);
 	} else if (c->state == CS_HOLD && c->scen == SCEN_SILENT) {
@@ -389,7 +571,9 @@ static void conn_eof(struct conn *c)
 
 static void conn_error(struct conn *c, int err)
 {
-	if (c->state == CS_HOLD && c->scen == SCEN_SILENT && err == ECONNRESET)
+	if (c->state >= CS_DYING)
+		conn_dead_end(c, err == ECONNRESET ? OUTCOME_CLOSED : err);
+	else if (c->state == CS_HOLD && c->scen == SCEN_SILENT && err == ECONNRESET)
 		conn_closed_by_server(c);
 	else
 		conn_fail(c, err);
@@ -541,7 +725,7 @@ static int64_t conn_next_deadline(const struct conn *c)
 		EARLIER(c->sent_at[c->recvd % (uint64_t)o->pipeline] + o->reply_timeout_ms * 1000);
 	if (c->state == CS_HALF_CLOSED)
 		EARLIER(c->t_fin + o->reply_timeout_ms * 1000);
-	if (c->state == CS_HOLD && c->hold_until > 0 && !c->stopping)
+	if ((c->state == CS_HOLD || c->state == CS_DEAD) && c->hold_until > 0 && !c->stopping)
 		EARLIER(c->hold_until);
 	if (c->state == CS_HOLD && c->scen == SCEN_IDLE && conn_outstanding(c) == 0 && !c->stopping)
 		EARLIER(c->t_last_send + o->heartbeat_ms * 1000);
@@ -570,6 +754,13 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->state >= CS_DYING) {
+		if (c->state == CS_DEAD && c->hold_until > 0 && now >= c->hold_until)
+			conn_bury(c, OUTCOME_DONE);
+		else if (c->state == CS_DEAD)
+			conn_arm(c);
+		return;
+	}
 	if (c->state == CS_CONNECTING && now >= c->t_connect + o->connect_timeout_ms * 1000) {
 		conn_fail(c, FAIL_DEADLINE);
 		return;
@@ -634,7 +825,13 @@ static int conn_setup(struct conn *c)
 	if (o->user_timeout_ms > 0 &&
 	    sock_set_user_timeout(c->fd, (unsigned)o->user_timeout_ms) < 0)
 		return -1;
-	if (o->nsources > 0) {
+	if (c->scen == SCEN_CRASH && o->crash_srclen > 0) {
+		/* Its own source address: no other connection can reuse a crashed 4-tuple. */
+		if (sock_set_bind_no_port(c->fd) < 0)
+			return -1;
+		if (bind(c->fd, (const struct sockaddr *)&o->crash_src, o->crash_srclen) < 0)
+			return -1;
+	} else if (o->nsources > 0) {
 		struct sockaddr_in src = {.sin_family = AF_INET};
 		src.sin_addr.s_addr = options_source(o, c->id);
 		/* IP_BIND_ADDRESS_NO_PORT: the port is chosen at connect(), per destination,
@@ -660,7 +857,7 @@ static struct conn *conn_new(struct driver *d, uint64_t slot)
 	c->id = (uint64_t)d->worker + (uint64_t)d->nworkers * d->next_local++;
 	c->scen = (uint8_t)mix_pick(&o->mix, c->id);
 	c->state = CS_CONNECTING;
-	if (c->scen == SCEN_SILENT)
+	if (c->scen == SCEN_SILENT || c->scen == SCEN_VANISH)
 		c->planned = 1;
 	else if (c->scen == SCEN_IDLE ||
 		 (c->scen == SCEN_ECHO && o->scenario == SCEN_ECHO && o->duration_ms > 0))
@@ -760,6 +957,10 @@ static void pump_cb(evutil_socket_t fd, short what, void *arg)
  * sent, is cancelled; the others finish their scenario's ending. */
 static void conn_stop(struct conn *c)
 {
+	if (c->state >= CS_DYING) {
+		conn_dead_end(c, OUTCOME_DONE);
+		return;
+	}
 	if (c->state == CS_CONNECTING ||
 	    (c->state == CS_FIRST && c->sent == 0 && c->send_off == 0)) {
 		c->d->r->cancelled++;
@@ -802,6 +1003,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (++d->signals > 1) {
 		log_warn("second signal %d: exiting at once", (int)sig);
+		fault_teardown();
 		_exit(1);
 	}
 	log_info("signal %d: ending the run (finishing open connections; again to exit at once)",
@@ -831,8 +1033,9 @@ static int driver_events(struct driver *d)
 	d->sigint_ev = evsignal_new(d->base, SIGINT, signal_cb, d);
 	d->sigterm_ev = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->backoff_ev = evtimer_new(d->base, backoff_cb, d);
+	d->fault_ev = event_new(d->base, -1, 0, fault_flush_cb, d);
 	if (!d->pump_ev || !d->stop_ev || !d->tick_ev || !d->sigint_ev || !d->sigterm_ev ||
-	    !d->backoff_ev)
+	    !d->backoff_ev || !d->fault_ev)
 		return -1;
 	if (d->o->duration_ms > 0) {
 		struct timeval tv = clock_ms_to_tv(d->o->duration_ms);
@@ -850,8 +1053,8 @@ static int driver_events(struct driver *d)
 
 static void driver_free(struct driver *d)
 {
-	struct event *evs[] = {d->pump_ev,   d->stop_ev,    d->tick_ev,
-			       d->sigint_ev, d->sigterm_ev, d->backoff_ev};
+	struct event *evs[] = {d->pump_ev,    d->stop_ev,    d->tick_ev, d->sigint_ev,
+			       d->sigterm_ev, d->backoff_ev, d->fault_ev};
 
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
 		if (evs[i] != NULL)
@@ -867,6 +1070,11 @@ static void driver_free(struct driver *d)
 	free(d->queue);
 	free(d->waitq);
 	free(d->wait_until);
+	free(d->add_q);
+	free(d->del_q);
+	free(d->add_spare);
+	free(d->del_spare);
+	free(d->elems);
 	free(d);
 }
 
@@ -887,6 +1095,17 @@ static struct driver *driver_new(const struct client_opts *o, int worker, int nw
 	d->queue = calloc(d->nslots, sizeof(*d->queue));
 	d->waitq = calloc(d->nslots, sizeof(*d->waitq));
 	d->wait_until = calloc(d->nslots, sizeof(*d->wait_until));
+	if (options_runs(o, SCEN_VANISH)) {
+		d->add_q = calloc(d->nslots, sizeof(*d->add_q));
+		d->del_q = calloc(d->nslots, sizeof(*d->del_q));
+		d->add_spare = calloc(d->nslots, sizeof(*d->add_spare));
+		d->del_spare = calloc(d->nslots, sizeof(*d->del_spare));
+		d->elems = calloc(d->nslots, sizeof(*d->elems));
+		if (!d->add_q || !d->del_q || !d->add_spare || !d->del_spare || !d->elems) {
+			driver_free(d);
+			return NULL;
+		}
+	}
 	d->base = event_base_new();
 	if (d->slots == NULL || d->queue == NULL || d->waitq == NULL || d->wait_until == NULL ||
 	    d->base == NULL) {
@@ -902,6 +1121,7 @@ int driver_run(const struct client_opts *o, int worker, int nworkers, struct res
 	       driver_tick_fn tick, void *tick_arg)
 {
 	struct driver *d = driver_new(o, worker, nworkers, r);
+	int rc;
 
 	if (d == NULL) {
 		log_error("worker %d: cannot set up its event loop (out of memory)", worker);
@@ -925,6 +1145,7 @@ int driver_run(const struct client_opts *o, int worker, int nworkers, struct res
 	}
 	r->elapsed_us = now_us() - d->t_start;
 	r->done = 1;
+	rc = d->fatal;
 	driver_free(d);
-	return 0;
+	return rc;
 }

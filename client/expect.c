@@ -29,9 +29,21 @@ struct counter {
 #f, offsetof(struct result, f)                                                     \
 	}
 static const struct counter counters[] = {
-    C(attempted), C(connected),	 C(established),      C(completed),
-    C(failed),	  C(cancelled),	 C(closed_by_server), C(echo_mismatch),
-    C(messages),  C(bytes_sent), C(bytes_received),
+    C(attempted),
+    C(connected),
+    C(established),
+    C(completed),
+    C(failed),
+    C(cancelled),
+    C(closed_by_server),
+    C(echo_mismatch),
+    C(messages),
+    C(bytes_sent),
+    C(bytes_received),
+    {"crashed", offsetof(struct result, crashed.count)},
+    {"vanished", offsetof(struct result, vanished.count)},
+    C(dropped_from_server),
+    C(dropped_to_server),
 };
 #undef C
 

@@ -2,7 +2,8 @@
  *
  * Keys:
  *   attempted connected established completed failed cancelled closed_by_server
- *   echo_mismatch messages bytes_sent bytes_received
+ *   echo_mismatch messages bytes_sent bytes_received crashed vanished
+ *   dropped_from_server dropped_to_server (vanish: packets the drop rules discarded)
  *   failed.PHASE (connect, first_reply, echo, close), failed.KIND (ECONNREFUSED, deadline,
  *     eof, mismatch, any errno name)
  *   client.STATE, server.STATE (established, syn_sent, syn_recv, fin_wait1, fin_wait2,

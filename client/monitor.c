@@ -87,7 +87,7 @@ int monitor_init(struct monitor *m, const struct client_opts *o, struct result *
 
 /* The live counters of every worker, summed (each read may be a moment old). */
 struct progress {
-	uint64_t attempted, established, failed, messages, open_now, closing_now;
+	uint64_t attempted, established, failed, messages, open_now, closing_now, dead;
 };
 
 static void monitor_sum(const struct monitor *m, struct progress *sum)
@@ -101,6 +101,7 @@ static void monitor_sum(const struct monitor *m, struct progress *sum)
 		sum->messages += r->messages;
 		sum->open_now += r->open_now;
 		sum->closing_now += r->closing_now;
+		sum->dead += r->crashed.count + r->vanished.count;
 	}
 }
 
@@ -137,10 +138,11 @@ void monitor_tick(void *arg)
 	monitor_sum(m, &sum);
 	if (m->o->progress) {
 		double dt = (double)(now - m->last_us) / 1e6;
-		log_info("progress: established %llu, open %llu, closing %llu, failed %llu, %.0f "
-			 "msgs/s",
+		log_info("progress: established %llu, open %llu, closing %llu, failed %llu, "
+			 "dead %llu, %.0f msgs/s",
 			 (unsigned long long)sum.established, (unsigned long long)sum.open_now,
 			 (unsigned long long)sum.closing_now, (unsigned long long)sum.failed,
+			 (unsigned long long)sum.dead,
 			 dt > 0 ? (double)(sum.messages - m->last_messages) / dt : 0.0);
 	}
 	m->last_messages = sum.messages;

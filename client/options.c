@@ -161,16 +161,36 @@ void options_usage(void)
 	    "[--max-connecting N]\n"
 	    "         [--backoff T] [--settle T] [--keepalive IDLE,INTERVAL,COUNT] "
 	    "[--user-timeout T]\n"
-	    "         [--procs P] [--sources 127.0.0.2-127.0.0.40] [--json] [--progress|--quiet]\n"
+	    "         [--procs P] [--sources 127.0.0.2-127.0.0.40] [--crash-source ADDR]\n"
+	    "         [--json] [--progress|--quiet]\n"
 	    "         [--timeline F.csv] [--plot F.png] [--expect KEY=VALUE ...]\n"
 	    "       load-client states --port PORT [--json]\n"
 	    "       load-client merge A.json B.json ... [--json] [--expect KEY=VALUE ...]\n"
 	    "       load-client --help | --version\n"
-	    "scenarios: echo close half-close reset idle silent mixed (crash, vanish: not yet "
-	    "available)\n"
+	    "scenarios: echo close half-close reset idle silent crash vanish mixed\n"
+	    "  crash   --messages echoes, then the socket disappears without FIN or RST "
+	    "(TCP_REPAIR\n"
+	    "          close): the server's next segment is answered by RST. Churns like reset.\n"
+	    "          In a mix, crash connections need a source address of their own:\n"
+	    "          --crash-source ADDR, or the last address of --sources is kept for them.\n"
+	    "  vanish  the first echo, then the connection's packets are dropped both ways\n"
+	    "          (nftables table load_client_PID in this network namespace, deleted at "
+	    "exit);\n"
+	    "          held open and silent for --hold (until the end with --duration), then\n"
+	    "          closed with RST, dropped too. Refused in the initial network namespace: "
+	    "run\n"
+	    "          it under `ip netns exec`. The client sees nothing after the vanish: the\n"
+	    "          report gives when each connection vanished and the packets dropped; the\n"
+	    "          server's own close (or the server census, when visible) shows its "
+	    "detection.\n"
+	    "          --hold must outlast the server's detection: after it the server's next\n"
+	    "          segment is answered by RST.\n"
+	    "  Both need CAP_NET_ADMIN: without it \"skipped: needs CAP_NET_ADMIN\", exit 3.\n"
 	    "durations take a unit (ms, s, m, h); sizes are bytes or k/m; exit status: 0 ok, "
 	    "1 failure or\n"
-	    "violated --expect, 2 usage, 3 an expectation that could not be checked\n");
+	    "violated --expect, 2 usage (or vanish refused), 3 an expectation that could not be "
+	    "checked\n"
+	    "or a scenario that could not run (crash, vanish without CAP_NET_ADMIN or nft)\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -291,6 +311,26 @@ static int parse_sources(struct client_opts *o, const char *val)
 	return 0;
 }
 
+/* --crash-source ADDR: a numeric IPv4 or IPv6 address of this host. */
+static int parse_crash_source(struct client_opts *o, const char *val)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&o->crash_src;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&o->crash_src;
+
+	memset(&o->crash_src, 0, sizeof(o->crash_src));
+	if (inet_pton(AF_INET, val, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		o->crash_srclen = sizeof(*v4);
+	} else if (inet_pton(AF_INET6, val, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		o->crash_srclen = sizeof(*v6);
+	} else {
+		return usage_error("--crash-source: '%s': expected a numeric IPv4 or IPv6 address",
+				   val);
+	}
+	return 0;
+}
+
 static int parse_server(struct client_opts *o, const char *val)
 {
 	char err[256];
@@ -321,12 +361,6 @@ static int parse_scenario(struct client_opts *o, const char *val)
 
 	if (s < 0)
 		return usage_error("--scenario: unknown scenario '%s'", val);
-	if (s == SCEN_CRASH || s == SCEN_VANISH) {
-		log_plain("load-client: --scenario %s: not yet available (dead-peer scenarios "
-			  "come with the dead-peers issue)\n",
-			  val);
-		return -1;
-	}
 	o->scenario = s;
 	return 0;
 }
@@ -354,8 +388,9 @@ static int parse_switch(struct client_opts *o, const char *name)
 	return 1;
 }
 
-static const char *const value_flags[] = {"server",    "scenario", "mix",  "sources",
-					  "keepalive", "timeline", "plot", "expect"};
+static const char *const value_flags[] = {"server",  "scenario",  "mix",
+					  "sources", "keepalive", "timeline",
+					  "plot",    "expect",	  "crash-source"};
 
 static int known_flag(const char *name)
 {
@@ -384,6 +419,8 @@ static int parse_flag(struct client_opts *o, const char *name, const char *val, 
 	}
 	if (strcmp(name, "sources") == 0)
 		return parse_sources(o, val);
+	if (strcmp(name, "crash-source") == 0)
+		return parse_crash_source(o, val);
 	if (strcmp(name, "keepalive") == 0)
 		return parse_keepalive(o, val);
 	if (strcmp(name, "timeline") == 0)
@@ -413,6 +450,44 @@ static void options_defaults(struct client_opts *o)
 	o->progress = -1;
 }
 
+/* Crash connections need a source address no other connection of the run uses: a later
+ * connect() that picked a crashed connection's 4-tuple would send its SYN to the server's
+ * stale socket, whose challenge ACK our kernel answers with RST, resetting it early. Only
+ * crash connections: any source. In a mix: --crash-source, or the last of --sources. */
+static int check_crash_source(struct client_opts *o)
+{
+	int crash = options_runs(o, SCEN_CRASH), others = o->mix.total > o->mix.weight[SCEN_CRASH];
+
+	if (o->crash_srclen > 0 && !crash)
+		return usage_error(
+		    "--crash-source goes with crash connections (--scenario crash, or "
+		    "crash in --mix)");
+	if (o->crash_srclen > 0 && o->crash_src.ss_family != o->addr.ss_family)
+		return usage_error("--crash-source must be of the server's address family");
+	if (o->crash_srclen > 0 && o->nsources > 0) {
+		uint32_t a = ntohl(((struct sockaddr_in *)&o->crash_src)->sin_addr.s_addr);
+		if (a >= o->src_first && a <= o->src_last)
+			return usage_error(
+			    "--crash-source must not be one of --sources: other "
+			    "connections could reuse a crashed connection's 4-tuple");
+	}
+	if (!crash || !others || o->crash_srclen > 0)
+		return 0;
+	if (o->nsources < 2)
+		return usage_error(
+		    "crash connections in a mix need a source address of their own "
+		    "(else a later connection may reuse a crashed 4-tuple and reset "
+		    "the server's stale socket early): give --crash-source ADDR, or "
+		    "--sources with two or more addresses (the last is kept for crash)");
+	/* The last source becomes the crash source; the others keep the rest. */
+	((struct sockaddr_in *)&o->crash_src)->sin_family = AF_INET;
+	((struct sockaddr_in *)&o->crash_src)->sin_addr.s_addr = htonl(o->src_last);
+	o->crash_srclen = sizeof(struct sockaddr_in);
+	o->src_last--;
+	o->nsources--;
+	return 0;
+}
+
 /* Checks between flags, once all are read. */
 static int options_check(struct client_opts *o, int mix_given)
 {
@@ -430,6 +505,8 @@ static int options_check(struct client_opts *o, int mix_given)
 		mix_single(&o->mix, o->scenario);
 	if (o->nsources > 0 && o->addr.ss_family != AF_INET)
 		return usage_error("--sources are IPv4 addresses; the server %s is not", o->server);
+	if (check_crash_source(o) < 0)
+		return -1;
 	if (o->procs > o->connections)
 		return usage_error("--procs must not exceed --connections");
 	if (o->plot[0] != '\0' && o->timeline[0] == '\0')
@@ -468,6 +545,11 @@ int options_parse(struct client_opts *o, int argc, char **argv)
 			return -1;
 	}
 	return options_check(o, mix_given);
+}
+
+int options_runs(const struct client_opts *o, int s)
+{
+	return s >= 0 && s < SCEN_N && o->mix.weight[s] > 0;
 }
 
 uint32_t options_source(const struct client_opts *o, uint64_t id)

@@ -25,6 +25,10 @@ struct client_opts {
 	/* --sources A-B: IPv4 source addresses (host byte order), bound round robin */
 	uint32_t src_first, src_last;
 	int nsources; /* 0 = let the kernel choose */
+	/* The source address of crash connections: --crash-source, or in a mix the last
+	 * address of --sources (taken out of the range above). 0 = none. */
+	struct sockaddr_storage crash_src;
+	socklen_t crash_srclen;
 
 	/* what */
 	int scenario; /* enum scenario */
@@ -64,5 +68,7 @@ void options_usage(void);
 
 /* The source address of connection number `id` (network byte order). */
 uint32_t options_source(const struct client_opts *o, uint64_t id);
+/* Whether the mix holds scenario s. */
+int options_runs(const struct client_opts *o, int s);
 
 #endif

@@ -1,4 +1,5 @@
 #include "procs.h"
+#include "fault.h"
 #include "log.h"
 
 #include <errno.h>
@@ -119,6 +120,7 @@ static void parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 		log_warn("second signal %d: killing the workers, exiting at once", (int)sig);
 		for (int i = 0; i < p->n; i++)
 			kill(p->w[i].pid, SIGKILL);
+		fault_teardown();
 		_exit(1);
 	}
 	log_info("signal %d: ending the run (workers finish their connections; again to exit "

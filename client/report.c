@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The states a census can report, in the order of a connection's life. */
 static const int report_states[] = {
@@ -157,6 +158,25 @@ static void counts_json(struct jw *w, const struct result *r)
 	jw_obj_end(w);
 }
 
+static void dead_json(struct jw *w, const char *key, const struct dead_peers *p)
+{
+	jw_obj(w, key);
+	jw_u64(w, "count", p->count);
+	jw_i64(w, "first_unix_us", p->first_unix_us);
+	jw_i64(w, "last_unix_us", p->last_unix_us);
+	jw_obj_end(w);
+}
+
+static void dead_peers_json(struct jw *w, const struct result *r)
+{
+	jw_obj(w, "dead_peers");
+	dead_json(w, "crash", &r->crashed);
+	dead_json(w, "vanish", &r->vanished);
+	jw_u64(w, "dropped_from_server", r->dropped_from_server);
+	jw_u64(w, "dropped_to_server", r->dropped_to_server);
+	jw_obj_end(w);
+}
+
 static void failures_json(struct jw *w, const struct result *r)
 {
 	char buf[16];
@@ -243,6 +263,7 @@ static void expect_json(struct jw *w, const struct expect_set *ex)
 static void result_body_json(struct jw *w, const struct result *r)
 {
 	counts_json(w, r);
+	dead_peers_json(w, r);
 	failures_json(w, r);
 	jw_i64(w, "elapsed_us", r->elapsed_us);
 	jw_u64(w, "parts", r->parts);
@@ -304,6 +325,42 @@ static void hist_row(FILE *f, const char *name, const struct hist *h)
 		(double)hist_max(h) / 1000.0, (unsigned long long)hist_count(h));
 }
 
+/* "crashed 40 at 2026-11-26T03:57:01.123Z (within 3.1 ms)" */
+static void dead_text(FILE *f, const char *what, const struct dead_peers *p)
+{
+	time_t t = (time_t)(p->first_unix_us / 1000000);
+	struct tm tm;
+	char when[32] = "?";
+
+	fprintf(f, " %s %llu", what, (unsigned long long)p->count);
+	if (p->count == 0)
+		return;
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(f, " at %s.%03dZ (the last %.1f ms later)", when,
+		(int)(p->first_unix_us / 1000 % 1000),
+		(double)(p->last_unix_us - p->first_unix_us) / 1000.0);
+}
+
+static void dead_table(FILE *f, const struct result *r)
+{
+	if (r->crashed.count == 0 && r->vanished.count == 0 && r->by_scenario[SCEN_CRASH] == 0 &&
+	    r->by_scenario[SCEN_VANISH] == 0)
+		return;
+	fprintf(f, "dead peers    ");
+	dead_text(f, "crashed", &r->crashed);
+	fprintf(f, ";");
+	dead_text(f, "vanished", &r->vanished);
+	fprintf(f, "\n");
+	if (r->vanished.count > 0)
+		fprintf(
+		    f,
+		    "dropped        %llu packets from the server, %llu to it (after the vanish; "
+		    "the server's own log or census tells when it closed)\n",
+		    (unsigned long long)r->dropped_from_server,
+		    (unsigned long long)r->dropped_to_server);
+}
+
 static void expect_table(FILE *f, const struct expect_set *ex)
 {
 	for (int i = 0; ex != NULL && i < ex->n; i++) {
@@ -335,6 +392,7 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 		(unsigned long long)r->connected, (unsigned long long)r->completed,
 		(unsigned long long)r->cancelled, (unsigned long long)r->closed_by_server);
 	failures_table(f, r);
+	dead_table(f, r);
 	fprintf(f, "echo mismatch  %llu\n", (unsigned long long)r->echo_mismatch);
 	fprintf(f, "throughput     %.0f msgs/s  %.2f MB/s  (%llu messages in %.2f s)\n",
 		rate(r->messages, r->elapsed_us),
@@ -435,9 +493,41 @@ static int read_counts(struct result *r, const struct jnode *doc, char *err, siz
 		}
 	}
 	for (int s = 0; s < SCEN_N; s++) {
-		if (json_get_u64(by, scenario_name(s), &r->by_scenario[s]) < 0)
+		/* Results written before crash and vanish existed lack them. */
+		if (json_get_u64(by, scenario_name(s), &r->by_scenario[s]) < 0 &&
+		    (!scenario_kills(s) || json_get(by, scenario_name(s)) != NULL))
 			return read_fail(err, errlen, "by_scenario incomplete");
 	}
+	return 0;
+}
+
+static int read_dead(struct dead_peers *p, const struct jnode *n)
+{
+	uint64_t first = 0, last = 0;
+
+	if (n == NULL)
+		return 0;
+	if (json_get_u64(n, "count", &p->count) < 0 ||
+	    json_get_u64(n, "first_unix_us", &first) < 0 ||
+	    json_get_u64(n, "last_unix_us", &last) < 0)
+		return -1;
+	p->first_unix_us = (int64_t)first;
+	p->last_unix_us = (int64_t)last;
+	return 0;
+}
+
+/* Optional: results written before crash and vanish existed have no "dead_peers". */
+static int read_dead_peers(struct result *r, const struct jnode *doc, char *err, size_t errlen)
+{
+	const struct jnode *n = json_get(doc, "dead_peers");
+
+	if (n == NULL)
+		return 0;
+	if (read_dead(&r->crashed, json_get(n, "crash")) < 0 ||
+	    read_dead(&r->vanished, json_get(n, "vanish")) < 0 ||
+	    json_get_u64(n, "dropped_from_server", &r->dropped_from_server) < 0 ||
+	    json_get_u64(n, "dropped_to_server", &r->dropped_to_server) < 0)
+		return read_fail(err, errlen, "dead_peers malformed");
 	return 0;
 }
 
@@ -489,8 +579,8 @@ int report_read(struct result *r, struct run_info *info, const struct jnode *doc
 	memset(info, 0, sizeof(*info));
 	if (json_get_u64(doc, "version", &version) < 0 || version != 1)
 		return read_fail(err, errlen, "not a load-client result (version 1)");
-	if (read_counts(r, doc, err, errlen) < 0 || read_failures(r, doc, err, errlen) < 0 ||
-	    read_hists(r, doc, err, errlen) < 0)
+	if (read_counts(r, doc, err, errlen) < 0 || read_dead_peers(r, doc, err, errlen) < 0 ||
+	    read_failures(r, doc, err, errlen) < 0 || read_hists(r, doc, err, errlen) < 0)
 		return -1;
 	if (json_get_u64(doc, "elapsed_us", &elapsed) < 0)
 		return read_fail(err, errlen, "elapsed_us missing");

@@ -2,12 +2,16 @@
  *
  * JSON layout (version 1):
  *   {"version":1, "run":{...how it was run...}, "counts":{attempted, connected, ...},
- *    "by_scenario":{"echo":N,...}, "failures":{"connect":{"ECONNREFUSED":N,...},...},
+ *    "by_scenario":{"echo":N,...},
+ *    "dead_peers":{"crash":D, "vanish":D, "dropped_from_server":N, "dropped_to_server":N},
+ *    "failures":{"connect":{"ECONNREFUSED":N,...},...},
  *    "elapsed_us":N, "parts":N,
  *    "hist":{"connect_us":H, "rtt_us":H, "fin_to_fin_us":H, "server_close_us":H},
  *    "summary":{derived percentiles and rates, for readers; ignored by merge},
  *    "census":{"client":C, "server":C}, "expect":[...], "procs":[per-worker results]}
- * where H is common/hist.c's JSON form (exact) and C is
+ * where D is {"count":N, "first_unix_us":T, "last_unix_us":T} (wall clock, 0 when count
+ * is 0; merged as the earliest and the latest), H is common/hist.c's JSON form (exact) and
+ * C is
  *   {"visible":true, "total":N, "states":{"established":N,...}, "timers":{...},
  *    "accept_queue":N, "accept_backlog":N, "recv_q":N, "send_q":N, "elapsed_us":N}. */
 #ifndef TEARDOWN_REPORT_H

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const phase_names[PHASE_N] = {"connect", "first_reply", "echo", "close"};
 static const char *const special_kinds[FAIL_KINDS - FAIL_ERRNO_MAX] = {"deadline", "eof",
@@ -69,6 +70,10 @@ void result_merge(struct result *dst, const struct result *src)
 	dst->bytes_received += src->bytes_received;
 	for (int s = 0; s < SCEN_N; s++)
 		dst->by_scenario[s] += src->by_scenario[s];
+	result_dead_merge(&dst->crashed, &src->crashed);
+	result_dead_merge(&dst->vanished, &src->vanished);
+	dst->dropped_from_server += src->dropped_from_server;
+	dst->dropped_to_server += src->dropped_to_server;
 	for (int p = 0; p < PHASE_N; p++)
 		for (int k = 0; k < FAIL_KINDS; k++)
 			dst->fail[p][k] += src->fail[p][k];
@@ -91,6 +96,32 @@ void result_fail(struct result *r, enum phase ph, int kind)
 		kind = FAIL_ERRNO_MAX - 1; /* never lose a failure, even of an odd errno */
 	r->failed++;
 	r->fail[ph][kind]++;
+}
+
+void result_dead(struct dead_peers *d, uint64_t n, int64_t unix_us)
+{
+	struct dead_peers one = {n, unix_us, unix_us};
+
+	result_dead_merge(d, &one);
+}
+
+void result_dead_merge(struct dead_peers *dst, const struct dead_peers *src)
+{
+	if (src->count == 0)
+		return;
+	if (dst->count == 0 || src->first_unix_us < dst->first_unix_us)
+		dst->first_unix_us = src->first_unix_us;
+	if (dst->count == 0 || src->last_unix_us > dst->last_unix_us)
+		dst->last_unix_us = src->last_unix_us;
+	dst->count += src->count;
+}
+
+int64_t result_unix_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 const char *phase_name(int ph)

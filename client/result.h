@@ -36,6 +36,14 @@ struct census_view {
 	struct census_counts c;
 };
 
+/* When peers of this run died (crash, vanish): wall-clock times, so the results of
+ * several processes or machines merge (earliest first, latest last) and compare with a
+ * server's log. */
+struct dead_peers {
+	uint64_t count;
+	int64_t first_unix_us, last_unix_us; /* 0 while count is 0 */
+};
+
 struct result {
 	uint64_t attempted;	   /* connections started */
 	uint64_t connected;	   /* TCP handshake completed */
@@ -48,6 +56,12 @@ struct result {
 	uint64_t messages;	   /* echoes received complete and correct */
 	uint64_t bytes_sent, bytes_received;
 	uint64_t by_scenario[SCEN_N]; /* connections started per scenario */
+	struct dead_peers crashed;    /* crash connections closed in repair mode */
+	struct dead_peers vanished;   /* vanish connections whose packets are dropped */
+	/* vanish: packets the drop rules discarded (nftables counters, read at the end):
+	 * what the server sent to vanished connections (probes, retransmissions, its close)
+	 * and what they would have sent. */
+	uint64_t dropped_from_server, dropped_to_server;
 	uint64_t fail[PHASE_N][FAIL_KINDS];
 	int64_t elapsed_us; /* from the first connect to the last connection's end */
 	uint32_t parts;	    /* how many results were merged into this one */
@@ -70,6 +84,11 @@ void result_init(struct result *r);
 void result_merge(struct result *dst, const struct result *src);
 /* Counts one failure. */
 void result_fail(struct result *r, enum phase ph, int kind);
+/* Counts peers that died at unix_us (wall clock, microseconds). */
+void result_dead(struct dead_peers *d, uint64_t n, int64_t unix_us);
+void result_dead_merge(struct dead_peers *dst, const struct dead_peers *src);
+/* The wall clock in microseconds since 1970. */
+int64_t result_unix_us(void);
 
 const char *phase_name(int ph);
 int phase_parse(const char *s);

@@ -1,6 +1,7 @@
 #include "run.h"
 #include "driver.h"
 #include "expect.h"
+#include "fault.h"
 #include "log.h"
 #include "monitor.h"
 #include "procs.h"
@@ -52,7 +53,10 @@ static int is_loopback(const struct client_opts *o)
  * how many may exist at once, at most. -1: unknown (churn at an unlimited rate). */
 static double time_wait_estimate(const struct client_opts *o)
 {
-	double active = (double)(o->mix.total - o->mix.weight[SCEN_RESET]) / o->mix.total;
+	/* reset, crash and vanish (closed with RST) leave no TIME_WAIT. */
+	double active = (double)(o->mix.total - o->mix.weight[SCEN_RESET] -
+				 o->mix.weight[SCEN_CRASH] - o->mix.weight[SCEN_VANISH]) /
+			o->mix.total;
 	int churn = 0;
 
 	for (int s = 0; s < SCEN_N; s++)
@@ -259,6 +263,9 @@ int run_main(const struct client_opts *o)
 	}
 	if (check_ports(o) < 0 || check_fds(o) < 0)
 		goto out;
+	rc = fault_prepare(o);
+	if (rc != FAULT_READY)
+		goto out;
 	rc = 1;
 	results = procs_alloc((int)o->procs);
 	if (results == NULL) {
@@ -272,6 +279,9 @@ int run_main(const struct client_opts *o)
 	total->parts = 0;
 	for (int i = 0; i < (int)o->procs; i++)
 		result_merge(total, &results[i]);
+	if (options_runs(o, SCEN_VANISH) &&
+	    fault_counters(&total->dropped_from_server, &total->dropped_to_server) < 0)
+		log_warn("vanish: cannot read the drop counters of the nftables table");
 	monitor_final(&m, total);
 	expect_eval(ex, total);
 	run_info_fill(&info, o);
@@ -285,6 +295,7 @@ int run_main(const struct client_opts *o)
 out_monitor:
 	monitor_close(&m);
 out:
+	fault_teardown();
 	procs_free(results, (int)o->procs);
 	free(total);
 	free(ex);

@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const char *const names[SCEN_ALL] = {
-    "echo", "close", "half-close", "reset", "idle", "silent", "mixed", "crash", "vanish",
+    "echo", "close", "half-close", "reset", "idle", "silent", "crash", "vanish", "mixed",
 };
 
 const char *scenario_name(int s)
@@ -25,12 +25,17 @@ int scenario_parse(const char *name)
 
 int scenario_holds(int s)
 {
-	return s == SCEN_IDLE || s == SCEN_SILENT;
+	return s == SCEN_IDLE || s == SCEN_SILENT || s == SCEN_VANISH;
 }
 
 int scenario_churns(int s)
 {
-	return s == SCEN_CLOSE || s == SCEN_HALF_CLOSE || s == SCEN_RESET;
+	return s == SCEN_CLOSE || s == SCEN_HALF_CLOSE || s == SCEN_RESET || s == SCEN_CRASH;
+}
+
+int scenario_kills(int s)
+{
+	return s == SCEN_CRASH || s == SCEN_VANISH;
 }
 
 /* nginx's smooth weighted round robin: each step every scenario gains its weight, the
@@ -77,7 +82,7 @@ static int mix_item(char *item, struct mix *m, char *err, size_t errlen)
 	if (s < 0 || s >= SCEN_N) {
 		snprintf(err, errlen,
 			 "'%s' is not a scenario a mix can hold (echo, close, "
-			 "half-close, reset, idle, silent)",
+			 "half-close, reset, idle, silent, crash, vanish)",
 			 item);
 		return -1;
 	}

@@ -20,7 +20,23 @@
  *               interleaved deterministically by connection id. In a mix every scenario
  *               ends on its own (echo after --messages, idle and silent after --hold), so
  *               with --duration the mix of open connections stays what was asked.
- *   crash, vanish  reserved (dead peers): not yet available.
+ *   crash       --messages echoes, then the connection crashes: a delayed ACK is flushed
+ *               (TCP_QUICKACK), TCP_REPAIR is switched on and the socket closed, which
+ *               sends nothing, neither FIN nor RST. The host is alive but the socket is
+ *               gone, so the server's next segment (keepalive probe, heartbeat close,
+ *               retransmission) is answered by RST. Churn. Crash connections bind a
+ *               source address of their own (--crash-source, or the last of --sources in
+ *               a mix), so no other connection of the run can reuse a crashed 4-tuple,
+ *               whose SYN would reset the server's stale socket early. Needs
+ *               CAP_NET_ADMIN.
+ *   vanish      the first echo, then the peer stops answering: the connection's packets
+ *               are dropped both ways by nftables in the client's own network namespace
+ *               (client/fault.c; never the initial one). The socket stays open, sending
+ *               nothing, held like silent; then it is closed with RST (dropped too) and
+ *               its drop rule removed. The client cannot see the server's close through
+ *               the drop: the report says when each connection vanished, the server's
+ *               side (its close reasons, or the census when it is visible) says when it
+ *               noticed. Needs CAP_NET_ADMIN and nft.
  */
 #ifndef TEARDOWN_SCENARIO_H
 #define TEARDOWN_SCENARIO_H
@@ -35,10 +51,10 @@ enum scenario {
 	SCEN_RESET,
 	SCEN_IDLE,
 	SCEN_SILENT,
-	SCEN_N, /* the scenarios a single connection can run */
-	SCEN_MIXED = SCEN_N,
 	SCEN_CRASH,
 	SCEN_VANISH,
+	SCEN_N, /* the scenarios a single connection can run */
+	SCEN_MIXED = SCEN_N,
 	SCEN_ALL
 };
 
@@ -54,12 +70,14 @@ struct mix {
 const char *scenario_name(int s);
 /* Scenario number for a name ("half-close"), or -1. */
 int scenario_parse(const char *name);
-/* idle and silent: held open until the run ends. */
+/* idle, silent, vanish: held open until the run ends. */
 int scenario_holds(int s);
-/* close, half-close, reset: a finished connection is replaced while --duration lasts. */
+/* close, half-close, reset, crash: a finished connection is replaced while --duration lasts. */
 int scenario_churns(int s);
+/* crash, vanish: the peer dies (needs CAP_NET_ADMIN). */
+int scenario_kills(int s);
 
-/* "echo=50,close=30,reset=20" (only the six connection scenarios). 0, or -1 and a reason. */
+/* "echo=50,close=30,reset=20" (only connection scenarios, not mixed). 0, or -1 and a reason. */
 int mix_parse(const char *spec, struct mix *m, char *err, size_t errlen);
 /* A mix of one scenario. */
 void mix_single(struct mix *m, int s);

@@ -74,4 +74,4 @@ class ClientScenarioTest(ServerTest):
                             expect=("completed=40",))
         by = run.doc["by_scenario"]
         self.assertEqual(by, {"echo": 12, "close": 8, "half-close": 8, "reset": 4, "idle": 4,
-                              "silent": 4})
+                              "silent": 4, "crash": 0, "vanish": 0})

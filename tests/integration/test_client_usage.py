@@ -1,4 +1,4 @@
-# Goal of this test: bad load-client flags (and the reserved crash/vanish scenarios) print the reason and the usage on stderr, nothing on stdout, and exit 2 before connecting anywhere.
+# Goal of this test: bad load-client flags print the reason and the usage on stderr, nothing on stdout, and exit 2 before connecting anywhere.
 import unittest
 
 from test_client_helpers import run_client
@@ -19,6 +19,8 @@ BAD = [
     ["--server", "127.0.0.1:80", "--expect", "server.close_wait"],
     ["--server", "127.0.0.1:80", "--sources", "127.0.0.5-127.0.0.1"],
     ["--server", "127.0.0.1:80", "--keepalive", "1s"],
+    ["--server", "127.0.0.1:80", "--mix", "echo=1,crash=1"],  # crash needs its own source
+    ["--server", "127.0.0.1:80", "--crash-source", "127.0.0.9"],  # without crash
     ["states"],
     ["states", "--port", "99999"],
     ["merge"],
@@ -35,15 +37,6 @@ class ClientUsageTest(unittest.TestCase):
                 self.assertEqual(run.rc, 2, str(run))
                 self.assertEqual(run.out, "", str(run))
                 self.assertIn("usage:", run.err, str(run))
-
-    def test_reserved_scenarios(self):
-        for name in ("crash", "vanish"):
-            with self.subTest(scenario=name):
-                run = run_client(self, ["--server", "127.0.0.1:80", "--scenario", name],
-                                 timeout=20)
-                self.assertEqual(run.rc, 2, str(run))
-                self.assertIn("not yet available", run.err)
-                self.assertEqual(run.out, "")
 
     def test_too_many_for_one_process(self):
         # 30000 connections cannot fit one process's 20000 fds: it says so and how to fix.

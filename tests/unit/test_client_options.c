@@ -125,15 +125,24 @@ static void test_sources(void **state)
 
 static void test_errors(void **state)
 {
-	static const char *cases[][8] = {
+	static const char *cases[][10] = {
 	    {"--connections", "10", NULL},     /* no --server */
 	    {"--server", "127.0.0.1", NULL},   /* no port */
 	    {"--server", "127.0.0.1:0", NULL}, /* port 0 */
 	    {"--server", "127.0.0.1:80", "--connections", "0", NULL},
 	    {"--server", "127.0.0.1:80", "--connections", "12x", NULL},
-	    {"--server", "127.0.0.1:80", "--duration", "10", NULL},    /* no unit */
-	    {"--server", "127.0.0.1:80", "--scenario", "crash", NULL}, /* not yet */
-	    {"--server", "127.0.0.1:80", "--scenario", "vanish", NULL},
+	    {"--server", "127.0.0.1:80", "--duration", "10", NULL}, /* no unit */
+	    /* crash in a mix without a source of its own */
+	    {"--server", "127.0.0.1:80", "--mix", "echo=1,crash=1", NULL},
+	    {"--server", "127.0.0.1:80", "--mix", "echo=1,crash=1", "--sources", "127.0.0.2", NULL},
+	    {"--server", "127.0.0.1:80", "--crash-source", "127.0.0.9", NULL}, /* no crash */
+	    {"--server", "127.0.0.1:80", "--scenario", "crash", "--crash-source", "::1", NULL},
+	    {"--server", "127.0.0.1:80", "--scenario", "crash", "--crash-source", "127.0.0.300",
+	     NULL},
+	    {"--server", "127.0.0.1:80", "--scenario", "crash", "--crash-source", "localhost",
+	     NULL},
+	    {"--server", "127.0.0.1:80", "--mix", "echo=1,crash=1", "--sources",
+	     "127.0.0.2-127.0.0.5", "--crash-source", "127.0.0.3", NULL}, /* one of --sources */
 	    {"--server", "127.0.0.1:80", "--scenario", "nope", NULL},
 	    {"--server", "127.0.0.1:80", "--scenario", "mixed", NULL}, /* needs --mix */
 	    {"--server", "127.0.0.1:80", "--scenario", "echo", "--mix", "echo=1", NULL},
@@ -158,6 +167,60 @@ static void test_errors(void **state)
 	free(o);
 }
 
+static const char *ntoa(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	if (ss->ss_family == AF_INET6)
+		return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf,
+				 (socklen_t)len);
+	return inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf, (socklen_t)len);
+}
+
+/* Crash connections get a source address of their own: --crash-source, or in a mix the
+ * last of --sources, which the other connections then leave alone. */
+static void test_crash_source(void **state)
+{
+	struct client_opts *o = malloc(sizeof(*o));
+	const char *mix_sources[] = {"--server",  "127.0.0.1:80",	 "--mix", "echo=3,crash=1",
+				     "--sources", "127.0.0.2-127.0.0.4", NULL};
+	const char *flag[] = {"--server",
+			      "127.0.0.1:80",
+			      "--mix",
+			      "echo=3,crash=1",
+			      "--sources",
+			      "127.0.0.2-127.0.0.4",
+			      "--crash-source=127.0.0.9",
+			      NULL};
+	const char *only[] = {"--server", "127.0.0.1:80", "--scenario", "crash", NULL};
+	const char *v6[] = {"--server",	      "[::1]:80", "--mix", "crash=1,vanish=1",
+			    "--crash-source", "::2",	  NULL};
+	char buf[64];
+	struct in_addr a;
+
+	(void)state;
+	assert_int_equal(parse(o, mix_sources), 0);
+	assert_string_equal(ntoa(&o->crash_src, buf, sizeof(buf)), "127.0.0.4");
+	assert_int_equal(o->crash_srclen, sizeof(struct sockaddr_in));
+	assert_int_equal(o->nsources, 2);
+	a.s_addr = options_source(o, 2);
+	assert_string_equal(inet_ntoa(a), "127.0.0.2"); /* round robin over .2 and .3 only */
+	assert_true(options_runs(o, SCEN_CRASH) && options_runs(o, SCEN_ECHO));
+	assert_false(options_runs(o, SCEN_VANISH) || options_runs(o, SCEN_MIXED));
+
+	assert_int_equal(parse(o, flag), 0);
+	assert_string_equal(ntoa(&o->crash_src, buf, sizeof(buf)), "127.0.0.9");
+	assert_int_equal(o->nsources, 3);
+
+	/* Only crash connections: nothing else can reuse their 4-tuples. */
+	assert_int_equal(parse(o, only), 0);
+	assert_int_equal(o->scenario, SCEN_CRASH);
+	assert_int_equal(o->crash_srclen, 0);
+
+	assert_int_equal(parse(o, v6), 0);
+	assert_string_equal(ntoa(&o->crash_src, buf, sizeof(buf)), "::2");
+	assert_int_equal(o->crash_srclen, sizeof(struct sockaddr_in6));
+	free(o);
+}
+
 static void test_share(void **state)
 {
 	(void)state;
@@ -176,7 +239,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_sources),  cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_share),
+	    cmocka_unit_test(test_share),    cmocka_unit_test(test_crash_source),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

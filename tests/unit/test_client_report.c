@@ -34,6 +34,14 @@ static struct result *sample(uint64_t seed)
 	r->bytes_received = 64000 * seed + 5;
 	r->by_scenario[SCEN_ECHO] = 50;
 	r->by_scenario[SCEN_RESET] = 50 + seed;
+	r->by_scenario[SCEN_CRASH] = 5;
+	r->by_scenario[SCEN_VANISH] = 7;
+	/* crashes at T+seed ms and T+seed ms+4 ms; vanishes at T+2 s */
+	result_dead(&r->crashed, 3, 1700000000000000 + (int64_t)seed * 1000);
+	result_dead(&r->crashed, 2, 1700000000004000 + (int64_t)seed * 1000);
+	result_dead(&r->vanished, 7, 1700000002000000);
+	r->dropped_from_server = 7 + seed;
+	r->dropped_to_server = 9;
 	r->elapsed_us = 1000000 + (int64_t)seed;
 	result_fail(r, PHASE_CONNECT, ECONNREFUSED);
 	result_fail(r, PHASE_FIRST_REPLY, FAIL_DEADLINE);
@@ -144,6 +152,13 @@ static void test_merge_exact(void **state)
 	/* clients summed; the one server seen twice: the larger count per state */
 	assert_int_equal(direct->client.c.state[CENSUS_TIME_WAIT], 20);
 	assert_int_equal(direct->server.c.state[CENSUS_LISTEN], 1);
+	/* dead peers: counts summed, the earliest first and the latest last */
+	assert_int_equal(direct->crashed.count, 10);
+	assert_true(direct->crashed.first_unix_us == 1700000000001000);
+	assert_true(direct->crashed.last_unix_us == 1700000000006000);
+	assert_int_equal(direct->vanished.count, 14);
+	assert_true(direct->vanished.first_unix_us == 1700000002000000);
+	assert_int_equal(direct->dropped_from_server, 8 + 9);
 	free(ta);
 	free(tb);
 	free(a);
@@ -151,6 +166,58 @@ static void test_merge_exact(void **state)
 	free(ra);
 	free(rb);
 	free(direct);
+}
+
+/* Deaths merge whatever the order, and an empty side changes nothing. */
+static void test_dead_merge(void **state)
+{
+	struct dead_peers a = {0}, b = {0}, none = {0};
+
+	(void)state;
+	result_dead(&a, 1, 500);
+	result_dead(&b, 2, 900);
+	result_dead(&b, 1, 100);
+	result_dead_merge(&a, &none);
+	assert_int_equal(a.count, 1);
+	assert_true(a.first_unix_us == 500 && a.last_unix_us == 500);
+	result_dead_merge(&none, &a);
+	assert_true(none.count == 1 && none.first_unix_us == 500);
+	result_dead_merge(&a, &b);
+	assert_int_equal(a.count, 4);
+	assert_true(a.first_unix_us == 100 && a.last_unix_us == 900);
+	assert_true(result_unix_us() > 1600000000000000); /* the wall clock, in us */
+}
+
+/* A result written before crash and vanish existed (no "dead_peers", no crash or vanish
+ * in "by_scenario") still reads, with zero deaths. */
+static void cut(char *text, const char *what)
+{
+	char *p = strstr(text, what);
+
+	assert_non_null(p);
+	memmove(p, p + strlen(what), strlen(p + strlen(what)) + 1);
+}
+
+static void test_read_older(void **state)
+{
+	struct result *a = sample(2), *b;
+	char *text;
+
+	(void)state;
+	memset(&a->crashed, 0, sizeof(a->crashed));
+	memset(&a->vanished, 0, sizeof(a->vanished));
+	a->by_scenario[SCEN_CRASH] = a->by_scenario[SCEN_VANISH] = 0;
+	a->dropped_from_server = a->dropped_to_server = 0;
+	text = to_json(a);
+	cut(text, ",\"crash\":0,\"vanish\":0");
+	cut(text, "\"dead_peers\":{\"crash\":{\"count\":0,\"first_unix_us\":0,\"last_unix_us\":0},"
+		  "\"vanish\":{\"count\":0,\"first_unix_us\":0,\"last_unix_us\":0},"
+		  "\"dropped_from_server\":0,\"dropped_to_server\":0},");
+	b = from_json(text);
+	assert_same(a, b);
+	free(text);
+	free(a);
+	free(b);
 }
 
 static void test_fail_kinds(void **state)
@@ -216,7 +283,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),	 cmocka_unit_test(test_merge_exact),
 	    cmocka_unit_test(test_fail_kinds),	 cmocka_unit_test(test_json_reader),
-	    cmocka_unit_test(test_read_rejects),
+	    cmocka_unit_test(test_read_rejects), cmocka_unit_test(test_dead_merge),
+	    cmocka_unit_test(test_read_older),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,13 @@ static void test_names(void **state)
 	assert_true(scenario_churns(SCEN_CLOSE) && scenario_churns(SCEN_HALF_CLOSE) &&
 		    scenario_churns(SCEN_RESET));
 	assert_false(scenario_churns(SCEN_ECHO) || scenario_churns(SCEN_IDLE));
+	/* crash ends like reset (churn); vanish is held like silent */
+	assert_true(scenario_churns(SCEN_CRASH) && !scenario_holds(SCEN_CRASH));
+	assert_true(scenario_holds(SCEN_VANISH) && !scenario_churns(SCEN_VANISH));
+	assert_true(scenario_kills(SCEN_CRASH) && scenario_kills(SCEN_VANISH));
+	assert_false(scenario_kills(SCEN_RESET) || scenario_kills(SCEN_SILENT) ||
+		     scenario_kills(SCEN_MIXED));
+	assert_true(SCEN_CRASH < SCEN_N && SCEN_VANISH < SCEN_N); /* a connection runs them */
 }
 
 /* Any piece of a message generated on its own equals the same piece of the whole. */
@@ -92,7 +99,7 @@ static void test_mix_errors(void **state)
 	assert_int_equal(mix_parse("echo", &m, err, sizeof(err)), -1);
 	assert_int_equal(mix_parse("echo=x", &m, err, sizeof(err)), -1);
 	assert_int_equal(mix_parse("echo=-1", &m, err, sizeof(err)), -1);
-	assert_int_equal(mix_parse("crash=10", &m, err, sizeof(err)), -1);
+	assert_int_equal(mix_parse("vanish=x", &m, err, sizeof(err)), -1);
 	assert_int_equal(mix_parse("mixed=10", &m, err, sizeof(err)), -1);
 	assert_int_equal(mix_parse("echo=0", &m, err, sizeof(err)), -1);
 	assert_int_equal(mix_parse("echo=1,echo=2", &m, err, sizeof(err)), -1);
@@ -103,12 +110,30 @@ static void test_mix_errors(void **state)
 	assert_int_equal(mix_pick(&m, 7), SCEN_HALF_CLOSE);
 }
 
+/* crash and vanish take part in a mix like the others. */
+static void test_mix_dead_peers(void **state)
+{
+	struct mix m;
+	char err[128], back[128];
+	int count[SCEN_N] = {0};
+
+	(void)state;
+	assert_int_equal(mix_parse("echo=2,crash=1,vanish=1", &m, err, sizeof(err)), 0);
+	for (uint64_t id = 0; id < 400; id++)
+		count[mix_pick(&m, id)]++;
+	assert_int_equal(count[SCEN_ECHO], 200);
+	assert_int_equal(count[SCEN_CRASH], 100);
+	assert_int_equal(count[SCEN_VANISH], 100);
+	mix_format(&m, back, sizeof(back));
+	assert_string_equal(back, "echo=2,crash=1,vanish=1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_names),	    cmocka_unit_test(test_pattern_random_access),
 	    cmocka_unit_test(test_pattern_detects), cmocka_unit_test(test_mix_exact_and_spread),
-	    cmocka_unit_test(test_mix_errors),
+	    cmocka_unit_test(test_mix_errors),	    cmocka_unit_test(test_mix_dead_peers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
