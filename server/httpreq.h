@@ -12,9 +12,9 @@
 #include <stddef.h>
 
 enum httpreq_status {
-	HTTPREQ_BAD = -1,       /* not HTTP: answer 400 and close */
+	HTTPREQ_BAD = -1,	/* not HTTP: answer 400 and close */
 	HTTPREQ_INCOMPLETE = 0, /* valid so far: read more */
-	HTTPREQ_DONE = 1,       /* a whole head, ending at head_len */
+	HTTPREQ_DONE = 1,	/* a whole head, ending at head_len */
 };
 
 struct httpreq {

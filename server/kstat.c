@@ -12,18 +12,17 @@
 #define KSTAT_BUF (64 * 1024)
 
 static const char *const counter_names[KSTAT_NCOUNTERS] = {
-	"TCPAbortOnClose",     "TCPAbortOnData",  "TCPAbortOnTimeout", "TCPAbortOnMemory",
-	"TCPTimeWaitOverflow", "ListenOverflows", "ListenDrops",
+    "TCPAbortOnClose",	   "TCPAbortOnData",  "TCPAbortOnTimeout", "TCPAbortOnMemory",
+    "TCPTimeWaitOverflow", "ListenOverflows", "ListenDrops",
 };
 
 static const char *const counter_keys[KSTAT_NCOUNTERS] = {
-	"tcp_abort_on_close",     "tcp_abort_on_data", "tcp_abort_on_timeout",
-	"tcp_abort_on_memory",    "tcp_time_wait_overflow", "listen_overflows",
-	"listen_drops",
+    "tcp_abort_on_close",     "tcp_abort_on_data", "tcp_abort_on_timeout", "tcp_abort_on_memory",
+    "tcp_time_wait_overflow", "listen_overflows",  "listen_drops",
 };
 
 static const char *const sockstat_names[KSTAT_NSOCKSTAT] = {"inuse", "orphan", "tw", "alloc",
-							     "mem"};
+							    "mem"};
 
 const char *kstat_counter_name(enum kstat_counter c)
 {
@@ -125,7 +124,8 @@ int kstat_parse_netstat(const char *text, struct kstat *k)
 	while (*p != '\0') {
 		const char *e = line_end(p);
 
-		if (strncmp(p, "TcpExt:", 7) == 0 && *e == '\n' && strncmp(e + 1, "TcpExt:", 7) == 0)
+		if (strncmp(p, "TcpExt:", 7) == 0 && *e == '\n' &&
+		    strncmp(e + 1, "TcpExt:", 7) == 0)
 			return parse_tcpext_pair(p, e + 1, k);
 		p = *e == '\n' ? e + 1 : e;
 	}

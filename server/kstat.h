@@ -16,26 +16,26 @@
 
 enum kstat_counter {
 	KSTAT_ABORT_ON_CLOSE = 0, /* TCPAbortOnClose: closed with unread data, RST sent */
-	KSTAT_ABORT_ON_DATA,      /* TCPAbortOnData: data after close(), RST sent */
-	KSTAT_ABORT_ON_TIMEOUT,   /* TCPAbortOnTimeout: retransmissions or probes gave up */
-	KSTAT_ABORT_ON_MEMORY,    /* TCPAbortOnMemory: orphans over the limit or out of memory */
+	KSTAT_ABORT_ON_DATA,	  /* TCPAbortOnData: data after close(), RST sent */
+	KSTAT_ABORT_ON_TIMEOUT,	  /* TCPAbortOnTimeout: retransmissions or probes gave up */
+	KSTAT_ABORT_ON_MEMORY,	  /* TCPAbortOnMemory: orphans over the limit or out of memory */
 	KSTAT_TIME_WAIT_OVERFLOW, /* TCPTimeWaitOverflow: tcp_max_tw_buckets reached */
-	KSTAT_LISTEN_OVERFLOWS,   /* ListenOverflows: accept queue full */
-	KSTAT_LISTEN_DROPS,       /* ListenDrops: SYNs dropped at a listener (any reason) */
+	KSTAT_LISTEN_OVERFLOWS,	  /* ListenOverflows: accept queue full */
+	KSTAT_LISTEN_DROPS,	  /* ListenDrops: SYNs dropped at a listener (any reason) */
 	KSTAT_NCOUNTERS
 };
 
 enum kstat_sockstat {
 	KSTAT_TCP_INUSE = 0, /* TCP sockets in use (not TIME_WAIT) */
 	KSTAT_TCP_ORPHAN,    /* closed by their process, still held by the kernel */
-	KSTAT_TCP_TW,        /* TIME_WAIT */
+	KSTAT_TCP_TW,	     /* TIME_WAIT */
 	KSTAT_TCP_ALLOC,     /* allocated (including orphans and not yet accepted ones) */
-	KSTAT_TCP_MEM,       /* pages of TCP buffer memory */
+	KSTAT_TCP_MEM,	     /* pages of TCP buffer memory */
 	KSTAT_NSOCKSTAT
 };
 
 struct kstat {
-	unsigned tcpext_found;  /* bit i: counter i was present */
+	unsigned tcpext_found; /* bit i: counter i was present */
 	uint64_t tcpext[KSTAT_NCOUNTERS];
 	unsigned sockstat_found;
 	uint64_t sockstat[KSTAT_NSOCKSTAT];

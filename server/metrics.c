@@ -33,7 +33,7 @@ struct mclient {
 	struct metrics *m;
 	int fd;
 	enum mclient_phase phase;
-	int ev_set;         /* ev has been assigned */
+	int ev_set;	    /* ev has been assigned */
 	struct event ev;    /* EV_READ or EV_WRITE, persistent, per phase */
 	struct event timer; /* METRICS_TIMEOUT_MS from accept: the whole exchange */
 	struct evbuffer *out;
@@ -77,8 +77,8 @@ struct metrics_shared {
 /* Process-wide: set by main.c and workers.c before server_init. */
 static struct {
 	const char *port_file;
-	int worker;                    /* this worker's index; 0 without workers */
-	int prefork_fd;                /* the listener the parent opened, or -1 */
+	int worker;		       /* this worker's index; 0 without workers */
+	int prefork_fd;		       /* the listener the parent opened, or -1 */
 	struct metrics_shared *shared; /* NULL without workers */
 	size_t shared_len;
 } g = {NULL, 0, -1, NULL, 0};
@@ -113,8 +113,7 @@ int metrics_check_listen(const char *value, char *err, size_t errlen)
 	socklen_t sl;
 	char buf[CONF_STR_MAX + 16];
 
-	return sock_parse_hostport(metrics_address(value, buf, sizeof(buf)), &ss, &sl, err,
-				   errlen);
+	return sock_parse_hostport(metrics_address(value, buf, sizeof(buf)), &ss, &sl, err, errlen);
 }
 
 /* ---- listener ---------------------------------------------------------------------- */
@@ -157,7 +156,8 @@ static int metrics_open_listener(const struct server_config *cfg, int *exit_code
 	fd = sock_listen((struct sockaddr *)&ss, len, METRICS_MAX_CLIENTS * 2, 0);
 	if (fd < 0) {
 		log_error("metrics_listen %s: %s", addr, strerror(errno));
-		*exit_code = (errno == EADDRINUSE || errno == EADDRNOTAVAIL || errno == EACCES) ? 2 : 1;
+		*exit_code =
+		    (errno == EADDRINUSE || errno == EADDRNOTAVAIL || errno == EACCES) ? 2 : 1;
 		return -1;
 	}
 	if (metrics_write_port_file(sock_local_port(fd)) < 0) {
@@ -380,13 +380,20 @@ static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 static const char *status_text(int code)
 {
 	switch (code) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 500: return "Internal Server Error";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Error";
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 500:
+		return "Internal Server Error";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Error";
 	}
 }
 
@@ -435,8 +442,8 @@ static int mclient_answer(struct mclient *c, const struct httpreq *r)
 	if (body == NULL)
 		return -1;
 	if (metrics_render_page(c->m, body) == 0)
-		rc = mclient_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", body,
-				     head);
+		rc =
+		    mclient_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", body, head);
 	else
 		rc = mclient_error(c, 500, "out of memory");
 	evbuffer_free(body);
@@ -610,7 +617,8 @@ static void metrics_on_accept(evutil_socket_t fd, short what, void *arg)
 		if (cfd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
 				metrics_pause(m, errno);
 			else if (!is_transient(errno))
 				log_warn("metrics: accept: %s", strerror(errno));
@@ -740,6 +748,8 @@ void metrics_mark_fds(const struct server *srv, unsigned char *mark, size_t n)
 	if (m->kf.sockstat_fd >= 0 && (size_t)m->kf.sockstat_fd < n)
 		mark[m->kf.sockstat_fd] = 1;
 	TAILQ_FOREACH(c, &m->clients, link)
+	{
 		if ((size_t)c->fd < n)
 			mark[c->fd] = 1;
+	}
 }

@@ -26,7 +26,7 @@
 #include <stddef.h>
 
 #define METRICS_MAX_CLIENTS 8
-#define METRICS_REQ_MAX     8192
+#define METRICS_REQ_MAX	    8192
 #define METRICS_TIMEOUT_MS  5000
 
 struct server;

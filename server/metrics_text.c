@@ -11,20 +11,19 @@
 /* FIN-to-close: microseconds when the echo was already flushed, up to fin_timeout (30 s by
  * default) for a half-closed peer that reads slowly. */
 const struct mtext_bound metrics_text_fin_bounds[] = {
-	{"0.00001", 10},       {"0.000025", 25},      {"0.00005", 50},       {"0.0001", 100},
-	{"0.00025", 250},      {"0.0005", 500},       {"0.001", 1000},       {"0.0025", 2500},
-	{"0.005", 5000},       {"0.01", 10000},       {"0.025", 25000},      {"0.05", 50000},
-	{"0.1", 100000},       {"0.25", 250000},      {"0.5", 500000},       {"1", 1000000},
-	{"2.5", 2500000},      {"5", 5000000},        {"10", 10000000},      {"30", 30000000},
-	{"60", 60000000},      {"120", 120000000},    {"300", 300000000},
+    {"0.00001", 10},  {"0.000025", 25},	  {"0.00005", 50},    {"0.0001", 100},	{"0.00025", 250},
+    {"0.0005", 500},  {"0.001", 1000},	  {"0.0025", 2500},   {"0.005", 5000},	{"0.01", 10000},
+    {"0.025", 25000}, {"0.05", 50000},	  {"0.1", 100000},    {"0.25", 250000}, {"0.5", 500000},
+    {"1", 1000000},   {"2.5", 2500000},	  {"5", 5000000},     {"10", 10000000}, {"30", 30000000},
+    {"60", 60000000}, {"120", 120000000}, {"300", 300000000},
 };
 const size_t metrics_text_nfin_bounds =
-	sizeof(metrics_text_fin_bounds) / sizeof(metrics_text_fin_bounds[0]);
+    sizeof(metrics_text_fin_bounds) / sizeof(metrics_text_fin_bounds[0]);
 
 /* ---- writer ------------------------------------------------------------------------ */
 
 static void mtext_printf(struct mtext *w, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void mtext_printf(struct mtext *w, const char *fmt, ...)
 {
@@ -45,7 +44,10 @@ int metrics_text_escape_label(const char *in, char *out, size_t len)
 	if (len == 0)
 		return -1;
 	for (; *in != '\0'; in++) {
-		const char *rep = *in == '\\' ? "\\\\" : *in == '"' ? "\\\"" : *in == '\n' ? "\\n" : NULL;
+		const char *rep = *in == '\\'	? "\\\\"
+				  : *in == '"'	? "\\\""
+				  : *in == '\n' ? "\\n"
+						: NULL;
 		size_t k = rep != NULL ? 2 : 1;
 
 		if (n + k >= len) {
@@ -122,8 +124,8 @@ void metrics_text_u64(struct mtext *w, const char *name, const char *label, cons
 	mtext_sample(w, name, label, value, num);
 }
 
-void metrics_text_double(struct mtext *w, const char *name, const char *label,
-			 const char *value, double v)
+void metrics_text_double(struct mtext *w, const char *name, const char *label, const char *value,
+			 double v)
 {
 	char num[40];
 
@@ -180,7 +182,8 @@ static void render_connections(struct mtext *w, const struct metrics_view *v)
 		  "closes).",
 		  s->open);
 	mtext_one(w, "teardown_connections_accepted_total", "counter",
-		  "Connections accepted (including those closed at once as overload).", s->accepted);
+		  "Connections accepted (including those closed at once as overload).",
+		  s->accepted);
 	metrics_text_family(w, "teardown_connections_closed_total", "counter",
 			    "Connections closed, by their one close reason.");
 	for (int r = 0; r < CLOSE_NREASONS; r++)

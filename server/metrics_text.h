@@ -23,14 +23,14 @@ struct evbuffer;
 
 /* Everything one scrape reports. Pointers left NULL are families not reported. */
 struct metrics_view {
-	const struct stats *stats;            /* counters summed over the workers */
-	uint64_t workers;                     /* processes the figures are summed over */
-	const struct watchdog_fds *fds;       /* summed over the workers */
+	const struct stats *stats;	      /* counters summed over the workers */
+	uint64_t workers;		      /* processes the figures are summed over */
+	const struct watchdog_fds *fds;	      /* summed over the workers */
 	const struct watchdog_close_wait *cw; /* summed (oldest_ms: the maximum) */
 	const struct census_counts *census;   /* port-wide, from one process */
-	const struct kstat *kbase;            /* the kernel counters at start ... */
-	const struct kstat *know;             /* ... and now */
-	uint64_t metrics_rejected;            /* metrics connections refused (too many) */
+	const struct kstat *kbase;	      /* the kernel counters at start ... */
+	const struct kstat *know;	      /* ... and now */
+	uint64_t metrics_rejected;	      /* metrics connections refused (too many) */
 };
 
 /* A writer: appends to an evbuffer and remembers a failed append (out of memory). */
@@ -54,13 +54,12 @@ int metrics_text_escape_label(const char *in, char *out, size_t len);
  * NaN. */
 void metrics_text_format_double(double v, char *buf, size_t len);
 
-void metrics_text_family(struct mtext *w, const char *name, const char *type,
-			 const char *help);
+void metrics_text_family(struct mtext *w, const char *name, const char *type, const char *help);
 /* One sample; label may be NULL, else `name` and an unescaped value. */
 void metrics_text_u64(struct mtext *w, const char *name, const char *label, const char *value,
 		      uint64_t v);
-void metrics_text_double(struct mtext *w, const char *name, const char *label,
-			 const char *value, double v);
+void metrics_text_double(struct mtext *w, const char *name, const char *label, const char *value,
+			 double v);
 /* A histogram family from a struct hist of values in units of 1/scale (scale 1e6: values
  * in microseconds reported in seconds). Bucket le counts the hist buckets whose every value
  * is <= le (so a value less than 0.8% below a bound may be counted in the next one). */

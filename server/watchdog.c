@@ -140,8 +140,10 @@ static void mark_known(const struct watchdog *w, unsigned char *mark, size_t n)
 		mark[srv->reserve_fd] = 1;
 	metrics_mark_fds(srv, mark, n);
 	TAILQ_FOREACH(c, &srv->conns, link)
+	{
 		if (c->fd >= 0 && (size_t)c->fd < n)
 			mark[c->fd] = 2;
+	}
 }
 
 static void warn_unaccounted(struct watchdog *w, int fd)
@@ -288,7 +290,7 @@ static void cw_carry_ages(struct watchdog *w, int64_t now)
 	for (size_t i = 0; i < w->cur.n; i++) {
 		struct cw_rec *r = &w->cur.v[i];
 		const struct cw_rec *p =
-			w->prev.n ? bsearch(r, w->prev.v, w->prev.n, sizeof(*r), cmp_cookie) : NULL;
+		    w->prev.n ? bsearch(r, w->prev.v, w->prev.n, sizeof(*r), cmp_cookie) : NULL;
 		r->first_us = p != NULL ? p->first_us : now;
 	}
 	tmp = w->prev;
@@ -347,7 +349,8 @@ static void build_index(struct watchdog *w)
 	w->index = malloc((w->srv->nconns ? w->srv->nconns : 1) * sizeof(*w->index));
 	if (w->index == NULL)
 		return;
-	TAILQ_FOREACH(c, &w->srv->conns, link) {
+	TAILQ_FOREACH(c, &w->srv->conns, link)
+	{
 		if (n < w->srv->nconns && fstat(c->fd, &st) == 0)
 			w->index[n++] = (struct conn_ino){(uint32_t)st.st_ino, c};
 	}
@@ -423,8 +426,9 @@ static void cw_warn(const struct watchdog *w, const uint64_t *why)
 	}
 	log_warn("close-wait watchdog: %llu sockets on port %d in CLOSE_WAIT for more than %lldms "
 		 "and not being flushed, oldest %llums (%s)",
-		 (unsigned long long)w->cw.overdue, w->port, (long long)w->srv->cfg->close_wait_alarm,
-		 (unsigned long long)w->cw.oldest_ms, detail);
+		 (unsigned long long)w->cw.overdue, w->port,
+		 (long long)w->srv->cfg->close_wait_alarm, (unsigned long long)w->cw.oldest_ms,
+		 detail);
 }
 
 /* Judges every CLOSE_WAIT socket older than close_wait_alarm; warns once per census when

@@ -24,10 +24,10 @@
 struct server;
 
 struct watchdog_fds {
-	int valid;            /* 0 until measured (or when /proc/self/fd cannot be read) */
-	uint64_t open;        /* entries of /proc/self/fd */
-	uint64_t conns;       /* open fds that belong to the connection table */
-	uint64_t own;         /* open fds that are the server's own (listeners, event loop...) */
+	int valid;	      /* 0 until measured (or when /proc/self/fd cannot be read) */
+	uint64_t open;	      /* entries of /proc/self/fd */
+	uint64_t conns;	      /* open fds that belong to the connection table */
+	uint64_t own;	      /* open fds that are the server's own (listeners, event loop...) */
 	uint64_t unaccounted; /* open - conns - own: leaked or unknown */
 };
 

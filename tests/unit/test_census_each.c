@@ -147,8 +147,8 @@ static void test_mask_and_cookie(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_records),
-		cmocka_unit_test(test_mask_and_cookie),
+	    cmocka_unit_test(test_records),
+	    cmocka_unit_test(test_mask_and_cookie),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -97,7 +97,8 @@ static void test_family_and_samples(void **state)
 	char *t;
 
 	(void)state;
-	metrics_text_family(&w, "x_total", "counter", "Backslash \\ and\nnewline, \"quotes\" kept.");
+	metrics_text_family(&w, "x_total", "counter",
+			    "Backslash \\ and\nnewline, \"quotes\" kept.");
 	metrics_text_u64(&w, "x_total", "reason", "write-timeout", 18446744073709551615ULL);
 	metrics_text_u64(&w, "x_total", "reason", "a\"b", 0);
 	metrics_text_double(&w, "x_total", NULL, NULL, 2.5);
@@ -116,7 +117,8 @@ static void test_family_and_samples(void **state)
  * sum is exact and scaled. */
 static void test_histogram(void **state)
 {
-	static const struct mtext_bound bounds[] = {{"0.00001", 10}, {"0.001", 1000}, {"1", 1000000}};
+	static const struct mtext_bound bounds[] = {
+	    {"0.00001", 10}, {"0.001", 1000}, {"1", 1000000}};
 	struct evbuffer *b = evbuffer_new();
 	struct mtext w = {.b = b, .failed = 0};
 	struct hist *h = calloc(1, sizeof(*h));
@@ -124,10 +126,10 @@ static void test_histogram(void **state)
 
 	(void)state;
 	hist_record_n(h, 0, 2);
-	hist_record(h, 10);      /* exact bucket: counted in le=0.00001 */
-	hist_record(h, 11);      /* next */
-	hist_record(h, 999);     /* bucket [998, 999]: in le=0.001 */
-	hist_record(h, 1000);    /* bucket [1000, 1003] reaches above 1000: next bound */
+	hist_record(h, 10);	 /* exact bucket: counted in le=0.00001 */
+	hist_record(h, 11);	 /* next */
+	hist_record(h, 999);	 /* bucket [998, 999]: in le=0.001 */
+	hist_record(h, 1000);	 /* bucket [1000, 1003] reaches above 1000: next bound */
 	hist_record(h, 5000000); /* above every bound */
 	metrics_text_histogram(&w, "lat_seconds", "Latency.", h, bounds, 3, 1e6);
 	assert_int_equal(w.failed, 0);
@@ -154,7 +156,8 @@ static void test_fin_bounds_increase(void **state)
 		assert_true(fabs(strtod(metrics_text_fin_bounds[i].le, NULL) * 1e6 -
 				 (double)metrics_text_fin_bounds[i].us) < 0.5);
 		if (i > 0)
-			assert_true(metrics_text_fin_bounds[i].us > metrics_text_fin_bounds[i - 1].us);
+			assert_true(metrics_text_fin_bounds[i].us >
+				    metrics_text_fin_bounds[i - 1].us);
 	}
 }
 
@@ -204,11 +207,17 @@ static void test_render_page(void **state)
 {
 	struct stats *s = sample_stats();
 	struct watchdog_fds fds = {.valid = 1, .open = 20, .conns = 3, .own = 16, .unaccounted = 1};
-	struct watchdog_close_wait cw = {.flushing = 2, .overdue = 4, .oldest_ms = 1500, .warnings = 7};
+	struct watchdog_close_wait cw = {
+	    .flushing = 2, .overdue = 4, .oldest_ms = 1500, .warnings = 7};
 	struct census_counts census = {0};
 	struct kstat base = {0}, now = {0};
-	struct metrics_view v = {.stats = s, .workers = 2, .fds = &fds, .cw = &cw,
-				 .census = &census, .kbase = &base, .know = &now,
+	struct metrics_view v = {.stats = s,
+				 .workers = 2,
+				 .fds = &fds,
+				 .cw = &cw,
+				 .census = &census,
+				 .kbase = &base,
+				 .know = &now,
 				 .metrics_rejected = 1};
 	struct evbuffer *b = evbuffer_new();
 	char *t;
@@ -320,22 +329,22 @@ static void test_http_prefixes(void **state)
 static void test_http_bad(void **state)
 {
 	static const char *const bad[] = {
-		"\x16\x03\x01",             /* TLS */
-		" GET",                     /* leading space */
-		"GET  /",                   /* two spaces */
-		"GE(T / HTTP/1.1\r\n",      /* not a token */
-		"GET / HTTP/1.1 \r\n",      /* junk after the version */
-		"GET / HTTQ",               /* not HTTP */
-		"GET / HTTP/1.x",           /* not a digit */
-		"GET /\r\n\r\n",            /* HTTP/0.9 */
-		"GET /\x01 HTTP/1.1\r\n",   /* control byte in the target */
-		"GET / HTTP/1.1\rX",        /* CR without LF */
-		"GET / HTTP/1.1\r\nNo colon\r\n\r\n",
-		"GET / HTTP/1.1\r\nName : v\r\n\r\n",
-		"GET / HTTP/1.1\r\n folded\r\n\r\n",
-		"GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n",
-		"GET / HTTP/1.1\r\n:v\r\n\r\n",
-		"\r\n",
+	    "\x16\x03\x01",	      /* TLS */
+	    " GET",		      /* leading space */
+	    "GET  /",		      /* two spaces */
+	    "GE(T / HTTP/1.1\r\n",    /* not a token */
+	    "GET / HTTP/1.1 \r\n",    /* junk after the version */
+	    "GET / HTTQ",	      /* not HTTP */
+	    "GET / HTTP/1.x",	      /* not a digit */
+	    "GET /\r\n\r\n",	      /* HTTP/0.9 */
+	    "GET /\x01 HTTP/1.1\r\n", /* control byte in the target */
+	    "GET / HTTP/1.1\rX",      /* CR without LF */
+	    "GET / HTTP/1.1\r\nNo colon\r\n\r\n",
+	    "GET / HTTP/1.1\r\nName : v\r\n\r\n",
+	    "GET / HTTP/1.1\r\n folded\r\n\r\n",
+	    "GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n",
+	    "GET / HTTP/1.1\r\n:v\r\n\r\n",
+	    "\r\n",
 	};
 	struct httpreq r;
 
@@ -352,11 +361,11 @@ static void test_http_bad(void **state)
 static void test_kstat_parse(void **state)
 {
 	static const char netstat[] =
-		"TcpExt: SyncookiesSent TCPAbortOnClose ListenOverflows ListenDrops "
-		"TCPAbortOnData\n"
-		"TcpExt: 1 22 333 4444 55\n"
-		"IpExt: InNoRoutes\n"
-		"IpExt: 7\n";
+	    "TcpExt: SyncookiesSent TCPAbortOnClose ListenOverflows ListenDrops "
+	    "TCPAbortOnData\n"
+	    "TcpExt: 1 22 333 4444 55\n"
+	    "IpExt: InNoRoutes\n"
+	    "IpExt: 7\n";
 	static const char sockstat[] = "sockets: used 18\n"
 				       "TCP: inuse 5 orphan 1 tw 1699 alloc 14 mem 88\n"
 				       "UDP: inuse 0 mem 0\n";
@@ -402,18 +411,12 @@ static void test_kstat_read(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_escape_label),
-		cmocka_unit_test(test_format_double),
-		cmocka_unit_test(test_family_and_samples),
-		cmocka_unit_test(test_histogram),
-		cmocka_unit_test(test_fin_bounds_increase),
-		cmocka_unit_test(test_render_page),
-		cmocka_unit_test(test_render_without_census),
-		cmocka_unit_test(test_http_complete),
-		cmocka_unit_test(test_http_prefixes),
-		cmocka_unit_test(test_http_bad),
-		cmocka_unit_test(test_kstat_parse),
-		cmocka_unit_test(test_kstat_read),
+	    cmocka_unit_test(test_escape_label),	  cmocka_unit_test(test_format_double),
+	    cmocka_unit_test(test_family_and_samples),	  cmocka_unit_test(test_histogram),
+	    cmocka_unit_test(test_fin_bounds_increase),	  cmocka_unit_test(test_render_page),
+	    cmocka_unit_test(test_render_without_census), cmocka_unit_test(test_http_complete),
+	    cmocka_unit_test(test_http_prefixes),	  cmocka_unit_test(test_http_bad),
+	    cmocka_unit_test(test_kstat_parse),		  cmocka_unit_test(test_kstat_read),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
