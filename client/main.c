@@ -1,7 +1,8 @@
 /* bin/load-client: drives teardown scenarios against a TCP echo server and counts socket
  * states on both ends. Subcommands: (none) a run, `states` a census, `merge` of --json
- * results. Exit status: 0 ok, 1 runtime failure or violated --expect, 2 usage, 3 an
- * expectation that could not be checked. */
+ * results. Exit status: 0 ok, 1 runtime failure or violated --expect, 2 usage (or vanish
+ * refused in the initial network namespace), 3 an expectation that could not be checked
+ * or a scenario that could not run (crash, vanish without CAP_NET_ADMIN). */
 #include "census.h"
 #include "expect.h"
 #include "log.h"
