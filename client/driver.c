@@ -1134,6 +1134,7 @@ int driver_run(const struct client_opts *o, int worker, int nworkers, struct res
 		driver_free(d);
 		return 1;
 	}
+	fault_signals(0); /* the loop handles them now */
 	d->t_start = now_us();
 	d->t_tokens = d->t_start;
 	d->tokens = 1.0;
@@ -1146,6 +1147,7 @@ int driver_run(const struct client_opts *o, int worker, int nworkers, struct res
 	r->elapsed_us = now_us() - d->t_start;
 	r->done = 1;
 	rc = d->fatal;
+	fault_signals(1); /* its handlers go with it */
 	driver_free(d);
 	return rc;
 }

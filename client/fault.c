@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -112,6 +113,22 @@ static int have_nft(void)
 
 /* ---- the table ---- */
 
+static void signals_mask(int how)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(how, &set, NULL);
+}
+
+void fault_signals(int blocked)
+{
+	if (table[0] != '\0')
+		signals_mask(blocked ? SIG_BLOCK : SIG_UNBLOCK);
+}
+
 int fault_table_script(char *buf, size_t len, const char *name, const struct sockaddr *sa)
 {
 	char addr[INET6_ADDRSTRLEN];
@@ -180,10 +197,12 @@ static int make_table(const struct client_opts *o)
 		table[0] = '\0';
 		return -1;
 	}
+	signals_mask(SIG_BLOCK); /* until the loop handles them (fault_signals) */
 	if (nft_script(script) < 0) {
 		log_error("vanish: nft could not create table inet %s (its message is above)",
 			  table);
 		table[0] = '\0';
+		signals_mask(SIG_UNBLOCK);
 		return -1;
 	}
 	owner = getpid();
@@ -233,6 +252,7 @@ void fault_teardown(void)
 		log_error("vanish: could not delete nftables table inet %s: delete it with `%s`",
 			  table, cmd);
 	table[0] = '\0';
+	signals_mask(SIG_UNBLOCK);
 }
 
 /* ---- elements ---- */

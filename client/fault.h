@@ -45,6 +45,13 @@ int fault_prepare(const struct client_opts *o);
 /* Deletes the table, when this process made it; anything else is a no-op. Safe to call
  * more than once, and from a signal callback before _exit(). */
 void fault_teardown(void);
+/* While the table exists, SIGINT and SIGTERM are blocked wherever the program has no
+ * handler of its own for them (before and after the event loops), so that a signal there
+ * cannot kill the process between making the table and deleting it: a pending one is
+ * taken by the loop's handler once it is installed, or by the default action once the
+ * table is gone. fault_signals(0) from a loop that handles them, fault_signals(1) before
+ * it stops handling them. No-op without a table. */
+void fault_signals(int blocked);
 
 /* The set element of a connected socket (its local address and port), into buf of
  * FAULT_ELEM_MAX. 0, or -1 with errno. */

@@ -164,7 +164,9 @@ static int parent_loop(struct parent *p, struct monitor *m)
 			goto out;
 		event_add(p->w[i].ev, NULL);
 	}
+	fault_signals(0); /* handled by this loop now */
 	event_base_dispatch(p->base);
+	fault_signals(1);
 	rc = 0;
 out:
 	for (int i = 0; i < p->n; i++) {

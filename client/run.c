@@ -282,6 +282,7 @@ int run_main(const struct client_opts *o)
 	if (options_runs(o, SCEN_VANISH) &&
 	    fault_counters(&total->dropped_from_server, &total->dropped_to_server) < 0)
 		log_warn("vanish: cannot read the drop counters of the nftables table");
+	fault_teardown(); /* every vanished socket is closed and out of the set by now */
 	monitor_final(&m, total);
 	expect_eval(ex, total);
 	run_info_fill(&info, o);

@@ -36,7 +36,9 @@
  *               its drop rule removed. The client cannot see the server's close through
  *               the drop: the report says when each connection vanished, the server's
  *               side (its close reasons, or the census when it is visible) says when it
- *               noticed. Needs CAP_NET_ADMIN and nft.
+ *               noticed. The client's own --keepalive / --user-timeout still run:
+ *               if they give up first, a failure (echo/ETIMEDOUT). Needs
+ *               CAP_NET_ADMIN and nft.
  */
 #ifndef TEARDOWN_SCENARIO_H
 #define TEARDOWN_SCENARIO_H
