@@ -202,17 +202,37 @@ class MetricsAbuseTest(ServerTest):
 
 class MetricsWorkersTest(ServerTest):
     def children(self, srv):
-        """The workers, oldest first (worker 0 is forked first)."""
-        started = {}
+        """The live workers."""
+        kids = []
         for p in process_tree(srv.pid):
             try:
                 with open(f"/proc/{p}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
+                    state = f.read().rsplit(")", 1)[1].split()[0]
             except OSError:
                 continue  # exited meanwhile
-            if p != srv.pid and fields[0] != "Z":
-                started[p] = int(fields[19])
-        return sorted(started, key=started.get)
+            if p != srv.pid and state != "Z":
+                kids.append(p)
+        return kids
+
+    def worker0(self, srv, mport):
+        """The worker holding the metrics listener (the parent holds it too)."""
+        inode = None
+        for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == mport:
+                        inode = parts[9]
+        self.assertIsNotNone(inode, "the metrics listener in /proc/net/tcp")
+        for p in self.children(srv):
+            try:
+                links = [os.readlink(f"/proc/{p}/fd/{fd}") for fd in os.listdir(f"/proc/{p}/fd")]
+            except OSError:
+                continue
+            if f"socket:[{inode}]" in links:
+                return p
+        raise AssertionError("no worker holds the metrics listener")
 
     def test_workers_are_summed_and_port_figures_are_not(self):
         srv, mport = start_with_metrics(self, mode="leaky",
@@ -237,18 +257,19 @@ class MetricsWorkersTest(ServerTest):
         self.assertEqual(value(fams, "teardown_fds_unaccounted"), 0)
         # Worker 0 serves /metrics; killed, it is replaced and serves the same port, and
         # the counters of the dead worker are kept.
-        kids = self.children(srv)
-        self.assertEqual(len(kids), 3)
-        os.kill(kids[0], signal.SIGKILL)
-        wait_until(lambda: kids[0] not in self.children(srv)
-                   and len(self.children(srv)) == 3, 20, "a new worker 0")
+        self.assertEqual(len(self.children(srv)), 3)
+        w0 = self.worker0(srv, mport)
+        os.kill(w0, signal.SIGKILL)
+        wait_until(lambda: w0 not in self.children(srv) and len(self.children(srv)) == 3, 20,
+                   "a new worker 0")
         fams = wait_metrics(mport, lambda f: value(f, "teardown_workers") == 3, 20,
                             "3 workers summed again")
         self.assertGreaterEqual(value(fams, "teardown_connections_accepted_total"), n)
         echo_close(self, srv.port, 3, b"after\n")
-        fams = wait_metrics(mport, lambda f: value(f, "teardown_connections_accepted_total")
-                            >= n + 3, 20, "accepted_total counts on after the restart")
-        self.assertEqual(value(fams, "teardown_port_sockets", state="listen"), 3)
+        wait_metrics(mport, lambda f: value(f, "teardown_connections_accepted_total") >= n + 3
+                     and value(f, "teardown_port_sockets", state="listen") == 3, 20,
+                     "accepted_total counting on after the restart, 3 listeners in the census")
+        self.assertNotEqual(self.worker0(srv, mport), w0)
 
 
 class MetricsConfigTest(ServerTest):
