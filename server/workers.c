@@ -109,6 +109,31 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+/* A signal reached the parent. SIGUSR1: each worker logs its own counters. The first
+ * SIGTERM/SIGINT is forwarded (one drain); a second kills the workers. Returns 1 when the
+ * supervisor must return at once. */
+static int workers_on_signal(const pid_t *pids, int n, int alive, int *stopping)
+{
+	int sig = got_signal;
+
+	got_signal = 0;
+	if (sig == SIGUSR1) {
+		workers_signal_all(pids, n, SIGUSR1);
+		return 0;
+	}
+	if (sig == 0)
+		return 0;
+	if (*stopping) {
+		log_warn("second signal: killing the workers");
+		workers_signal_all(pids, n, SIGKILL);
+		return 1;
+	}
+	*stopping = 1;
+	log_info("graceful drain: forwarding SIGTERM to %d workers", alive);
+	workers_signal_all(pids, n, SIGTERM);
+	return 0;
+}
+
 /* Waits for the children; restarts one that dies before the shutdown, with a backoff
  * that doubles up to MAX_BACKOFF_MS. Returns 0 if all exited 0 after a shutdown. */
 static int workers_supervise(const struct server_config *cfg, pid_t *pids, int n, int ready)
@@ -119,17 +144,8 @@ static int workers_supervise(const struct server_config *cfg, pid_t *pids, int n
 	while (alive > 0) {
 		pid_t pid = waitpid(-1, &status, 0);
 		if (pid < 0 && errno == EINTR) {
-			if (got_signal && stopping) {
-				log_warn("second signal: killing the workers");
-				workers_signal_all(pids, n, SIGKILL);
+			if (workers_on_signal(pids, n, alive, &stopping))
 				return 1;
-			}
-			if (got_signal) {
-				stopping = 1;
-				got_signal = 0;
-				log_info("graceful drain: forwarding SIGTERM to %d workers", alive);
-				workers_signal_all(pids, n, SIGTERM);
-			}
 			continue;
 		}
 		if (pid < 0)
@@ -189,6 +205,7 @@ int workers_run(const struct server_config *base_cfg, const char *port_file)
 		return 1;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	for (int i = 0; i < n; i++)
 		pids[i] = workers_spawn(&cfg, pipefd[1], i);
 	for (int i = 0; i < n; i++) {
