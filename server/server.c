@@ -25,11 +25,25 @@ static void server_on_accept(evutil_socket_t fd, short what, void *arg);
 
 /* ---- start ------------------------------------------------------------------------- */
 
+/* libevent's own warnings go through log.c like every other line (only log.c writes to
+ * stderr, and its lines are rate limited). */
+static void server_on_libevent_log(int severity, const char *msg)
+{
+	enum log_level level = severity >= EVENT_LOG_ERR    ? LOG_LVL_ERROR
+			       : severity >= EVENT_LOG_WARN ? LOG_LVL_WARN
+			       : severity >= EVENT_LOG_MSG  ? LOG_LVL_INFO
+							    : LOG_LVL_DEBUG;
+
+	log_msg(level, "libevent: %s", msg);
+}
+
 static struct event_base *server_new_base(void)
 {
-	struct event_config *ec = event_config_new();
+	struct event_config *ec;
 	struct event_base *base;
 
+	event_set_log_callback(server_on_libevent_log);
+	ec = event_config_new();
 	if (ec == NULL)
 		return NULL;
 	/* EV_CLOSED (EPOLLRDHUP) is only delivered by backends with this feature (epoll). */
@@ -153,6 +167,10 @@ int server_init(struct server *srv, const struct server_config *cfg, const char 
 	/* The reserve fd is given up on EMFILE so one pending connection can be accepted and
 	 * closed (nginx and libevent's evconnlistener leave the queue to hang instead). */
 	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (srv->reserve_fd < 0) {
+		log_error("open /dev/null (the reserve fd for EMFILE): %s", strerror(errno));
+		return -1;
+	}
 	if (metrics_start(srv, exit_code) < 0)
 		return -1;
 	watchdog_start(srv); /* last: it notes the server's own fds; runs without it */
@@ -188,6 +206,9 @@ static void server_on_emfile(struct server *srv, int err)
 			srv->stats.shed++;
 		}
 		srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (srv->reserve_fd < 0)
+			log_warn("reopening the reserve fd: %s; EMFILE now only pauses the listener",
+				 strerror(errno));
 		if (fd < 0)
 			break;
 	}

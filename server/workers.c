@@ -24,6 +24,9 @@
 #define MAX_BACKOFF_MS 5000
 
 static volatile sig_atomic_t got_signal;
+/* The parent's own fds (the port-reserving socket, the ready pipe's read end): a child
+ * closes them first thing, so no worker holds what only the supervisor uses. */
+static int parent_fds[2] = {-1, -1};
 
 static void on_signal(int sig)
 {
@@ -63,6 +66,9 @@ static void workers_child(const struct server_config *cfg, int ready)
 	struct server srv;
 	int code;
 
+	for (int i = 0; i < 2; i++)
+		if (parent_fds[i] >= 0)
+			close(parent_fds[i]);
 	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	signal(SIGINT, SIG_DFL);
@@ -201,8 +207,13 @@ int workers_run(const struct server_config *base_cfg, const char *port_file)
 		close(reserve);
 		return rc;
 	}
-	if (pipe(pipefd) < 0)
+	if (pipe(pipefd) < 0) {
+		log_error("pipe: %s", strerror(errno));
+		close(reserve);
 		return 1;
+	}
+	parent_fds[0] = reserve;
+	parent_fds[1] = pipefd[0];
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
