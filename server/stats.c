@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +32,15 @@ enum close_reason stats_reason_for_errno(int err)
 }
 
 /* Resident set size in KiB from /proc/self/statm (pages), or 0. */
+/* Heap in use (malloc'd and not freed, including mmap'd blocks), KiB: what the server
+ * itself holds, unlike RSS, which also counts freed memory the allocator keeps. */
+static unsigned long stats_heap_kb(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return (unsigned long)((mi.uordblks + mi.hblkhd) / 1024);
+}
+
 static unsigned long stats_rss_kb(void)
 {
 	unsigned long size, resident;
@@ -67,10 +77,10 @@ const char *stats_json(const struct stats *s, char *buf, size_t len)
 	       (unsigned long long)hist_percentile(&s->fin_to_close_us, 99.9),
 	       (unsigned long long)hist_max(&s->fin_to_close_us));
 	APPEND(",\"bytes_in\":%llu,\"bytes_out\":%llu,\"emfile_pauses\":%llu,\"shed\":%llu,"
-	       "\"eof_ignored\":%llu,\"fd_unaccounted\":%lld,\"rss_kb\":%lu}",
+	       "\"eof_ignored\":%llu,\"fd_unaccounted\":%lld,\"heap_kb\":%lu,\"rss_kb\":%lu}",
 	       (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
 	       (unsigned long long)s->emfile_pauses, (unsigned long long)s->shed,
-	       (unsigned long long)s->eof_ignored, (long long)s->fd_unaccounted, stats_rss_kb());
+	       (unsigned long long)s->eof_ignored, (long long)s->fd_unaccounted, stats_heap_kb(), stats_rss_kb());
 #undef APPEND
 	if (n >= len && len > 0)
 		buf[len - 1] = '\0';

@@ -42,14 +42,18 @@ class AbuseTest(ServerTest):
         socks = [self.connect(srv.port) for _ in range(n)]
         for s in socks:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        heap0 = srv.counters()["heap_kb"]
         sent = [len(send_until_blocked(s, 64 << 20, stall=0.3)) for s in socks]
         c = srv.counters()
         held = c["bytes_in"] - c["bytes_out"]
         grew = rss_kb(srv.pid) - rss0
+        heap = c["heap_kb"] - heap0
         print(f"{n} peers that never read sent {sum(sent) >> 20} MiB in all; the server holds "
               f"{held} bytes of echo ({held / n / 1024:.0f} KiB each, limit "
-              f"{(HWM + READ) >> 10} KiB); RSS +{grew} KiB")
+              f"{(HWM + READ) >> 10} KiB); heap (mallinfo2) +{heap} KiB; RSS +{grew} KiB")
         self.assertLessEqual(held, n * (HWM + READ))
+        if not sanitized():  # ASan replaces malloc: mallinfo2 says nothing there
+            self.assertLessEqual(heap, n * (HWM + READ) // 1024 + 256)
         if not sanitized():
             self.assertLess(grew, n * (HWM + READ) // 1024 + 2048)
         c = srv.wait_counters(lambda c: c["open"] == 0, 10, "write_timeout to close them")
