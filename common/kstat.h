@@ -3,13 +3,16 @@
  * line of /proc/net/sockstat (sockets in use, orphans, TIME_WAIT, allocated, memory).
  *
  * These are per network namespace, not per process: every process of the namespace adds to
- * them. The server reports the TcpExt counters as deltas since it started and the sockstat
- * figures as they are now.
+ * the TcpExt counters. Of the sockstat line only inuse and tw are the namespace's; orphan,
+ * alloc and mem are the kernel's global counts (the whole host), and the limits they are
+ * compared with (tcp_max_orphans, tcp_mem) are host-wide sysctls that a namespace other
+ * than the initial one cannot read. The server (since it started) and the load client
+ * (over a run) report the TcpExt counters as deltas and the sockstat figures as they are.
  *
  * The two files are opened once (kstat_open) and re-read with pread() at offset 0, which
  * makes the kernel generate them afresh (seq_file), so a read still works at the fd limit. */
-#ifndef TEARDOWN_SERVER_KSTAT_H
-#define TEARDOWN_SERVER_KSTAT_H
+#ifndef TEARDOWN_KSTAT_H
+#define TEARDOWN_KSTAT_H
 
 #include <stddef.h>
 #include <stdint.h>
