@@ -24,6 +24,9 @@ static const char *const counter_keys[KSTAT_NCOUNTERS] = {
 static const char *const sockstat_names[KSTAT_NSOCKSTAT] = {"inuse", "orphan", "tw", "alloc",
 							    "mem"};
 
+static const char *const limit_names[KSTAT_NLIMITS] = {"tcp_max_orphans", "tcp_mem_low",
+						       "tcp_mem_pressure", "tcp_mem_high"};
+
 const char *kstat_counter_name(enum kstat_counter c)
 {
 	return (unsigned)c < KSTAT_NCOUNTERS ? counter_names[c] : "?";
@@ -37,6 +40,46 @@ const char *kstat_counter_key(enum kstat_counter c)
 const char *kstat_sockstat_name(enum kstat_sockstat s)
 {
 	return (unsigned)s < KSTAT_NSOCKSTAT ? sockstat_names[s] : "?";
+}
+
+const char *kstat_limit_name(enum kstat_limit l)
+{
+	return (unsigned)l < KSTAT_NLIMITS ? limit_names[l] : "?";
+}
+
+static int name_index(const char *const *names, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+int kstat_counter_parse(const char *name)
+{
+	return name_index(counter_names, KSTAT_NCOUNTERS, name);
+}
+
+int kstat_sockstat_parse(const char *name)
+{
+	return name_index(sockstat_names, KSTAT_NSOCKSTAT, name);
+}
+
+int kstat_limit_parse(const char *name)
+{
+	return name_index(limit_names, KSTAT_NLIMITS, name);
+}
+
+void kstat_delta(const struct kstat *start, const struct kstat *end, struct kstat *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->tcpext_found = start->tcpext_found & end->tcpext_found;
+	for (int i = 0; i < KSTAT_NCOUNTERS; i++) {
+		if ((d->tcpext_found & (1U << i)) && end->tcpext[i] > start->tcpext[i])
+			d->tcpext[i] = end->tcpext[i] - start->tcpext[i];
+	}
+	d->sockstat_found = end->sockstat_found;
+	memcpy(d->sockstat, end->sockstat, sizeof(d->sockstat));
 }
 
 /* The next space-separated token of the line [*p, end): its start, its length in *len; NULL
@@ -168,6 +211,44 @@ int kstat_parse_sockstat(const char *text, struct kstat *k)
 	return -1;
 }
 
+/* n blank-separated numbers, then at most a newline: 0, or -1. */
+static int parse_numbers(const char *text, uint64_t *v, int n)
+{
+	const char *p = text;
+
+	for (int i = 0; i < n; i++) {
+		size_t len;
+		p += strspn(p, " \t");
+		len = strspn(p, "0123456789");
+		if (token_u64(p, len, &v[i]) < 0)
+			return -1;
+		p += len;
+	}
+	p += strspn(p, " \t");
+	return strcmp(p, "") == 0 || strcmp(p, "\n") == 0 ? 0 : -1;
+}
+
+int kstat_parse_max_orphans(const char *text, struct kstat_limits *l)
+{
+	if (parse_numbers(text, &l->v[KSTAT_MAX_ORPHANS], 1) < 0)
+		return -1;
+	l->found |= 1U << KSTAT_MAX_ORPHANS;
+	return 0;
+}
+
+int kstat_parse_tcp_mem(const char *text, struct kstat_limits *l)
+{
+	uint64_t v[3];
+
+	if (parse_numbers(text, v, 3) < 0)
+		return -1;
+	l->v[KSTAT_MEM_LOW] = v[0];
+	l->v[KSTAT_MEM_PRESSURE] = v[1];
+	l->v[KSTAT_MEM_HIGH] = v[2];
+	l->found |= 1U << KSTAT_MEM_LOW | 1U << KSTAT_MEM_PRESSURE | 1U << KSTAT_MEM_HIGH;
+	return 0;
+}
+
 static int kstat_open_one(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -248,4 +329,36 @@ void kstat_read(const struct kstat_files *f, struct kstat *k)
 	kstat_read_one(f->sockstat_fd, "/proc/net/sockstat", kstat_parse_sockstat, buf, k,
 		       &sockstat_reported);
 	free(buf);
+}
+
+/* One small sysctl file into buf (NUL-terminated); -1 when it cannot be read. */
+static int read_small(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = kstat_pread(fd, buf, len);
+	close(fd);
+	return rc;
+}
+
+void kstat_read_limits(struct kstat_limits *l)
+{
+	static const char *const paths[] = {"/proc/sys/net/ipv4/tcp_max_orphans",
+					    "/proc/sys/net/ipv4/tcp_mem"};
+	int (*const parse[])(const char *, struct kstat_limits *) = {kstat_parse_max_orphans,
+								     kstat_parse_tcp_mem};
+	char buf[128];
+
+	memset(l, 0, sizeof(*l));
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (read_small(paths[i], buf, sizeof(buf)) < 0)
+			log_debug("%s: %s (a host-wide sysctl: only the initial network namespace "
+				  "has it)",
+				  paths[i], strerror(errno));
+		else if (parse[i](buf, l) < 0)
+			log_warn("%s: not in the expected format", paths[i]);
+	}
 }

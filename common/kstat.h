@@ -44,6 +44,21 @@ struct kstat {
 	uint64_t sockstat[KSTAT_NSOCKSTAT];
 };
 
+/* The host-wide limits the sockstat figures meet: net.ipv4.tcp_max_orphans (orphans beyond
+ * it are reset: TCPAbortOnMemory) and the three pages thresholds of net.ipv4.tcp_mem. */
+enum kstat_limit {
+	KSTAT_MAX_ORPHANS = 0, /* tcp_max_orphans */
+	KSTAT_MEM_LOW,	       /* tcp_mem[0]: below it TCP memory is not regulated */
+	KSTAT_MEM_PRESSURE,    /* tcp_mem[1]: memory pressure from here */
+	KSTAT_MEM_HIGH,	       /* tcp_mem[2]: no more allocation beyond it */
+	KSTAT_NLIMITS
+};
+
+struct kstat_limits {
+	unsigned found; /* bit i: limit i could be read */
+	uint64_t v[KSTAT_NLIMITS];
+};
+
 struct kstat_files {
 	int netstat_fd; /* -1 when not available */
 	int sockstat_fd;
@@ -54,12 +69,28 @@ const char *kstat_counter_name(enum kstat_counter c);
 const char *kstat_counter_key(enum kstat_counter c);
 /* "inuse", "orphan", "tw", "alloc", "mem". */
 const char *kstat_sockstat_name(enum kstat_sockstat s);
+/* "tcp_max_orphans", "tcp_mem_low", "tcp_mem_pressure", "tcp_mem_high". */
+const char *kstat_limit_name(enum kstat_limit l);
+/* The index of a kernel name ("TCPAbortOnClose", exact case), a sockstat name or a limit
+ * name; -1 when it is none of them. */
+int kstat_counter_parse(const char *name);
+int kstat_sockstat_parse(const char *name);
+int kstat_limit_parse(const char *name);
+
+/* What happened between two reads: d's TcpExt counters are end - start (found in both; a
+ * counter that went back, which a namespace's never do, counts 0), its sockstat figures
+ * are those of end. */
+void kstat_delta(const struct kstat *start, const struct kstat *end, struct kstat *d);
 
 /* Parse the text of /proc/net/netstat (header line and value line per group) and of
  * /proc/net/sockstat into *k (the other half of *k is left as it is). 0, or -1 when the
  * text has no TcpExt (TCP) line or a malformed one. */
 int kstat_parse_netstat(const char *text, struct kstat *k);
 int kstat_parse_sockstat(const char *text, struct kstat *k);
+/* The text of /proc/sys/net/ipv4/tcp_max_orphans (one number) or of tcp_mem (three,
+ * tab-separated) into *l. 0, or -1 when malformed. */
+int kstat_parse_max_orphans(const char *text, struct kstat_limits *l);
+int kstat_parse_tcp_mem(const char *text, struct kstat_limits *l);
 
 /* Opens both files; a file that cannot be opened is left at -1 and reported once. 0 when at
  * least one could be opened. */
@@ -67,5 +98,8 @@ int kstat_open(struct kstat_files *f);
 void kstat_close(struct kstat_files *f);
 /* Reads both; *k is zeroed first; what could not be read stays not found. */
 void kstat_read(const struct kstat_files *f, struct kstat *k);
+/* Reads the limits (zeroed first). In a network namespace other than the initial one the
+ * files do not exist: nothing is found, and that is not reported. */
+void kstat_read_limits(struct kstat_limits *l);
 
 #endif

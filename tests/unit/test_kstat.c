@@ -8,6 +8,9 @@
 
 #include "kstat.h"
 
+#include <string.h>
+#include <sys/stat.h>
+
 static void test_kstat_parse(void **state)
 {
 	static const char netstat[] =
@@ -42,6 +45,75 @@ static void test_kstat_parse(void **state)
 	assert_string_equal(kstat_counter_key(KSTAT_LISTEN_DROPS), "listen_drops");
 }
 
+static void test_kstat_names(void **state)
+{
+	(void)state;
+	for (int i = 0; i < KSTAT_NCOUNTERS; i++)
+		assert_int_equal(kstat_counter_parse(kstat_counter_name((enum kstat_counter)i)), i);
+	for (int i = 0; i < KSTAT_NSOCKSTAT; i++)
+		assert_int_equal(kstat_sockstat_parse(kstat_sockstat_name((enum kstat_sockstat)i)),
+				 i);
+	for (int i = 0; i < KSTAT_NLIMITS; i++)
+		assert_int_equal(kstat_limit_parse(kstat_limit_name((enum kstat_limit)i)), i);
+	assert_int_equal(kstat_counter_parse("TCPAbortOnClose"), KSTAT_ABORT_ON_CLOSE);
+	assert_int_equal(kstat_counter_parse("tcpabortonclose"), -1); /* the kernel's case */
+	assert_int_equal(kstat_counter_parse("TCPAbortOnLinger"), -1);
+	assert_int_equal(kstat_sockstat_parse("orphans"), -1);
+	assert_int_equal(kstat_limit_parse("tcp_mem"), -1);
+}
+
+/* Deltas of the counters found in both reads; sockstat as at the end. */
+static void test_kstat_delta(void **state)
+{
+	struct kstat a = {0}, b = {0}, d;
+
+	(void)state;
+	a.tcpext_found = 1U << KSTAT_ABORT_ON_DATA | 1U << KSTAT_LISTEN_DROPS;
+	a.tcpext[KSTAT_ABORT_ON_DATA] = 100;
+	a.tcpext[KSTAT_LISTEN_DROPS] = 7;
+	b.tcpext_found =
+	    1U << KSTAT_ABORT_ON_DATA | 1U << KSTAT_LISTEN_DROPS | 1U << KSTAT_ABORT_ON_CLOSE;
+	b.tcpext[KSTAT_ABORT_ON_DATA] = 150;
+	b.tcpext[KSTAT_LISTEN_DROPS] = 3; /* went back: never in a namespace; counts 0 */
+	b.tcpext[KSTAT_ABORT_ON_CLOSE] = 9;
+	a.sockstat_found = 1U << KSTAT_TCP_TW;
+	a.sockstat[KSTAT_TCP_TW] = 1000;
+	b.sockstat_found = 1U << KSTAT_TCP_TW | 1U << KSTAT_TCP_ORPHAN;
+	b.sockstat[KSTAT_TCP_TW] = 40;
+	b.sockstat[KSTAT_TCP_ORPHAN] = 2;
+	kstat_delta(&a, &b, &d);
+	assert_int_equal(d.tcpext_found, 1U << KSTAT_ABORT_ON_DATA | 1U << KSTAT_LISTEN_DROPS);
+	assert_int_equal(d.tcpext[KSTAT_ABORT_ON_DATA], 50);
+	assert_int_equal(d.tcpext[KSTAT_LISTEN_DROPS], 0);
+	assert_int_equal(d.tcpext[KSTAT_ABORT_ON_CLOSE], 0); /* not read at the start */
+	assert_int_equal(d.sockstat_found, b.sockstat_found);
+	assert_int_equal(d.sockstat[KSTAT_TCP_TW], 40);
+	assert_int_equal(d.sockstat[KSTAT_TCP_ORPHAN], 2);
+}
+
+static void test_kstat_limits_parse(void **state)
+{
+	struct kstat_limits l = {0};
+
+	(void)state;
+	assert_int_equal(kstat_parse_max_orphans("131072\n", &l), 0);
+	assert_int_equal(l.found, 1U << KSTAT_MAX_ORPHANS);
+	assert_int_equal(l.v[KSTAT_MAX_ORPHANS], 131072);
+	assert_int_equal(kstat_parse_tcp_mem("287898\t383867\t575796\n", &l), 0);
+	assert_int_equal(l.found, (1U << KSTAT_NLIMITS) - 1);
+	assert_int_equal(l.v[KSTAT_MEM_LOW], 287898);
+	assert_int_equal(l.v[KSTAT_MEM_PRESSURE], 383867);
+	assert_int_equal(l.v[KSTAT_MEM_HIGH], 575796);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(kstat_parse_tcp_mem("1 2\n", &l), -1);
+	assert_int_equal(kstat_parse_tcp_mem("1 2 3 4\n", &l), -1);
+	assert_int_equal(kstat_parse_max_orphans("", &l), -1);
+	assert_int_equal(kstat_parse_max_orphans("-1\n", &l), -1);
+	assert_int_equal(kstat_parse_max_orphans("12x\n", &l), -1);
+	assert_int_equal(kstat_parse_max_orphans("99999999999999999999999\n", &l), -1);
+	assert_int_equal(l.found, 0);
+}
+
 /* The live files parse on this kernel. */
 static void test_kstat_read(void **state)
 {
@@ -58,11 +130,29 @@ static void test_kstat_read(void **state)
 	assert_true(k.sockstat_found & (1U << KSTAT_TCP_INUSE));
 }
 
+/* The limits: all of them in the initial network namespace (whose inode number is fixed:
+ * PROC_NET_INIT_INO), none in another. */
+static void test_kstat_read_limits(void **state)
+{
+	struct kstat_limits l;
+	struct stat self;
+
+	(void)state;
+	kstat_read_limits(&l);
+	if (stat("/proc/self/ns/net", &self) < 0)
+		skip();
+	if (self.st_ino == 0xEFFFFFF9U)
+		assert_int_equal(l.found, (1U << KSTAT_NLIMITS) - 1);
+	else
+		assert_int_equal(l.found, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_kstat_parse),
-	    cmocka_unit_test(test_kstat_read),
+	    cmocka_unit_test(test_kstat_parse), cmocka_unit_test(test_kstat_names),
+	    cmocka_unit_test(test_kstat_delta), cmocka_unit_test(test_kstat_limits_parse),
+	    cmocka_unit_test(test_kstat_read),	cmocka_unit_test(test_kstat_read_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
