@@ -118,26 +118,9 @@ int metrics_check_listen(const char *value, char *err, size_t errlen)
 
 /* ---- listener ---------------------------------------------------------------------- */
 
-/* Written to PATH.tmp then renamed, so a reader never sees a partial number. */
 static int metrics_write_port_file(int port)
 {
-	char tmp[4096];
-	FILE *f;
-
-	if (g.port_file == NULL)
-		return 0;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", g.port_file) >= (int)sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	f = fopen(tmp, "w");
-	if (f == NULL)
-		return -1;
-	if (fprintf(f, "%d\n", port) < 0 || fclose(f) != 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return rename(tmp, g.port_file);
+	return g.port_file != NULL ? server_write_port_file(g.port_file, port) : 0;
 }
 
 static int metrics_open_listener(const struct server_config *cfg, int *exit_code)

@@ -65,8 +65,7 @@ static const struct timeval *server_common_timeout(struct server *srv, int64_t m
 	return event_base_init_common_timeout(srv->base, &tv);
 }
 
-/* Written to PATH.tmp then renamed, so a reader never sees a partial port number. */
-static int server_write_port_file(const char *path, int port)
+int server_write_port_file(const char *path, int port)
 {
 	char tmp[4096];
 	FILE *f;

@@ -51,6 +51,10 @@ int server_init(struct server *srv, const struct server_config *cfg, const char 
 int server_run(struct server *srv);
 void server_free(struct server *srv);
 
+/* Writes "PORT\n" to PATH.tmp, then renames it to PATH, so a reader never sees a partial
+ * number (--port-file, --metrics-port-file, workers). 0, or -1 with errno. */
+int server_write_port_file(const char *path, int port);
+
 /* Called by conn.c when a connection is gone (the drain may be complete). */
 void server_conn_closed(struct server *srv);
 

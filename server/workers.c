@@ -179,19 +179,6 @@ static int workers_supervise(const struct server_config *cfg, pid_t *pids, int n
 	return rc;
 }
 
-static int workers_write_port_file(const char *path, const struct server_config *cfg)
-{
-	char tmp[4096];
-	const char *colon = strrchr(cfg->listen, ':');
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (f == NULL || fprintf(f, "%s\n", colon + 1) < 0 || fclose(f) != 0)
-		return -1;
-	return rename(tmp, path);
-}
-
 int workers_run(const struct server_config *base_cfg, const char *port_file)
 {
 	struct server_config cfg = *base_cfg;
@@ -232,7 +219,7 @@ int workers_run(const struct server_config *base_cfg, const char *port_file)
 			return 2;
 		}
 	}
-	if (port_file != NULL && workers_write_port_file(port_file, &cfg) < 0)
+	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(reserve)) < 0)
 		log_error("port file %s: %s", port_file, strerror(errno));
 	log_info("%d workers listening on %s", n, cfg.listen);
 	rc = workers_supervise(&cfg, pids, n, pipefd[1]);
