@@ -182,6 +182,8 @@ int expect_lookup(const struct result *r, const char *key, double *out, char *wh
 		return lookup_census(&r->client, "client", key + 7, out, why, whylen);
 	if (strncmp(key, "server.", 7) == 0)
 		return lookup_census(&r->server, "server", key + 7, out, why, whylen);
+	if (strncmp(key, "kernel.", 7) == 0)
+		return kernel_lookup(&r->kernel, key + 7, out, why, whylen);
 	if (strstr(key, "_per_s") != NULL)
 		return lookup_rate(r, key, out, why, whylen);
 	return lookup_latency(r, key, out, why, whylen);

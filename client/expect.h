@@ -9,6 +9,10 @@
  *   client.STATE, server.STATE (established, syn_sent, syn_recv, fin_wait1, fin_wait2,
  *     time_wait, close, close_wait, last_ack, listen, closing), client.total,
  *     server.total, server.accept_queue: the census at the end of the run
+ *   kernel.COUNTER (TCPAbortOnClose, TCPAbortOnData, TCPAbortOnTimeout, TCPAbortOnMemory,
+ *     TCPTimeWaitOverflow, ListenOverflows, ListenDrops: deltas over the run),
+ *     kernel.sockstat.NAME (inuse, orphan, tw, alloc, mem: at the end); per network
+ *     namespace, not per process (client/kernel.h)
  *   {connect,rtt,fin_to_fin,server_close}_{p50,p90,p99,p99.9,max,min,mean}_ms
  *   msgs_per_s, mb_per_s
  * Operators: = != <= >= < >. `=` is equality, except for latencies (_ms), where it is an

@@ -282,6 +282,7 @@ void report_json(struct jw *w, const struct run_info *info, const struct result 
 	report_census_json(w, "client", &r->client);
 	report_census_json(w, "server", &r->server);
 	jw_obj_end(w);
+	kernel_json(w, &r->kernel);
 	expect_json(w, ex);
 	if (parts != NULL && nparts > 1) {
 		jw_arr(w, "procs");
@@ -406,6 +407,7 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 	hist_row(f, "server close", &r->server_close_us);
 	report_census_table(f, "census client sockets (remote port)", &r->client);
 	report_census_table(f, "census server port (local port)", &r->server);
+	kernel_table(f, &r->kernel, info->merged > 0);
 	expect_table(f, ex);
 }
 
@@ -591,5 +593,5 @@ int report_read(struct result *r, struct run_info *info, const struct jnode *doc
 	    report_census_read(&r->client, json_get(census, "client"), err, errlen) < 0 ||
 	    report_census_read(&r->server, json_get(census, "server"), err, errlen) < 0)
 		return -1;
-	return 0;
+	return kernel_read(&r->kernel, json_get(doc, "kernel"), err, errlen);
 }

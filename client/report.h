@@ -8,12 +8,15 @@
  *    "elapsed_us":N, "parts":N,
  *    "hist":{"connect_us":H, "rtt_us":H, "fin_to_fin_us":H, "server_close_us":H},
  *    "summary":{derived percentiles and rates, for readers; ignored by merge},
- *    "census":{"client":C, "server":C}, "expect":[...], "procs":[per-worker results]}
+ *    "census":{"client":C, "server":C}, "kernel":K, "expect":[...],
+ *    "procs":[per-worker results]}
  * where D is {"count":N, "first_unix_us":T, "last_unix_us":T} (wall clock, 0 when count
  * is 0; merged as the earliest and the latest), H is common/hist.c's JSON form (exact) and
  * C is
  *   {"visible":true, "total":N, "states":{"established":N,...}, "timers":{...},
- *    "accept_queue":N, "accept_backlog":N, "recv_q":N, "send_q":N, "elapsed_us":N}. */
+ *    "accept_queue":N, "accept_backlog":N, "recv_q":N, "send_q":N, "elapsed_us":N}
+ * and K the kernel's counters of the run's network namespace (client/kernel.h; once per
+ * run, not in "procs"; results written before it existed read as not available). */
 #ifndef TEARDOWN_REPORT_H
 #define TEARDOWN_REPORT_H
 

@@ -79,6 +79,7 @@ void result_merge(struct result *dst, const struct result *src)
 			dst->fail[p][k] += src->fail[p][k];
 	if (src->elapsed_us > dst->elapsed_us)
 		dst->elapsed_us = src->elapsed_us;
+	kernel_merge(&dst->kernel, &src->kernel, dst->parts == 0);
 	dst->parts += src->parts;
 	dst->open_now += src->open_now;
 	dst->closing_now += src->closing_now;

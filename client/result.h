@@ -9,6 +9,7 @@
 
 #include "census.h"
 #include "hist.h"
+#include "kernel.h"
 #include "scenario.h"
 
 #include <stdint.h>
@@ -73,6 +74,9 @@ struct result {
 	struct hist fin_to_fin_us;   /* half-close: our FIN to the server's FIN */
 	struct hist server_close_us; /* silent: our last byte to the server closing */
 	struct census_view client, server; /* at the end of the run */
+	/* The kernel's counters of this network namespace over the run: read once by the
+	 * process that starts the run, never per worker (client/kernel.h). */
+	struct kernel_view kernel;
 };
 
 void result_init(struct result *r);
@@ -80,7 +84,7 @@ void result_init(struct result *r);
  * assumed to have run at the same time). The client censuses are summed (clients on
  * several machines); the server census takes each state's maximum, since several runs
  * against one server all see the same server sockets. An invisible census counts for
- * nothing. */
+ * nothing. The kernel counters merge as kernel_merge() says (dst->parts == 0: the first). */
 void result_merge(struct result *dst, const struct result *src);
 /* Counts one failure. */
 void result_fail(struct result *r, enum phase ph, int kind);

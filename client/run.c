@@ -247,6 +247,7 @@ int run_main(const struct client_opts *o)
 	struct expect_set *ex = calloc(1, sizeof(*ex));
 	struct result *results = NULL, *total = malloc(sizeof(*total));
 	struct monitor m;
+	struct kernel_watch kw;
 	struct run_info info;
 	char err[256];
 	int rc = 2, failed;
@@ -274,6 +275,8 @@ int run_main(const struct client_opts *o)
 	}
 	if (monitor_init(&m, o, results, (int)o->procs) < 0)
 		goto out_monitor;
+	/* Per network namespace: read here once, not by each worker. */
+	kernel_start(&kw);
 	failed = run_workers(o, results, &m);
 	result_init(total);
 	total->parts = 0;
@@ -284,6 +287,7 @@ int run_main(const struct client_opts *o)
 		log_warn("vanish: cannot read the drop counters of the nftables table");
 	fault_teardown(); /* every vanished socket is closed and out of the set by now */
 	monitor_final(&m, total);
+	kernel_end(&kw, &total->kernel); /* after the settle, with the final census */
 	expect_eval(ex, total);
 	run_info_fill(&info, o);
 	if (output(o->json, &info, total, results, (int)o->procs, ex) < 0)

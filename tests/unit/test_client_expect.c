@@ -139,12 +139,58 @@ static void test_no_samples_unknown(void **state)
 	free(r);
 }
 
+/* kernel.COUNTER (a delta) and kernel.sockstat.NAME (at the end); an unknown name is a
+ * usage error; counters that could not be read are unknown, never a pass. */
+static void test_kernel_keys(void **state)
+{
+	const char *texts[] = {"kernel.TCPAbortOnClose=0", "kernel.ListenOverflows=0",
+			       "kernel.TCPAbortOnData>=40", "kernel.sockstat.orphan<=10"};
+	const char *bad[] = {"kernel.TCPAbortOnLinger=0", "kernel.tcpabortonclose=0",
+			     "kernel.sockstat.orphans=0", "kernel.=0",
+			     "kernel.sockstat.=0",	  "kernel.tcp_max_orphans=0"};
+	struct expect_set *s = calloc(1, sizeof(*s));
+	struct result *r = new_result();
+	char err[256];
+
+	(void)state;
+	assert_int_equal(expect_parse(s, texts, 4, err, sizeof(err)), 0);
+	assert_int_equal(s->e[3].op, EX_LE);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(expect_parse(s, &bad[i], 1, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "unknown key"));
+	}
+	assert_int_equal(expect_parse(s, texts, 4, err, sizeof(err)), 0);
+	expect_eval(s, r); /* not read: every kernel key unknown */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(s->e[i].outcome, EX_UNKNOWN);
+	assert_int_equal(expect_status(s), 3);
+	r->kernel.available = 1;
+	r->kernel.k.tcpext_found = (1U << KSTAT_NCOUNTERS) - 1;
+	r->kernel.k.tcpext[KSTAT_ABORT_ON_DATA] = 50;
+	r->kernel.k.sockstat_found = 1U << KSTAT_TCP_ORPHAN;
+	r->kernel.k.sockstat[KSTAT_TCP_ORPHAN] = 3;
+	expect_eval(s, r);
+	assert_int_equal(expect_status(s), 0);
+	assert_true(s->e[2].observed == 50);
+	r->kernel.k.tcpext[KSTAT_ABORT_ON_CLOSE] = 1;
+	expect_eval(s, r);
+	assert_int_equal(s->e[0].outcome, EX_VIOLATED);
+	assert_int_equal(expect_status(s), 1);
+	r->kernel.k.tcpext[KSTAT_ABORT_ON_CLOSE] = 0;
+	r->kernel.k.tcpext_found &= ~(1U << KSTAT_LISTEN_OVERFLOWS); /* not in this kernel */
+	expect_eval(s, r);
+	assert_int_equal(s->e[1].outcome, EX_UNKNOWN);
+	assert_int_equal(expect_status(s), 3);
+	free(s);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_ops),	       cmocka_unit_test(test_parse_errors),
 	    cmocka_unit_test(test_implicit_replaced),  cmocka_unit_test(test_eval_status),
-	    cmocka_unit_test(test_no_samples_unknown),
+	    cmocka_unit_test(test_no_samples_unknown), cmocka_unit_test(test_kernel_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,6 +61,15 @@ static struct result *sample(uint64_t seed)
 	r->server.c.state[CENSUS_LISTEN] = 1;
 	r->server.c.state[CENSUS_CLOSE_WAIT] = seed;
 	r->server.c.accept_backlog = 128;
+	r->kernel.available = 1;
+	r->kernel.k.tcpext_found = (1U << KSTAT_NCOUNTERS) - 1;
+	r->kernel.k.tcpext[KSTAT_ABORT_ON_DATA] = 50 + seed;
+	r->kernel.k.tcpext[KSTAT_ABORT_ON_CLOSE] = seed;
+	r->kernel.k.sockstat_found = (1U << KSTAT_NSOCKSTAT) - 1;
+	r->kernel.k.sockstat[KSTAT_TCP_ORPHAN] = 10 * seed;
+	r->kernel.k.sockstat[KSTAT_TCP_TW] = 1000 - seed;
+	r->kernel.limits.found = 1U << KSTAT_MAX_ORPHANS;
+	r->kernel.limits.v[KSTAT_MAX_ORPHANS] = 4096 * seed;
 	return r;
 }
 
@@ -114,6 +123,14 @@ static void assert_same(const struct result *a, const struct result *b)
 				    sizeof(a->server.c.timer));
 		assert_int_equal(a->server.c.accept_backlog, b->server.c.accept_backlog);
 	}
+	assert_int_equal(a->kernel.available, b->kernel.available);
+	assert_int_equal(a->kernel.k.tcpext_found, b->kernel.k.tcpext_found);
+	assert_memory_equal(a->kernel.k.tcpext, b->kernel.k.tcpext, sizeof(a->kernel.k.tcpext));
+	assert_int_equal(a->kernel.k.sockstat_found, b->kernel.k.sockstat_found);
+	assert_memory_equal(a->kernel.k.sockstat, b->kernel.k.sockstat,
+			    sizeof(a->kernel.k.sockstat));
+	assert_int_equal(a->kernel.limits.found, b->kernel.limits.found);
+	assert_memory_equal(a->kernel.limits.v, b->kernel.limits.v, sizeof(a->kernel.limits.v));
 }
 
 static void test_round_trip(void **state)
@@ -159,6 +176,13 @@ static void test_merge_exact(void **state)
 	assert_int_equal(direct->vanished.count, 14);
 	assert_true(direct->vanished.first_unix_us == 1700000002000000);
 	assert_int_equal(direct->dropped_from_server, 8 + 9);
+	/* kernel: deltas summed, sockstat the largest, limits the smallest */
+	assert_true(direct->kernel.available);
+	assert_int_equal(direct->kernel.k.tcpext[KSTAT_ABORT_ON_DATA], 51 + 52);
+	assert_int_equal(direct->kernel.k.tcpext[KSTAT_ABORT_ON_CLOSE], 3);
+	assert_int_equal(direct->kernel.k.sockstat[KSTAT_TCP_ORPHAN], 20);
+	assert_int_equal(direct->kernel.k.sockstat[KSTAT_TCP_TW], 999);
+	assert_int_equal(direct->kernel.limits.v[KSTAT_MAX_ORPHANS], 4096);
 	free(ta);
 	free(tb);
 	free(a);
@@ -166,6 +190,56 @@ static void test_merge_exact(void **state)
 	free(ra);
 	free(rb);
 	free(direct);
+}
+
+/* A figure one merged result lacks is missing from the merge (never a partial sum); a
+ * result without the counters makes the whole merge's unavailable. */
+static void test_kernel_merge(void **state)
+{
+	struct result *a = sample(1), *b = sample(2), *c = sample(3);
+
+	(void)state;
+	b->kernel.k.tcpext_found &= ~(1U << KSTAT_LISTEN_DROPS);
+	b->kernel.limits.found = 0; /* run in a namespace: no limits */
+	result_merge(a, b);
+	assert_true(a->kernel.available);
+	assert_false(a->kernel.k.tcpext_found & (1U << KSTAT_LISTEN_DROPS));
+	assert_true(a->kernel.k.tcpext_found & (1U << KSTAT_ABORT_ON_DATA));
+	assert_int_equal(a->kernel.limits.found, 0);
+	memset(&c->kernel, 0, sizeof(c->kernel));
+	result_merge(a, c);
+	assert_false(a->kernel.available);
+	free(a);
+	free(b);
+	free(c);
+}
+
+/* The table's kernel block: every counter, sockstat, the limits; merged says how. */
+static void test_kernel_table(void **state)
+{
+	struct result *r = sample(2);
+	struct run_info info = {.server = "h:1", .scenario = "reset", .connections = 1};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	(void)state;
+	assert_non_null(f);
+	report_table(f, &info, r, NULL);
+	info.merged = 2;
+	memset(&r->kernel, 0, sizeof(r->kernel));
+	report_table(f, &info, r, NULL);
+	fclose(f);
+	assert_non_null(strstr(text, "kernel (this network namespace, every process in it): "
+				     "deltas over the run"));
+	assert_non_null(strstr(text, "  TCPAbortOnClose 2  TCPAbortOnData 52"));
+	assert_non_null(strstr(text, "ListenDrops 0\n"));
+	assert_non_null(strstr(text, "  sockstat: inuse 0  tw 998\n"));
+	assert_non_null(strstr(text, "  host-wide: orphan 20 (tcp_max_orphans 8192)  alloc 0  "
+				     "mem 0 pages\n"));
+	assert_non_null(strstr(text, "kernel (this network namespace): not in every merged"));
+	free(text);
+	free(r);
 }
 
 /* Deaths merge whatever the order, and an empty side changes nothing. */
@@ -198,6 +272,23 @@ static void cut(char *text, const char *what)
 	memmove(p, p + strlen(what), strlen(p + strlen(what)) + 1);
 }
 
+/* Removes `key` and the object after it. */
+static void cut_object(char *text, const char *key)
+{
+	char *p = strstr(text, key), *e;
+	int depth = 0;
+
+	assert_non_null(p);
+	for (e = p + strlen(key); *e != '\0'; e++) {
+		depth += *e == '{';
+		depth -= *e == '}';
+		if (depth == 0)
+			break;
+	}
+	assert_true(*e == '}');
+	memmove(p, e + 1, strlen(e + 1) + 1);
+}
+
 static void test_read_older(void **state)
 {
 	struct result *a = sample(2), *b;
@@ -215,6 +306,12 @@ static void test_read_older(void **state)
 		  "\"dropped_from_server\":0,\"dropped_to_server\":0},");
 	b = from_json(text);
 	assert_same(a, b);
+	free(text);
+	text = to_json(a);
+	cut_object(text, ",\"kernel\":");
+	free(b);
+	b = from_json(text); /* written before the kernel counters: not available */
+	assert_false(b->kernel.available);
 	free(text);
 	free(a);
 	free(b);
@@ -284,7 +381,8 @@ int main(void)
 	    cmocka_unit_test(test_round_trip),	 cmocka_unit_test(test_merge_exact),
 	    cmocka_unit_test(test_fail_kinds),	 cmocka_unit_test(test_json_reader),
 	    cmocka_unit_test(test_read_rejects), cmocka_unit_test(test_dead_merge),
-	    cmocka_unit_test(test_read_older),
+	    cmocka_unit_test(test_read_older),	 cmocka_unit_test(test_kernel_merge),
+	    cmocka_unit_test(test_kernel_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
