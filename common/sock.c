@@ -163,7 +163,7 @@ int sock_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *l
 	return 0;
 }
 
-int sock_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuseport)
+int sock_bind_stream(const struct sockaddr *sa, socklen_t len, int reuseport)
 {
 	int fd, saved;
 
@@ -176,10 +176,20 @@ int sock_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuse
 		goto fail;
 	if (bind(fd, sa, len) < 0)
 		goto fail;
-	if (listen(fd, backlog) < 0)
-		goto fail;
 	return fd;
 fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+int sock_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuseport)
+{
+	int fd = sock_bind_stream(sa, len, reuseport), saved;
+
+	if (fd < 0 || listen(fd, backlog) == 0)
+		return fd;
 	saved = errno;
 	close(fd);
 	errno = saved;

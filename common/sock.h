@@ -41,7 +41,11 @@ int sock_set_bind_no_port(int fd);
  * in err. */
 int sock_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len, char *err,
 			size_t errlen);
-/* Bound, listening, nonblocking socket, or -1 with errno (EADDRINUSE...). */
+/* Bound, not yet listening, nonblocking stream socket (SO_REUSEADDR; SO_REUSEPORT when
+ * asked), or -1 with errno (EADDRINUSE...). Options that accepted sockets should inherit
+ * are set on it before listen(): no connection can be queued without them. */
+int sock_bind_stream(const struct sockaddr *sa, socklen_t len, int reuseport);
+/* sock_bind_stream() then listen(): a listening socket, or -1 with errno. */
 int sock_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuseport);
 /* The port a socket is bound to, or -1. */
 int sock_local_port(int fd);

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 struct server;
+struct server_config;
 struct evbuffer;
 
 enum conn_flag {
@@ -53,9 +54,9 @@ struct conn {
 	TAILQ_ENTRY(conn) link;
 };
 
-/* Sets the accepted sockets' options (nodelay, keepalive, user timeout) on the listening
- * socket srv->lfd, which they inherit. 0, or -1 with errno. */
-int conn_listener_options(struct server *srv);
+/* Sets the accepted sockets' options (nodelay, keepalive, user timeout) on the bound,
+ * not yet listening socket lfd, which they inherit. 0, or -1 with errno. */
+int conn_listener_options(const struct server_config *cfg, int lfd);
 /* Takes ownership of an accepted, nonblocking fd (options inherited from the listener),
  * registers its events. On failure the fd is closed, counted (reason error) and -1
  * returned. */

@@ -95,14 +95,18 @@ static int server_open_listener(struct server *srv, int *exit_code)
 		*exit_code = 2;
 		return -1;
 	}
-	srv->lfd = sock_listen((struct sockaddr *)&ss, len, (int)srv->cfg->backlog, srv->reuseport);
+	srv->lfd = sock_bind_stream((struct sockaddr *)&ss, len, srv->reuseport);
 	if (srv->lfd < 0) {
 		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
 		*exit_code = (errno == EADDRINUSE || errno == EADDRNOTAVAIL || errno == EACCES) ? 2 : 1;
 		return -1;
 	}
-	if (conn_listener_options(srv) < 0) {
+	if (conn_listener_options(srv->cfg, srv->lfd) < 0) {
 		log_error("listen %s: socket options: %s", srv->cfg->listen, strerror(errno));
+		return -1;
+	}
+	if (listen(srv->lfd, (int)srv->cfg->backlog) < 0) {
+		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
 		return -1;
 	}
 	return 0;

@@ -31,7 +31,6 @@ struct server {
 	int draining;
 	struct conn_list conns;
 	uint64_t nconns;
-	uint64_t unoptioned; /* queued before the listener had the socket options (conn.c) */
 	/* libevent common timeouts: O(1) re-arming for the per-connection deadlines, which
 	 * all share one duration each (event_base_init_common_timeout). */
 	const struct timeval *hb_tv, *wto_tv, *fin_tv;
