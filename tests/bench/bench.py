@@ -54,6 +54,14 @@ def log(msg):
 
 # ---- processes ---------------------------------------------------------------------------
 
+def die_with_parent():
+    """In a child before exec: SIGKILL when the bench itself dies (even by SIGKILL), so no
+    server or client outlives it."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class Procs:
     """Every process the bench starts, so all of them are stopped on the way out."""
 
@@ -61,7 +69,8 @@ class Procs:
         self.procs = []
 
     def start(self, argv, **kw):
-        p = subprocess.Popen([str(a) for a in argv], start_new_session=True, **kw)
+        p = subprocess.Popen([str(a) for a in argv], start_new_session=True,
+                             preexec_fn=die_with_parent, **kw)
         self.procs.append(p)
         return p
 
@@ -718,7 +727,8 @@ def server_sockets(port):
 
 
 def close_burst(kind):
-    srv = Server(kind, f"close-burst-{kind}")
+    sets = ["log_level=debug"] if kind == "echo-server" else []  # one line per close
+    srv = Server(kind, f"close-burst-{kind}", sets=sets)
     helper = None
     try:
         helper = PROCS.start([sys.executable, "-c", BURST_HELPER, srv.port, BURST],
@@ -728,9 +738,10 @@ def close_burst(kind):
             raise RuntimeError(f"burst helper failed ({helper.poll()})")
         wait_until(lambda: server_sockets(srv.port) >= BURST, 30, "the burst's connections")
         base_fds = srv.nfds() - BURST
-        t0 = time.monotonic()
+        t0, t0_unix = time.monotonic(), time.time()
         helper.kill()  # the kernel closes all its sockets at exit: one burst of FINs
         helper.wait()
+        exited = time.monotonic() - t0
         fd_gone = None
 
         def all_gone():
@@ -740,9 +751,14 @@ def close_burst(kind):
             return server_sockets(srv.port) == 0
         wait_until(all_gone, 60, "the server's sockets to be gone", interval=0.001)
         out = {"connections": BURST, "last_socket_gone_ms": round((time.monotonic() - t0) * 1e3, 1),
-               "last_fd_closed_ms": round(fd_gone * 1e3, 1) if fd_gone is not None else None}
+               "last_fd_closed_ms": round(fd_gone * 1e3, 1) if fd_gone is not None else None,
+               "client_exit_ms": round(exited * 1e3, 1)}
         if kind == "echo-server":
             out["server_fin_to_close_us"] = list(srv.counters().values())[0]["fin_to_close_us"]
+            closes = sorted(t for t, _ in server_closes(srv))
+            if closes:
+                out["server_first_close_ms"] = round((closes[0] - t0_unix) * 1e3, 1)
+                out["server_last_close_ms"] = round((closes[-1] - t0_unix) * 1e3, 1)
         return out
     finally:
         if helper is not None:
@@ -964,9 +980,13 @@ def table_close(res):
     for k in ("epoll-echo", "echo-server"):
         if k in bu:
             f = bu[k]
-            lines.append(f"   {k:<13}{f['connections']:,} closed: last fd closed after "
+            lines.append(f"   {k:<13}{f['connections']:,} closed: the client's exit took "
+                         f"{f['client_exit_ms']:.1f} ms; last fd closed after "
                          f"{fmt(f['last_fd_closed_ms'], '{:.1f}')} ms, last socket gone after "
                          f"{f['last_socket_gone_ms']:.1f} ms")
+            if "server_first_close_ms" in f:
+                lines.append(f"   {'':<13}server's log: first close {f['server_first_close_ms']:.0f}"
+                             f" ms, last close {f['server_last_close_ms']:.0f} ms after the kill")
     if "echo-server" in bu:
         h = bu["echo-server"]["server_fin_to_close_us"]
         lines.append(f"   echo-server's own FIN-to-close (us): p50 {h['p50']} p99 {h['p99']} "
