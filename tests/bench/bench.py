@@ -198,7 +198,7 @@ class Server:
         self.port_file = Path(tempfile.mkstemp(prefix="bench-port-")[1])
         self.port_file.unlink()
         self.log_path = LOGS / f"{name}.log"
-        if kind == "epoll-echo":
+        if kind.startswith("epoll-echo"):
             argv = [EPOLL, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
         else:
             argv = [SERVER, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
@@ -448,6 +448,33 @@ def echo_rounds():
     return max(1, round(SECONDS / 2.5))
 
 
+def echo_pair(key, run, rounds, secs, conns, size, depth, contender="echo-server"):
+    """epoll-echo and the contender, alternating rounds; figures and ratios of one shape."""
+    shape = {"connections": conns, "size": size, "pipeline": depth}
+    runs = {"epoll-echo": [], contender: []}
+    for i in range(rounds):
+        order = ("epoll-echo", contender) if i % 2 == 0 else (contender, "epoll-echo")
+        for kind_srv in order:
+            log(f"{key}: {kind_srv} {conns} x {size} B, pipeline {depth}, {secs:g} s "
+                f"(round {i + 1}/{rounds})")
+            srv = Server(kind_srv, f"{key}-{kind_srv}-{conns}x{size}p{depth}")
+            try:
+                runs[kind_srv].append(run(srv, conns, size, depth, secs))
+            finally:
+                srv.stop()
+    for kind_srv, rs in runs.items():
+        shape[kind_srv] = echo_summary(rs)
+    e, s = shape["epoll-echo"], shape[contender]
+    shape["ratio_efficiency"] = round(s["msgs_per_server_cpu_s"] / e["msgs_per_server_cpu_s"], 3)
+    shape["ratio_throughput"] = round(s["msgs_per_s"] / e["msgs_per_s"], 3)
+    shape["ratio_efficiency_by_round"] = [
+        round((rs["messages"] / rs["server_cpu_s"]) / (re["messages"] / re["server_cpu_s"]), 3)
+        for rs, re in zip(runs[contender], runs["epoll-echo"])]
+    shape["ratio_efficiency_median_round"] = round(
+        statistics.median(shape["ratio_efficiency_by_round"]), 3)
+    return shape
+
+
 def section_echo(kind=None, key="echo"):
     kind = kind or echo_client_kind()
     run = echo_loadgen if kind == "loadgen" else echo_load_client
@@ -458,30 +485,11 @@ def section_echo(kind=None, key="echo"):
            "rounds": rounds, "seconds_per_round": secs, "shapes": []}
     RESULTS[key] = res
     for conns, size, depth in SHAPES:
-        shape = {"connections": conns, "size": size, "pipeline": depth}
-        runs = {"epoll-echo": [], "echo-server": []}
-        for i in range(rounds):
-            order = ("epoll-echo", "echo-server") if i % 2 == 0 else ("echo-server", "epoll-echo")
-            for kind_srv in order:
-                log(f"echo: {kind_srv} {conns} x {size} B, pipeline {depth}, {secs:g} s "
-                    f"(round {i + 1}/{rounds})")
-                srv = Server(kind_srv, f"{key}-{kind_srv}-{conns}x{size}p{depth}")
-                try:
-                    runs[kind_srv].append(run(srv, conns, size, depth, secs))
-                finally:
-                    srv.stop()
-        for kind_srv, rs in runs.items():
-            shape[kind_srv] = echo_summary(rs)
-        e, s = shape["epoll-echo"], shape["echo-server"]
-        shape["ratio_efficiency"] = round(s["msgs_per_server_cpu_s"] /
-                                          e["msgs_per_server_cpu_s"], 3)
-        shape["ratio_throughput"] = round(s["msgs_per_s"] / e["msgs_per_s"], 3)
-        shape["ratio_efficiency_by_round"] = [
-            round((rs["messages"] / rs["server_cpu_s"]) / (re["messages"] / re["server_cpu_s"]), 3)
-            for rs, re in zip(runs["echo-server"], runs["epoll-echo"])]
-        shape["ratio_efficiency_median_round"] = round(
-            statistics.median(shape["ratio_efficiency_by_round"]), 3)
-        res["shapes"].append(shape)
+        res["shapes"].append(echo_pair(key, run, rounds, secs, conns, size, depth))
+        save()
+    if key == "echo_saturated":
+        # A/A: epoll-echo against a second epoll-echo, the same way: the noise of a ratio.
+        res["noise"] = echo_pair(key, run, rounds, secs, *SHAPES[0], contender="epoll-echo-b")
         save()
 
 
@@ -882,6 +890,12 @@ def fmt(v, spec="{:,.0f}"):
 def table_echo_saturated(res):
     lines = table_echo(res)
     lines[0] = "1b. " + lines[0][3:]
+    if "noise" in res:
+        n = res["noise"]
+        by_round = " ".join(f"{x:.2f}" for x in n["ratio_efficiency_by_round"])
+        lines.append(f"   noise (A/A: epoll-echo against itself, {n['connections']} x {n['size']} B,"
+                     f" pipe {n['pipeline']}): efficiency ratio {n['ratio_efficiency']:.3f}, "
+                     f"by round {by_round}")
     return lines
 
 
