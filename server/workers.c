@@ -4,8 +4,14 @@
  * when the config says port 0; each child then opens its own listener on that port after
  * fork, so a dead worker's queue dies with it instead of receiving 1/N of new
  * connections. Children run in their own process group: a terminal's Ctrl-C reaches only
- * the parent, which forwards one SIGTERM - one shutdown, not a "second signal". */
+ * the parent, which forwards one SIGTERM - one shutdown, not a "second signal".
+ *
+ * The supervisor keeps SIGCHLD, SIGTERM, SIGINT and SIGUSR1 blocked and takes them one at a
+ * time with sigtimedwait(): a signal that arrives while it is busy (reaping, forking) waits
+ * pending instead of being lost, and a worker's restart backoff is a timeout, not a sleep
+ * that would delay a shutdown. */
 #include "workers.h"
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -23,15 +29,9 @@
 
 #define MAX_BACKOFF_MS 5000
 
-static volatile sig_atomic_t got_signal;
 /* The parent's own fds (the port-reserving socket, the ready pipe's read end): a child
  * closes them first thing, so no worker holds what only the supervisor uses. */
 static int parent_fds[2] = {-1, -1};
-
-static void on_signal(int sig)
-{
-	got_signal = sig;
-}
 
 /* Fixes the port: the parent keeps a bound, non-listening socket in the reuseport group. */
 static int workers_reserve_port(struct server_config *cfg)
@@ -69,10 +69,12 @@ static void workers_child(const struct server_config *cfg, int ready)
 	for (int i = 0; i < 2; i++)
 		if (parent_fds[i] >= 0)
 			close(parent_fds[i]);
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL); /* the supervisor's blocked set is not ours */
 	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
 	if (server_init(&srv, cfg, NULL, 1, &code) < 0) {
 		server_free(&srv);
 		if (write(ready, "f", 1) != 1)
@@ -108,26 +110,16 @@ static void workers_signal_all(const pid_t *pids, int n, int sig)
 			kill(pids[i], sig);
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
 /* A signal reached the parent. SIGUSR1: each worker logs its own counters. The first
  * SIGTERM/SIGINT is forwarded (one drain); a second kills the workers. Returns 1 when the
  * supervisor must return at once. */
-static int workers_on_signal(const pid_t *pids, int n, int alive, int *stopping)
+static int workers_on_signal(int sig, const pid_t *pids, int n, int alive, int *stopping)
 {
-	int sig = got_signal;
-
-	got_signal = 0;
 	if (sig == SIGUSR1) {
 		workers_signal_all(pids, n, SIGUSR1);
 		return 0;
 	}
-	if (sig == 0)
+	if (sig != SIGTERM && sig != SIGINT)
 		return 0;
 	if (*stopping) {
 		log_warn("second signal: killing the workers");
@@ -140,43 +132,90 @@ static int workers_on_signal(const pid_t *pids, int n, int alive, int *stopping)
 	return 0;
 }
 
-/* Waits for the children; restarts one that dies before the shutdown, with a backoff
- * that doubles up to MAX_BACKOFF_MS. Returns 0 if all exited 0 after a shutdown. */
-static int workers_supervise(const struct server_config *cfg, pid_t *pids, int n, int ready)
-{
-	int stopping = 0, alive = n, status, rc = 0;
-	long backoff = 100;
+struct supervisor {
+	const struct server_config *cfg;
+	pid_t *pids;
+	int n, ready;
+	int alive, stopping, rc;
+	long backoff;                /* ms before the next restart; doubles to MAX_BACKOFF_MS */
+	int64_t restart_at[64];      /* monotonic ms at which worker i is restarted; 0 = none */
+};
 
-	while (alive > 0) {
-		pid_t pid = waitpid(-1, &status, 0);
-		if (pid < 0 && errno == EINTR) {
-			if (workers_on_signal(pids, n, alive, &stopping))
-				return 1;
-			continue;
-		}
-		if (pid < 0)
-			return 1;
-		for (int i = 0; i < n; i++) {
-			if (pids[i] != pid)
+/* Reaps every exited worker: after the shutdown it is counted out, before it a restart is
+ * scheduled after the backoff. */
+static void workers_reap(struct supervisor *sv)
+{
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (int i = 0; i < sv->n; i++) {
+			if (sv->pids[i] != pid)
 				continue;
-			pids[i] = 0;
+			sv->pids[i] = 0;
 			metrics_worker_exited(i);
-			if (stopping) {
-				alive--;
+			if (sv->stopping) {
+				sv->alive--;
 				if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-					rc = 1;
+					sv->rc = 1;
 				break;
 			}
 			log_warn("worker %d died (status %d); restarting in %ldms", (int)pid, status,
-				 backoff);
-			sleep_ms(backoff);
-			backoff = backoff * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : backoff * 2;
-			pids[i] = workers_spawn(cfg, ready, i);
-			if (pids[i] < 0)
-				alive--;
+				 sv->backoff);
+			sv->restart_at[i] = clock_mono_ms() + sv->backoff;
+			sv->backoff = sv->backoff * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : sv->backoff * 2;
 		}
 	}
-	return rc;
+}
+
+/* Starts the restarts that are due (or drops them once stopping); returns the ms until
+ * the next one, or -1 when none is scheduled. */
+static int64_t workers_restart_due(struct supervisor *sv)
+{
+	int64_t now = clock_mono_ms(), next = -1;
+
+	for (int i = 0; i < sv->n; i++) {
+		if (sv->restart_at[i] == 0)
+			continue;
+		if (sv->stopping) {
+			sv->restart_at[i] = 0;
+			sv->alive--;
+		} else if (now >= sv->restart_at[i]) {
+			sv->restart_at[i] = 0;
+			sv->pids[i] = workers_spawn(sv->cfg, sv->ready, i);
+			if (sv->pids[i] < 0)
+				sv->alive--;
+		} else if (next < 0 || sv->restart_at[i] - now < next) {
+			next = sv->restart_at[i] - now;
+		}
+	}
+	return next;
+}
+
+/* Waits for the workers, restarting one that dies before the shutdown. Returns 0 if all
+ * exited 0 after a shutdown. */
+static int workers_supervise(const struct server_config *cfg, pid_t *pids, int n, int ready,
+			     const sigset_t *set)
+{
+	struct supervisor sv = {.cfg = cfg, .pids = pids, .n = n, .ready = ready, .alive = n,
+				.backoff = 100};
+
+	while (sv.alive > 0) {
+		int64_t wait_ms;
+		struct timespec ts;
+		int sig;
+
+		workers_reap(&sv);
+		wait_ms = workers_restart_due(&sv);
+		if (sv.alive <= 0)
+			break;
+		ts.tv_sec = wait_ms / 1000;
+		ts.tv_nsec = (wait_ms % 1000) * 1000000;
+		sig = sigtimedwait(set, NULL, wait_ms >= 0 ? &ts : NULL);
+		if (sig > 0 && workers_on_signal(sig, pids, n, sv.alive, &sv.stopping))
+			return 1;
+	}
+	return sv.rc;
 }
 
 int workers_run(const struct server_config *base_cfg, const char *port_file)
@@ -185,7 +224,7 @@ int workers_run(const struct server_config *base_cfg, const char *port_file)
 	pid_t pids[64] = {0};
 	int n = (int)cfg.workers, pipefd[2], rc, reserve;
 	char c;
-	struct sigaction sa = {.sa_handler = on_signal};
+	sigset_t set;
 
 	reserve = workers_reserve_port(&cfg);
 	if (reserve < 0)
@@ -201,9 +240,12 @@ int workers_run(const struct server_config *base_cfg, const char *port_file)
 	}
 	parent_fds[0] = reserve;
 	parent_fds[1] = pipefd[0];
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
 	for (int i = 0; i < n; i++)
 		pids[i] = workers_spawn(&cfg, pipefd[1], i);
 	for (int i = 0; i < n; i++) {
@@ -222,7 +264,7 @@ int workers_run(const struct server_config *base_cfg, const char *port_file)
 	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(reserve)) < 0)
 		log_error("port file %s: %s", port_file, strerror(errno));
 	log_info("%d workers listening on %s", n, cfg.listen);
-	rc = workers_supervise(&cfg, pids, n, pipefd[1]);
+	rc = workers_supervise(&cfg, pids, n, pipefd[1], &set);
 	close(reserve);
 	return rc;
 }
