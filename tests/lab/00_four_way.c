@@ -9,7 +9,6 @@
 #include "lab.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -49,18 +48,13 @@ static void segments(const struct lab_cap *c, const struct lab_pair *p, struct o
 static int run(struct lab_cap *cap, int delay_ms, struct outcome *o)
 {
 	struct lab_pair p;
-	struct pollfd pf;
-	char c;
 	int rc = -1;
 
 	if (lab_pair_open(&p, "127.0.0.1", 0, 0) < 0)
 		return -1;
 	lab_close(&p.a);
-	pf = (struct pollfd){.fd = p.b, .events = POLLIN};
-	if (poll(&pf, 1, 2000) != 1 || recv(p.b, &c, 1, 0) != 0) {
-		lab_sysfail("waiting for the FIN");
+	if (lab_wait_eof(p.b, 2000) < 0)
 		goto out;
-	}
 	lab_sleep_ms(delay_ms);
 	lab_close(&p.b);
 	lab_sleep_ms(50);

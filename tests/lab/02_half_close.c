@@ -8,7 +8,6 @@
 #include "lab.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -28,18 +27,6 @@ struct outcome {
 	ssize_t peer_recv, peer_send2; /* the peer's next recv() and send() */
 	int peer_recv_err, peer_send2_err;
 };
-
-static int wait_eof(int fd)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	char c;
-
-	if (poll(&p, 1, 2000) != 1)
-		return lab_sysfail("poll (waiting for the FIN)");
-	if (recv(fd, &c, 1, 0) != 0)
-		return lab_sysfail("recv (expected 0 at the FIN)");
-	return 0;
-}
 
 static void after_fin_send(struct lab_pair *p, struct outcome *o)
 {
@@ -66,7 +53,7 @@ static int run(struct lab_cap *cap, int use_close, struct outcome *o)
 	}
 	if (use_close)
 		p.a = -1;
-	if (wait_eof(p.b) < 0)
+	if (lab_wait_eof(p.b, 2000) < 0)
 		goto out;
 	/* The ACK of a FIN may be delayed: wait until the FIN sender has it. */
 	if (p.a >= 0 && lab_wait_state(p.a, LAB_FIN_WAIT2, 1000) < 0)

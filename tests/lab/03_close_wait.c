@@ -10,7 +10,6 @@
 #include "lab.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,16 +29,6 @@ struct conn {
 	int64_t a_gone_us; /* when the active side's socket disappeared; 0 = still there */
 	int b_last, a_last;
 };
-
-static int eof_seen(int fd)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	char ch;
-
-	if (poll(&p, 1, 2000) != 1 || recv(fd, &ch, 1, 0) != 0)
-		return lab_sysfail("waiting for recv()==0");
-	return 0;
-}
 
 /* The sysctl is read when the ACK of our FIN arrives, and Linux delays that ACK (the peer
  * enters pingpong mode at the FIN, hoping to piggyback it on its own FIN): wait for
@@ -74,7 +63,7 @@ static int open_and_close(struct conn *c)
 	} else if (shutdown(c->p.a, SHUT_WR) < 0) {
 		return lab_sysfail("shutdown(SHUT_WR)");
 	}
-	if (eof_seen(c->p.b) < 0)
+	if (lab_wait_eof(c->p.b, 2000) < 0)
 		return -1;
 	return wait_fin_wait2(c);
 }

@@ -9,7 +9,6 @@
 #include "lab.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -28,9 +27,7 @@ struct tw {
 
 static int enter_time_wait(struct tw *t)
 {
-	struct pollfd pf;
 	struct lab_diag d;
-	char c;
 
 	if (lab_sysctl_set("net/ipv4/tcp_fin_timeout", t->fin_timeout) < 0 ||
 	    lab_pair_open(&t->p, "127.0.0.1", 0, 0) < 0)
@@ -38,9 +35,8 @@ static int enter_time_wait(struct tw *t)
 	if (close(t->p.a) < 0)
 		return lab_sysfail("close (active)");
 	t->p.a = -1;
-	pf = (struct pollfd){.fd = t->p.b, .events = POLLIN};
-	if (poll(&pf, 1, 2000) != 1 || recv(t->p.b, &c, 1, 0) != 0)
-		return lab_sysfail("waiting for the FIN");
+	if (lab_wait_eof(t->p.b, 2000) < 0)
+		return -1;
 	lab_close(&t->p.b); /* its FIN moves the active closer to TIME_WAIT at once */
 	t->t_tw = lab_now_us();
 	for (int i = 0; i < 200; i++) {

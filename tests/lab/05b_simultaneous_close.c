@@ -11,7 +11,6 @@
 #include "lab.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -94,8 +93,6 @@ static int watch(struct side *x, struct side *y)
 static int sequential(struct side *x, struct side *y)
 {
 	struct lab_pair p;
-	struct pollfd pf;
-	char c;
 	int rc = -1;
 
 	if (lab_pair_open(&p, "127.0.0.1", 0, 0) < 0)
@@ -103,11 +100,8 @@ static int sequential(struct side *x, struct side *y)
 	*x = (struct side){.sport = p.pa, .dport = p.pb};
 	*y = (struct side){.sport = p.pb, .dport = p.pa};
 	lab_close(&p.a);
-	pf = (struct pollfd){.fd = p.b, .events = POLLIN};
-	if (poll(&pf, 1, 2000) != 1 || recv(p.b, &c, 1, 0) != 0) {
-		lab_sysfail("waiting for the FIN");
+	if (lab_wait_eof(p.b, 2000) < 0)
 		goto out;
-	}
 	lab_close(&p.b);
 	rc = watch(x, y);
 out:

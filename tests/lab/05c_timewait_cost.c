@@ -10,7 +10,6 @@
 #include "lab.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +27,6 @@
 static int one_time_wait(uint16_t *sport, uint16_t *dport)
 {
 	struct lab_pair p;
-	struct pollfd pf;
-	char c;
 	int rc = -1;
 
 	if (lab_pair_open(&p, "127.0.0.1", 0, 0) < 0)
@@ -37,11 +34,8 @@ static int one_time_wait(uint16_t *sport, uint16_t *dport)
 	*sport = p.pa;
 	*dport = p.pb;
 	lab_close(&p.a);
-	pf = (struct pollfd){.fd = p.b, .events = POLLIN};
-	if (poll(&pf, 1, 2000) != 1 || recv(p.b, &c, 1, 0) != 0) {
-		lab_sysfail("waiting for the FIN");
+	if (lab_wait_eof(p.b, 2000) < 0)
 		goto out;
-	}
 	rc = 0;
 out:
 	lab_pair_close(&p);

@@ -14,7 +14,6 @@
 #include "lab.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -35,13 +34,10 @@ struct attempt {
 static int close_in_order(struct lab_pair *p, int server_first)
 {
 	int *first = server_first ? &p->b : &p->a, *second = server_first ? &p->a : &p->b;
-	struct pollfd pf;
-	char c;
 
 	lab_close(first);
-	pf = (struct pollfd){.fd = *second, .events = POLLIN};
-	if (poll(&pf, 1, 2000) != 1 || recv(*second, &c, 1, 0) != 0)
-		return lab_sysfail("waiting for the FIN");
+	if (lab_wait_eof(*second, 2000) < 0)
+		return -1;
 	lab_close(second);
 	lab_sleep_ms(20);
 	return 0;

@@ -10,7 +10,6 @@
 #include "lab.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -45,16 +44,6 @@ static int send_watch_sigpipe(int fd, ssize_t *rc, int *err, int *raised)
 	return 0;
 }
 
-static int wait_eof(int fd)
-{
-	struct pollfd pf = {.fd = fd, .events = POLLIN};
-	char c;
-
-	if (poll(&pf, 1, 2000) != 1 || recv(fd, &c, 1, 0) != 0)
-		return lab_sysfail("waiting for the FIN");
-	return 0;
-}
-
 static int run(struct lab_cap *cap, int peer_shutdown_only, struct outcome *o)
 {
 	char buf[100] = {0};
@@ -69,7 +58,7 @@ static int run(struct lab_cap *cap, int peer_shutdown_only, struct outcome *o)
 	}
 	if (!peer_shutdown_only)
 		p.b = -1;
-	if (wait_eof(p.a) < 0)
+	if (lab_wait_eof(p.a, 2000) < 0)
 		goto out;
 	o->rc[0] = send(p.a, buf, sizeof(buf), MSG_NOSIGNAL);
 	o->err[0] = errno;

@@ -10,7 +10,6 @@
 #include "lab.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -29,14 +28,11 @@ struct outcome {
 
 static int reset_from_peer(struct lab_pair *p, enum variant v)
 {
-	struct pollfd pf = {.fd = p->a, .events = POLLIN};
-	char c;
-
 	if (v == IN_CLOSE_WAIT) {
 		if (shutdown(p->b, SHUT_WR) < 0)
 			return lab_sysfail("shutdown(SHUT_WR)");
-		if (poll(&pf, 1, 2000) != 1 || recv(p->a, &c, 1, 0) != 0)
-			return lab_sysfail("waiting for the FIN");
+		if (lab_wait_eof(p->a, 2000) < 0)
+			return -1;
 	}
 	if (lab_set_linger(p->b, 1, 0) < 0)
 		return -1;

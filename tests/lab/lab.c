@@ -661,6 +661,28 @@ int lab_wait_state(int fd, int state, int timeout_ms)
 	}
 }
 
+int lab_wait_eof(int fd, int timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char c;
+	int n;
+
+	n = poll(&p, 1, timeout_ms);
+	if (n < 0)
+		return lab_sysfail("poll (waiting for the FIN)");
+	if (n == 0) {
+		errno = ETIMEDOUT;
+		return lab_sysfail("poll (waiting for the FIN)");
+	}
+	n = (int)recv(fd, &c, 1, 0);
+	if (n != 0) {
+		if (n > 0)
+			errno = EPROTO; /* data before the FIN */
+		return lab_sysfail("recv (expected 0 at the FIN)");
+	}
+	return 0;
+}
+
 /* --- packets ----------------------------------------------------------------------------- */
 
 static int cap_socket(const char *ifname)

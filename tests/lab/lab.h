@@ -117,6 +117,9 @@ const char *lab_ret(char *buf, size_t len, ssize_t rc, int err);
 const char *lab_errname(int err);
 /* Polls tcpi_state until it is `state` or timeout_ms passes; 0 when reached. */
 int lab_wait_state(int fd, int state, int timeout_ms);
+/* Waits up to timeout_ms for the peer's FIN: 0 when recv() then returns 0 (nothing unread
+ * before it). */
+int lab_wait_eof(int fd, int timeout_ms);
 
 /* --- packets: AF_PACKET on one interface of the current netns ------------------------------ */
 
