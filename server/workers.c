@@ -249,10 +249,13 @@ int workers_run(const struct server_config *base_cfg, const char *port_file)
 	for (int i = 0; i < n; i++)
 		pids[i] = workers_spawn(&cfg, pipefd[1], i);
 	for (int i = 0; i < n; i++) {
-		ssize_t r;
+		ssize_t r = 0;
 
-		while ((r = read(pipefd[0], &c, 1)) < 0 && errno == EINTR)
-			;
+		/* A worker that was never forked writes nothing: waiting for its byte would
+		 * block for good (the parent holds the pipe's write end). */
+		if (pids[i] > 0)
+			while ((r = read(pipefd[0], &c, 1)) < 0 && errno == EINTR)
+				;
 		if (r != 1 || c != 'r') {
 			log_error("a worker failed to start");
 			workers_signal_all(pids, n, SIGKILL);
