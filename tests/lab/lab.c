@@ -305,6 +305,9 @@ int lab_nft(const char *ruleset)
 	return sh_status(status, "nft -f -");
 }
 
+static int pair_connect(struct lab_pair *p, int lfd, const char *ip, uint16_t port, int sndbuf,
+			int rcvbuf);
+
 int lab_veth_open(struct lab_veth *v)
 {
 	v->ns_b = lab_netns_new();
@@ -332,23 +335,13 @@ int lab_veth_pair(struct lab_veth *v, struct lab_pair *p)
 	if (lab_netns_enter(v->ns_b) < 0)
 		return -1;
 	lfd = lab_listen(LAB_IP_B, 0, &port);
-	if (lab_netns_enter(v->ns_a) < 0 || lfd < 0)
-		goto fail;
-	p->a = lab_connect(LAB_IP_B, port, NULL, 0, 0);
-	if (p->a < 0)
-		goto fail;
-	p->b = lab_accept(lfd, 2000);
-	if (p->b < 0)
-		goto fail;
-	p->pa = lab_local_port(p->a);
-	p->pb = port;
-	close(lfd);
-	return 0;
-fail:
-	lab_pair_close(p);
-	if (lfd >= 0)
+	if (lfd < 0)
+		return -1;
+	if (lab_netns_enter(v->ns_a) < 0) {
 		close(lfd);
-	return -1;
+		return -1;
+	}
+	return pair_connect(p, lfd, LAB_IP_B, port, 0, 0);
 }
 
 /* --- sockets ----------------------------------------------------------------------------- */
@@ -415,7 +408,19 @@ static int bind_to(int fd, const char *ip, uint16_t port, int reuse)
 	return 0;
 }
 
-int lab_connect(const char *ip, uint16_t port, const char *bind_ip, uint16_t bind_port, int reuse)
+static int set_bufs(int fd, int sndbuf, int rcvbuf)
+{
+	if (sndbuf && lab_set_int(fd, SOL_SOCKET, SO_SNDBUF, sndbuf, "setsockopt(SO_SNDBUF)") < 0)
+		return -1;
+	if (rcvbuf && lab_set_int(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf, "setsockopt(SO_RCVBUF)") < 0)
+		return -1;
+	return 0;
+}
+
+/* Buffers are set before connect()/listen(): the window scale is fixed at the handshake and
+ * an accepted socket inherits the listener's buffer sizes. */
+static int connect_with(const char *ip, uint16_t port, const char *bind_ip, uint16_t bind_port,
+			int reuse, int sndbuf, int rcvbuf)
 {
 	struct sockaddr_in sa;
 	int fd;
@@ -425,6 +430,8 @@ int lab_connect(const char *ip, uint16_t port, const char *bind_ip, uint16_t bin
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return lab_sysfail("socket");
+	if (set_bufs(fd, sndbuf, rcvbuf) < 0)
+		goto fail;
 	if (bind_ip && bind_to(fd, bind_ip, bind_port, reuse) < 0)
 		goto fail;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -438,6 +445,11 @@ fail : {
 	errno = e;
 }
 	return -1;
+}
+
+int lab_connect(const char *ip, uint16_t port, const char *bind_ip, uint16_t bind_port, int reuse)
+{
+	return connect_with(ip, port, bind_ip, bind_port, reuse, 0, 0);
 }
 
 int lab_accept(int lfd, int timeout_ms)
@@ -458,51 +470,12 @@ int lab_accept(int lfd, int timeout_ms)
 	return fd;
 }
 
-static int set_bufs(int fd, int sndbuf, int rcvbuf)
+/* What both pair openers end with: a connects to the listener lfd (bound to port), b is
+ * accepted from it; lfd is closed whatever happens, and so is the pair on failure. */
+static int pair_connect(struct lab_pair *p, int lfd, const char *ip, uint16_t port, int sndbuf,
+			int rcvbuf)
 {
-	if (sndbuf && lab_set_int(fd, SOL_SOCKET, SO_SNDBUF, sndbuf, "setsockopt(SO_SNDBUF)") < 0)
-		return -1;
-	if (rcvbuf && lab_set_int(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf, "setsockopt(SO_RCVBUF)") < 0)
-		return -1;
-	return 0;
-}
-
-/* Buffers are set before connect()/listen(): the window scale is fixed at the handshake and
- * an accepted socket inherits the listener's buffer sizes. */
-static int connect_sized(const char *ip, uint16_t port, int sndbuf, int rcvbuf)
-{
-	struct sockaddr_in sa;
-	int fd;
-
-	if (addr_of(ip, port, &sa) < 0)
-		return -1;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return lab_sysfail("socket");
-	if (set_bufs(fd, sndbuf, rcvbuf) < 0)
-		goto fail;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		lab_sysfail("connect");
-		goto fail;
-	}
-	return fd;
-fail:
-	close(fd);
-	return -1;
-}
-
-int lab_pair_open(struct lab_pair *p, const char *ip, int sndbuf, int rcvbuf)
-{
-	uint16_t port;
-	int lfd;
-
-	p->a = p->b = -1;
-	lfd = lab_listen(ip, 0, &port);
-	if (lfd < 0)
-		return -1;
-	if (set_bufs(lfd, sndbuf, rcvbuf) < 0)
-		goto fail;
-	p->a = connect_sized(ip, port, sndbuf, rcvbuf);
+	p->a = connect_with(ip, port, NULL, 0, 0, sndbuf, rcvbuf);
 	if (p->a < 0)
 		goto fail;
 	p->b = lab_accept(lfd, 2000);
@@ -516,6 +489,22 @@ fail:
 	lab_pair_close(p);
 	close(lfd);
 	return -1;
+}
+
+int lab_pair_open(struct lab_pair *p, const char *ip, int sndbuf, int rcvbuf)
+{
+	uint16_t port;
+	int lfd;
+
+	p->a = p->b = -1;
+	lfd = lab_listen(ip, 0, &port);
+	if (lfd < 0)
+		return -1;
+	if (set_bufs(lfd, sndbuf, rcvbuf) < 0) {
+		close(lfd);
+		return -1;
+	}
+	return pair_connect(p, lfd, ip, port, sndbuf, rcvbuf);
 }
 
 void lab_close(int *fd)
