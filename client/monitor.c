@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -48,7 +49,7 @@ static void timeline_header(FILE *f)
 			fprintf(f, ",%s_%s", side ? "server" : "client",
 				census_state_key(timeline_states[i]));
 	}
-	fprintf(f, ",attempted,established,failed,open\n");
+	fprintf(f, ",attempted,established,failed,open,rtt_p50_ms,rtt_p99_ms\n");
 }
 
 int monitor_init(struct monitor *m, const struct client_opts *o, struct result *results,
@@ -81,6 +82,11 @@ int monitor_init(struct monitor *m, const struct client_opts *o, struct result *
 			return -1;
 		}
 		timeline_header(m->timeline);
+		m->rtt = calloc(3, sizeof(struct hist));
+		if (m->rtt == NULL) {
+			log_error("--timeline: out of memory");
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -105,6 +111,25 @@ static void monitor_sum(const struct monitor *m, struct progress *sum)
 	}
 }
 
+/* The echo RTT percentiles of the messages answered since the last row (empty when
+ * none): the workers' histograms are summed and the previous sum subtracted. */
+static void timeline_rtt(struct monitor *m)
+{
+	struct hist *all = &m->rtt[0], *last = &m->rtt[1], *interval = &m->rtt[2];
+
+	hist_init(all);
+	for (int i = 0; i < m->nresults; i++)
+		hist_merge(all, &m->results[i].rtt_us);
+	hist_since(interval, all, last);
+	*last = *all;
+	if (hist_count(interval) == 0) {
+		fprintf(m->timeline, ",,");
+		return;
+	}
+	fprintf(m->timeline, ",%.3f,%.3f", (double)hist_percentile(interval, 50) / 1e3,
+		(double)hist_percentile(interval, 99) / 1e3);
+}
+
 static void timeline_row(struct monitor *m, const struct progress *sum, int64_t now)
 {
 	struct census_counts side[2];
@@ -123,9 +148,11 @@ static void timeline_row(struct monitor *m, const struct progress *sum, int64_t 
 				fprintf(m->timeline, ",");
 		}
 	}
-	fprintf(m->timeline, ",%llu,%llu,%llu,%llu\n", (unsigned long long)sum->attempted,
+	fprintf(m->timeline, ",%llu,%llu,%llu,%llu", (unsigned long long)sum->attempted,
 		(unsigned long long)sum->established, (unsigned long long)sum->failed,
 		(unsigned long long)sum->open_now);
+	timeline_rtt(m);
+	fprintf(m->timeline, "\n");
 	fflush(m->timeline);
 }
 
@@ -202,6 +229,8 @@ void monitor_close(struct monitor *m)
 	if (m->timeline != NULL && fclose(m->timeline) != 0)
 		log_error("--timeline %s: %s", m->o->timeline, strerror(errno));
 	m->timeline = NULL;
+	free(m->rtt);
+	m->rtt = NULL;
 	census_close(m->cs);
 	m->cs = NULL;
 }

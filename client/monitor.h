@@ -9,6 +9,7 @@
 #define TEARDOWN_MONITOR_H
 
 #include "census.h"
+#include "hist.h"
 #include "options.h"
 #include "result.h"
 
@@ -21,6 +22,8 @@ struct monitor {
 	struct result *results; /* the workers' live results */
 	int nresults;
 	FILE *timeline;
+	struct hist *rtt; /* with the timeline: [0] all echoes so far, [1] at the last row,
+			   * [2] scratch for the interval between them */
 	int64_t t0_us;
 	uint64_t last_messages;
 	int64_t last_us;

@@ -515,8 +515,10 @@ static int options_check(struct client_opts *o, int mix_given)
 		return -1;
 	if (o->procs > o->connections)
 		return usage_error("--procs must not exceed --connections");
-	if (o->plot[0] != '\0' && o->timeline[0] == '\0')
-		return usage_error("--plot draws the --timeline: give both");
+	if (o->plot[0] != '\0' && o->timeline[0] == '\0' &&
+	    snprintf(o->timeline, sizeof(o->timeline), "%s.csv", o->plot) >=
+		    (int)sizeof(o->timeline))
+		return usage_error("--plot: the path is too long for its timeline (F.png.csv)");
 	if (o->progress < 0)
 		o->progress = isatty(STDERR_FILENO);
 	return 0;

@@ -203,29 +203,86 @@ static int output(int json, const struct run_info *info, const struct result *to
 	return 0;
 }
 
+/* Timeline columns: 1 time_s, 2..12 the client's states, 13..23 the server's, 24..27
+ * attempted, established, failed, open, 28..29 rtt_p50_ms, rtt_p99_ms. */
+#define TL_STATES   11
+#define TL_RTT_P50  28
+#define TL_COLUMNS  29
+
+/* Which state columns are ever above 0: only those are drawn. -1 if unreadable. */
+static int plot_used_columns(const char *timeline, int used[TL_COLUMNS + 1])
+{
+	char line[4096];
+	FILE *f = fopen(timeline, "r");
+
+	if (f == NULL)
+		return -1;
+	memset(used, 0, sizeof(int) * (TL_COLUMNS + 1));
+	if (fgets(line, sizeof(line), f) == NULL) { /* the header */
+		fclose(f);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = line;
+		for (int col = 1; col <= TL_COLUMNS && p != NULL; col++) {
+			if (strtod(p, NULL) > 0)
+				used[col] = 1;
+			p = strchr(p, ',');
+			p = p != NULL ? p + 1 : NULL;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+/* Two panels: the sockets of both ends by state (the client solid, the server dashed,
+ * one colour per state) and the echo RTT of each second (p50, p99). */
+static void plot_script(FILE *p, const struct client_opts *o, const int used[])
+{
+	const char *sep = "";
+
+	fprintf(p, "set datafile separator ','\nset terminal png noenhanced size 1100,800\n"
+		   "set output '%s'\nset multiplot layout 2,1\nset key outside right\n"
+		   "set grid\nset xlabel 'seconds'\nset ylabel 'sockets'\nset yrange [0:*]\n"
+		   "set offsets 0, 0, graph 0.05, 0\nplot ",
+		o->plot);
+	for (int col = 2; col < 2 + 2 * TL_STATES; col++) {
+		int server = col >= 2 + TL_STATES, state = (col - 2) % TL_STATES;
+		if (!used[col])
+			continue;
+		fprintf(p, "%s'%s' using 1:%d with steps lw 2 lc %d dt %d title columnhead", sep,
+			o->timeline, col, state + 1, server ? 2 : 1);
+		sep = ", ";
+	}
+	if (*sep == '\0')
+		fprintf(p, "0 title 'no sockets'");
+	fprintf(p, "\nset ylabel 'echo RTT ms'\nset logscale y\nset yrange [*:*]\nplot ");
+	if (used[TL_RTT_P50])
+		fprintf(p, "'%s' using 1:%d with linespoints lw 2 title 'p50', '%s' using 1:%d "
+			   "with linespoints lw 2 title 'p99'",
+			o->timeline, TL_RTT_P50, o->timeline, TL_RTT_P50 + 1);
+	else
+		fprintf(p, "1 title 'no echo in this run'");
+	fprintf(p, "\nunset multiplot\n");
+}
+
 static int plot(const struct client_opts *o)
 {
-	char cmd[OPT_PATH_MAX * 2 + 256];
+	int used[TL_COLUMNS + 1];
 	FILE *p;
 
 	if (o->plot[0] == '\0')
 		return 0;
+	if (plot_used_columns(o->timeline, used) < 0) {
+		log_warn("--plot: cannot read the timeline %s: %s", o->timeline, strerror(errno));
+		return -1;
+	}
 	p = popen("gnuplot 2>/dev/null", "w");
 	if (p == NULL) {
 		log_warn("--plot: cannot run gnuplot: %s", strerror(errno));
 		return -1;
 	}
-	snprintf(cmd, sizeof(cmd),
-		 "set datafile separator ','\nset terminal png noenhanced size 1100,600\n"
-		 "set output '%s'\nset key autotitle columnhead outside\n"
-		 "set xlabel 'seconds'\nset ylabel 'sockets'\nset yrange [0:*]\n"
-		 "set offsets 0, 0, graph 0.05, 0\n",
-		 o->plot);
-	fputs(cmd, p);
-	/* Columns 2-23: the states of the client's sockets, then of the server's. */
-	snprintf(cmd, sizeof(cmd), "plot for [i=2:23] '%s' using 1:i with steps lw 2\n",
-		 o->timeline);
-	fputs(cmd, p);
+	plot_script(p, o, used);
 	if (pclose(p) != 0) {
 		log_warn("--plot: gnuplot failed (is it installed?); the timeline is in %s",
 			 o->timeline);

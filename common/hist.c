@@ -90,6 +90,29 @@ void hist_merge(struct hist *dst, const struct hist *src)
 		dst->buckets[i] += src->buckets[i];
 }
 
+void hist_since(struct hist *dst, const struct hist *now, const struct hist *then)
+{
+	int first = -1, last = -1;
+
+	hist_init(dst);
+	for (int i = 0; i < HIST_BUCKETS; i++) {
+		uint64_t d = now->buckets[i] > then->buckets[i] ? now->buckets[i] - then->buckets[i] : 0;
+
+		dst->buckets[i] = d;
+		dst->count += d;
+		if (d > 0 && first < 0)
+			first = i;
+		if (d > 0)
+			last = i;
+	}
+	if (dst->count == 0)
+		return;
+	dst->min = hist_bucket_value(first);
+	dst->max = hist_bucket_high(last) < now->max ? hist_bucket_high(last) : now->max;
+	if (hist_sum(now) >= hist_sum(then))
+		hist_set_sum(dst, hist_sum(now) - hist_sum(then));
+}
+
 uint64_t hist_count(const struct hist *h)
 {
 	return h->count;

@@ -38,6 +38,11 @@ void hist_record(struct hist *h, uint64_t v);
 void hist_record_n(struct hist *h, uint64_t v, uint64_t n);
 /* dst += src, exactly. */
 void hist_merge(struct hist *dst, const struct hist *src);
+/* dst = what was recorded into `now` since `then`, an earlier copy of it (per-interval
+ * percentiles of a running histogram). Bucket counts and the sum are exact; min and max
+ * are bounds: those of the bucket range that holds the difference (clamped to now's max).
+ * A bucket whose count went down (a torn read of memory another process writes) counts 0. */
+void hist_since(struct hist *dst, const struct hist *now, const struct hist *then);
 
 /* The nearest-rank percentile (pct 0..100, clamped; NaN = 0): the highest value of the
  * bucket holding it, so never below the true value and at most 0.78% above, and never

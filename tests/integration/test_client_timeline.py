@@ -37,3 +37,29 @@ class ClientTimelineTest(ServerTest):
         self.assertEqual(int(rows[-1]["client_time_wait"]), N)
         self.assertEqual(int(rows[-1]["server_established"]), 0)
         self.assertEqual(int(rows[-1]["established"]), N)
+        # The echo RTT of each second: heartbeats every 300 ms are answered in every
+        # full second, in well under the run's reply deadline.
+        for r in rows[:-1]:
+            p50, p99 = float(r["rtt_p50_ms"]), float(r["rtt_p99_ms"])
+            self.assertGreater(p50, 0)
+            self.assertLessEqual(p50, p99)
+            self.assertLess(p99, 1000)
+
+    def test_plot_alone_writes_its_timeline(self):
+        import shutil
+        if shutil.which("gnuplot") is None:
+            self.skipTest("gnuplot is not installed")
+        srv = self.start_server()
+        d = tempfile.mkdtemp(prefix="teardown-plot-")
+        self.addCleanup(shutil.rmtree, d, True)
+        png = os.path.join(d, "run.png")
+        run = run_client(self, ["--server", server_addr(srv), "--connections", N,
+                                "--scenario", "echo", "--duration", "1500ms", "--plot", png,
+                                "--quiet"])
+        self.assertEqual(run.rc, 0, str(run))
+        with open(png, "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        with open(png + ".csv") as f:
+            rows = list(csv.DictReader(f))
+        print(f"--plot alone: {os.path.getsize(png)} byte PNG, {len(rows)} timeline rows")
+        self.assertGreaterEqual(len(rows), 2)

@@ -106,6 +106,22 @@ static void test_values(void **state)
 	free(o);
 }
 
+/* --plot without --timeline writes the timeline beside the picture. */
+static void test_plot_timeline(void **state)
+{
+	struct client_opts *o = malloc(sizeof(*o));
+	const char *alone[] = {"--server", "127.0.0.1:80", "--plot", "x.png", NULL};
+	const char *both[] = {"--server", "127.0.0.1:80", "--plot", "x.png", "--timeline", "t.csv",
+			      NULL};
+
+	(void)state;
+	assert_int_equal(parse(o, alone), 0);
+	assert_string_equal(o->timeline, "x.png.csv");
+	assert_int_equal(parse(o, both), 0);
+	assert_string_equal(o->timeline, "t.csv");
+	free(o);
+}
+
 static void test_sources(void **state)
 {
 	struct client_opts *o = malloc(sizeof(*o));
@@ -153,7 +169,6 @@ static void test_errors(void **state)
 	    {"--server", "127.0.0.1:80", "--keepalive", "30s,10s", NULL},
 	    {"--server", "127.0.0.1:80", "--keepalive", "1500ms,10s,3", NULL},
 	    {"--server", "127.0.0.1:80", "--connections", "2", "--procs", "3", NULL},
-	    {"--server", "127.0.0.1:80", "--plot", "x.png", NULL}, /* needs --timeline */
 	    {"--server", "127.0.0.1:80", "stray", NULL},
 	};
 	struct client_opts *o = malloc(sizeof(*o));
@@ -240,6 +255,7 @@ int main(void)
 	    cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_sources),  cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_share),    cmocka_unit_test(test_crash_source),
+	    cmocka_unit_test(test_plot_timeline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -425,6 +425,35 @@ static void json_rejects_truncation(void **state)
 	test_free(h);
 }
 
+/* hist_since: the values recorded between two copies, as if recorded alone. */
+static void since_is_the_interval(void **state)
+{
+	static struct hist then, now, alone, d;
+
+	(void)state;
+	hist_init(&then);
+	for (uint64_t v = 1; v <= 1000; v++)
+		hist_record(&then, v * 1000); /* the first interval: up to 1 s */
+	now = then;
+	hist_init(&alone);
+	for (uint64_t v = 1; v <= 500; v++) {
+		hist_record(&now, v); /* the second: up to 500 us */
+		hist_record(&alone, v);
+	}
+	hist_since(&d, &now, &then);
+	assert_int_equal(hist_count(&d), 500);
+	assert_memory_equal(d.buckets, alone.buckets, sizeof(d.buckets));
+	assert_int_equal(hist_percentile(&d, 50), hist_percentile(&alone, 50));
+	assert_int_equal(hist_percentile(&d, 99), hist_percentile(&alone, 99));
+	assert_true(hist_max(&d) >= 500 && hist_max(&d) <= 505);
+	assert_true(hist_mean(&d) > 250.4 && hist_mean(&d) < 250.6);
+	hist_since(&d, &now, &now); /* nothing new */
+	assert_int_equal(hist_count(&d), 0);
+	assert_int_equal(hist_percentile(&d, 99), 0);
+	hist_since(&d, &then, &now); /* counts that went down count 0 */
+	assert_int_equal(hist_count(&d), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -445,6 +474,7 @@ int main(void)
 	    cmocka_unit_test(json_whitespace_and_end),
 	    cmocka_unit_test(json_rejects_other_forms),
 	    cmocka_unit_test(json_rejects_truncation),
+	    cmocka_unit_test(since_is_the_interval),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
