@@ -45,12 +45,9 @@ static int workers_reserve_port(struct server_config *cfg)
 		log_error("listen %s: %s", cfg->listen, err);
 		return -1;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || sock_set_reuseaddr(fd) < 0 || sock_set_reuseport(fd) < 0 ||
-	    bind(fd, (struct sockaddr *)&ss, len) < 0) {
+	fd = sock_bind_stream((struct sockaddr *)&ss, len, 1);
+	if (fd < 0) {
 		log_error("listen %s: %s", cfg->listen, strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		return -1;
 	}
 	/* Rewrite the port in place: "HOST:0" becomes "HOST:PORT" for the children. */
