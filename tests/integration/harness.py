@@ -10,6 +10,7 @@ client socket made through ServerTest.connect() is closed by a cleanup too.
 Waiting is always polling a condition with a deadline (wait_until), never a fixed sleep;
 measured values are printed (the runner shows print() output)."""
 import ctypes
+import datetime
 import errno
 import json
 import os
@@ -60,6 +61,12 @@ def wait_until(cond, timeout, what, interval=0.01):
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
         time.sleep(interval)
+
+
+def log_time(stamp):
+    """The server's log timestamp (UTC, ms) as a Unix time."""
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
 
 
 def sanitizer_report(text):
@@ -402,12 +409,14 @@ class Server:
         return out
 
     def close_lines(self):
-        """Debug lines `close peer=ADDR reason=R fin_to_close_us=N` as dicts."""
+        """Debug lines `close peer=ADDR reason=R fin_to_close_us=N` as dicts, with the
+        line's timestamp as a Unix time under "time"."""
         out = []
-        for _, _, _, text in self.log_lines(level="debug"):
+        for stamp, _, _, text in self.log_lines(level="debug"):
             if not text.startswith("close "):
                 continue
             fields = dict(kv.split("=", 1) for kv in text.split()[1:] if "=" in kv)
+            fields["time"] = log_time(stamp)
             out.append(fields)
         return out
 

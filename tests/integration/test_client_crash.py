@@ -2,7 +2,6 @@
 """Runs in the test's own network namespace (loopback): crash needs CAP_NET_ADMIN but no
 namespace. The detection time is the server's own log timestamp of each close minus the
 client's wall-clock time of the crash (both clocks are this host's)."""
-import datetime
 import os
 import socket
 import tempfile
@@ -28,20 +27,9 @@ def require_repair():
             raise unittest.SkipTest("needs root/CAP_NET_ADMIN (TCP_REPAIR)")
 
 
-def log_time(stamp):
-    """The server's log timestamp (UTC, ms) as a Unix time."""
-    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
-
-
 def closes(srv):
     """(Unix time, peer address, reason) of every close the server logged."""
-    out = []
-    for stamp, _, _, text in srv.log_lines(level="debug"):
-        if text.startswith("close "):
-            f = dict(kv.split("=", 1) for kv in text.split()[1:] if "=" in kv)
-            out.append((log_time(stamp), f["peer"].rsplit(":", 1)[0], f["reason"]))
-    return out
+    return [(f["time"], f["peer"].rsplit(":", 1)[0], f["reason"]) for f in srv.close_lines()]
 
 
 class ClientCrashTest(ServerTest):

@@ -3,7 +3,6 @@
 deleted after the test whatever happens (addCleanup before anything can fail; a later
 cleanup checks they are gone). The detection time is the server's own log timestamp of
 each close minus the client's wall-clock time of the vanish."""
-import datetime
 import os
 import subprocess
 
@@ -17,20 +16,6 @@ BUDGET = 2.0  # heartbeat_timeout
 SETS = {"heartbeat_timeout": "2s", "keepalive": "no", "user_timeout": "0",
         "log_level": "debug"}
 NET_INIT_INO = 0xEFFFFFF9  # the initial namespace's fixed inode (kernels since 6.x)
-
-
-def log_time(stamp):
-    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
-
-
-def close_lines(srv):
-    out = []
-    for stamp, _, _, text in srv.log_lines(level="debug"):
-        if text.startswith("close "):
-            f = dict(kv.split("=", 1) for kv in text.split()[1:] if "=" in kv)
-            out.append((log_time(stamp), f["reason"]))
-    return out
 
 
 def in_initial_netns():
@@ -90,7 +75,7 @@ class ClientVanishTest(ServerTest):
                               f"{N} closes with reason heartbeat")
         self.assertEqual(c["closed"]["heartbeat"], N, c)
         self.assertEqual(c["accepted"], N, c)
-        log = close_lines(srv)
+        log = [(f["time"], f["reason"]) for f in srv.close_lines()]
         took = [t - first for t, _ in log]
         print(f"vanish: {dead['vanish']['count']} vanished within {spread:.1f} ms; server "
               f"closed them {min(took):.2f} .. {max(took):.2f} s later (budget "

@@ -5,7 +5,6 @@ namespace (nftables), `crash` closes the client socket in TCP_REPAIR mode (no FI
 the host is alive, the socket is gone). The time is measured from the moment the peer
 died to the server's own timestamp of its close. Each row switches the other mechanisms
 off; TCP_USER_TIMEOUT would override keepalive when set (tcp(7))."""
-import datetime
 import socket
 import time
 
@@ -15,12 +14,6 @@ from harness import Server, ServerTest, wait_until
 OFF = {"keepalive": "no", "heartbeat_timeout": "0", "user_timeout": "0",
        "fin_timeout": "0", "write_timeout": "0", "log_level": "debug"}
 TCP_REPAIR = 19
-
-
-def log_time(stamp):
-    """The server's log timestamp (UTC, ms) as a Unix time."""
-    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
 
 
 class DeadPeerTest(ServerTest):
@@ -43,11 +36,8 @@ class DeadPeerTest(ServerTest):
     def close_after(self, srv, died, timeout):
         """Waits for the server's close line; returns (seconds since died, reason)."""
         def line():
-            for stamp, _, level, text in srv.log_lines(level="debug"):
-                if text.startswith("close "):
-                    fields = dict(kv.split("=", 1) for kv in text.split()[1:] if "=" in kv)
-                    return log_time(stamp) - died, fields.get("reason")
-            return None
+            lines = srv.close_lines()
+            return (lines[0]["time"] - died, lines[0].get("reason")) if lines else None
         return wait_until(line, timeout, "the server to close the dead peer's connection",
                           interval=0.05)
 
