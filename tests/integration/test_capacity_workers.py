@@ -44,9 +44,12 @@ class WorkersTest(ServerTest):
     def client(self, port, *args):
         cmd = self.ns.exec_prefix("srv") + [str(REPO / CLIENT), "--server",
                                             f"127.0.0.1:{port}", "--json", "--quiet"]
+        # A session of its own: with --procs the client forks workers, which a kill of the
+        # parent alone would leave running (holding their connections) after a failure.
         p = subprocess.Popen(cmd + [str(a) for a in args], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.addCleanup(lambda: p.poll() is None and (os.killpg(p.pid, signal.SIGKILL),
+                                                      p.wait()))
         return p
 
     def start_workers(self, n, **sets):
