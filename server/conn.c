@@ -113,7 +113,6 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr *peer, socklen
 	}
 	conn_heartbeat_arm(c);
 	TAILQ_INSERT_TAIL(&srv->conns, c, link);
-	srv->nconns++;
 	srv->stats.open++;
 	return 0;
 fail:
@@ -447,7 +446,6 @@ static void conn_close(struct conn *c, enum close_reason reason, int err)
 	if (fin_to_close >= 0)
 		hist_record(&srv->stats.fin_to_close_us, (uint64_t)fin_to_close);
 	TAILQ_REMOVE(&srv->conns, c, link);
-	srv->nconns--;
 	free(c);
 	server_conn_closed(srv);
 }

@@ -250,7 +250,7 @@ static int server_accept_some(struct server *srv, int batch)
 			log_warn("accept: %s", strerror(errno));
 			return 0;
 		}
-		if (srv->nconns >= (uint64_t)srv->cfg->max_connections) {
+		if (srv->stats.open >= (uint64_t)srv->cfg->max_connections) {
 			server_overload(srv, fd);
 			continue;
 		}
@@ -292,7 +292,7 @@ static void server_on_shutdown_timeout(evutil_socket_t fd, short what, void *arg
 	(void)fd;
 	(void)what;
 	log_warn("shutdown_timeout: resetting %llu connections still open",
-		 (unsigned long long)srv->nconns);
+		 (unsigned long long)srv->stats.open);
 	while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
 		conn_abort(c, CLOSE_SHUTDOWN);
 }
@@ -309,7 +309,7 @@ static void server_drain(struct server *srv)
 		;
 	server_close_listener(srv);
 	log_info("draining %llu connections (shutdown_timeout %lldms)",
-		 (unsigned long long)srv->nconns, (long long)srv->cfg->shutdown_timeout);
+		 (unsigned long long)srv->stats.open, (long long)srv->cfg->shutdown_timeout);
 	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
 		conn_drain(c);
@@ -322,7 +322,7 @@ static void server_drain(struct server *srv)
 
 void server_conn_closed(struct server *srv)
 {
-	if (srv->draining && srv->nconns == 0)
+	if (srv->draining && srv->stats.open == 0)
 		event_base_loopbreak(srv->base);
 }
 

@@ -29,8 +29,7 @@ struct server {
 	struct event *ev_shutdown;      /* shutdown_timeout during the drain */
 	struct event *ev_signals[3];    /* SIGTERM, SIGINT, SIGUSR1 */
 	int draining;
-	struct conn_list conns;
-	uint64_t nconns;
+	struct conn_list conns; /* stats.open of them */
 	/* libevent common timeouts: O(1) re-arming for the per-connection deadlines, which
 	 * all share one duration each (event_base_init_common_timeout). */
 	const struct timeval *hb_tv, *wto_tv, *fin_tv;

@@ -346,12 +346,12 @@ static void build_index(struct watchdog *w)
 	w->index_built = 1;
 	w->nindex = 0;
 	free(w->index);
-	w->index = malloc((w->srv->nconns ? w->srv->nconns : 1) * sizeof(*w->index));
+	w->index = malloc((w->srv->stats.open ? w->srv->stats.open : 1) * sizeof(*w->index));
 	if (w->index == NULL)
 		return;
 	TAILQ_FOREACH(c, &w->srv->conns, link)
 	{
-		if (n < w->srv->nconns && fstat(c->fd, &st) == 0)
+		if (n < w->srv->stats.open && fstat(c->fd, &st) == 0)
 			w->index[n++] = (struct conn_ino){(uint32_t)st.st_ino, c};
 	}
 	w->nindex = n;
