@@ -196,6 +196,11 @@ int sock_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuse
 	return -1;
 }
 
+int sock_errno_transient(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
 int sock_local_port(int fd)
 {
 	struct sockaddr_storage ss;

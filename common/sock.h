@@ -47,6 +47,9 @@ int sock_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *l
 int sock_bind_stream(const struct sockaddr *sa, socklen_t len, int reuseport);
 /* sock_bind_stream() then listen(): a listening socket, or -1 with errno. */
 int sock_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuseport);
+/* 1 when a failed nonblocking recv/send/accept may simply be retried later (EAGAIN,
+ * EWOULDBLOCK, EINTR), 0 when err is a real error. */
+int sock_errno_transient(int err);
 /* The port a socket is bound to, or -1. */
 int sock_local_port(int fd);
 /* "1.2.3.4:80" or "[::1]:80" into buf. Returns buf. */

@@ -52,11 +52,6 @@ static size_t conn_out_len(const struct conn *c)
 	return c->out != NULL ? evbuffer_get_length(c->out) : 0;
 }
 
-static int is_transient(int err)
-{
-	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
-}
-
 /* ---- accept ------------------------------------------------------------------------ */
 
 /* Keepalive finds a peer that died while the connection was idle; TCP_USER_TIMEOUT one
@@ -203,7 +198,7 @@ static void conn_on_data(struct conn *c, const char *data, size_t n)
 		conn_heartbeat_arm(c);
 	if (conn_out_len(c) == 0) {
 		ssize_t w = send(c->fd, data, n, MSG_NOSIGNAL);
-		if (w < 0 && !is_transient(errno)) {
+		if (w < 0 && !sock_errno_transient(errno)) {
 			conn_fail(c, errno);
 			return;
 		}
@@ -278,7 +273,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 		conn_on_data(c, srv->scratch, (size_t)n);
 	} else if (n == 0) {
 		conn_on_eof(c);
-	} else if (!is_transient(errno)) {
+	} else if (!sock_errno_transient(errno)) {
 		conn_fail(c, errno);
 	}
 }
@@ -313,7 +308,7 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	if (n < 0) {
-		if (!is_transient(errno))
+		if (!sock_errno_transient(errno))
 			conn_fail(c, errno);
 		return;
 	}

@@ -464,18 +464,13 @@ static int mclient_set_phase(struct mclient *c, enum mclient_phase phase)
 	return event_add(&c->ev, NULL);
 }
 
-static int is_transient(int err)
-{
-	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
-}
-
 /* Sends what the kernel takes; once all is sent, our FIN, then wait for the client's EOF
  * (its unread bytes would otherwise make close() send an RST that can destroy the
  * response in flight). Returns -1 when the connection is to be closed now. */
 static int mclient_flush(struct mclient *c)
 {
 	if (evbuffer_get_length(c->out) > 0 && evbuffer_write(c->out, c->fd) < 0 &&
-	    !is_transient(errno))
+	    !sock_errno_transient(errno))
 		return -1;
 	if (evbuffer_get_length(c->out) > 0)
 		return c->phase == MC_WRITE ? 0 : mclient_set_phase(c, MC_WRITE);
@@ -493,7 +488,7 @@ static int mclient_read_request(struct mclient *c)
 	int rc;
 
 	if (n < 0)
-		return is_transient(errno) ? 0 : -1;
+		return sock_errno_transient(errno) ? 0 : -1;
 	if (n == 0)
 		return -1; /* EOF before a whole request: nothing to answer */
 	c->len += (size_t)n;
@@ -516,7 +511,7 @@ static int mclient_linger(struct mclient *c)
 	ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
 
 	if (n < 0)
-		return is_transient(errno) ? 0 : -1;
+		return sock_errno_transient(errno) ? 0 : -1;
 	if (n == 0)
 		return -1;
 	c->len += (size_t)n;
@@ -603,7 +598,7 @@ static void metrics_on_accept(evutil_socket_t fd, short what, void *arg)
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM)
 				metrics_pause(m, errno);
-			else if (!is_transient(errno))
+			else if (!sock_errno_transient(errno))
 				log_warn("metrics: accept: %s", strerror(errno));
 			return;
 		}
