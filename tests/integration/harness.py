@@ -582,6 +582,12 @@ class ServerTest(unittest.TestCase):
     def start_server(self, **kw):
         return Server(self, **kw).start()
 
+    def start_server_in(self, pair, **kw):
+        """A server in pair's server namespace, on its address (netns.Pair), port 0."""
+        srv = Server(self, listen=f"{pair.srv_ip}:0", **kw)
+        srv.cmd = pair.exec_prefix("srv") + srv.cmd
+        return srv.start()
+
     def connect(self, port, host="127.0.0.1", timeout=10):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         s = socket.socket(family, socket.SOCK_STREAM)

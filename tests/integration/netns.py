@@ -3,8 +3,9 @@
 A Pair is two namespaces joined by a veth pair: the server side and the client side, with
 addresses 10.X.Y.1 and 10.X.Y.2 on a /30 chosen from the pid, so parallel runs do not
 collide. Names start with "td" and carry the pid. Everything is deleted by cleanup(),
-which every caller registers with addCleanup() before anything can fail; deleting a
-namespace also removes its veth end, its nftables rules and the sockets left in it.
+which new_pair() registers with addCleanup() before anything can fail, and which checks
+that the names are gone; deleting a namespace also removes its veth end, its nftables
+rules and the sockets left in it.
 
 Sockets are created inside a namespace with setns() on the calling thread (ctypes): a
 socket stays in the namespace it was created in after the thread switches back."""
@@ -80,9 +81,13 @@ class Pair:
         return self
 
     def cleanup(self):
-        for ns in self.created:
+        deleted, self.created = self.created, []
+        for ns in deleted:
             run("ip", "netns", "del", ns, check=False)
-        self.created = []
+        left = run("ip", "netns", "list", check=False).split()
+        for ns in deleted:
+            if ns in left:
+                raise AssertionError(f"namespace {ns} was not deleted")
 
     def exec_prefix(self, side="srv"):
         return ["ip", "netns", "exec", self.srv_ns if side == "srv" else self.cli_ns]
@@ -95,6 +100,13 @@ class Pair:
             run("ip", "netns", "exec", self.cli_ns, "nft", "add", "table", "inet", f"td{hook}")
             run("ip", "netns", "exec", self.cli_ns, "nft", "add", "chain", "inet", f"td{hook}",
                 "c", f"{{ type filter hook {hook} priority 0; policy drop; }}")
+
+
+def new_pair(test, sysctls=None):
+    """A Pair, set up, whose cleanup is registered with the test before anything can fail."""
+    pair = Pair()
+    test.addCleanup(pair.cleanup)
+    return pair.setup(sysctls)
 
 
 def nstat(ns, *names):

@@ -37,9 +37,7 @@ def worker_pids(srv):
 class WorkersTest(ServerTest):
     def setUp(self):
         netns.require_root(self)
-        self.ns = netns.Pair()
-        self.addCleanup(self.ns.cleanup)
-        self.ns.setup()
+        self.ns = netns.new_pair(self)
 
     def client(self, port, *args):
         cmd = self.ns.exec_prefix("srv") + [str(REPO / CLIENT), "--server",

@@ -13,7 +13,7 @@ import tempfile
 import threading
 
 import netns
-from harness import Server, ServerTest, wait_until
+from harness import ServerTest, wait_until
 from test_client_helpers import client_bin, run_client
 
 N = 40
@@ -24,19 +24,8 @@ COUNTERS = ("TCPAbortOnClose", "TCPAbortOnData", "TCPAbortOnTimeout", "TCPAbortO
 class ClientKernelCountersTest(ServerTest):
     def pair_and_server(self):
         netns.require_root(self)
-        pair = netns.Pair()
-        self.addCleanup(self.assert_namespaces_gone, pair)  # runs after pair.cleanup
-        self.addCleanup(pair.cleanup)
-        pair.setup()
-        srv = Server(self, listen=f"{pair.srv_ip}:0")
-        srv.cmd = pair.exec_prefix("srv") + srv.cmd
-        srv.start()
-        return pair, srv
-
-    def assert_namespaces_gone(self, pair):
-        left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        for ns in (pair.srv_ns, pair.cli_ns):
-            self.assertNotIn(ns, left.split(), f"namespace {ns} was not deleted")
+        pair = netns.new_pair(self)  # its cleanup checks the namespaces are gone
+        return pair, self.start_server_in(pair)
 
     def test_reset_is_abort_on_data(self):
         pair, srv = self.pair_and_server()

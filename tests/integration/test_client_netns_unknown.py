@@ -1,6 +1,6 @@
 # Goal of this test: an expectation about a server in another network namespace cannot be checked from the client's namespace, so it is reported as unknown and the exit status is 3 (non-zero), while client-side expectations are still checked.
 import netns
-from harness import Server, ServerTest
+from harness import ServerTest
 from test_client_helpers import run_client
 
 N = 10
@@ -9,12 +9,8 @@ N = 10
 class ClientNetnsUnknownTest(ServerTest):
     def test_server_in_other_namespace(self):
         netns.require_root(self)
-        pair = netns.Pair()
-        self.addCleanup(pair.cleanup)
-        pair.setup()
-        srv = Server(self, listen=f"{pair.srv_ip}:0")
-        srv.cmd = pair.exec_prefix("srv") + srv.cmd
-        srv.start()
+        pair = netns.new_pair(self)
+        srv = self.start_server_in(pair)
         run = run_client(self, ["--server", f"{pair.srv_ip}:{srv.port}", "--connections", N,
                                 "--scenario", "close", "--settle", "1s", "--json",
                                 "--expect", "server.close_wait=0",
@@ -33,12 +29,8 @@ class ClientNetnsUnknownTest(ServerTest):
 
     def test_violation_wins_over_unknown(self):
         netns.require_root(self)
-        pair = netns.Pair()
-        self.addCleanup(pair.cleanup)
-        pair.setup()
-        srv = Server(self, listen=f"{pair.srv_ip}:0")
-        srv.cmd = pair.exec_prefix("srv") + srv.cmd
-        srv.start()
+        pair = netns.new_pair(self)
+        srv = self.start_server_in(pair)
         run = run_client(self, ["--server", f"{pair.srv_ip}:{srv.port}", "--connections", N,
                                 "--settle", "0", "--expect", "server.close_wait=0",
                                 "--expect", f"established={N + 1}"],

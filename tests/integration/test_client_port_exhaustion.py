@@ -1,6 +1,6 @@
 # Goal of this test: with only 10 ephemeral ports (a private namespace's ip_local_port_range), the client refuses a load that cannot fit before starting (exit 2), and when client TIME_WAITs exhaust the ports during a churn run it counts EADDRNOTAVAIL with a clear message and still finishes and reports (exit 1).
 import netns
-from harness import Server, ServerTest
+from harness import ServerTest
 from test_client_helpers import run_client
 
 SYSCTLS = {"net.ipv4.ip_local_port_range": "40000 40009", "net.ipv4.tcp_tw_reuse": "0"}
@@ -9,13 +9,8 @@ SYSCTLS = {"net.ipv4.ip_local_port_range": "40000 40009", "net.ipv4.tcp_tw_reuse
 class ClientPortExhaustionTest(ServerTest):
     def setup_pair(self):
         netns.require_root(self)
-        pair = netns.Pair()
-        self.addCleanup(pair.cleanup)
-        pair.setup(sysctls=SYSCTLS)
-        srv = Server(self, listen=f"{pair.srv_ip}:0")
-        srv.cmd = pair.exec_prefix("srv") + srv.cmd
-        srv.start()
-        return pair, srv
+        pair = netns.new_pair(self, sysctls=SYSCTLS)
+        return pair, self.start_server_in(pair)
 
     def test_refused_before_start(self):
         pair, srv = self.setup_pair()

@@ -46,21 +46,11 @@ def nft_tables(prefix=()):
 class ClientVanishTest(ServerTest):
     def pair(self):
         netns.require_root(self)
-        pair = netns.Pair()
-        self.addCleanup(self.assert_namespaces_gone, pair)  # runs after pair.cleanup
-        self.addCleanup(pair.cleanup)
-        return pair.setup()
-
-    def assert_namespaces_gone(self, pair):
-        left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        for ns in (pair.srv_ns, pair.cli_ns):
-            self.assertNotIn(ns, left.split(), f"namespace {ns} was not deleted")
+        return netns.new_pair(self)  # its cleanup checks the namespaces are gone
 
     def test_vanish_closed_by_heartbeat(self):
         pair = self.pair()
-        srv = Server(self, sets=SETS, listen=f"{pair.srv_ip}:0")
-        srv.cmd = pair.exec_prefix("srv") + srv.cmd
-        srv.start()
+        srv = self.start_server_in(pair, sets=SETS)
         # --hold outlasts the heartbeat: until it ends the server hears nothing at all.
         run = run_client(self, ["--server", f"{pair.srv_ip}:{srv.port}", "--connections", N,
                                 "--scenario", "vanish", "--hold", "3500ms", "--procs", 2,

@@ -9,7 +9,7 @@ import socket
 import time
 
 import netns
-from harness import Server, ServerTest, wait_until
+from harness import ServerTest, wait_until
 
 OFF = {"keepalive": "no", "heartbeat_timeout": "0", "user_timeout": "0",
        "fin_timeout": "0", "write_timeout": "0", "log_level": "debug"}
@@ -21,12 +21,8 @@ class DeadPeerTest(ServerTest):
         netns.require_root(self)
 
     def start_pair(self, sets, mode=None, sysctls=None):
-        pair = netns.Pair()
-        self.addCleanup(pair.cleanup)
-        pair.setup(sysctls)
-        srv = Server(self, mode=mode, sets=dict(OFF, **sets), listen=f"{pair.srv_ip}:0")
-        srv.cmd = pair.exec_prefix("srv") + srv.cmd
-        srv.start()
+        pair = netns.new_pair(self, sysctls)
+        srv = self.start_server_in(pair, mode=mode, sets=dict(OFF, **sets))
         with netns.inside(pair.cli_ns):
             s = socket.create_connection((pair.srv_ip, srv.port), timeout=5)
         self.addCleanup(s.close)

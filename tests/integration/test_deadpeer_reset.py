@@ -2,7 +2,7 @@
 import socket
 
 import netns
-from harness import Server, ServerTest, wait_until
+from harness import ServerTest, wait_until
 
 N = 5
 SETS = {"keepalive": "no", "user_timeout": "0", "heartbeat_timeout": "1s",
@@ -14,12 +14,8 @@ class ResetDeadPeersTest(ServerTest):
         netns.require_root(self)
 
     def run_row(self, reset):
-        pair = netns.Pair()
-        self.addCleanup(pair.cleanup)
-        pair.setup()
-        srv = Server(self, sets=dict(SETS, reset_dead_peers=reset), listen=f"{pair.srv_ip}:0")
-        srv.cmd = pair.exec_prefix("srv") + srv.cmd
-        srv.start()
+        pair = netns.new_pair(self)
+        srv = self.start_server_in(pair, sets=dict(SETS, reset_dead_peers=reset))
         socks = []
         with netns.inside(pair.cli_ns):
             for _ in range(N):

@@ -6,7 +6,7 @@ import threading
 import time
 
 import netns
-from harness import Server, ServerTest, pattern, wait_until
+from harness import ServerTest, pattern, wait_until
 
 STREAMERS = 20
 STUBBORN = 2         # read the server's FIN but never close
@@ -64,13 +64,9 @@ class DrainTest(ServerTest):
         netns.require_root(self)
 
     def test_drain_under_streaming_load(self):
-        pair = netns.Pair()
-        self.addCleanup(pair.cleanup)
-        pair.setup()
-        srv = Server(self, sets={"shutdown_timeout": f"{int(SHUTDOWN_TIMEOUT * 1000)}ms",
-                                 "heartbeat_timeout": "0"}, listen=f"{pair.srv_ip}:0")
-        srv.cmd = pair.exec_prefix("srv") + srv.cmd
-        srv.start()
+        pair = netns.new_pair(self)
+        srv = self.start_server_in(pair, sets={
+            "shutdown_timeout": f"{int(SHUTDOWN_TIMEOUT * 1000)}ms", "heartbeat_timeout": "0"})
         with netns.inside(pair.cli_ns):
             socks = [socket.create_connection((pair.srv_ip, srv.port), timeout=5)
                      for _ in range(STREAMERS + STUBBORN)]
