@@ -47,7 +47,7 @@ static const char *conn_peer(const struct conn *c, char *buf, size_t len)
 	return sock_addr_str(&c->peer.sa, buf, len);
 }
 
-static size_t conn_out_len(const struct conn *c)
+size_t conn_out_len(const struct conn *c)
 {
 	return c->out != NULL ? evbuffer_get_length(c->out) : 0;
 }

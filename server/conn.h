@@ -17,6 +17,7 @@
 
 #include <event2/event_struct.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -61,6 +62,8 @@ int conn_listener_options(const struct server_config *cfg, int lfd);
  * registers its events. On failure the fd is closed, counted (reason error) and -1
  * returned. */
 int conn_accept(struct server *srv, int fd, const struct sockaddr *peer, socklen_t len);
+/* Bytes of echo queued for the peer (the kernel did not take them yet). */
+size_t conn_out_len(const struct conn *c);
 /* Graceful drain: flush, shutdown(SHUT_WR), read to the peer's EOF, close. */
 void conn_drain(struct conn *c);
 /* Close now with SO_LINGER 0 (shutdown_timeout reached). */

@@ -12,7 +12,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -372,11 +371,6 @@ static struct conn *find_conn(struct watchdog *w, uint32_t inode)
 
 /* ---- the CLOSE_WAIT verdict -------------------------------------------------------- */
 
-static size_t conn_out(const struct conn *c)
-{
-	return c->out != NULL ? evbuffer_get_length(c->out) : 0;
-}
-
 #define CW_FLUSHING (-1) /* deliberately flushing the echo to a half-closed peer */
 #define CW_NOT_OURS (-2) /* another worker's socket */
 
@@ -406,7 +400,7 @@ static int cw_verdict(struct watchdog *w, const struct cw_rec *r, int64_t now, i
 		*age_us = since_fin;
 	if (cfg->fin_timeout > 0 && since_fin > limit)
 		return CW_PAST_FIN;
-	if (conn_out(c) > 0 || r->rqueue > 0)
+	if (conn_out_len(c) > 0 || r->rqueue > 0)
 		return CW_FLUSHING;
 	return CW_OTHER;
 }
