@@ -1,7 +1,7 @@
 /* conn: one connection's life, accept to close, with its reason.
  *
  * The order of events, as in conn.c:
- *   conn_accept      socket options (keepalive, user timeout), read event, heartbeat
+ *   conn_accept      read event, heartbeat (socket options inherited from the listener)
  *   conn_on_read     echo: read into a shared buffer, write straight back; what the
  *                    kernel does not take is queued; above output_high_watermark reading
  *                    pauses and (early_close) EPOLLRDHUP is watched instead
