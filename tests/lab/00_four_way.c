@@ -57,8 +57,9 @@ static int run(struct lab_cap *cap, int delay_ms, struct outcome *o)
 		goto out;
 	lab_sleep_ms(delay_ms);
 	lab_close(&p.b);
-	lab_sleep_ms(50);
-	if (lab_cap_drain(cap) < 0)
+	/* The capture gets each segment before TCP processes it: once B's socket is gone
+	 * (A's last ACK arrived), every segment of the close is in the capture. */
+	if (lab_wait_closed(p.pa, p.pb, 2000) < 0 || lab_cap_drain(cap) < 0)
 		goto out;
 	segments(cap, &p, o);
 	rc = 0;

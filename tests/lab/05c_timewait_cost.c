@@ -23,7 +23,8 @@
 #define BATCH 8
 #define CAP   10
 
-/* One active close that ends in TIME_WAIT (unless the cap says otherwise). */
+/* One active close that ends in TIME_WAIT (unless the cap says otherwise); returns once
+ * the close has finished, so the closer is then in TIME_WAIT or gone. */
 static int one_time_wait(uint16_t *sport, uint16_t *dport)
 {
 	struct lab_pair p;
@@ -39,7 +40,7 @@ static int one_time_wait(uint16_t *sport, uint16_t *dport)
 	rc = 0;
 out:
 	lab_pair_close(&p);
-	return rc;
+	return rc < 0 ? -1 : lab_wait_closed(*sport, *dport, 2000);
 }
 
 /* A field of /proc/net/netstat (this namespace's: /proc/thread-self/net). */
@@ -90,7 +91,6 @@ static int batch(int n, int *tw, long *overflow, struct lab_diag *first)
 		if (i == 0 && lab_diag_find(sport, dport, first) < 0)
 			return -1;
 	}
-	lab_sleep_ms(50);
 	*tw = lab_diag_count(LAB_TIME_WAIT);
 	*overflow = netstat("TCPTimeWaitOverflow") - before;
 	return *tw < 0 ? -1 : 0;

@@ -30,7 +30,8 @@ struct attempt {
 	uint16_t port; /* the local port the new connection got */
 };
 
-/* Closes a pair in order: `first` closes, the other reads EOF and closes. */
+/* Closes a pair in order: `first` closes, the other reads EOF and closes; returns once
+ * that close has finished (the first closer's socket in TIME_WAIT or gone). */
 static int close_in_order(struct lab_pair *p, int server_first)
 {
 	int *first = server_first ? &p->b : &p->a, *second = server_first ? &p->a : &p->b;
@@ -39,8 +40,8 @@ static int close_in_order(struct lab_pair *p, int server_first)
 	if (lab_wait_eof(*second, 2000) < 0)
 		return -1;
 	lab_close(second);
-	lab_sleep_ms(20);
-	return 0;
+	return server_first ? lab_wait_closed(p->pb, p->pa, 2000)
+			    : lab_wait_closed(p->pa, p->pb, 2000);
 }
 
 /* One connection, from *cport (bound) or from the port connect() picks (bind = 0); closed

@@ -7,7 +7,6 @@
 #include "lab.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -40,7 +39,9 @@ static int run(struct lab_cap *cap, struct mode *m)
 	if (lab_drain(p.b, 2000, &got, &m->peer_err) < 0)
 		goto out;
 	lab_close(&p.b);
-	lab_sleep_ms(20);
+	/* The closer's state is read once the exchange is over, whatever it ended in. */
+	if (lab_wait_closed(p.pa, p.pb, 2000) < 0)
+		goto out;
 	if ((f = lab_diag_find(p.pa, p.pb, &d)) < 0 || lab_cap_drain(cap) < 0)
 		goto out;
 	m->tw = f && d.state == LAB_TIME_WAIT;

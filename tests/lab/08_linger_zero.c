@@ -34,9 +34,30 @@ static int queues(const struct lab_pair *p, struct outcome *o)
 	return 0;
 }
 
+struct flight {
+	const struct lab_pair *p;
+	size_t sent;
+};
+
+/* Nothing in flight: every byte the closer has put on the wire (what send() accepted less
+ * what is still unsent, SIOCOUTQNSD) is in the peer's receive queue (FIONREAD; the peer
+ * has read nothing). */
+static int landed(void *arg)
+{
+	const struct flight *f = arg;
+	int inq, unsent;
+
+	if (ioctl(f->p->b, FIONREAD, &inq) < 0)
+		return lab_sysfail("ioctl(FIONREAD)");
+	if (ioctl(f->p->a, SIOCOUTQNSD, &unsent) < 0)
+		return lab_sysfail("ioctl(SIOCOUTQNSD)");
+	return (size_t)inq == f->sent - (size_t)unsent;
+}
+
 static int run(struct lab_cap *cap, struct outcome *o)
 {
 	struct lab_pair p;
+	struct flight f;
 	int64_t t0;
 	int rc = -1;
 
@@ -44,8 +65,10 @@ static int run(struct lab_cap *cap, struct outcome *o)
 		return -1;
 	if (lab_fill(p.a, &o->sent) < 0 || lab_set_linger(p.a, 1, 0) < 0)
 		goto out;
-	lab_sleep_ms(20); /* let the last segments land in the receiver's queue */
-	if (queues(&p, o) < 0)
+	f = (struct flight){&p, o->sent};
+	if (lab_wait_until(landed, &f, 2000,
+			   "waiting for the bytes sent to land in the peer's receive queue") < 0 ||
+	    queues(&p, o) < 0)
 		goto out;
 	t0 = lab_now_us();
 	if (close(p.a) < 0) {

@@ -80,6 +80,15 @@ static int peer_acts(struct lab_pair *p, enum peer who)
 	return 0;
 }
 
+/* Our side's state once what the peer did has arrived: its FIN (CLOSE_WAIT), its RST
+ * (CLOSE), or its FIN then the ACK of ours (CLOSE). */
+static const int settled[NPEER] = {
+    [SHUT_WR_ONLY] = LAB_CLOSE_WAIT,
+    [DATA_THEN_CLOSE] = LAB_CLOSE_WAIT,
+    [RESET] = LAB_CLOSE,
+    [BOTH_SHUT] = LAB_CLOSE,
+};
+
 static int observe(int ep, struct lab_pair *p, enum peer who, struct outcome *o)
 {
 	char buf[16];
@@ -87,12 +96,12 @@ static int observe(int ep, struct lab_pair *p, enum peer who, struct outcome *o)
 	if (wait_events(ep, 0, &o->before) < 0 || peer_acts(p, who) < 0)
 		return -1;
 	if (who == BOTH_SHUT) {
-		lab_sleep_ms(50);
+		if (lab_wait_state(p->a, LAB_CLOSE_WAIT, 2000) < 0)
+			return -1;
 		if (shutdown(p->a, SHUT_WR) < 0)
 			return lab_sysfail("shutdown(SHUT_WR) of our side");
 	}
-	lab_sleep_ms(50);
-	if (wait_events(ep, 1000, &o->after) < 0)
+	if (lab_wait_state(p->a, settled[who], 2000) < 0 || wait_events(ep, 1000, &o->after) < 0)
 		return -1;
 	for (int i = 0; i < 2; i++) {
 		o->rc[i] = recv(p->a, buf, sizeof(buf), MSG_DONTWAIT);

@@ -631,23 +631,42 @@ const char *lab_ret(char *buf, size_t len, ssize_t rc, int err)
 	return buf;
 }
 
-int lab_wait_state(int fd, int state, int timeout_ms)
+int lab_wait_until(int (*cond)(void *), void *arg, int timeout_ms, const char *what)
 {
 	int64_t end = lab_now_us() + (int64_t)timeout_ms * 1000;
-	int s;
+	int r;
 
 	for (;;) {
-		s = lab_tcp_state(fd);
-		if (s < 0)
+		r = cond(arg);
+		if (r < 0)
 			return -1;
-		if (s == state)
+		if (r > 0)
 			return 0;
 		if (lab_now_us() > end) {
 			errno = ETIMEDOUT;
-			return lab_sysfail("waiting for a TCP state");
+			return lab_sysfail(what);
 		}
-		lab_sleep_ms(5);
+		lab_sleep_ms(2);
 	}
+}
+
+struct state_arg {
+	int fd, state;
+};
+
+static int state_reached(void *arg)
+{
+	const struct state_arg *a = arg;
+	int s = lab_tcp_state(a->fd);
+
+	return s < 0 ? -1 : s == a->state;
+}
+
+int lab_wait_state(int fd, int state, int timeout_ms)
+{
+	struct state_arg a = {fd, state};
+
+	return lab_wait_until(state_reached, &a, timeout_ms, "waiting for a TCP state");
 }
 
 int lab_wait_eof(int fd, int timeout_ms)
@@ -961,4 +980,32 @@ int lab_diag_count(int state)
 	if (diag_walk(count_cb, &c) < 0)
 		return -1;
 	return c.n;
+}
+
+struct closed_arg {
+	uint16_t closer, peer;
+};
+
+static int close_finished(void *arg)
+{
+	const struct closed_arg *c = arg;
+	struct lab_diag d;
+	int f;
+
+	f = lab_diag_find(c->closer, c->peer, &d);
+	if (f < 0)
+		return -1;
+	if (f && d.state != LAB_TIME_WAIT)
+		return 0;
+	f = lab_diag_find(c->peer, c->closer, &d);
+	return f < 0 ? -1 : !f;
+}
+
+int lab_wait_closed(uint16_t closer_port, uint16_t peer_port, int timeout_ms)
+{
+	struct closed_arg c = {closer_port, peer_port};
+
+	return lab_wait_until(close_finished, &c, timeout_ms,
+			      "waiting for the close to finish (closer in TIME_WAIT or gone, "
+			      "peer gone)");
 }

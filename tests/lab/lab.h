@@ -115,6 +115,11 @@ int lab_drain(int fd, int timeout_ms, size_t *got, int *err);
 /* "-1 EPIPE" or "5" into buf, from a call's result and its errno. */
 const char *lab_ret(char *buf, size_t len, ssize_t rc, int err);
 const char *lab_errname(int err);
+/* Polls cond(arg) every 2 ms until it returns 1 (0 = not yet, -1 = failed, with
+ * lab_sysfail() done). 0 when it held; -1 when cond failed, or when timeout_ms passed
+ * first: then errno is ETIMEDOUT and `what` is recorded for lab_err(). Waiting for a kernel
+ * condition always goes through a deadline like this, never a fixed sleep. */
+int lab_wait_until(int (*cond)(void *), void *arg, int timeout_ms, const char *what);
 /* Polls tcpi_state until it is `state` or timeout_ms passes; 0 when reached. */
 int lab_wait_state(int fd, int state, int timeout_ms);
 /* Waits up to timeout_ms for the peer's FIN: 0 when recv() then returns 0 (nothing unread
@@ -174,6 +179,11 @@ struct lab_diag {
 int lab_diag_find(uint16_t sport, uint16_t dport, struct lab_diag *out);
 /* How many sockets of the netns are in `state` (-1 = any). */
 int lab_diag_count(int state);
+/* Waits (lab_wait_until) until a close between two local ports on one address, both fds
+ * already closed, has finished: the active closer's socket (closer_port -> peer_port) is
+ * in TIME_WAIT or gone, and the other side's (peer_port -> closer_port) is gone. It asks
+ * nothing of which of the two the closer ended in. */
+int lab_wait_closed(uint16_t closer_port, uint16_t peer_port, int timeout_ms);
 
 /* TCP states as the kernel numbers them (include/net/tcp_states.h). */
 enum {
