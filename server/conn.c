@@ -375,10 +375,17 @@ static void conn_drain_step(struct conn *c)
 	event_del(&c->ev_heartbeat);
 }
 
-void conn_abort(struct conn *c, enum close_reason reason)
+/* SO_LINGER {1, 0}: the close() that follows sends RST. A failure only costs the RST
+ * (the close still happens), so it is logged at debug level. */
+static void conn_linger_reset(const struct conn *c)
 {
 	if (sock_set_linger_reset(c->fd) < 0)
 		log_debug("SO_LINGER on fd %d: %s", c->fd, strerror(errno));
+}
+
+void conn_abort(struct conn *c, enum close_reason reason)
+{
+	conn_linger_reset(c);
 	conn_close(c, reason, 0);
 }
 
@@ -412,9 +419,8 @@ static void conn_close(struct conn *c, enum close_reason reason, int err)
 	struct server *srv = c->srv;
 	int64_t fin_to_close = c->fin_us ? clock_mono_us() - c->fin_us : -1;
 
-	if (srv->cfg->reset_dead_peers && is_dead_peer_close(reason) &&
-	    sock_set_linger_reset(c->fd) < 0)
-		log_debug("SO_LINGER on fd %d: %s", c->fd, strerror(errno));
+	if (srv->cfg->reset_dead_peers && is_dead_peer_close(reason))
+		conn_linger_reset(c);
 	event_del(&c->ev_read);
 	event_del(&c->ev_write);
 	event_del(&c->ev_heartbeat);
