@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const reason_names[CLOSE_NREASONS] = {
 	"eof",           "reset",       "timeout",  "heartbeat", "write-timeout",
@@ -31,7 +32,6 @@ enum close_reason stats_reason_for_errno(int err)
 	}
 }
 
-/* Resident set size in KiB from /proc/self/statm (pages), or 0. */
 /* Heap in use (malloc'd and not freed, including mmap'd blocks), KiB: what the server
  * itself holds, unlike RSS, which also counts freed memory the allocator keeps. */
 static unsigned long stats_heap_kb(void)
@@ -41,9 +41,12 @@ static unsigned long stats_heap_kb(void)
 	return (unsigned long)((mi.uordblks + mi.hblkhd) / 1024);
 }
 
+/* Resident set size in KiB from /proc/self/statm (in pages, which are not 4 KiB
+ * everywhere: 16 or 64 KiB on some arm64 kernels), or 0. */
 static unsigned long stats_rss_kb(void)
 {
 	unsigned long size, resident;
+	long page = sysconf(_SC_PAGESIZE);
 	FILE *f = fopen("/proc/self/statm", "r");
 	int n;
 
@@ -51,7 +54,7 @@ static unsigned long stats_rss_kb(void)
 		return 0;
 	n = fscanf(f, "%lu %lu", &size, &resident);
 	fclose(f);
-	return n == 2 ? resident * 4 : 0;
+	return n == 2 && page > 0 ? resident * ((unsigned long)page / 1024) : 0;
 }
 
 const char *stats_json(const struct stats *s, char *buf, size_t len)
