@@ -201,6 +201,16 @@ int sock_errno_transient(int err)
 	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
 
+int sock_accept_retry(int err)
+{
+	return err == EINTR || err == ECONNABORTED || err == EPROTO;
+}
+
+int sock_accept_exhausted(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
 int sock_local_port(int fd)
 {
 	struct sockaddr_storage ss;

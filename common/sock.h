@@ -50,6 +50,13 @@ int sock_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuse
 /* 1 when a failed nonblocking recv/send/accept may simply be retried later (EAGAIN,
  * EWOULDBLOCK, EINTR), 0 when err is a real error. */
 int sock_errno_transient(int err);
+/* After a failed accept4(): 1 when only that one connection (or a signal) was lost, so the
+ * next accept may succeed at once (EINTR, ECONNABORTED, EPROTO). */
+int sock_accept_retry(int err);
+/* After a failed accept4(): 1 when the process or the system is out of fds or memory
+ * (EMFILE, ENFILE, ENOBUFS, ENOMEM): the listener stays readable, so accepting again at
+ * once would spin. */
+int sock_accept_exhausted(int err);
 /* The port a socket is bound to, or -1. */
 int sock_local_port(int fd);
 /* "1.2.3.4:80" or "[::1]:80" into buf. Returns buf. */

@@ -593,10 +593,9 @@ static void metrics_on_accept(evutil_socket_t fd, short what, void *arg)
 		int cfd = accept4(m->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (cfd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+			if (sock_accept_retry(errno))
 				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM)
+			if (sock_accept_exhausted(errno))
 				metrics_pause(m, errno);
 			else if (!sock_errno_transient(errno))
 				log_warn("metrics: accept: %s", strerror(errno));

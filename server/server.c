@@ -241,9 +241,9 @@ static int server_accept_some(struct server *srv, int batch)
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
-			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+			if (sock_accept_retry(errno))
 				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			if (sock_accept_exhausted(errno)) {
 				server_on_emfile(srv, errno);
 				return -1;
 			}
