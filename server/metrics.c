@@ -138,9 +138,8 @@ static int metrics_open_listener(const struct server_config *cfg, int *exit_code
 	}
 	fd = sock_listen((struct sockaddr *)&ss, len, METRICS_MAX_CLIENTS * 2, 0);
 	if (fd < 0) {
+		*exit_code = server_listen_exit_code(errno); /* before logging can change errno */
 		log_error("metrics_listen %s: %s", addr, strerror(errno));
-		*exit_code =
-		    (errno == EADDRINUSE || errno == EADDRNOTAVAIL || errno == EACCES) ? 2 : 1;
 		return -1;
 	}
 	if (metrics_write_port_file(sock_local_port(fd)) < 0) {

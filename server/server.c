@@ -84,6 +84,11 @@ int server_write_port_file(const char *path, int port)
 	return rename(tmp, path);
 }
 
+int server_listen_exit_code(int err)
+{
+	return err == EADDRINUSE || err == EADDRNOTAVAIL || err == EACCES ? 2 : 1;
+}
+
 static int server_open_listener(struct server *srv, int *exit_code)
 {
 	struct sockaddr_storage ss;
@@ -97,8 +102,8 @@ static int server_open_listener(struct server *srv, int *exit_code)
 	}
 	srv->lfd = sock_bind_stream((struct sockaddr *)&ss, len, srv->reuseport);
 	if (srv->lfd < 0) {
+		*exit_code = server_listen_exit_code(errno); /* before logging can change errno */
 		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
-		*exit_code = (errno == EADDRINUSE || errno == EADDRNOTAVAIL || errno == EACCES) ? 2 : 1;
 		return -1;
 	}
 	if (conn_listener_options(srv->cfg, srv->lfd) < 0) {

@@ -53,6 +53,10 @@ void server_free(struct server *srv);
  * number (--port-file, --metrics-port-file, workers). 0, or -1 with errno. */
 int server_write_port_file(const char *path, int port);
 
+/* The exit status for a failed bind or listen: 2 when the config must change (the
+ * address is in use, not local, or privileged), 1 otherwise. */
+int server_listen_exit_code(int err);
+
 /* Called by conn.c when a connection is gone (the drain may be complete). */
 void server_conn_closed(struct server *srv);
 
