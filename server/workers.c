@@ -18,6 +18,7 @@
 #include "sock.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,25 +216,46 @@ static int workers_supervise(const struct server_config *cfg, pid_t *pids, int n
 	return sv.rc;
 }
 
+/* Waits for one ready byte per worker. -1 when a worker failed to start: it wrote 'f',
+ * was never forked, or died before writing anything (the parent holds the pipe's write
+ * end, so that death alone would never end a read(): it is looked for between polls). */
+static int workers_wait_ready(const pid_t *pids, int n, int rfd)
+{
+	for (int i = 0; i < n; i++) {
+		struct pollfd p = {.fd = rfd, .events = POLLIN};
+		char c = 0;
+		int k;
+
+		if (pids[i] <= 0)
+			return -1;
+		while ((k = poll(&p, 1, 100)) <= 0) {
+			if (k < 0 && errno != EINTR)
+				return -1;
+			if (waitpid(-1, NULL, WNOHANG) > 0)
+				return -1;
+		}
+		if (read(rfd, &c, 1) != 1 || c != 'r')
+			return -1;
+	}
+	return 0;
+}
+
 int workers_run(const struct server_config *base_cfg, const char *port_file)
 {
 	struct server_config cfg = *base_cfg;
 	pid_t pids[64] = {0};
-	int n = (int)cfg.workers, pipefd[2], rc, reserve;
-	char c;
+	int n = (int)cfg.workers, pipefd[2] = {-1, -1}, rc = 1, reserve;
 	sigset_t set;
 
 	reserve = workers_reserve_port(&cfg);
 	if (reserve < 0)
 		return 2;
-	if (metrics_prefork(&cfg, n, &rc) < 0) {
-		close(reserve);
-		return rc;
-	}
+	if (metrics_prefork(&cfg, n, &rc) < 0)
+		goto out;
 	if (pipe(pipefd) < 0) {
 		log_error("pipe: %s", strerror(errno));
-		close(reserve);
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	parent_fds[0] = reserve;
 	parent_fds[1] = pipefd[0];
@@ -245,26 +267,23 @@ int workers_run(const struct server_config *base_cfg, const char *port_file)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	for (int i = 0; i < n; i++)
 		pids[i] = workers_spawn(&cfg, pipefd[1], i);
-	for (int i = 0; i < n; i++) {
-		ssize_t r = 0;
-
-		/* A worker that was never forked writes nothing: waiting for its byte would
-		 * block for good (the parent holds the pipe's write end). */
-		if (pids[i] > 0)
-			while ((r = read(pipefd[0], &c, 1)) < 0 && errno == EINTR)
-				;
-		if (r != 1 || c != 'r') {
-			log_error("a worker failed to start");
-			workers_signal_all(pids, n, SIGKILL);
-			while (wait(NULL) > 0)
-				;
-			return 2;
-		}
+	if (workers_wait_ready(pids, n, pipefd[0]) < 0) {
+		log_error("a worker failed to start");
+		workers_signal_all(pids, n, SIGKILL);
+		while (wait(NULL) > 0)
+			;
+		rc = 2;
+		goto out;
 	}
 	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(reserve)) < 0)
 		log_error("port file %s: %s", port_file, strerror(errno));
 	log_info("%d workers listening on %s", n, cfg.listen);
 	rc = workers_supervise(&cfg, pids, n, pipefd[1], &set);
+out:
+	if (pipefd[0] >= 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+	}
 	close(reserve);
 	return rc;
 }
