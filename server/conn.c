@@ -120,47 +120,65 @@ static struct event *conn_timer(struct conn *c, struct event **ev, event_callbac
 	return *ev;
 }
 
+/* An event the connection cannot live without could not be armed (epoll_ctl failed, or
+ * no memory): without it the connection would hang, so it is closed. Returns -1. */
+static int conn_arm_failed(struct conn *c, const char *what)
+{
+	int err = errno ? errno : ENOMEM;
+	char name[64];
+
+	log_warn("arming %s for %s failed: %s", what, conn_peer(c, name, sizeof(name)),
+		 strerror(err));
+	conn_close(c, CLOSE_ERROR, err);
+	return -1;
+}
+
 /* Output is queued: wait for the socket to be writable, and give the peer write_timeout
- * to make room. */
-static void conn_write_arm(struct conn *c)
+ * to make room. 0, or -1 when the connection had to be closed. */
+static int conn_write_arm(struct conn *c)
 {
 	const struct server *srv = c->srv;
 
-	if (!event_pending(&c->ev_write, EV_WRITE, NULL))
-		event_add(&c->ev_write, NULL);
+	if (!event_pending(&c->ev_write, EV_WRITE, NULL) && event_add(&c->ev_write, NULL) < 0)
+		return conn_arm_failed(c, "EV_WRITE");
 	if (srv->wto_tv != NULL &&
 	    conn_timer(c, &c->ev_wtimeout, conn_on_write_timeout) != NULL &&
 	    !evtimer_pending(c->ev_wtimeout, NULL))
 		evtimer_add(c->ev_wtimeout, srv->wto_tv);
+	return 0;
 }
 
 /* Above the high watermark: stop reading, so a peer that does not read its echo cannot
  * make us buffer without bound. Its FIN is then watched with EV_CLOSED (ev_write is
  * armed, see the top of the file). The heartbeat is suspended: write_timeout covers a
- * peer that is not reading. */
-static void conn_pause(struct conn *c)
+ * peer that is not reading. 0, or -1 when the connection had to be closed. */
+static int conn_pause(struct conn *c)
 {
 	c->flags |= CONN_PAUSED;
 	event_del(&c->ev_read);
 	event_del(&c->ev_heartbeat);
 	if (!c->srv->cfg->early_close || (c->flags & CONN_PEER_FIN))
-		return;
+		return 0;
 	if (c->ev_closed == NULL)
 		c->ev_closed = event_new(c->srv->base, c->fd, EV_CLOSED, conn_on_closed, c);
-	if (c->ev_closed != NULL)
-		event_add(c->ev_closed, NULL);
+	if (c->ev_closed == NULL || event_add(c->ev_closed, NULL) < 0)
+		return conn_arm_failed(c, "EV_CLOSED");
+	return 0;
 }
 
-static void conn_resume(struct conn *c)
+/* 0, or -1 when the connection had to be closed. */
+static int conn_resume(struct conn *c)
 {
 	c->flags &= ~CONN_PAUSED;
 	if (c->ev_closed != NULL)
 		event_del(c->ev_closed);
 	if (c->flags & CONN_EOF_READ)
-		return;
-	event_add(&c->ev_read, NULL);
+		return 0;
+	if (event_add(&c->ev_read, NULL) < 0)
+		return conn_arm_failed(c, "EV_READ");
 	if (!(c->flags & CONN_PEER_FIN))
 		conn_heartbeat_arm(c);
+	return 0;
 }
 
 static int conn_queue(struct conn *c, const char *data, size_t n)
@@ -206,9 +224,8 @@ static void conn_on_data(struct conn *c, const char *data, size_t n)
 			return;
 		}
 	}
-	if (conn_queue(c, data, n) < 0)
+	if (conn_queue(c, data, n) < 0 || conn_write_arm(c) < 0)
 		return;
-	conn_write_arm(c);
 	if (conn_out_len(c) >= (size_t)srv->cfg->output_high_watermark)
 		conn_pause(c);
 }
@@ -286,8 +303,8 @@ static void conn_after_flush(struct conn *c)
 	event_del(&c->ev_write);
 	if (c->ev_wtimeout != NULL)
 		evtimer_del(c->ev_wtimeout);
-	if (c->flags & CONN_PAUSED)
-		conn_resume(c);
+	if ((c->flags & CONN_PAUSED) && conn_resume(c) < 0)
+		return;
 	if ((c->flags & CONN_EOF_READ) && c->srv->cfg->close_on_eof)
 		conn_close(c, CLOSE_EOF, 0);
 	else if (c->flags & CONN_DRAINING)
