@@ -212,6 +212,21 @@ static void test_listen_port_in_use(void **state)
 	close(a);
 }
 
+/* The errno classes the accept loops and the echo path act on. */
+static void test_errno_classes(void **state)
+{
+	(void)state;
+	assert_true(sock_errno_transient(EAGAIN) && sock_errno_transient(EWOULDBLOCK) &&
+		    sock_errno_transient(EINTR));
+	assert_false(sock_errno_transient(ECONNRESET) || sock_errno_transient(EPIPE));
+	assert_true(sock_accept_retry(EINTR) && sock_accept_retry(ECONNABORTED) &&
+		    sock_accept_retry(EPROTO));
+	assert_false(sock_accept_retry(EMFILE) || sock_accept_retry(EAGAIN));
+	assert_true(sock_accept_exhausted(EMFILE) && sock_accept_exhausted(ENFILE) &&
+		    sock_accept_exhausted(ENOBUFS) && sock_accept_exhausted(ENOMEM));
+	assert_false(sock_accept_exhausted(ECONNABORTED) || sock_accept_exhausted(EAGAIN));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_bad_fd),
 		cmocka_unit_test(test_parse_hostport),
 		cmocka_unit_test(test_listen_port_in_use),
+		cmocka_unit_test(test_errno_classes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
