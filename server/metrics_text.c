@@ -169,6 +169,13 @@ static void mtext_one(struct mtext *w, const char *name, const char *type, const
 	metrics_text_u64(w, name, NULL, NULL, v);
 }
 
+/* A gauge family with one unlabelled sample in seconds. */
+static void mtext_one_seconds(struct mtext *w, const char *name, const char *help, double s)
+{
+	metrics_text_family(w, name, "gauge", help);
+	metrics_text_double(w, name, NULL, NULL, s);
+}
+
 /* ---- the page ---------------------------------------------------------------------- */
 
 static void render_connections(struct mtext *w, const struct metrics_view *v)
@@ -242,10 +249,9 @@ static void render_close_wait(struct mtext *w, const struct watchdog_close_wait 
 		  "CLOSE_WAIT sockets older than close_wait_alarm that are not being flushed, or "
 		  "are past fin_timeout (what the watchdog warns about).",
 		  cw->overdue);
-	metrics_text_family(w, "teardown_close_wait_oldest_overdue_seconds", "gauge",
-			    "Age of the oldest overdue CLOSE_WAIT socket (0 when none).");
-	metrics_text_double(w, "teardown_close_wait_oldest_overdue_seconds", NULL, NULL,
-			    (double)cw->oldest_ms / 1000.0);
+	mtext_one_seconds(w, "teardown_close_wait_oldest_overdue_seconds",
+			  "Age of the oldest overdue CLOSE_WAIT socket (0 when none).",
+			  (double)cw->oldest_ms / 1000.0);
 	mtext_one(w, "teardown_close_wait_warnings_total", "counter",
 		  "CLOSE_WAIT watchdog warnings logged.", cw->warnings);
 }
@@ -269,10 +275,8 @@ static void render_census(struct mtext *w, const struct census_counts *c)
 		  "Accept queue limit of the port's listeners (idiag_wqueue: backlog capped by "
 		  "somaxconn).",
 		  c->accept_backlog);
-	metrics_text_family(w, "teardown_census_duration_seconds", "gauge",
-			    "How long the last census took.");
-	metrics_text_double(w, "teardown_census_duration_seconds", NULL, NULL,
-			    (double)c->elapsed_us / 1e6);
+	mtext_one_seconds(w, "teardown_census_duration_seconds", "How long the last census took.",
+			  (double)c->elapsed_us / 1e6);
 }
 
 static void render_kernel(struct mtext *w, const struct kstat *base, const struct kstat *now)
