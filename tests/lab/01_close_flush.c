@@ -41,7 +41,6 @@ static int give_unread(struct lab_pair *p)
 static int run(struct lab_cap *cap, int unread, struct outcome *o)
 {
 	struct lab_pair p;
-	int64_t t0;
 	int rc = -1;
 
 	/* Small buffers so the queue fills with a few kilobytes. */
@@ -51,13 +50,8 @@ static int run(struct lab_cap *cap, int unread, struct outcome *o)
 		goto out;
 	if (lab_fill(p.a, &o->sent) < 0)
 		goto out;
-	t0 = lab_now_us();
-	if (close(p.a) < 0) {
-		lab_sysfail("close");
+	if (lab_timed_close(&p.a, &o->close_us) < 0)
 		goto out;
-	}
-	o->close_us = lab_now_us() - t0;
-	p.a = -1;
 	if (lab_drain(p.b, 2000, &o->got, &o->err) < 0 || lab_cap_drain(cap) < 0)
 		goto out;
 	o->wire = lab_cap_teardown(cap, p.pa, p.pb);

@@ -58,7 +58,6 @@ static int run(struct lab_cap *cap, struct outcome *o)
 {
 	struct lab_pair p;
 	struct flight f;
-	int64_t t0;
 	int rc = -1;
 
 	if (lab_pair_open(&p, "127.0.0.1", 4096, 4096) < 0)
@@ -70,13 +69,8 @@ static int run(struct lab_cap *cap, struct outcome *o)
 			   "waiting for the bytes sent to land in the peer's receive queue") < 0 ||
 	    queues(&p, o) < 0)
 		goto out;
-	t0 = lab_now_us();
-	if (close(p.a) < 0) {
-		lab_sysfail("close");
+	if (lab_timed_close(&p.a, &o->close_us) < 0)
 		goto out;
-	}
-	o->close_us = lab_now_us() - t0;
-	p.a = -1;
 	if (lab_drain(p.b, 1000, &o->got, &o->err) < 0 || lab_cap_drain(cap) < 0)
 		goto out;
 	o->fins = lab_cap_count(cap, p.pa, p.pb, LAB_FIN);

@@ -123,6 +123,16 @@ void lab_note(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int lab_timed_close(int *fd, int64_t *us)
+{
+	int64_t t0 = lab_now_us();
+	int rc = close(*fd);
+
+	*us = lab_now_us() - t0;
+	*fd = -1;
+	return rc < 0 ? lab_sysfail("close") : 0;
+}
+
 int lab_sysfail(const char *call)
 {
 	lab_failed = call;

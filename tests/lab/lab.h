@@ -56,6 +56,9 @@ int lab_err(const char *what);
 
 int64_t lab_now_us(void);
 void lab_sleep_ms(int ms);
+/* close(*fd), timed: *us is the time spent inside close(); *fd becomes -1. 0, or -1 after
+ * lab_sysfail("close"). */
+int lab_timed_close(int *fd, int64_t *us);
 
 /* --- namespaces, sysctls, commands ------------------------------------------------------ */
 
