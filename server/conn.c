@@ -17,6 +17,13 @@
  *   EV_CLOSED event would fire on every iteration: it is one-shot.
  * - Deleting an event that is active (both ev_read and ev_write fire on EPOLLHUP) removes
  *   it from the active queue too, so freeing the connection from either callback is safe.
+ * - Timers are alarms, not deadlines. Re-adding a timer on every message (what a
+ *   bufferevent does for its read timeout) costs an event_add per message; here a read
+ *   only stamps the coarse clock (a few ns), and the alarm, when it rings, compares the
+ *   stamp with the clock and either closes or re-arms for what is left (one ring per
+ *   timeout period, not one event_add per message). The base runs on libevent's default
+ *   coarse clock (server.c), which can ring an alarm up to one tick early; the check
+ *   against the clock makes a deadline never early, and at most a tick late.
  */
 #include "conn.h"
 #include "clock.h"
@@ -74,8 +81,10 @@ int conn_listener_options(const struct server_config *cfg, int lfd)
 	return 0;
 }
 
-static void conn_heartbeat_arm(struct conn *c)
+/* The heartbeat deadline starts now (accept, or reading resumed after a pause). */
+static void conn_heartbeat_start(struct conn *c)
 {
+	c->rx_us = clock_coarse_us();
 	if (c->srv->hb_tv != NULL)
 		event_add(&c->ev_heartbeat, c->srv->hb_tv);
 }
@@ -99,7 +108,7 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr *peer, socklen
 		log_error("event_add for %s failed", sock_addr_str(peer, name, sizeof(name)));
 		goto fail;
 	}
-	conn_heartbeat_arm(c);
+	conn_heartbeat_start(c);
 	TAILQ_INSERT_TAIL(&srv->conns, c, link);
 	srv->stats.open++;
 	return 0;
@@ -143,8 +152,10 @@ static int conn_write_arm(struct conn *c)
 		return conn_arm_failed(c, "EV_WRITE");
 	if (srv->wto_tv != NULL &&
 	    conn_timer(c, &c->ev_wtimeout, conn_on_write_timeout) != NULL &&
-	    !evtimer_pending(c->ev_wtimeout, NULL))
+	    !evtimer_pending(c->ev_wtimeout, NULL)) {
+		c->wto_us = clock_coarse_us();
 		evtimer_add(c->ev_wtimeout, srv->wto_tv);
+	}
 	return 0;
 }
 
@@ -177,7 +188,7 @@ static int conn_resume(struct conn *c)
 	if (event_add(&c->ev_read, NULL) < 0)
 		return conn_arm_failed(c, "EV_READ");
 	if (!(c->flags & CONN_PEER_FIN))
-		conn_heartbeat_arm(c);
+		conn_heartbeat_start(c);
 	return 0;
 }
 
@@ -205,8 +216,7 @@ static void conn_on_data(struct conn *c, const char *data, size_t n)
 
 	if (c->flags & CONN_SHUT_WR)
 		return; /* our FIN is sent: input is read and discarded */
-	if (!(c->flags & CONN_PEER_FIN))
-		conn_heartbeat_arm(c);
+	c->rx_us = clock_coarse_us(); /* the heartbeat deadline moves (no event_add) */
 	if (conn_out_len(c) == 0) {
 		ssize_t w = send(c->fd, data, n, MSG_NOSIGNAL);
 		if (w < 0 && !sock_errno_transient(errno)) {
@@ -323,8 +333,8 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	c->srv->stats.bytes_out += (uint64_t)n;
-	if (n > 0 && c->ev_wtimeout != NULL)
-		evtimer_add(c->ev_wtimeout, c->srv->wto_tv); /* progress: a new deadline */
+	if (n > 0)
+		c->wto_us = clock_coarse_us(); /* progress: the write deadline moves */
 	conn_after_flush(c);
 }
 
@@ -340,25 +350,48 @@ static void conn_on_closed(evutil_socket_t fd, short what, void *arg)
 
 /* ---- deadlines --------------------------------------------------------------------- */
 
+/* An alarm rang for the deadline start_us + timeout_ms. 1 when it has passed; otherwise
+ * the alarm is re-armed for what is left and 0 returned. The stamps are coarse (up to a
+ * tick behind the clock), so one tick is added: never early, at most a tick late. */
+static int conn_deadline_due(struct event *alarm, int64_t start_us, int64_t timeout_ms)
+{
+	int64_t left = start_us + timeout_ms * 1000 + clock_coarse_res_us() - clock_mono_us();
+	struct timeval tv;
+
+	if (left <= 0)
+		return 1;
+	tv = clock_us_to_tv(left);
+	return evtimer_add(alarm, &tv) < 0; /* cannot re-arm: close now rather than never */
+}
+
 static void conn_on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
+	struct conn *c = arg;
+
 	(void)fd;
 	(void)what;
-	conn_close(arg, CLOSE_HEARTBEAT, 0);
+	if (conn_deadline_due(&c->ev_heartbeat, c->rx_us, c->srv->cfg->heartbeat_timeout))
+		conn_close(c, CLOSE_HEARTBEAT, 0);
 }
 
 static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg)
 {
+	struct conn *c = arg;
+
 	(void)fd;
 	(void)what;
-	conn_close(arg, CLOSE_WRITE_TIMEOUT, 0);
+	if (conn_deadline_due(c->ev_wtimeout, c->wto_us, c->srv->cfg->write_timeout))
+		conn_close(c, CLOSE_WRITE_TIMEOUT, 0);
 }
 
 static void conn_on_fin_timeout(evutil_socket_t fd, short what, void *arg)
 {
+	struct conn *c = arg;
+
 	(void)fd;
 	(void)what;
-	conn_close(arg, CLOSE_FIN_TIMEOUT, 0);
+	if (conn_deadline_due(c->ev_fin, c->fin_us, c->srv->cfg->fin_timeout))
+		conn_close(c, CLOSE_FIN_TIMEOUT, 0);
 }
 
 /* ---- graceful drain ---------------------------------------------------------------- */

@@ -7,7 +7,8 @@
  *                    pauses and (early_close) EPOLLRDHUP is watched instead
  *   conn_on_eof      recv()==0: stop reading, flush the queued echo, then close
  *   conn_on_closed   EPOLLRDHUP while paused: remember the FIN, start fin_timeout
- *   conn_on_timer    heartbeat / write-timeout / fin-timeout
+ *   conn_on_*timeout heartbeat / write-timeout / fin-timeout: an alarm rings, the
+ *                    deadline is checked against the clock, and re-armed if not yet due
  *   conn_close       exactly one reason, counted; SO_LINGER 0 first for dead peers
  */
 #ifndef TEARDOWN_SERVER_CONN_H
@@ -40,12 +41,16 @@ struct conn {
 	int fd;
 	unsigned flags;
 	int64_t fin_us;            /* monotonic time the FIN became known, 0 = not yet */
+	int64_t rx_us;             /* coarse time of the last read (or of the heartbeat's
+				    * start): the heartbeat deadline is rx_us + timeout */
+	int64_t wto_us;            /* coarse time of the last write progress while output
+				    * was queued: the write deadline is wto_us + timeout */
 	struct evbuffer *out;      /* echo the kernel did not take yet (lazily allocated) */
 	struct event ev_read;      /* EV_READ|EV_PERSIST */
 	struct event ev_write;     /* EV_WRITE|EV_PERSIST, armed while out is not empty */
-	struct event ev_heartbeat; /* common timeout: nothing received for heartbeat_timeout */
+	struct event ev_heartbeat; /* alarm for the heartbeat deadline (conn_deadline_due) */
 	struct event *ev_closed;   /* EV_CLOSED, one-shot, only while paused (lazily) */
-	struct event *ev_wtimeout; /* common timeout: no write progress (lazily) */
+	struct event *ev_wtimeout; /* alarm for the write deadline (lazily) */
 	struct event *ev_fin;      /* fin_timeout after the peer's FIN (lazily) */
 	union {
 		struct sockaddr sa;
