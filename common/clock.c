@@ -20,28 +20,6 @@ int64_t clock_mono_ms(void)
 	return clock_mono_ns() / 1000000;
 }
 
-int64_t clock_coarse_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t clock_coarse_res_us(void)
-{
-	static int64_t res = -1;
-	struct timespec ts;
-
-	if (res < 0) {
-		/* Unknown resolution: assume the coarsest tick Linux has (HZ=100). */
-		res = clock_getres(CLOCK_MONOTONIC_COARSE, &ts) == 0
-			      ? (int64_t)ts.tv_sec * 1000000 + (ts.tv_nsec + 999) / 1000
-			      : 10000;
-	}
-	return res;
-}
-
 struct timeval clock_us_to_tv(int64_t us)
 {
 	struct timeval tv;

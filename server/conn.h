@@ -41,9 +41,9 @@ struct conn {
 	int fd;
 	unsigned flags;
 	int64_t fin_us;            /* monotonic time the FIN became known, 0 = not yet */
-	int64_t rx_us;             /* coarse time of the last read (or of the heartbeat's
+	int64_t rx_us;             /* monotonic time of the last read (or of the heartbeat's
 				    * start): the heartbeat deadline is rx_us + timeout */
-	int64_t wto_us;            /* coarse time of the last write progress while output
+	int64_t wto_us;            /* monotonic time of the last write progress while output
 				    * was queued: the write deadline is wto_us + timeout */
 	struct evbuffer *out;      /* echo the kernel did not take yet (lazily allocated) */
 	struct event ev_read;      /* EV_READ|EV_PERSIST */

@@ -50,10 +50,11 @@ static struct event_base *server_new_base(void)
 	event_config_require_features(ec, EV_FEATURE_EARLY_CLOSE);
 	/* No EVENT_BASE_FLAG_PRECISE_TIMER: with it the epoll backend arms a timerfd with
 	 * timerfd_settime() on every loop pass (make bench: 1.5 % of the server's CPU under
-	 * echo load). libevent's default CLOCK_MONOTONIC_COARSE can ring a timer up to one
-	 * tick (4 ms at HZ=250) early; the connection deadlines check the clock themselves
+	 * echo load). libevent's default clock is then CLOCK_MONOTONIC_COARSE, which can
+	 * ring a timer early by as much as it lags CLOCK_MONOTONIC (up to 7.3 ms measured
+	 * on a 4 ms-tick kernel): the connection deadlines check CLOCK_MONOTONIC themselves
 	 * (conn_deadline_due), and the server's own timers (accept pause, shutdown_timeout,
-	 * census) are not harmed by a tick. */
+	 * census) are not harmed by a few ms. */
 	base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	return base;

@@ -33,7 +33,9 @@ class FinTimeoutTest(ServerTest):
               f"fin_to_close_us max {f2c['max']} (fin_timeout {FIN_TIMEOUT}s)")
         self.assertEqual(c["closed"]["fin-timeout"], 1, f"close reason in {c}")
         self.assertEqual(f2c["count"], 1, f"fin_to_close_us in {c}")
-        self.assertGreaterEqual(f2c["max"], 0.9 * FIN_TIMEOUT * 1e6, f"{f2c}")
+        # The server's own FIN-to-close, on its own clock: never early (libevent's coarse
+        # clock rings alarms a few ms early; conn_deadline_due re-arms for the rest).
+        self.assertGreaterEqual(f2c["max"], FIN_TIMEOUT * 1e6, f"{f2c}")
         self.assertLessEqual(f2c["max"], (FIN_TIMEOUT + 0.8) * 1e6, f"{f2c}")
         self.assertGreaterEqual(took, 0.9 * FIN_TIMEOUT)
         lines = srv.close_line_for(cport)
@@ -41,5 +43,5 @@ class FinTimeoutTest(ServerTest):
         self.assertEqual(lines[0].get("reason"), "fin-timeout", f"{lines[0]}")
         us = int(lines[0].get("fin_to_close_us", "-1"))
         print(f"debug close line: fin_to_close_us={us}")
-        self.assertGreaterEqual(us, 0.9 * FIN_TIMEOUT * 1e6)
+        self.assertGreaterEqual(us, FIN_TIMEOUT * 1e6)
         self.assertLessEqual(us, (FIN_TIMEOUT + 0.8) * 1e6)
