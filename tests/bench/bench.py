@@ -615,6 +615,14 @@ def ss_total():
     return None
 
 
+def heap_kb(srv):
+    """echo-server's heap in use (mallinfo2: uordblks + hblkhd, its counters' heap_kb),
+    summed over the serving processes; None for epoll-echo, which reports nothing."""
+    if srv.kind != "echo-server":
+        return None
+    return sum(c["heap_kb"] for c in srv.counters().values())
+
+
 def scale_one(kind, n, workers, procs, sources, census=False):
     name = f"scale-{kind}-{n}"
     sets = [f"workers={workers}"] if kind == "echo-server" else []
@@ -623,6 +631,7 @@ def scale_one(kind, n, workers, procs, sources, census=False):
     try:
         time.sleep(0.3)
         rss0, anon0, slab0 = srv.rss_kb(), srv.anon_kb(), meminfo_kb("Slab")
+        heap0 = heap_kb(srv)
         unrecl0 = meminfo_kb("SUnreclaim")
         argv = [CLIENT, "--server", f"127.0.0.1:{srv.port}", "--scenario", "idle",
                 "--connections", n, "--hold", "10m", "--heartbeat", "20s", "--procs", procs,
@@ -639,6 +648,7 @@ def scale_one(kind, n, workers, procs, sources, census=False):
             raise RuntimeError(f"load-client exited early ({cli.returncode}), see {cli_log.name}")
         time.sleep(1.0)  # let the allocator and the kernel settle
         rss, anon, slab = srv.rss_kb(), srv.anon_kb(), meminfo_kb("Slab")
+        heap = heap_kb(srv)
         unrecl = meminfo_kb("SUnreclaim")
         r = {"connections": n, "workers": workers if kind == "echo-server" else 1,
              "client_procs": procs, "sources": sources,
@@ -646,6 +656,8 @@ def scale_one(kind, n, workers, procs, sources, census=False):
              "rss_kb_before": rss0, "rss_kb_after": rss,
              "rss_bytes_per_conn": round((rss - rss0) * 1024 / n),
              "anon_bytes_per_conn": round((anon - anon0) * 1024 / n),
+             "heap_bytes_per_conn": round((heap - heap0) * 1024 / n) if heap is not None
+             else None,
              "slab_bytes_per_conn": round((slab - slab0) * 1024 / n),
              "sunreclaim_bytes_per_conn": round((unrecl - unrecl0) * 1024 / n)}
         if census:
@@ -660,9 +672,10 @@ def scale_one(kind, n, workers, procs, sources, census=False):
 
 
 def section_scale():
-    res = {"heap": "not reported: the server does not expose mallinfo2; user memory is RSS "
-                   "and anonymous RSS (RssAnon, heap + mmap) deltas from /proc/PID/status, "
-                   "summed over workers",
+    res = {"heap": "echo-server's heap in use (mallinfo2 uordblks + hblkhd, the heap_kb of "
+                   "its counters) after minus before, summed over workers; RSS and anon (RssAnon: "
+                   "heap + mmap) are deltas from /proc/PID/status and include what the "
+                   "allocator keeps; epoll-echo has no counters (-)",
            "slab": "delta of Slab in /proc/meminfo: both ends of each loopback connection "
                    "(client and server socket), plus anything else the host did meanwhile",
            "runs": []}
@@ -947,10 +960,12 @@ def table_churn(res):
 def table_scale(res):
     lines = ["3. scale: idle connections (client scenario idle, heartbeat 20 s)",
              f"   {'server':<13}{'conns':>8}{'workers':>8}{'procs':>6}{'establish':>11}"
-             f"{'conns/s':>9}{'RSS B/conn':>12}{'anon B/conn':>12}{'Slab B/conn':>12}"]
+             f"{'conns/s':>9}{'heap B/conn':>12}{'RSS B/conn':>12}{'anon B/conn':>12}"
+             f"{'Slab B/conn':>12}"]
     for r in res["runs"]:
         lines.append(f"   {r['server']:<13}{r['connections']:>8,}{r['workers']:>8}"
                      f"{r['client_procs']:>6}{r['establish_s']:>10.2f}s{fmt(r['conns_per_s']):>9}"
+                     f"{fmt(r.get('heap_bytes_per_conn')):>12}"
                      f"{fmt(r['rss_bytes_per_conn']):>12}{fmt(r['anon_bytes_per_conn']):>12}"
                      f"{fmt(r['slab_bytes_per_conn']):>12}")
     lines.append("   heap: " + res["heap"])
