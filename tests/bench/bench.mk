@@ -9,16 +9,22 @@ BENCH_FLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g
 
 .PHONY: bench-bins
 
-build/bench/epoll-echo: tests/bench/epoll-echo.c
+build/bench/epoll-echo: tests/bench/epoll-echo.c tests/bench/benchnet.h
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_FLAGS) -o $@ $<
+
+# bev-echo: the textbook bufferevent echo server, measured to show what that layer costs.
+build/bench/bev-echo: tests/bench/bev-echo.c tests/bench/benchnet.h
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_FLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -o $@ $< $(LDLIBS)
 
 # loadgen: a minimal echo load generator that saturates the server (see its header).
-build/bench/loadgen: tests/bench/loadgen.c
+build/bench/loadgen: tests/bench/loadgen.c tests/bench/benchnet.h
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_FLAGS) -o $@ $<
 
-bench-bins: bin/echo-server bin/load-client build/bench/epoll-echo build/bench/loadgen
+bench-bins: bin/echo-server bin/load-client build/bench/epoll-echo build/bench/bev-echo \
+	    build/bench/loadgen
 
 bench: bench-bins
 	@python3 tests/bench/bench.py

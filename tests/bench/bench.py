@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """make bench: bin/echo-server against build/bench/epoll-echo (a minimal raw-epoll echo
-server, the floor cost of the system calls), measured in the same run (issue 8).
+server, the floor cost of the system calls), measured in the same run (issue 8); the
+headline echo shapes also measure build/bench/bev-echo (the textbook bufferevent server).
 
 Sections (each one's results go to build/bench/results.json as soon as it is done):
   echo     efficiency: messages per server CPU-second and throughput, server on cpu0, client
            on cpu1 (taskset); ratio echo-server / epoll-echo is the headline
   echo_saturated  the same shapes driven by tests/bench/loadgen, which keeps the server busy
+  syscalls the system calls each server makes per message at each shape (strace -c over a
+           short load-client run): why a bufferevent server costs more
   churn    connect, one echo, close: connections per second, 1 and 2 client processes
   scale    10k / 50k / 100k idle connections: time to establish, user memory per connection
            (RSS, anonymous RSS), kernel Slab delta
@@ -39,6 +42,7 @@ LOGS = OUT / "logs"
 SERVER = Path(os.environ.get("BENCH_SERVER", REPO / "bin" / "echo-server"))
 CLIENT = REPO / "bin" / "load-client"
 EPOLL = OUT / "epoll-echo"
+BEV = OUT / "bev-echo"
 LOADGEN = OUT / "loadgen"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
@@ -200,6 +204,8 @@ class Server:
         self.log_path = LOGS / f"{name}.log"
         if kind.startswith("epoll-echo"):
             argv = [EPOLL, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
+        elif kind == "bev-echo":
+            argv = [BEV, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
         else:
             argv = [SERVER, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
             for s in sets:
@@ -448,12 +454,28 @@ def echo_rounds():
     return max(1, round(SECONDS / 2.5))
 
 
-def echo_pair(key, run, rounds, secs, conns, size, depth, contender="echo-server"):
-    """epoll-echo and the contender, alternating rounds; figures and ratios of one shape."""
+def echo_ratios(mine, base):
+    """A contender's ratios to epoll-echo over the same rounds."""
+    m, b = echo_summary(mine), echo_summary(base)
+    by_round = [round((rs["messages"] / rs["server_cpu_s"]) /
+                      (re["messages"] / re["server_cpu_s"]), 3) for rs, re in zip(mine, base)]
+    return {"ratio_efficiency": round(m["msgs_per_server_cpu_s"] / b["msgs_per_server_cpu_s"], 3),
+            "ratio_throughput": round(m["msgs_per_s"] / b["msgs_per_s"], 3),
+            "ratio_efficiency_by_round": by_round,
+            "ratio_efficiency_median_round": round(statistics.median(by_round), 3)}
+
+
+def echo_pair(key, run, rounds, secs, conns, size, depth, contenders=("echo-server",)):
+    """epoll-echo and the contenders, in an order that rotates every round; figures of
+    one shape, and each contender's ratios to epoll-echo (the first contender's also at the
+    top level of the shape)."""
     shape = {"connections": conns, "size": size, "pipeline": depth}
-    runs = {"epoll-echo": [], contender: []}
+    kinds = ("epoll-echo",) + tuple(contenders)
+    runs = {k: [] for k in kinds}
     for i in range(rounds):
-        order = ("epoll-echo", contender) if i % 2 == 0 else (contender, "epoll-echo")
+        order = kinds[i % len(kinds):] + kinds[:i % len(kinds)]
+        if i % 2:
+            order = order[::-1]
         for kind_srv in order:
             log(f"{key}: {kind_srv} {conns} x {size} B, pipeline {depth}, {secs:g} s "
                 f"(round {i + 1}/{rounds})")
@@ -464,14 +486,8 @@ def echo_pair(key, run, rounds, secs, conns, size, depth, contender="echo-server
                 srv.stop()
     for kind_srv, rs in runs.items():
         shape[kind_srv] = echo_summary(rs)
-    e, s = shape["epoll-echo"], shape[contender]
-    shape["ratio_efficiency"] = round(s["msgs_per_server_cpu_s"] / e["msgs_per_server_cpu_s"], 3)
-    shape["ratio_throughput"] = round(s["msgs_per_s"] / e["msgs_per_s"], 3)
-    shape["ratio_efficiency_by_round"] = [
-        round((rs["messages"] / rs["server_cpu_s"]) / (re["messages"] / re["server_cpu_s"]), 3)
-        for rs, re in zip(runs[contender], runs["epoll-echo"])]
-    shape["ratio_efficiency_median_round"] = round(
-        statistics.median(shape["ratio_efficiency_by_round"]), 3)
+    shape["ratios"] = {k: echo_ratios(runs[k], runs["epoll-echo"]) for k in contenders}
+    shape.update(shape["ratios"][contenders[0]])
     return shape
 
 
@@ -484,12 +500,81 @@ def section_echo(kind=None, key="echo"):
            "tests/bench/loadgen, a minimal raw-epoll client that keeps the server core busy",
            "rounds": rounds, "seconds_per_round": secs, "shapes": []}
     RESULTS[key] = res
+    # The headline shapes also measure the textbook bufferevent server, to show its cost.
+    contenders = ("echo-server", "bev-echo") if key == "echo" else ("echo-server",)
     for conns, size, depth in SHAPES:
-        res["shapes"].append(echo_pair(key, run, rounds, secs, conns, size, depth))
+        res["shapes"].append(echo_pair(key, run, rounds, secs, conns, size, depth, contenders))
         save()
     if key == "echo_saturated":
         # A/A: epoll-echo against a second epoll-echo, the same way: the noise of a ratio.
-        res["noise"] = echo_pair(key, run, rounds, secs, *SHAPES[0], contender="epoll-echo-b")
+        res["noise"] = echo_pair(key, run, rounds, secs, *SHAPES[0],
+                                 contenders=("epoll-echo-b",))
+        save()
+
+
+# ---- 1c. system calls per message ------------------------------------------------------------
+
+SYSCALL_SECONDS = 5.0
+SYSCALL_KINDS = ("epoll-echo", "echo-server", "bev-echo")
+
+
+def strace_counts(path):
+    """{syscall: calls} from `strace -c -U calls,name` output."""
+    counts = {}
+    for line in Path(path).read_text().splitlines():
+        v = line.split()
+        if len(v) == 2 and v[0].isdigit() and v[1] != "total":
+            counts[v[1]] = int(v[0])
+    return counts
+
+
+def traced(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f)
+
+
+def syscalls_one(kind, conns, size, depth):
+    srv = Server(kind, f"syscalls-{kind}-{conns}x{size}p{depth}")
+    out = LOGS / f"syscalls-{kind}-{conns}x{size}p{depth}.strace"
+    tracer = None
+    try:
+        tracer = PROCS.start(["strace", "-c", "-U", "calls,name", "-o", out, "-p", srv.pid],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: traced(srv.pid) or tracer.poll() is not None, 10,
+                   f"strace to attach to {kind}")
+        if tracer.poll() is not None:
+            raise RuntimeError(f"strace could not attach to {kind} (exit {tracer.returncode})")
+        msgs = echo_load_client(srv, conns, size, depth, SYSCALL_SECONDS)["messages"]
+        tracer.send_signal(signal.SIGINT)  # detach and write the summary
+        tracer.wait(30)
+    finally:
+        if tracer is not None:
+            PROCS.stop(tracer)
+        srv.stop()
+    counts = strace_counts(out)
+    return {"messages": msgs, "calls": counts,
+            "per_message": {k: round(v / msgs, 3) for k, v in
+                            sorted(counts.items(), key=lambda kv: -kv[1])} if msgs else {},
+            "total_per_message": round(sum(counts.values()) / msgs, 3) if msgs else None}
+
+
+def section_syscalls():
+    """Counts only: strace slows every system call, so its times mean nothing here, and the
+    messages per call shift a little with the slower pace; the kinds of calls do not."""
+    res = {"tool": f"strace -c over a {SYSCALL_SECONDS:g} s load-client run per server and "
+                   f"shape; the counts include the connection set-up: accept4, epoll_ctl ADD",
+           "shapes": []}
+    RESULTS["syscalls"] = res
+    if shutil.which("strace") is None:
+        res["skipped"] = "strace is not installed (apt-get install strace)"
+        return
+    for conns, size, depth in SHAPES:
+        shape = {"connections": conns, "size": size, "pipeline": depth}
+        for kind in SYSCALL_KINDS:
+            log(f"syscalls: {kind} {conns} x {size} B, pipeline {depth}, "
+                f"{SYSCALL_SECONDS:g} s under strace")
+            shape[kind] = syscalls_one(kind, conns, size, depth)
+        res["shapes"].append(shape)
         save()
 
 
@@ -920,19 +1005,21 @@ def table_echo(res):
              f"{'msgs/CPU-s':>12}{'srv busy':>10}{'cli busy':>10}"]
     for sh in res["shapes"]:
         name = f"{sh['connections']} x {sh['size']} B, pipe {sh['pipeline']}"
-        for k in ("epoll-echo", "echo-server"):
+        ratios = sh.get("ratios") or {"echo-server": sh}
+        for k in ("epoll-echo",) + tuple(ratios):
             f = sh[k]
             lines.append(f"   {name:<26}{k:<13}{fmt(f['msgs_per_s']):>11}"
                          f"{fmt(f['server_cpu_s_per_million'], '{:.3f}'):>14}"
                          f"{fmt(f['msgs_per_server_cpu_s']):>12}"
                          f"{f['server_busy']:>10.0%}{f['client_busy']:>10.0%}")
             name = ""
-        by_round = " ".join(f"{x:.2f}" for x in sh["ratio_efficiency_by_round"])
-        lines.append(f"   {'':<26}{'ratio':<13}{sh['ratio_throughput']:>11.3f}{'':>14}"
-                     f"{sh['ratio_efficiency']:>12.3f}   <- echo-server / epoll-echo, target"
-                     f" >= 1.0")
-        lines.append(f"   {'':<39}efficiency by round: {by_round} "
-                     f"(median {sh['ratio_efficiency_median_round']:.3f})")
+        for k, r in ratios.items():
+            by_round = " ".join(f"{x:.2f}" for x in r["ratio_efficiency_by_round"])
+            note = ", target >= 1.0" if k == "echo-server" else ""
+            lines.append(f"   {'':<26}{'ratio':<13}{r['ratio_throughput']:>11.3f}{'':>14}"
+                         f"{r['ratio_efficiency']:>12.3f}   <- {k} / epoll-echo{note}")
+            lines.append(f"   {'':<39}efficiency by round: {by_round} "
+                         f"(median {r['ratio_efficiency_median_round']:.3f})")
     return lines
 
 
@@ -1032,7 +1119,19 @@ def table_deadpeer(res):
     return lines
 
 
-TABLES = {"echo": table_echo, "echo_saturated": table_echo_saturated, "churn": table_churn, "scale": table_scale,
+def table_syscalls(res):
+    lines = [f"1c. system calls per message: {res['tool']}"]
+    for sh in res["shapes"]:
+        lines.append(f"   {sh['connections']} x {sh['size']} B, pipe {sh['pipeline']}")
+        for kind in SYSCALL_KINDS:
+            r = sh[kind]
+            calls = "  ".join(f"{k} {v:.2f}" for k, v in r["per_message"].items() if v >= 0.005)
+            lines.append(f"     {kind:<12}{r['total_per_message']:>6.2f}   {calls}")
+    return lines
+
+
+TABLES = {"echo": table_echo, "echo_saturated": table_echo_saturated,
+          "syscalls": table_syscalls, "churn": table_churn, "scale": table_scale,
           "close": table_close, "census": table_census, "deadpeer": table_deadpeer}
 
 
@@ -1061,7 +1160,8 @@ def section_echo_saturated():
     section_echo("loadgen", "echo_saturated")
 
 
-SECTIONS = [("echo", section_echo), ("echo_saturated", section_echo_saturated), ("churn", section_churn), ("scale", section_scale),
+SECTIONS = [("echo", section_echo), ("echo_saturated", section_echo_saturated),
+            ("syscalls", section_syscalls), ("churn", section_churn), ("scale", section_scale),
             ("close", section_close), ("deadpeer", section_deadpeer)]
 
 
@@ -1088,7 +1188,7 @@ def enter_netns():
 def main():
     enter_netns()
     LOGS.mkdir(parents=True, exist_ok=True)
-    for path in (SERVER, EPOLL):
+    for path in (SERVER, EPOLL, BEV):
         if not path.exists():
             log(f"bench: {path} is missing (make bench builds it)")
             return 2

@@ -32,6 +32,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "benchnet.h"
+
 #define MAX_EVENTS  256
 #define EMFILE_WAIT 100 /* ms the listener is left out of the epoll set after EMFILE */
 
@@ -52,66 +54,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
-}
-
-static int parse_hostport(const char *s, struct sockaddr_in *sa)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-	char *end;
-	long port;
-
-	if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
-		return -1;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = '\0';
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || end == colon + 1 || port < 0 || port > 65535)
-		return -1;
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons((uint16_t)port);
-	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
-
-static int listen_on(const struct sockaddr_in *sa)
-{
-	int one = 1;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	/* TCP_NODELAY on the listener: accepted sockets inherit it (Linux clones the
-	 * listener's socket for each connection), so accept costs no setsockopt. */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-	    bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 || listen(fd, 4096) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
-static int write_port_file(const char *path, int lfd)
-{
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-	char tmp[4096];
-	FILE *f;
-
-	if (getsockname(lfd, (struct sockaddr *)&sa, &len) < 0)
-		return -1;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return -1;
-	f = fopen(tmp, "w");
-	if (f == NULL)
-		return -1;
-	if (fprintf(f, "%d\n", ntohs(sa.sin_port)) < 0 || fclose(f) != 0)
-		return -1;
-	return rename(tmp, path);
 }
 
 static int ctl(int op, int fd, uint32_t events)
@@ -318,20 +260,20 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (read_size < 1 || read_size > (1 << 24) || parse_hostport(listen_s, &sa) < 0) {
+	if (read_size < 1 || read_size > (1 << 24) || bench_parse_hostport(listen_s, &sa) < 0) {
 		usage();
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	sigaction(SIGTERM, &act, NULL);
 	sigaction(SIGINT, &act, NULL);
-	lfd = listen_on(&sa);
+	lfd = bench_listen(&sa);
 	if (lfd < 0) {
 		fprintf(stderr, "epoll-echo: listen %s: %s\n", listen_s, strerror(errno));
 		return 2;
 	}
 	epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (epfd < 0 || (port_file != NULL && write_port_file(port_file, lfd) < 0)) {
+	if (epfd < 0 || (port_file != NULL && bench_write_port_file(port_file, lfd) < 0)) {
 		fprintf(stderr, "epoll-echo: start: %s\n", strerror(errno));
 		return 1;
 	}

@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchnet.h"
+
 #define PERIOD  251 /* stream byte at offset o is o % PERIOD */
 #define RBUF    65536
 #define MAX_EVS 256
@@ -52,21 +54,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int parse_hostport(const char *s, struct sockaddr_in *sa)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-
-	if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
-		return -1;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = '\0';
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons((uint16_t)atoi(colon + 1));
-	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
 static int connect_one(const struct sockaddr_in *sa)
@@ -170,7 +157,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (server == NULL || parse_hostport(server, &sa) < 0 || nconn < 1 || size < 1 ||
+	if (server == NULL || bench_parse_hostport(server, &sa) < 0 || nconn < 1 || size < 1 ||
 	    depth < 1 || seconds <= 0 || (argc - 1) % 2 != 0) {
 		usage();
 		return 2;

@@ -1,0 +1,134 @@
+/* bev-echo: the textbook libevent echo server, for `make bench` only.
+ *
+ * What the libevent book and most tutorials build: an evconnlistener, one bufferevent per
+ * connection, a read callback that moves the input buffer to the output buffer, an event
+ * callback that frees the bufferevent on EOF, error or timeout, and a read timeout as the
+ * application heartbeat (the same 60 s as bin/echo-server's heartbeat_timeout default).
+ * It is measured beside epoll-echo and bin/echo-server to show what the bufferevent layer
+ * costs and why (the bench's "system calls per message" table):
+ *
+ * - deferred writes: bufferevent_write only queues; EV_WRITE is added (epoll_ctl MOD),
+ *   the write happens when the loop next reports the socket writable, and EV_WRITE is
+ *   removed again (epoll_ctl MOD) once the output is empty: two epoll_ctl per echo.
+ * - per-message timer re-arming: every read re-adds the read timeout (a min-heap timer).
+ * - read sizes: evbuffer_read asks the kernel how much is readable (ioctl FIONREAD)
+ *   before every readv.
+ *
+ *   bev-echo [--listen HOST:PORT] [--port-file PATH]
+ *
+ * TCP_NODELAY is set on the listener (inherited), like epoll-echo. SIGTERM/SIGINT: exit 0.
+ * It does not watch EPOLLRDHUP (a bufferevent cannot) and has no write timeout: it is a
+ * baseline of cost, not an example of closing correctly. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "benchnet.h"
+
+static const struct timeval heartbeat = {60, 0};
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		bufferevent_free(bev);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int len, void *arg)
+{
+	struct bufferevent *bev =
+		bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
+
+	(void)sa;
+	(void)len;
+	(void)arg;
+	if (bev == NULL) {
+		close(fd);
+		return;
+	}
+	bufferevent_setcb(bev, on_read, NULL, on_event, NULL);
+	bufferevent_set_timeouts(bev, &heartbeat, NULL);
+	if (bufferevent_enable(bev, EV_READ | EV_WRITE) < 0)
+		bufferevent_free(bev);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	(void)arg;
+	fprintf(stderr, "bev-echo: accept: %s\n", strerror(errno));
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	event_base_loopexit(arg, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	const char *listen_s = "127.0.0.1:7100", *port_file = NULL;
+	struct event_base *base;
+	struct evconnlistener *l;
+	struct event *sigterm, *sigint;
+	struct sockaddr_in sa;
+	int fd;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+			listen_s = argv[++i];
+		} else if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc) {
+			port_file = argv[++i];
+		} else {
+			fprintf(stderr, "usage: bev-echo [--listen HOST:PORT] [--port-file PATH]\n");
+			return 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	fd = bench_parse_hostport(listen_s, &sa) == 0 ? bench_listen(&sa) : -1;
+	if (fd < 0) {
+		fprintf(stderr, "bev-echo: listen %s: %s\n", listen_s, strerror(errno));
+		return 2;
+	}
+	base = event_base_new();
+	l = base ? evconnlistener_new(base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE, -1, fd)
+		 : NULL;
+	sigterm = base ? evsignal_new(base, SIGTERM, on_signal, base) : NULL;
+	sigint = base ? evsignal_new(base, SIGINT, on_signal, base) : NULL;
+	if (l == NULL || sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) < 0 ||
+	    event_add(sigint, NULL) < 0 ||
+	    (port_file != NULL && bench_write_port_file(port_file, fd) < 0)) {
+		fprintf(stderr, "bev-echo: start: %s\n", strerror(errno));
+		return 1;
+	}
+	evconnlistener_set_error_cb(l, on_accept_error);
+	event_base_dispatch(base);
+	/* Connections still open at exit are left to the kernel (process exit closes them). */
+	evconnlistener_free(l);
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(base);
+	return 0;
+}
