@@ -103,17 +103,6 @@ static int64_t now_us(void)
 	return clock_mono_us();
 }
 
-static struct timeval us_to_tv(int64_t us)
-{
-	struct timeval tv;
-
-	if (us < 0)
-		us = 0;
-	tv.tv_sec = (time_t)(us / 1000000);
-	tv.tv_usec = (suseconds_t)(us % 1000000);
-	return tv;
-}
-
 static enum phase conn_phase(const struct conn *c)
 {
 	switch (c->state) {
@@ -180,7 +169,7 @@ static void backoff_cb(evutil_socket_t fd, short what, void *arg)
 		d->wlen--;
 	}
 	if (d->wlen > 0) {
-		struct timeval tv = us_to_tv(d->wait_until[d->whead] - now);
+		struct timeval tv = clock_us_to_tv(d->wait_until[d->whead] - now);
 		evtimer_add(d->backoff_ev, &tv);
 	}
 	driver_pump(d);
@@ -742,7 +731,7 @@ static void conn_arm(struct conn *c)
 		event_del(&c->tev);
 		return;
 	}
-	tv = us_to_tv(next - now_us());
+	tv = clock_us_to_tv(next - now_us());
 	event_add(&c->tev, &tv);
 }
 
@@ -931,7 +920,7 @@ static void driver_pump(struct driver *d)
 			driver_refill(d, now_us());
 			if (d->tokens < 1.0) {
 				struct timeval tv =
-				    us_to_tv((int64_t)((1.0 - d->tokens) * 1e6 / d->rate) + 1);
+				    clock_us_to_tv((int64_t)((1.0 - d->tokens) * 1e6 / d->rate) + 1);
 				evtimer_add(d->pump_ev, &tv);
 				return;
 			}

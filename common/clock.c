@@ -33,9 +33,5 @@ struct timeval clock_us_to_tv(int64_t us)
 
 struct timeval clock_ms_to_tv(int64_t ms)
 {
-	struct timeval tv;
-
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-	return tv;
+	return clock_us_to_tv(ms * 1000);
 }

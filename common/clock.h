@@ -10,7 +10,7 @@ int64_t clock_mono_us(void);
 int64_t clock_mono_ms(void);
 /* Microseconds to a struct timeval for libevent (negative: zero). */
 struct timeval clock_us_to_tv(int64_t us);
-/* Milliseconds to a struct timeval for libevent. */
+/* Milliseconds to a struct timeval for libevent (negative: zero). */
 struct timeval clock_ms_to_tv(int64_t ms);
 
 #endif

@@ -43,6 +43,9 @@ static void test_ms_to_tv(void **state)
 	(void)state;
 	assert_int_equal(tv.tv_sec, 1);
 	assert_int_equal(tv.tv_usec, 500000);
+	tv = clock_ms_to_tv(-1);
+	assert_int_equal(tv.tv_sec, 0);
+	assert_int_equal(tv.tv_usec, 0);
 }
 
 int main(void)
