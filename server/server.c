@@ -49,8 +49,8 @@ static struct event_base *server_new_base(void)
 	/* EV_CLOSED (EPOLLRDHUP) is only delivered by backends with this feature (epoll). */
 	event_config_require_features(ec, EV_FEATURE_EARLY_CLOSE);
 	/* No EVENT_BASE_FLAG_PRECISE_TIMER: with it the epoll backend arms a timerfd with
-	 * timerfd_settime() on every loop pass (make bench: 1.5 % of the server's CPU under
-	 * echo load). libevent's default clock is then CLOCK_MONOTONIC_COARSE, which can
+	 * timerfd_settime() on every loop pass (perf, under the bench's echo load: 1.5 % of
+	 * the server's CPU). libevent's default clock is then CLOCK_MONOTONIC_COARSE, which can
 	 * ring a timer early by as much as it lags CLOCK_MONOTONIC (up to 7.3 ms measured
 	 * on a 4 ms-tick kernel): the connection deadlines check CLOCK_MONOTONIC themselves
 	 * (conn_deadline_due), and the server's own timers (accept pause, shutdown_timeout,
