@@ -24,7 +24,8 @@
  *   ring per timeout period instead of one event_add per message. The base runs on
  *   libevent's default coarse clock (server.c), which rings alarms early by as much as it
  *   lags CLOCK_MONOTONIC (up to 7.3 ms measured here, more than its 4 ms tick); the check
- *   against CLOCK_MONOTONIC makes every deadline exact, never early.
+ *   against CLOCK_MONOTONIC makes every deadline never early; a re-armed alarm rings on the
+ *   coarse clock again, so a close can come a few ms late.
  */
 #include "conn.h"
 #include "clock.h"

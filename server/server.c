@@ -73,6 +73,7 @@ int server_write_port_file(const char *path, int port)
 {
 	char tmp[4096];
 	FILE *f;
+	int bad;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
 		errno = ENAMETOOLONG;
@@ -81,8 +82,12 @@ int server_write_port_file(const char *path, int port)
 	f = fopen(tmp, "w");
 	if (f == NULL)
 		return -1;
-	if (fprintf(f, "%d\n", port) < 0 || fclose(f) != 0) {
+	bad = fprintf(f, "%d\n", port) < 0;
+	if (fclose(f) != 0 || bad) { /* closed either way: no FILE left open */
+		int e = errno;
+
 		unlink(tmp);
+		errno = e;
 		return -1;
 	}
 	return rename(tmp, path);

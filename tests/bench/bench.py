@@ -458,8 +458,9 @@ def echo_load_client(srv, conns, size, depth, secs):
 
 
 def echo_rounds():
-    """Each server's SECONDS per shape is split into rounds of about 2.5 s, run A B B A ...,
-    so a noisy neighbour on this shared machine hits both servers alike."""
+    """Each server's SECONDS per shape is split into rounds of about 2.5 s, in an order that
+    rotates every round (A B, B A, ... or A B C, B C A, C A B, ...), so a noisy neighbour
+    on this shared machine hits every server alike."""
     return max(1, round(SECONDS / 2.5))
 
 
@@ -482,9 +483,7 @@ def echo_pair(key, run, rounds, secs, conns, size, depth, contenders=("echo-serv
     kinds = ("epoll-echo",) + tuple(contenders)
     runs = {k: [] for k in kinds}
     for i in range(rounds):
-        order = kinds[i % len(kinds):] + kinds[:i % len(kinds)]
-        if i % 2:
-            order = order[::-1]
+        order = kinds[i % len(kinds):] + kinds[:i % len(kinds)]  # A B, B A / A B C, B C A, ...
         for kind_srv in order:
             log(f"{key}: {kind_srv} {conns} x {size} B, pipeline {depth}, {secs:g} s "
                 f"(round {i + 1}/{rounds})")
@@ -1009,7 +1008,7 @@ def table_echo_saturated(res):
 def table_echo(res):
     lines = [f"1. echo efficiency (client: {res['client']}; server on cpu{SERVER_CPU}, "
              f"client on cpu{CLIENT_CPU}; {res['rounds']} round(s) of "
-             f"{res['seconds_per_round']:g} s per server and shape, alternating)",
+             f"{res['seconds_per_round']:g} s per server and shape, order rotating)",
              f"   {'shape':<26}{'server':<13}{'msgs/s':>11}{'CPU-s/M msgs':>14}"
              f"{'msgs/CPU-s':>12}{'srv busy':>10}{'cli busy':>10}"]
     for sh in res["shapes"]:

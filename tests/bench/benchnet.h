@@ -67,6 +67,7 @@ static inline int bench_write_port_file(const char *path, int lfd)
 	socklen_t len = sizeof(sa);
 	char tmp[4096];
 	FILE *f;
+	int bad;
 
 	if (getsockname(lfd, (struct sockaddr *)&sa, &len) < 0)
 		return -1;
@@ -75,8 +76,11 @@ static inline int bench_write_port_file(const char *path, int lfd)
 	f = fopen(tmp, "w");
 	if (f == NULL)
 		return -1;
-	if (fprintf(f, "%d\n", ntohs(sa.sin_port)) < 0 || fclose(f) != 0)
+	bad = fprintf(f, "%d\n", ntohs(sa.sin_port)) < 0;
+	if (fclose(f) != 0 || bad) {
+		unlink(tmp);
 		return -1;
+	}
 	return rename(tmp, path);
 }
 
