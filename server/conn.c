@@ -32,6 +32,7 @@
 #include "log.h"
 #include "server.h"
 #include "sock.h"
+#include "tcpinfo.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -144,6 +145,15 @@ static int conn_arm_failed(struct conn *c, const char *what)
 	return -1;
 }
 
+/* How often the write deadline looks at the peer's acknowledgements (see
+ * conn_on_write_timeout): a quarter of write_timeout, so a close comes at most that late. */
+static int64_t conn_write_look_ms(const struct conn *c)
+{
+	int64_t ms = c->srv->cfg->write_timeout / 4;
+
+	return ms > 0 ? ms : 1;
+}
+
 /* Output is queued: wait for the socket to be writable, and give the peer write_timeout
  * to make room. 0, or -1 when the connection had to be closed. */
 static int conn_write_arm(struct conn *c)
@@ -152,11 +162,15 @@ static int conn_write_arm(struct conn *c)
 
 	if (!event_pending(&c->ev_write, EV_WRITE, NULL) && event_add(&c->ev_write, NULL) < 0)
 		return conn_arm_failed(c, "EV_WRITE");
-	if (srv->wto_tv != NULL &&
+	if (srv->cfg->write_timeout > 0 &&
 	    conn_timer(c, &c->ev_wtimeout, conn_on_write_timeout) != NULL &&
 	    !evtimer_pending(c->ev_wtimeout, NULL)) {
+		struct timeval look = clock_ms_to_tv(conn_write_look_ms(c));
+
 		c->wto_us = clock_mono_us();
-		evtimer_add(c->ev_wtimeout, srv->wto_tv);
+		if (tcpinfo_bytes_acked(c->fd, &c->wto_acked) < 0)
+			c->wto_acked = 0; /* unknown: only our own writes count as progress */
+		evtimer_add(c->ev_wtimeout, &look);
 	}
 	return 0;
 }
@@ -353,14 +367,18 @@ static void conn_on_closed(evutil_socket_t fd, short what, void *arg)
 /* ---- deadlines --------------------------------------------------------------------- */
 
 /* An alarm rang for the deadline start_us + timeout_ms (CLOCK_MONOTONIC). 1 when it has
- * passed; otherwise the alarm is re-armed for what is left and 0 returned. */
-static int conn_deadline_due(struct event *alarm, int64_t start_us, int64_t timeout_ms)
+ * passed; otherwise the alarm is re-armed for what is left (at most look_ms, when that is
+ * not 0) and 0 returned. */
+static int conn_deadline_due(struct event *alarm, int64_t start_us, int64_t timeout_ms,
+			     int64_t look_ms)
 {
 	int64_t left = start_us + timeout_ms * 1000 - clock_mono_us();
 	struct timeval tv;
 
 	if (left <= 0)
 		return 1;
+	if (look_ms > 0 && left > look_ms * 1000)
+		left = look_ms * 1000;
 	tv = clock_us_to_tv(left);
 	return evtimer_add(alarm, &tv) < 0; /* cannot re-arm: close now rather than never */
 }
@@ -371,17 +389,30 @@ static void conn_on_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (conn_deadline_due(&c->ev_heartbeat, c->rx_us, c->srv->cfg->heartbeat_timeout))
+	if (conn_deadline_due(&c->ev_heartbeat, c->rx_us, c->srv->cfg->heartbeat_timeout, 0))
 		conn_close(c, CLOSE_HEARTBEAT, 0);
 }
 
+/* Progress is not only a write of ours. The kernel reports the socket writable only once
+ * a third of its send buffer is free, and that buffer grows to megabytes: a peer reading
+ * slowly can acknowledge data for longer than write_timeout without one write of ours
+ * (tests/integration/test_server_write_timeout.py caught a peer reading 2 MB/s being
+ * closed). So the alarm rings every quarter of write_timeout while output is queued, and
+ * acknowledged bytes seen since the last ring count as progress at the time of the ring:
+ * never early, at most a quarter late. */
 static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	uint64_t acked;
 
 	(void)fd;
 	(void)what;
-	if (conn_deadline_due(c->ev_wtimeout, c->wto_us, c->srv->cfg->write_timeout))
+	if (tcpinfo_bytes_acked(c->fd, &acked) == 0 && acked != c->wto_acked) {
+		c->wto_acked = acked;
+		c->wto_us = clock_mono_us();
+	}
+	if (conn_deadline_due(c->ev_wtimeout, c->wto_us, c->srv->cfg->write_timeout,
+			      conn_write_look_ms(c)))
 		conn_close(c, CLOSE_WRITE_TIMEOUT, 0);
 }
 
@@ -391,7 +422,7 @@ static void conn_on_fin_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (conn_deadline_due(c->ev_fin, c->fin_us, c->srv->cfg->fin_timeout))
+	if (conn_deadline_due(c->ev_fin, c->fin_us, c->srv->cfg->fin_timeout, 0))
 		conn_close(c, CLOSE_FIN_TIMEOUT, 0);
 }
 

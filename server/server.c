@@ -145,7 +145,6 @@ static int server_setup_events(struct server *srv)
 	const struct server_config *cfg = srv->cfg;
 
 	srv->hb_tv = server_common_timeout(srv, cfg->heartbeat_timeout);
-	srv->wto_tv = server_common_timeout(srv, cfg->write_timeout);
 	srv->fin_tv = server_common_timeout(srv, cfg->fin_timeout);
 	srv->ev_accept =
 		event_new(srv->base, srv->lfd, EV_READ | EV_PERSIST, server_on_accept, srv);

@@ -30,9 +30,10 @@ struct server {
 	struct event *ev_signals[3];    /* SIGTERM, SIGINT, SIGUSR1 */
 	int draining;
 	struct conn_list conns; /* stats.open of them */
-	/* libevent common timeouts: O(1) re-arming for the per-connection deadlines, which
-	 * all share one duration each (event_base_init_common_timeout). */
-	const struct timeval *hb_tv, *wto_tv, *fin_tv;
+	/* libevent common timeouts for the heartbeat and FIN deadlines' first alarm: one
+	 * queue per duration, O(1) to add (event_base_init_common_timeout). The write
+	 * deadline's alarm rings every quarter of write_timeout instead (conn.c). */
+	const struct timeval *hb_tv, *fin_tv;
 	char *scratch; /* read buffer shared by all connections (one thread) */
 	size_t scratch_len;
 	const char *port_file;

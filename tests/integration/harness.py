@@ -550,6 +550,16 @@ def unacked(sock):
     return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
 
 
+def unread(sock):
+    """Bytes in sock's receive queue not read yet (SIOCINQ), or -1 once it is reset."""
+    import fcntl
+    import termios
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+    except OSError:
+        return -1
+
+
 def fill_until_paused(srv, sock, watermark, chunk=16 << 10, limit=256 << 20, data_seed=0):
     """Sends without reading, one chunk at a time, each acknowledged by the server's kernel
     before the next, until the server holds at least `watermark` bytes of echo (it has

@@ -1,11 +1,12 @@
 # Goal of this test: a peer that never reads holds at most output_high_watermark (+ one read) of echo in the server, is closed by write_timeout, and does not make the server's memory grow with what it sends.
 import time
 
-from harness import ServerTest, rss_kb, send_until_blocked
+from harness import ServerTest, rss_kb, send_until_blocked, unread, wait_until
 
 WATERMARK = 64 << 10
 READ_SIZE = 16 << 10
 ATTEMPT = 50 << 20  # the client tries to send 50 MB
+READ_BURST = 512 << 10  # what the slow reader takes every 0.25 s
 
 
 class WriteTimeoutTest(ServerTest):
@@ -47,3 +48,82 @@ class WriteTimeoutTest(ServerTest):
                          f"{srv.close_lines()}")
         rss2 = rss_kb(srv.pid)
         print(f"RSS after the close: {rss2} KiB")
+
+    def test_slow_reader_kept_while_it_makes_progress(self):
+        """write_timeout counts time without progress, not time with output queued: a peer
+        that keeps reading, slowly, for three write_timeouts stays open, although its
+        reads do not always let the server write (the kernel reports a socket writable
+        only once a third of its send buffer is free); once it stops reading it is closed
+        write_timeout after its last read, at most a quarter of it later."""
+        import socket
+        import threading
+        srv = self.start_server(sets={"output_high_watermark": "64k", "read_size": "16k",
+                                      "write_timeout": "1s", "heartbeat_timeout": "30s",
+                                      "fin_timeout": "30s", "log_level": "debug"})
+        s = self.connect(srv.port)
+        cport = s.getsockname()[1]
+        stop = threading.Event()
+
+        def send_forever():  # keeps the server's input full, so its output never runs dry
+            chunk = b"s" * 65536
+            try:
+                while not stop.is_set():
+                    s.sendall(chunk)
+            except OSError:
+                pass  # the server's close ends it
+        s.settimeout(None)
+        sender = threading.Thread(target=send_forever, daemon=True)
+        sender.start()
+        self.addCleanup(stop.set)
+
+        def held():  # echo the server holds; it pauses reading at the watermark
+            c = srv.counters()
+            return c["bytes_in"] - c["bytes_out"]
+        wait_until(lambda: held() >= WATERMARK, 10,
+                   "the server to queue echo for the non-reading peer")
+        t_start = time.monotonic()
+        got = reads = 0
+        while time.monotonic() - t_start < 3.0:  # 3 x write_timeout, reading every 0.25 s
+            time.sleep(0.25)
+            burst = 0
+            while burst < READ_BURST:
+                try:
+                    n = len(s.recv(READ_BURST - burst, socket.MSG_DONTWAIT))
+                except BlockingIOError:
+                    break
+                if n == 0:
+                    self.fail(f"the server closed a peer that was reading, after {reads} "
+                              f"reads: {srv.close_lines()} {srv.counters()}")
+                burst += n
+            got += burst
+            reads += 1
+        t_last = time.time()
+        c = srv.counters()
+        print(f"read {got} bytes in {reads} slow reads over 3 s; server counters "
+              f"open={c['open']} closed={c['closed']}")
+        self.assertEqual(c["open"], 1, f"a reading peer was closed: {c}")
+        self.assertGreater(c["bytes_in"] - c["bytes_out"], 0, "no echo was queued: the "
+                           "test did not exercise the write deadline")
+        # Our kernel goes on taking the server's data (and acknowledging it) until our
+        # receive buffer is full: the server's last progress is when that stops.
+        t_full, inq = t_last, unread(s)
+        for i in range(500):  # 5 s, every 10 ms; the server's counters every 100 ms
+            now_inq = unread(s)
+            if now_inq > inq:
+                inq, t_full = now_inq, time.time()
+            if i % 10 == 9 and srv.counters()["open"] == 0:
+                break
+            time.sleep(0.01)
+        c = srv.wait_counters(lambda c: c["open"] == 0, 10, "the write timeout to close it")
+        self.assertEqual(c["closed"]["write-timeout"], 1, f"close reason in {c}")
+        lines = srv.close_line_for(cport)
+        self.assertEqual([l.get("reason") for l in lines], ["write-timeout"],
+                         f"{srv.close_lines()}")
+        took = lines[0]["time"] - t_full
+        print(f"closed {took:.3f}s after our receive buffer stopped filling, "
+              f"{lines[0]['time'] - t_last:.3f}s after our last read (write_timeout 1s)")
+        # Never early: t_full is seen up to 10 ms late and the log's time is truncated to
+        # the ms. At most a quarter late (the server looks at the acknowledgements every
+        # 250 ms), plus our delayed ACK of the last data.
+        self.assertGreaterEqual(took, 0.98)
+        self.assertLessEqual(took, 1.0 + 0.25 + 0.25)

@@ -1,0 +1,24 @@
+#include "tcpinfo.h"
+
+#include <errno.h>
+#include <linux/tcp.h>
+#include <netinet/in.h> /* IPPROTO_TCP */
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+
+int tcpinfo_bytes_acked(int fd, uint64_t *acked)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return -1;
+	if (len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked)) {
+		errno = ENOPROTOOPT; /* an older kernel's shorter struct */
+		return -1;
+	}
+	*acked = ti.tcpi_bytes_acked;
+	return 0;
+}
