@@ -18,12 +18,17 @@ build/bench/bev-echo: tests/bench/bev-echo.c tests/bench/benchnet.h
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_FLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -o $@ $< $(LDLIBS)
 
+# ev-echo: epoll-echo's loop on libevent: what libevent's dispatch alone costs.
+build/bench/ev-echo: tests/bench/ev-echo.c tests/bench/benchnet.h
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_FLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -o $@ $< $(LDLIBS)
+
 # loadgen: a minimal echo load generator that saturates the server (see its header).
 build/bench/loadgen: tests/bench/loadgen.c tests/bench/benchnet.h
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_FLAGS) -o $@ $<
 
-bench-bins: bin/echo-server bin/load-client build/bench/epoll-echo build/bench/bev-echo \
+bench-bins: bin/echo-server bin/load-client build/bench/epoll-echo build/bench/bev-echo build/bench/ev-echo \
 	    build/bench/loadgen
 
 bench: bench-bins

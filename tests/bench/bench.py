@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """make bench: bin/echo-server against build/bench/epoll-echo (a minimal raw-epoll echo
 server, the floor cost of the system calls), measured in the same run (issue 8); the
-headline echo shapes also measure build/bench/bev-echo (the textbook bufferevent server).
+headline echo shapes also measure build/bench/ev-echo (epoll-echo's loop on libevent) and
+build/bench/bev-echo (the textbook bufferevent server).
 
 Sections (each one's results go to build/bench/results.json as soon as it is done):
   echo     efficiency: messages per server CPU-second and throughput, server on cpu0, client
@@ -43,6 +44,7 @@ SERVER = Path(os.environ.get("BENCH_SERVER", REPO / "bin" / "echo-server"))
 CLIENT = REPO / "bin" / "load-client"
 EPOLL = OUT / "epoll-echo"
 BEV = OUT / "bev-echo"
+EVECHO = OUT / "ev-echo"
 LOADGEN = OUT / "loadgen"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
@@ -213,6 +215,8 @@ class Server:
             argv = [EPOLL, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
         elif kind == "bev-echo":
             argv = [BEV, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
+        elif kind == "ev-echo":
+            argv = [EVECHO, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
         else:
             argv = [SERVER, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
             for s in sets:
@@ -496,6 +500,10 @@ def echo_pair(key, run, rounds, secs, conns, size, depth, contenders=("echo-serv
         shape[kind_srv] = echo_summary(rs)
     shape["ratios"] = {k: echo_ratios(runs[k], runs["epoll-echo"]) for k in contenders}
     shape.update(shape["ratios"][contenders[0]])
+    if "ev-echo" in runs and "echo-server" in runs:
+        # What echo-server adds on top of libevent's dispatch (ev-echo: the same loop as
+        # epoll-echo, on libevent).
+        shape["echo_server_vs_ev_echo"] = echo_ratios(runs["echo-server"], runs["ev-echo"])
     return shape
 
 
@@ -508,8 +516,10 @@ def section_echo(kind=None, key="echo"):
            "tests/bench/loadgen, a minimal raw-epoll client that keeps the server core busy",
            "rounds": rounds, "seconds_per_round": secs, "shapes": []}
     RESULTS[key] = res
-    # The headline shapes also measure the textbook bufferevent server, to show its cost.
-    contenders = ("echo-server", "bev-echo") if key == "echo" else ("echo-server",)
+    # The headline shapes also measure epoll-echo's loop on libevent (what libevent's
+    # dispatch costs) and the textbook bufferevent server (what that layer costs).
+    contenders = (("echo-server", "ev-echo", "bev-echo") if key == "echo"
+                  else ("echo-server",))
     for conns, size, depth in SHAPES:
         res["shapes"].append(echo_pair(key, run, rounds, secs, conns, size, depth, contenders))
         save()
@@ -1028,6 +1038,14 @@ def table_echo(res):
                          f"{r['ratio_efficiency']:>12.3f}   <- {k} / epoll-echo{note}")
             lines.append(f"   {'':<39}efficiency by round: {by_round} "
                          f"(median {r['ratio_efficiency_median_round']:.3f})")
+        if "echo_server_vs_ev_echo" in sh:
+            r = sh["echo_server_vs_ev_echo"]
+            by_round = " ".join(f"{x:.2f}" for x in r["ratio_efficiency_by_round"])
+            lines.append(f"   {'':<26}{'ratio':<13}{r['ratio_throughput']:>11.3f}{'':>14}"
+                         f"{r['ratio_efficiency']:>12.3f}   <- echo-server / ev-echo: its "
+                         f"closing machinery on top of libevent")
+            lines.append(f"   {'':<39}efficiency by round: {by_round} "
+                         f"(median {r['ratio_efficiency_median_round']:.3f})")
     return lines
 
 
@@ -1197,7 +1215,7 @@ def enter_netns():
 def main():
     enter_netns()
     LOGS.mkdir(parents=True, exist_ok=True)
-    for path in (SERVER, EPOLL, BEV):
+    for path in (SERVER, EPOLL, BEV, EVECHO):
         if not path.exists():
             log(f"bench: {path} is missing (make bench builds it)")
             return 2
