@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-int tcpinfo_bytes_acked(int fd, uint64_t *acked)
+int tcpinfo_bytes_acked(int fd, uint64_t *acked, uint32_t *mss)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
@@ -20,5 +20,6 @@ int tcpinfo_bytes_acked(int fd, uint64_t *acked)
 		return -1;
 	}
 	*acked = ti.tcpi_bytes_acked;
+	*mss = ti.tcpi_snd_mss;
 	return 0;
 }

@@ -6,9 +6,11 @@
 
 #include <stdint.h>
 
-/* Bytes of our data the peer has acknowledged so far (tcpi_bytes_acked, Linux 4.1+):
- * it grows while the peer reads, and stops when it stops reading. 0, or -1 with errno
- * (ENOPROTOOPT on a kernel without the field). */
-int tcpinfo_bytes_acked(int fd, uint64_t *acked);
+/* Bytes of our data the peer has acknowledged so far (tcpi_bytes_acked, Linux 4.1+), and
+ * the current send MSS. Acknowledged means taken into the peer's receive buffer: it grows
+ * while the peer reads, and stops once the peer stops reading and its buffer is full.
+ * 0, or -1 with errno (ENOPROTOOPT on a kernel without the field); nothing is written
+ * on failure. */
+int tcpinfo_bytes_acked(int fd, uint64_t *acked, uint32_t *mss);
 
 #endif

@@ -21,7 +21,8 @@
  *   bufferevent does for its read timeout) costs an event_add per message; here a read
  *   only stamps the clock (CLOCK_MONOTONIC, a vDSO read), and the alarm, when it rings,
  *   compares the stamp with the clock and either closes or re-arms for what is left: one
- *   ring per timeout period instead of one event_add per message. The base runs on
+ *   ring per timeout period (four for the write deadline, conn_on_write_timeout) instead
+ *   of one event_add per message. The base runs on
  *   libevent's default coarse clock (server.c), which rings alarms early by as much as it
  *   lags CLOCK_MONOTONIC (up to 7.3 ms measured here, more than its 4 ms tick); the check
  *   against CLOCK_MONOTONIC makes every deadline never early; a re-armed alarm rings on the
@@ -166,11 +167,13 @@ static int conn_write_arm(struct conn *c)
 	    conn_timer(c, &c->ev_wtimeout, conn_on_write_timeout) != NULL &&
 	    !evtimer_pending(c->ev_wtimeout, NULL)) {
 		struct timeval look = clock_ms_to_tv(conn_write_look_ms(c));
+		uint32_t mss;
 
 		c->wto_us = clock_mono_us();
-		if (tcpinfo_bytes_acked(c->fd, &c->wto_acked) < 0)
-			c->wto_acked = 0; /* unknown: only our own writes count as progress */
-		evtimer_add(c->ev_wtimeout, &look);
+		if (tcpinfo_bytes_acked(c->fd, &c->wto_acked, &mss) < 0)
+			c->wto_acked = UINT64_MAX; /* unknown: only our own writes count */
+		if (evtimer_add(c->ev_wtimeout, &look) < 0)
+			return conn_arm_failed(c, "the write deadline");
 	}
 	return 0;
 }
@@ -395,19 +398,24 @@ static void conn_on_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 /* Progress is not only a write of ours. The kernel reports the socket writable only once
  * a third of its send buffer is free, and that buffer grows to megabytes: a peer reading
- * slowly can acknowledge data for longer than write_timeout without one write of ours
- * (tests/integration/test_server_write_timeout.py caught a peer reading 2 MB/s being
- * closed). So the alarm rings every quarter of write_timeout while output is queued, and
- * acknowledged bytes seen since the last ring count as progress at the time of the ring:
- * never early, at most a quarter late. */
+ * slowly can take data for longer than write_timeout without one write of ours (seen once
+ * in about eight runs of tests/integration/test_server_write_timeout.py: a peer reading
+ * 2 MB/s closed with write_timeout 1 s). So the alarm rings every quarter of write_timeout
+ * while output is queued, and a full segment (MSS) or more acknowledged since the last
+ * progress counts as progress at the time of the ring: never early, at most a quarter
+ * late. Acknowledged means taken into the peer's receive buffer, so a peer that stops
+ * reading is closed write_timeout after that buffer is full. A segment, not a byte: a peer
+ * must not hold its queue open by acknowledging a byte at a time. */
 static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	uint64_t acked;
+	uint32_t mss;
 
 	(void)fd;
 	(void)what;
-	if (tcpinfo_bytes_acked(c->fd, &acked) == 0 && acked != c->wto_acked) {
+	if (c->wto_acked != UINT64_MAX && tcpinfo_bytes_acked(c->fd, &acked, &mss) == 0 &&
+	    acked - c->wto_acked >= (mss > 0 ? mss : 1)) {
 		c->wto_acked = acked;
 		c->wto_us = clock_mono_us();
 	}

@@ -45,7 +45,8 @@ struct conn {
 				    * start): the heartbeat deadline is rx_us + timeout */
 	int64_t wto_us;            /* monotonic time of the last write progress while output
 				    * was queued: the write deadline is wto_us + timeout */
-	uint64_t wto_acked;        /* the peer's acknowledged bytes (TCP_INFO) when last seen */
+	uint64_t wto_acked;        /* the peer's acknowledged bytes (TCP_INFO) at the last
+				    * progress; UINT64_MAX: unknown */
 	struct evbuffer *out;      /* echo the kernel did not take yet (lazily allocated) */
 	struct event ev_read;      /* EV_READ|EV_PERSIST */
 	struct event ev_write;     /* EV_WRITE|EV_PERSIST, armed while out is not empty */

@@ -551,7 +551,8 @@ def unacked(sock):
 
 
 def unread(sock):
-    """Bytes in sock's receive queue not read yet (SIOCINQ), or -1 once it is reset."""
+    """Bytes in sock's receive queue not read yet (SIOCINQ; still answered after an RST),
+    or -1 if the ioctl fails."""
     import fcntl
     import termios
     try:

@@ -46,18 +46,20 @@ static void test_bytes_acked_counts_data(void **state)
 {
 	char buf[4000];
 	uint64_t a0, a1 = 0;
+	uint32_t mss = 0;
 	int cli, srv;
 	int64_t deadline;
 
 	(void)state;
 	tcp_pair(&cli, &srv);
 	memset(buf, 'x', sizeof(buf));
-	assert_int_equal(tcpinfo_bytes_acked(srv, &a0), 0);
+	assert_int_equal(tcpinfo_bytes_acked(srv, &a0, &mss), 0);
+	assert_true(mss >= 536); /* a connected socket has a send MSS */
 	assert_int_equal(send(srv, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
 	/* The peer's kernel acknowledges what it queues, read or not: wait for the ACK. */
 	deadline = clock_mono_ms() + 2000;
 	do {
-		assert_int_equal(tcpinfo_bytes_acked(srv, &a1), 0);
+		assert_int_equal(tcpinfo_bytes_acked(srv, &a1, &mss), 0);
 		if (a1 - a0 == sizeof(buf))
 			break;
 		nanosleep(&(struct timespec){0, 1000000}, NULL);
@@ -70,15 +72,17 @@ static void test_bytes_acked_counts_data(void **state)
 static void test_not_tcp_is_an_error(void **state)
 {
 	uint64_t acked = 42;
+	uint32_t mss = 7;
 	int sv[2];
 
 	(void)state;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_int_equal(tcpinfo_bytes_acked(sv[0], &acked), -1);
+	assert_int_equal(tcpinfo_bytes_acked(sv[0], &acked, &mss), -1);
 	assert_int_equal(acked, 42); /* untouched */
+	assert_int_equal(mss, 7);
 	close(sv[0]);
 	close(sv[1]);
-	assert_int_equal(tcpinfo_bytes_acked(-1, &acked), -1);
+	assert_int_equal(tcpinfo_bytes_acked(-1, &acked, &mss), -1);
 	assert_int_equal(errno, EBADF);
 }
 
