@@ -1,7 +1,9 @@
-/* benchnet.h: what the bench's own programs (epoll-echo, bev-echo, loadgen) share: an
- * IPv4 HOST:PORT parser, a listening socket with TCP_NODELAY for accepted sockets to
- * inherit, and the port file the bench waits for. Header-only (static inline), so each
- * program stays one .c file built by one rule in bench.mk. */
+/* benchnet.h: what the bench's own programs (epoll-echo, ev-echo, bev-echo, loadgen)
+ * share: an IPv4 HOST:PORT parser, a listening socket with TCP_NODELAY for accepted
+ * sockets to inherit, the port file the bench waits for, the servers' common command line,
+ * and the one echo step epoll-echo and ev-echo both run (so the two loops measured
+ * against each other do the same work by construction). Header-only (static inline), so
+ * each program stays one .c file built by one rule in bench.mk. */
 #ifndef TEARDOWN_BENCHNET_H
 #define TEARDOWN_BENCHNET_H
 
@@ -9,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +85,92 @@ static inline int bench_write_port_file(const char *path, int lfd)
 		return -1;
 	}
 	return rename(tmp, path);
+}
+
+/* The command line bev-echo and ev-echo take: [--listen HOST:PORT] [--port-file PATH].
+ * Ignores SIGPIPE and returns the listening socket; on a bad argument or a failed listen
+ * it says why (as `name: ...`) and returns -1, and the program exits 2. */
+static inline int bench_server_start(const char *name, int argc, char **argv,
+				     const char **port_file)
+{
+	const char *listen_s = "127.0.0.1:7100";
+	struct sockaddr_in sa;
+	int fd;
+
+	*port_file = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+			listen_s = argv[++i];
+		} else if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc) {
+			*port_file = argv[++i];
+		} else {
+			fprintf(stderr, "usage: %s [--listen HOST:PORT] [--port-file PATH]\n", name);
+			return -1;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (bench_parse_hostport(listen_s, &sa) < 0) {
+		fprintf(stderr, "%s: --listen %s: not an IPv4 HOST:PORT\n", name, listen_s);
+		return -1;
+	}
+	fd = bench_listen(&sa);
+	if (fd < 0)
+		fprintf(stderr, "%s: listen %s: %s\n", name, listen_s, strerror(errno));
+	return fd;
+}
+
+/* Echo the kernel did not take yet: bytes off..len of buf (buf NULL when empty). */
+struct bench_out {
+	char *buf;
+	size_t off, len;
+};
+
+/* One readiness of a connection that is reading: one recv() into buf, sent straight
+ * back; what the kernel did not take is copied to *out. 0: done (or nothing to read),
+ * 1: *out holds the rest (stop reading until bench_flush empties it), -1: close the
+ * connection (EOF, an error, no memory). */
+static inline int bench_echo(int fd, char *buf, size_t len, struct bench_out *out)
+{
+	ssize_t n = recv(fd, buf, len, 0), w;
+
+	if (n == 0)
+		return -1;
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	w = send(fd, buf, (size_t)n, MSG_NOSIGNAL);
+	if (w < 0 && errno != EAGAIN && errno != EINTR)
+		return -1;
+	if (w == n)
+		return 0;
+	if (w < 0)
+		w = 0;
+	out->buf = malloc((size_t)(n - w));
+	if (out->buf == NULL)
+		return -1;
+	memcpy(out->buf, buf + w, (size_t)(n - w));
+	out->off = 0;
+	out->len = (size_t)(n - w);
+	return 1;
+}
+
+/* Sends what *out holds. 0: all sent (out emptied), 1: some left (wait until writable),
+ * -1: close the connection. */
+static inline int bench_flush(int fd, struct bench_out *out)
+{
+	while (out->off < out->len) {
+		ssize_t w = send(fd, out->buf + out->off, out->len - out->off, MSG_NOSIGNAL);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 1 : -1;
+		}
+		out->off += (size_t)w;
+	}
+	free(out->buf);
+	out->buf = NULL;
+	out->off = out->len = 0;
+	return 0;
 }
 
 #endif

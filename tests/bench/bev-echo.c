@@ -102,33 +102,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-	const char *listen_s = "127.0.0.1:7100", *port_file = NULL;
+	const char *port_file;
 	struct event_base *base;
 	struct evconnlistener *l;
 	struct event *sigterm, *sigint;
-	struct sockaddr_in sa;
-	int fd;
+	int fd = bench_server_start("bev-echo", argc, argv, &port_file);
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
-			listen_s = argv[++i];
-		} else if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc) {
-			port_file = argv[++i];
-		} else {
-			fprintf(stderr, "usage: bev-echo [--listen HOST:PORT] [--port-file PATH]\n");
-			return 2;
-		}
-	}
-	signal(SIGPIPE, SIG_IGN);
-	if (bench_parse_hostport(listen_s, &sa) < 0) {
-		fprintf(stderr, "bev-echo: --listen %s: not an IPv4 HOST:PORT\n", listen_s);
+	if (fd < 0)
 		return 2;
-	}
-	fd = bench_listen(&sa);
-	if (fd < 0) {
-		fprintf(stderr, "bev-echo: listen %s: %s\n", listen_s, strerror(errno));
-		return 2;
-	}
 	base = event_base_new();
 	/* Backlog 0: the socket already listens (4096); -1 would listen() again with 128. */
 	l = base ? evconnlistener_new(base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE, 0, fd)

@@ -38,10 +38,7 @@
 #define EMFILE_WAIT 100 /* ms the listener is left out of the epoll set after EMFILE */
 
 struct conn {
-	char *out;        /* unsent echo, NULL when empty */
-	size_t out_off;   /* first unsent byte */
-	size_t out_len;   /* end of the unsent bytes */
-	unsigned char eof; /* recv() returned 0: close once out is flushed */
+	struct bench_out out; /* unsent echo; while it is not empty, not reading */
 	unsigned char used;
 };
 
@@ -67,7 +64,7 @@ static void conn_close(int fd)
 {
 	struct conn *c = &conns[fd];
 
-	free(c->out);
+	free(c->out.buf);
 	memset(c, 0, sizeof(*c));
 	close(fd); /* also removes fd from the epoll set */
 }
@@ -114,74 +111,21 @@ static int accept_all(int lfd)
 	}
 }
 
-/* Sends what is queued. 0: all sent, 1: some left, -1: closed (error). */
-static int flush_out(int fd)
-{
-	struct conn *c = &conns[fd];
-
-	while (c->out_off < c->out_len) {
-		ssize_t w = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				return 1;
-			conn_close(fd);
-			return -1;
-		}
-		c->out_off += (size_t)w;
-	}
-	free(c->out);
-	c->out = NULL;
-	c->out_off = c->out_len = 0;
-	return 0;
-}
-
 static void on_writable(int fd)
 {
-	struct conn *c = &conns[fd];
-	int r = flush_out(fd);
+	int r = bench_flush(fd, &conns[fd].out);
 
-	if (r != 0)
-		return;
-	if (c->eof)
-		conn_close(fd);
-	else if (ctl(EPOLL_CTL_MOD, fd, EPOLLIN) < 0)
+	if (r < 0 || (r == 0 && ctl(EPOLL_CTL_MOD, fd, EPOLLIN) < 0))
 		conn_close(fd);
 }
 
 static void on_readable(int fd, char *buf, size_t len)
 {
-	struct conn *c = &conns[fd];
-	ssize_t n = recv(fd, buf, len, 0), w;
+	int r = bench_echo(fd, buf, len, &conns[fd].out);
 
-	if (n == 0) {
+	/* 1: the kernel took only part of the echo: stop reading until it is flushed. */
+	if (r < 0 || (r == 1 && ctl(EPOLL_CTL_MOD, fd, EPOLLOUT) < 0))
 		conn_close(fd);
-		return;
-	}
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			conn_close(fd);
-		return;
-	}
-	w = send(fd, buf, (size_t)n, MSG_NOSIGNAL);
-	if (w < 0 && errno != EAGAIN && errno != EINTR) {
-		conn_close(fd);
-		return;
-	}
-	if (w == n)
-		return;
-	if (w < 0)
-		w = 0;
-	/* The kernel took only part: keep the rest, stop reading until it is flushed. */
-	c->out = malloc((size_t)(n - w));
-	if (c->out == NULL || ctl(EPOLL_CTL_MOD, fd, EPOLLOUT) < 0) {
-		conn_close(fd);
-		return;
-	}
-	memcpy(c->out, buf + w, (size_t)(n - w));
-	c->out_off = 0;
-	c->out_len = (size_t)(n - w);
 }
 
 /* EOF while output is queued is seen only after the flush (reading is off until then):
@@ -202,7 +146,7 @@ static void dispatch(int lfd, const struct epoll_event *ev, char *buf, size_t le
 	}
 	if (!conns[fd].used)
 		return;
-	if (conns[fd].out != NULL)
+	if (conns[fd].out.buf != NULL)
 		on_writable(fd);
 	else
 		on_readable(fd, buf, len);

@@ -32,8 +32,7 @@
 struct conn {
 	struct event ev; /* EV_READ|EV_PERSIST, or EV_WRITE|EV_PERSIST while out is queued */
 	int fd;
-	char *out;
-	size_t out_off, out_len;
+	struct bench_out out;
 };
 
 static struct event_base *base;
@@ -45,7 +44,7 @@ static void conn_free(struct conn *c)
 {
 	event_del(&c->ev);
 	close(c->fd);
-	free(c->out);
+	free(c->out.buf);
 	free(c);
 }
 
@@ -57,59 +56,21 @@ static int conn_watch(struct conn *c, short what)
 	return event_add(&c->ev, NULL);
 }
 
-static void conn_flush(struct conn *c)
-{
-	while (c->out_off < c->out_len) {
-		ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				conn_free(c);
-			return;
-		}
-		c->out_off += (size_t)w;
-	}
-	free(c->out);
-	c->out = NULL;
-	c->out_off = c->out_len = 0;
-	if (conn_watch(c, EV_READ) < 0)
-		conn_free(c);
-}
-
 static void conn_on_io(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	ssize_t n, w;
+	int r;
 
 	if (what & EV_WRITE) {
-		conn_flush(c);
-		return;
-	}
-	n = recv(fd, buf, sizeof(buf), 0);
-	if (n <= 0) {
-		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+		r = bench_flush(fd, &c->out);
+		if (r < 0 || (r == 0 && conn_watch(c, EV_READ) < 0))
 			conn_free(c);
 		return;
 	}
-	w = send(fd, buf, (size_t)n, MSG_NOSIGNAL);
-	if (w < 0 && errno != EAGAIN && errno != EINTR) {
+	r = bench_echo(fd, buf, sizeof(buf), &c->out);
+	/* 1: the kernel took only part of the echo: stop reading until it is flushed. */
+	if (r < 0 || (r == 1 && conn_watch(c, EV_WRITE) < 0))
 		conn_free(c);
-		return;
-	}
-	if (w == n)
-		return;
-	if (w < 0)
-		w = 0;
-	/* The kernel took only part: keep the rest, stop reading until it is flushed. */
-	c->out = malloc((size_t)(n - w));
-	if (c->out == NULL || conn_watch(c, EV_WRITE) < 0) {
-		conn_free(c);
-		return;
-	}
-	memcpy(c->out, buf + w, (size_t)(n - w));
-	c->out_len = (size_t)(n - w);
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -165,31 +126,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-	const char *listen_s = "127.0.0.1:7100", *port_file = NULL;
+	const char *port_file;
 	struct event *ev_accept, *sigterm, *sigint;
-	struct sockaddr_in sa;
-	int lfd;
+	int lfd = bench_server_start("ev-echo", argc, argv, &port_file);
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
-			listen_s = argv[++i];
-		} else if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc) {
-			port_file = argv[++i];
-		} else {
-			fprintf(stderr, "usage: ev-echo [--listen HOST:PORT] [--port-file PATH]\n");
-			return 2;
-		}
-	}
-	signal(SIGPIPE, SIG_IGN);
-	if (bench_parse_hostport(listen_s, &sa) < 0) {
-		fprintf(stderr, "ev-echo: --listen %s: not an IPv4 HOST:PORT\n", listen_s);
+	if (lfd < 0)
 		return 2;
-	}
-	lfd = bench_listen(&sa);
-	if (lfd < 0) {
-		fprintf(stderr, "ev-echo: listen %s: %s\n", listen_s, strerror(errno));
-		return 2;
-	}
 	base = event_base_new();
 	if (base == NULL) {
 		fprintf(stderr, "ev-echo: event_base_new failed\n");
