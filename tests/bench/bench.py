@@ -1032,21 +1032,21 @@ def table_echo(res):
                          f"{f['server_busy']:>10.0%}{f['client_busy']:>10.0%}")
             name = ""
         for k, r in ratios.items():
-            by_round = " ".join(f"{x:.2f}" for x in r["ratio_efficiency_by_round"])
             note = ", target >= 1.0" if k == "echo-server" else ""
-            lines.append(f"   {'':<26}{'ratio':<13}{r['ratio_throughput']:>11.3f}{'':>14}"
-                         f"{r['ratio_efficiency']:>12.3f}   <- {k} / epoll-echo{note}")
-            lines.append(f"   {'':<39}efficiency by round: {by_round} "
-                         f"(median {r['ratio_efficiency_median_round']:.3f})")
+            lines += ratio_lines(r, f"{k} / epoll-echo{note}")
         if "echo_server_vs_ev_echo" in sh:
-            r = sh["echo_server_vs_ev_echo"]
-            by_round = " ".join(f"{x:.2f}" for x in r["ratio_efficiency_by_round"])
-            lines.append(f"   {'':<26}{'ratio':<13}{r['ratio_throughput']:>11.3f}{'':>14}"
-                         f"{r['ratio_efficiency']:>12.3f}   <- echo-server / ev-echo: its "
-                         f"closing machinery on top of libevent")
-            lines.append(f"   {'':<39}efficiency by round: {by_round} "
-                         f"(median {r['ratio_efficiency_median_round']:.3f})")
+            lines += ratio_lines(sh["echo_server_vs_ev_echo"], "echo-server / ev-echo: its "
+                                 "closing machinery on top of libevent")
     return lines
+
+
+def ratio_lines(r, label):
+    """The two table lines of one ratio (echo_ratios): overall, and by round."""
+    by_round = " ".join(f"{x:.2f}" for x in r["ratio_efficiency_by_round"])
+    return [f"   {'':<26}{'ratio':<13}{r['ratio_throughput']:>11.3f}{'':>14}"
+            f"{r['ratio_efficiency']:>12.3f}   <- {label}",
+            f"   {'':<39}efficiency by round: {by_round} "
+            f"(median {r['ratio_efficiency_median_round']:.3f})"]
 
 
 def table_churn(res):
