@@ -73,6 +73,7 @@ struct driver {
 	double rate, tokens; /* per second, this worker's share */
 	int64_t t_tokens;
 	int stopping, signals;
+	int pumping; /* driver_pump is running: a nested call returns at once */
 	int64_t t_start;
 	struct event *pump_ev, *stop_ev, *tick_ev, *sigint_ev, *sigterm_ev, *backoff_ev;
 	/* vanish: connections waiting for the next nft call (one per loop iteration), to join
@@ -911,10 +912,20 @@ static void driver_refill(struct driver *d, int64_t now)
 }
 
 /* Opens connections while slots wait, handshakes in flight stay under --max-connecting
- * and the token bucket allows. */
+ * and the token bucket allows. A connection that fails at once (socket, bind or connect
+ * refused) ends inside conn_start and may put its slot back in the queue: such a slot waits
+ * for the next pass, which runs from the loop after it has waited (pump_ev), so a run whose
+ * every connect fails neither recurses nor keeps the loop from its timers (--duration,
+ * signals). */
 static void driver_pump(struct driver *d)
 {
-	while (d->qlen > 0 && !d->stopping && d->connecting < (uint64_t)d->o->max_connecting) {
+	uint64_t budget = d->qlen; /* the slots queued when this pass began */
+
+	if (d->pumping)
+		return; /* called from inside a pass (a connection ended): it goes on */
+	d->pumping = 1;
+	while (budget > 0 && d->qlen > 0 && !d->stopping &&
+	       d->connecting < (uint64_t)d->o->max_connecting) {
 		uint64_t slot;
 		if (d->rate > 0) {
 			driver_refill(d, now_us());
@@ -922,6 +933,7 @@ static void driver_pump(struct driver *d)
 				struct timeval tv =
 				    clock_us_to_tv((int64_t)((1.0 - d->tokens) * 1e6 / d->rate) + 1);
 				evtimer_add(d->pump_ev, &tv);
+				d->pumping = 0;
 				return;
 			}
 			d->tokens -= 1.0;
@@ -929,7 +941,17 @@ static void driver_pump(struct driver *d)
 		slot = d->queue[d->qhead];
 		d->qhead = (d->qhead + 1) % d->nslots;
 		d->qlen--;
+		budget--;
 		conn_start(d, slot);
+	}
+	d->pumping = 0;
+	if (budget == 0 && d->qlen > 0 && !d->stopping &&
+	    d->connecting < (uint64_t)d->o->max_connecting) {
+		/* Re-queued during this pass. A timer of 0, not event_active(): libevent runs
+		 * an event activated from a callback in the same pass over the active queue,
+		 * so the loop would never wait (nor see its timers and signals) again. */
+		static const struct timeval next_pass = {0, 0};
+		evtimer_add(d->pump_ev, &next_pass);
 	}
 }
 

@@ -3,6 +3,7 @@ import socket
 import time
 import unittest
 
+from netns import require_root
 from test_client_helpers import run_client
 
 
@@ -57,3 +58,23 @@ class ClientFailuresTest(unittest.TestCase):
         self.assertEqual(run.counts()["attempted"], n + run.counts()["cancelled"])
         self.assertGreaterEqual(n, 10)
         self.assertLessEqual(n, 24)
+
+    def test_immediate_failures_with_no_backoff_end_on_time(self):
+        # Every connect() fails inside the call (a new network namespace: loopback is down,
+        # ENETUNREACH). With --backoff 0 each failed slot is queued again at once; it must
+        # wait for the loop's next pass: before, the failure path started the next
+        # connection itself and the client overflowed its stack, or spun without ever
+        # seeing its --duration timer or SIGTERM.
+        require_root(self)
+        t0 = time.monotonic()
+        run = run_client(self, ["--server", "127.0.0.1:7", "--connections", 5, "--duration",
+                                "1s", "--backoff", "0", "--settle", "0", "--json"],
+                         timeout=30, prefix=["unshare", "--net"])
+        wall = time.monotonic() - t0
+        n = run.doc["failures"]["connect"].get("ENETUNREACH", 0) if run.doc else 0
+        print(f"1 s of immediate failures on 5 slots, no backoff: {n} attempts, "
+              f"wall {wall:.2f} s, exit {run.rc}")
+        self.assertEqual(run.rc, 1, str(run))
+        self.assertGreater(n, 5)
+        self.assertEqual(run.counts()["attempted"], n + run.counts()["cancelled"])
+        self.assertLess(wall, 10.0)
