@@ -65,6 +65,9 @@ struct driver {
 	struct result *r;
 	int worker, nworkers;
 	uint64_t nslots, next_local;
+	/* The mix's place per source address (--sources with a mix): each source runs the
+	 * mix's own sequence, so no scenario is tied to one address. */
+	uint64_t *src_mix;
 	struct conn **slots;
 	uint64_t *queue, qhead, qlen; /* slots waiting to open a connection */
 	uint64_t *waitq, whead, wlen; /* slots waiting out --backoff */
@@ -844,8 +847,16 @@ static struct conn *conn_new(struct driver *d, uint64_t slot)
 	c->d = d;
 	c->fd = -1;
 	c->slot = slot;
-	c->id = (uint64_t)d->worker + (uint64_t)d->nworkers * d->next_local++;
-	c->scen = (uint8_t)mix_pick(&o->mix, c->id);
+	/* The id numbers connections across workers (patterns, source address); the mix
+	 * follows this worker's own count, per source address when there are several:
+	 * picked by the id, worker w of P would only ever see the mix's entries w, w+P, ...
+	 * and, with two sources, the same scenarios would always come from the same one. */
+	c->id = (uint64_t)d->worker + (uint64_t)d->nworkers * d->next_local;
+	if (d->src_mix != NULL)
+		c->scen = (uint8_t)mix_pick(&o->mix, d->src_mix[c->id % (uint64_t)o->nsources]++);
+	else
+		c->scen = (uint8_t)mix_pick(&o->mix, d->next_local);
+	d->next_local++;
 	c->state = CS_CONNECTING;
 	if (c->scen == SCEN_SILENT || c->scen == SCEN_VANISH)
 		c->planned = 1;
@@ -1086,6 +1097,7 @@ static void driver_free(struct driver *d)
 	free(d->add_spare);
 	free(d->del_spare);
 	free(d->elems);
+	free(d->src_mix);
 	free(d);
 }
 
@@ -1116,6 +1128,11 @@ static struct driver *driver_new(const struct client_opts *o, int worker, int nw
 			driver_free(d);
 			return NULL;
 		}
+	}
+	if (o->nsources > 1 && o->mix.total > 1 &&
+	    (d->src_mix = calloc((size_t)o->nsources, sizeof(*d->src_mix))) == NULL) {
+		driver_free(d);
+		return NULL;
 	}
 	d->base = event_base_new();
 	if (d->slots == NULL || d->queue == NULL || d->waitq == NULL || d->wait_until == NULL ||

@@ -1,4 +1,4 @@
-# Goal of this test: a --procs 3 run reports exactly the sum of its workers' results (every counter, every histogram bucket), and the connections are split between the workers.
+# Goal of this test: a --procs 3 run reports exactly the sum of its workers' results (every counter, every histogram bucket), and the connections are split between the workers, each running the whole --mix.
 from harness import ServerTest
 from test_client_helpers import run_client, server_addr
 
@@ -41,3 +41,15 @@ class ClientProcsTest(ServerTest):
             self.assertEqual(run.doc["by_scenario"][s],
                              sum(p["by_scenario"][s] for p in parts), s)
         self.assertEqual(run.counts()["messages"], 301 * 4)
+
+    def test_every_worker_runs_the_whole_mix(self):
+        # Two workers, a mix of two: before, worker w picked the mix's entries w, w+2, ...
+        # so one worker ran every echo and the other every close.
+        srv = self.start_server()
+        run = run_client(self, ["--server", server_addr(srv), "--connections", 100,
+                                "--procs", 2, "--mix", "echo=1,close=1", "--messages", 2,
+                                "--settle", "0", "--json"])
+        self.assertEqual(run.rc, 0, str(run))
+        per = [{s: n for s, n in p["by_scenario"].items() if n} for p in run.doc["procs"]]
+        print("by scenario per worker:", per)
+        self.assertEqual(per, [{"echo": 25, "close": 25}, {"echo": 25, "close": 25}])

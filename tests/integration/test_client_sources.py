@@ -1,4 +1,4 @@
-# Goal of this test: --sources A-B binds the client's connections round robin to those source addresses (IP_BIND_ADDRESS_NO_PORT), as the server's sockets show.
+# Goal of this test: --sources A-B binds the client's connections round robin to those source addresses (IP_BIND_ADDRESS_NO_PORT), as the server's sockets show, and with a --mix each address runs the whole mix.
 import collections
 import subprocess
 
@@ -24,3 +24,23 @@ class ClientSourcesTest(ServerTest):
                                      for line in out.splitlines() if line.strip())
         print(f"client TIME_WAIT sockets by source address: {dict(by_src)}")
         self.assertEqual(by_src, {"127.0.0.2": 10, "127.0.0.3": 10, "127.0.0.4": 10})
+
+
+class SourcesMixTest(ServerTest):
+    def test_each_source_runs_the_whole_mix(self):
+        # A mix of two over two source addresses: before, the mix and the source were both
+        # picked by connection number modulo 2, so every close (the connections that leave
+        # TIME_WAIT behind) came from one address, against the port budget's assumption.
+        srv = self.start_server()
+        run = run_client(self, ["--server", server_addr(srv), "--connections", 200,
+                                "--mix", "close=1,reset=1", "--sources",
+                                "127.0.0.2-127.0.0.3", "--settle", "0", "--json"])
+        self.assertEqual(run.rc, 0, str(run))
+        out = subprocess.run(["ss", "-Htan", "state", "time-wait", "dport", "=",
+                              f":{srv.port}"], capture_output=True, text=True).stdout
+        by_src = {}
+        for line in out.splitlines():
+            src = line.split()[-2].rsplit(":", 1)[0]
+            by_src[src] = by_src.get(src, 0) + 1
+        print("client TIME_WAIT by source address:", by_src)
+        self.assertEqual(by_src, {"127.0.0.2": 50, "127.0.0.3": 50})
