@@ -58,6 +58,9 @@ static int lookup_counter(const struct result *r, const char *key, double *out)
 	return -1;
 }
 
+/* The implicit expectation's key when some failures are expected (expect_parse). */
+#define UNNAMED "failed.unnamed"
+
 static int lookup_failed(const struct result *r, const char *what, double *out)
 {
 	int ph = phase_parse(what), kind;
@@ -233,7 +236,7 @@ static int add(struct expect_set *s, const char *text, int implicit, char *err, 
 	if (split(text, e, err, errlen) < 0)
 		return -1;
 	memset(&probe, 0, sizeof(probe)); /* every key of a zero result is known or unknown */
-	if (expect_lookup(&probe, e->key, &v, why, sizeof(why)) < 0) {
+	if (!implicit && expect_lookup(&probe, e->key, &v, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "'%s': unknown key '%s' (see the usage)", text, e->key);
 		return -1;
 	}
@@ -250,7 +253,7 @@ static int add(struct expect_set *s, const char *text, int implicit, char *err, 
 
 int expect_parse(struct expect_set *s, const char *const *texts, int n, char *err, size_t errlen)
 {
-	int about_failed = 0, about_mismatch = 0;
+	int about_failed = 0, about_some = 0, about_mismatch = 0;
 
 	memset(s, 0, sizeof(*s));
 	if (n > EXPECT_MAX - 2) {
@@ -258,12 +261,23 @@ int expect_parse(struct expect_set *s, const char *const *texts, int n, char *er
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
+		const char *key;
 		if (add(s, texts[i], 0, err, errlen) < 0)
 			return -1;
-		about_failed |= strncmp(s->e[s->n - 1].key, "failed", 6) == 0;
-		about_mismatch |= strcmp(s->e[s->n - 1].key, "echo_mismatch") == 0;
+		key = s->e[s->n - 1].key;
+		about_failed |= strcmp(key, "failed") == 0;
+		about_mismatch |= strcmp(key, "echo_mismatch") == 0;
+		if (strncmp(key, "failed.", 7) == 0) {
+			int ph = phase_parse(key + 7), kind = ph < 0 ? fail_kind_parse(key + 7) : -1;
+			about_some = 1;
+			if (ph >= 0)
+				s->named_phase[ph] = 1;
+			else if (kind >= 0 && kind < FAIL_KINDS)
+				s->named_kind[kind] = 1;
+		}
 	}
-	if (!about_failed && add(s, "failed=0", 1, err, errlen) < 0)
+	/* About some failures only: the others are still expected not to happen. */
+	if (!about_failed && add(s, about_some ? UNNAMED "=0" : "failed=0", 1, err, errlen) < 0)
 		return -1;
 	if (!about_mismatch && add(s, "echo_mismatch=0", 1, err, errlen) < 0)
 		return -1;
@@ -289,11 +303,27 @@ static int holds(enum expect_op op, double a, double b)
 	return 0;
 }
 
+/* Failures of a phase and a kind that no failed.PHASE / failed.KIND expectation names. */
+static double failed_unnamed(const struct expect_set *s, const struct result *r)
+{
+	uint64_t n = 0;
+
+	for (int p = 0; p < PHASE_N; p++) {
+		for (int k = 0; k < FAIL_KINDS && !s->named_phase[p]; k++)
+			n += s->named_kind[k] ? 0 : r->fail[p][k];
+	}
+	return (double)n;
+}
+
 void expect_eval(struct expect_set *s, const struct result *r)
 {
 	for (int i = 0; i < s->n; i++) {
 		struct expectation *e = &s->e[i];
-		int rc = expect_lookup(r, e->key, &e->observed, e->why, sizeof(e->why));
+		int rc = 0;
+		if (e->implicit && strcmp(e->key, UNNAMED) == 0)
+			e->observed = failed_unnamed(s, r);
+		else
+			rc = expect_lookup(r, e->key, &e->observed, e->why, sizeof(e->why));
 		if (rc != 0)
 			e->outcome = EX_UNKNOWN;
 		else

@@ -18,7 +18,10 @@
  * Operators: = != <= >= < >. `=` is equality, except for latencies (_ms), where it is an
  * upper bound (<=), and for rates (_per_s), where it is a lower bound (>=).
  *
- * Unless a key about them is given, failed=0 and echo_mismatch=0 are expected anyway.
+ * Unless a key about them is given, failed=0 and echo_mismatch=0 are expected anyway; an
+ * expectation about some failures (failed.PHASE, failed.KIND) leaves the others expected
+ * at 0: the implicit failed.unnamed=0 counts the failures of a phase and a kind that no
+ * expectation names.
  * An expectation whose value cannot be known (the server's sockets are not visible from
  * here; a latency without samples) is "unknown": never a silent pass.
  * Exit status: 1 when one is violated, else 3 when one is unknown, else 0. */
@@ -48,6 +51,10 @@ struct expectation {
 struct expect_set {
 	struct expectation e[EXPECT_MAX];
 	int n;
+	/* The phases and kinds that failed.PHASE / failed.KIND expectations name: the
+	 * implicit failed.unnamed=0 covers every other failure. */
+	unsigned char named_phase[PHASE_N];
+	unsigned char named_kind[FAIL_KINDS];
 };
 
 /* Parses every text and adds the implicit ones. 0, or -1 with the reason. */

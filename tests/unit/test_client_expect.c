@@ -60,22 +60,44 @@ static void test_parse_errors(void **state)
 	free(s);
 }
 
-/* An explicit failure expectation replaces the implicit failed=0. */
-static void test_implicit_replaced(void **state)
+/* An expectation about some failures (a phase, a kind) leaves every other failure
+ * expected at 0 (the implicit failed.unnamed=0); one about all of them (failed) replaces
+ * the implicit failed=0. Before, any failed.* key dropped the implicit check, so a run
+ * where every connection failed otherwise still passed. */
+static void test_implicit_failed(void **state)
 {
-	const char *texts[] = {"failed.connect=20"};
+	const char *some[] = {"failed.connect=20", "failed.deadline<=1"};
+	const char *all[] = {"failed=23"};
 	struct expect_set *s = calloc(1, sizeof(*s));
 	struct result *r = new_result();
 	char err[256];
 
 	(void)state;
-	assert_int_equal(expect_parse(s, texts, 1, err, sizeof(err)), 0);
-	assert_int_equal(s->n, 2);
+	assert_int_equal(expect_parse(s, some, 2, err, sizeof(err)), 0);
+	assert_int_equal(s->n, 4);
+	assert_string_equal(s->e[2].key, "failed.unnamed");
+	assert_true(s->e[2].implicit);
 	for (int i = 0; i < 20; i++)
 		result_fail(r, PHASE_CONNECT, ECONNREFUSED);
+	result_fail(r, PHASE_ECHO, FAIL_DEADLINE); /* named by its kind */
 	expect_eval(s, r);
 	assert_int_equal(s->e[0].outcome, EX_OK);
+	assert_int_equal(s->e[2].outcome, EX_OK);
 	assert_int_equal(expect_status(s), 0);
+	result_fail(r, PHASE_CLOSE, FAIL_EOF); /* neither its phase nor its kind is named */
+	result_fail(r, PHASE_CLOSE, ECONNRESET);
+	expect_eval(s, r);
+	assert_int_equal(s->e[2].outcome, EX_VIOLATED);
+	assert_true(s->e[2].observed == 2);
+	assert_int_equal(expect_status(s), 1);
+
+	assert_int_equal(expect_parse(s, all, 1, err, sizeof(err)), 0);
+	assert_int_equal(s->n, 2); /* failed=23 and echo_mismatch=0 */
+	expect_eval(s, r);
+	assert_int_equal(expect_status(s), 0);
+	/* failed.unnamed is the implicit one's key, not one to give */
+	const char *given[] = {"failed.unnamed=0"};
+	assert_int_equal(expect_parse(s, given, 1, err, sizeof(err)), -1);
 	free(s);
 	free(r);
 }
@@ -189,7 +211,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_ops),	       cmocka_unit_test(test_parse_errors),
-	    cmocka_unit_test(test_implicit_replaced),  cmocka_unit_test(test_eval_status),
+	    cmocka_unit_test(test_implicit_failed),  cmocka_unit_test(test_eval_status),
 	    cmocka_unit_test(test_no_samples_unknown), cmocka_unit_test(test_kernel_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
