@@ -120,9 +120,11 @@ int main(int argc, char **argv)
 		return cmd_states(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "merge") == 0)
 		return run_merge(argc, argv);
-	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		options_usage();
-		return 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			options_usage(); /* anywhere on the line, as one adds it to a failed one */
+			return 0;
+		}
 	}
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		log_plain("load-client %s\n", TEARDOWN_VERSION);

@@ -150,6 +150,12 @@ static const struct conf_key num_flags[] = {
 };
 #define NUM_FLAGS (sizeof(num_flags) / sizeof(num_flags[0]))
 
+void options_usage_short(void)
+{
+	log_plain("usage: load-client --server HOST:PORT [options]: `load-client --help` lists "
+		  "them and the --expect keys (man load-client has it all)\n");
+}
+
 void options_usage(void)
 {
 	log_plain(
@@ -186,6 +192,16 @@ void options_usage(void)
 	    "          --hold must outlast the server's detection: after it the server's next\n"
 	    "          segment is answered by RST.\n"
 	    "  Both need CAP_NET_ADMIN: without it \"skipped: needs CAP_NET_ADMIN\", exit 3.\n"
+	    "expect keys (KEY=VALUE, also != <= >= < >; see man load-client):\n"
+	    "  attempted connected established completed failed cancelled closed_by_server\n"
+	    "  echo_mismatch messages bytes_sent bytes_received crashed vanished\n"
+	    "  dropped_from_server dropped_to_server; failed.PHASE (connect first_reply echo\n"
+	    "  close), failed.KIND (an errno name, deadline, eof, mismatch); client.STATE,\n"
+	    "  server.STATE (established time_wait close_wait fin_wait2 ...), client.total,\n"
+	    "  server.total, server.accept_queue; {connect,rtt,fin_to_fin,server_close}_\n"
+	    "  {p50,p99,p99.9,max,min,mean}_ms; msgs_per_s, mb_per_s; kernel.COUNTER,\n"
+	    "  kernel.sockstat.NAME. failed=0 (failed.unnamed=0 when some failures are\n"
+	    "  named) and echo_mismatch=0 are expected unless named.\n"
 	    "kernel counters: the report gives the deltas over the run of TcpExt TCPAbortOnClose,\n"
 	    "  TCPAbortOnData, TCPAbortOnTimeout, TCPAbortOnMemory, TCPTimeWaitOverflow,\n"
 	    "  ListenOverflows, ListenDrops, and /proc/net/sockstat at the end (--expect\n"
@@ -210,7 +226,7 @@ static int usage_error(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_plain("load-client: %s\n", msg);
-	options_usage();
+	options_usage_short();
 	return -1;
 }
 

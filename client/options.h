@@ -65,6 +65,8 @@ struct client_opts {
  * reason and the usage to stderr (exit status 2). */
 int options_parse(struct client_opts *o, int argc, char **argv);
 void options_usage(void);
+/* One line after a usage error: where the full usage is. */
+void options_usage_short(void);
 
 /* The source address of connection number `id` (network byte order). */
 uint32_t options_source(const struct client_opts *o, uint64_t id);

@@ -6,6 +6,7 @@
 #include "monitor.h"
 #include "procs.h"
 #include "report.h"
+#include "sock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 /* fds a worker needs beside its connections: stdio, epoll, libevent's signal pipe, the
  * census socket, the timeline file, a pipe to the parent, and some room. */
@@ -129,6 +131,39 @@ static int check_ports(const struct client_opts *o)
 		  "--rate\n",
 		  need, o->server, (long long)o->connections, tw, TIME_WAIT_S, capacity);
 	return -1;
+}
+
+/* Every --sources address must be one of this host (this network namespace): bound at
+ * connect time, a foreign one would fail every connection with EADDRNOTAVAIL, which reads
+ * like ephemeral ports running out. -1 = one is not (usage error). */
+static int check_sources(const struct client_opts *o)
+{
+	for (int i = 0; i < o->nsources; i++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET};
+		char name[INET_ADDRSTRLEN];
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), err;
+
+		if (fd < 0) {
+			log_error("socket: %s", strerror(errno));
+			return -1;
+		}
+		sa.sin_addr.s_addr = options_source(o, (uint64_t)i);
+		err = sock_set_bind_no_port(fd) < 0 ||
+			      bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0
+			  ? errno
+			  : 0;
+		close(fd);
+		if (err != 0) {
+			inet_ntop(AF_INET, &sa.sin_addr, name, sizeof(name));
+			log_plain("load-client: --sources: cannot bind %s: %s%s\n", name,
+				  strerror(err),
+				  err == EADDRNOTAVAIL ? " (not an address of this host or network "
+							 "namespace)"
+						       : "");
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* Raises the soft fd limit to what a worker needs, within the hard limit. */
@@ -316,10 +351,10 @@ int run_main(const struct client_opts *o)
 	}
 	if (expect_parse(ex, o->expect, o->nexpect, err, sizeof(err)) < 0) {
 		log_plain("load-client: --expect %s\n", err);
-		options_usage();
+		options_usage_short();
 		goto out;
 	}
-	if (check_ports(o) < 0 || check_fds(o) < 0)
+	if (check_ports(o) < 0 || check_sources(o) < 0 || check_fds(o) < 0)
 		goto out;
 	rc = fault_prepare(o);
 	if (rc != FAULT_READY)

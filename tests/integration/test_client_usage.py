@@ -1,4 +1,4 @@
-# Goal of this test: bad load-client flags print the reason and the usage on stderr, nothing on stdout, and exit 2 before connecting anywhere.
+# Goal of this test: bad load-client flags print the reason and one line pointing at the usage on stderr, nothing on stdout, and exit 2 before connecting anywhere; --help works anywhere on the line; a --sources address that is not this host's is refused up front.
 import unittest
 
 from test_client_helpers import run_client
@@ -53,3 +53,32 @@ class ClientUsageTest(unittest.TestCase):
         print(run.err.strip())
         self.assertEqual(run.rc, 2, str(run))
         self.assertIn("--sources", run.err)
+
+    def test_error_is_short(self):
+        # The reason and one line saying where the usage is: not 35 lines of usage that
+        # scroll the reason away.
+        run = run_client(self, ["--server", "127.0.0.1:80", "--frobnicate"], timeout=20)
+        lines = run.err.strip().splitlines()
+        print("usage error:", lines)
+        self.assertEqual(run.rc, 2, str(run))
+        self.assertEqual(len(lines), 2, str(run))
+        self.assertIn("unknown option --frobnicate", lines[0])
+        self.assertIn("--help", lines[1])
+
+    def test_help_anywhere(self):
+        run = run_client(self, ["--server", "127.0.0.1:80", "--connections", "5", "--help"],
+                         timeout=20)
+        self.assertEqual(run.rc, 0, str(run))
+        self.assertIn("usage:", run.err)
+        self.assertIn("expect keys", run.err)
+
+    def test_foreign_source_address(self):
+        # A source that is not an address of this host would fail every connection with
+        # EADDRNOTAVAIL, reported as ports running out: refused before connecting.
+        run = run_client(self, ["--server", "127.0.0.1:80", "--sources", "192.0.2.7"],
+                         timeout=20)
+        print("foreign source:", run.err.strip())
+        self.assertEqual(run.rc, 2, str(run))
+        self.assertEqual(run.out, "", str(run))
+        self.assertIn("cannot bind 192.0.2.7", run.err)
+        self.assertIn("not an address of this host", run.err)
