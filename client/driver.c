@@ -63,6 +63,7 @@ struct driver {
 	const struct client_opts *o;
 	struct event_base *base;
 	struct result *r;
+	struct own_ports *ports; /* NULL: not recorded */
 	int worker, nworkers;
 	uint64_t nslots, next_local;
 	/* The mix's place per source address (--sources with a mix): each source runs the
@@ -898,6 +899,8 @@ static void conn_start(struct driver *d, uint64_t slot)
 	evtimer_assign(&c->tev, d->base, conn_timer_cb, c);
 	c->assigned = 1;
 	rc = connect(c->fd, (const struct sockaddr *)&o->addr, o->addrlen);
+	if (d->ports != NULL && (rc == 0 || errno == EINPROGRESS))
+		own_ports_add_fd(d->ports, c->fd); /* the port is chosen by now */
 	if (rc == 0) {
 		conn_connected(c);
 		return;
@@ -1146,7 +1149,7 @@ static struct driver *driver_new(const struct client_opts *o, int worker, int nw
 }
 
 int driver_run(const struct client_opts *o, int worker, int nworkers, struct result *r,
-	       driver_tick_fn tick, void *tick_arg)
+	       struct own_ports *ports, driver_tick_fn tick, void *tick_arg)
 {
 	struct driver *d = driver_new(o, worker, nworkers, r);
 	int rc;
@@ -1155,6 +1158,7 @@ int driver_run(const struct client_opts *o, int worker, int nworkers, struct res
 		log_error("worker %d: cannot set up its event loop (out of memory)", worker);
 		return 1;
 	}
+	d->ports = ports;
 	d->tick = tick;
 	d->tick_arg = tick_arg;
 	if (driver_events(d) < 0) {

@@ -13,6 +13,7 @@
 #define TEARDOWN_DRIVER_H
 
 #include "options.h"
+#include "ports.h"
 #include "result.h"
 
 /* Called once a second from the driver's loop (progress, timeline); may be NULL. */
@@ -21,7 +22,7 @@ typedef void (*driver_tick_fn)(void *arg);
 /* Fills r (already initialised). 0, or 1 when the run could not be made at all (the
  * reason was logged). */
 int driver_run(const struct client_opts *o, int worker, int nworkers, struct result *r,
-	       driver_tick_fn tick, void *tick_arg);
+	       struct own_ports *ports, driver_tick_fn tick, void *tick_arg);
 
 /* The number of slots of worker w of W for n connections. */
 uint64_t driver_share(uint64_t n, int worker, int nworkers);

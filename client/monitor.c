@@ -62,6 +62,11 @@ int monitor_init(struct monitor *m, const struct client_opts *o, struct result *
 	m->results = results;
 	m->nresults = nresults;
 	m->t0_us = m->last_us = clock_mono_us();
+	m->ports = own_ports_alloc();
+	if (m->ports == NULL)
+		log_warn("cannot map the set of the run's ports (%s): the client census counts "
+			 "every socket towards port %d, earlier runs' too",
+			 strerror(errno), o->port);
 	m->cs = census_open();
 	if (m->cs == NULL)
 		log_warn("census: cannot open a sock_diag socket (%s): socket states will be "
@@ -130,12 +135,28 @@ static void timeline_rtt(struct monitor *m)
 		(double)hist_percentile(interval, 99) / 1e3);
 }
 
+static int sock_ours(const struct census_sock_info *s, void *arg)
+{
+	const struct monitor *m = arg;
+
+	return own_ports_sock_ours(m->ports, &m->o->addr, s);
+}
+
+/* The run's own client sockets (ports.h): not what earlier runs or other clients of the
+ * port left in this namespace. */
+static int census_client(struct monitor *m, struct census_counts *out)
+{
+	if (m->ports == NULL)
+		return census_port(m->cs, m->o->port, CENSUS_REMOTE, out);
+	return census_port_keep(m->cs, m->o->port, CENSUS_REMOTE, sock_ours, m, out);
+}
+
 static void timeline_row(struct monitor *m, const struct progress *sum, int64_t now)
 {
 	struct census_counts side[2];
 	int ok[2];
 
-	ok[0] = m->cs && census_port(m->cs, m->o->port, CENSUS_REMOTE, &side[0]) == 0;
+	ok[0] = m->cs && census_client(m, &side[0]) == 0;
 	ok[1] = m->cs && m->server_visible &&
 		census_port(m->cs, m->o->port, CENSUS_LOCAL, &side[1]) == 0;
 	fprintf(m->timeline, "%.3f", (double)(now - m->t0_us) / 1e6);
@@ -189,7 +210,7 @@ static int settled(const struct census_counts *c)
 
 static int census_both(struct monitor *m, struct result *r)
 {
-	if (census_port(m->cs, m->o->port, CENSUS_REMOTE, &r->client.c) < 0)
+	if (census_client(m, &r->client.c) < 0)
 		return -1;
 	if (m->server_visible && census_port(m->cs, m->o->port, CENSUS_LOCAL, &r->server.c) < 0)
 		return -1;
@@ -233,4 +254,6 @@ void monitor_close(struct monitor *m)
 	m->rtt = NULL;
 	census_close(m->cs);
 	m->cs = NULL;
+	own_ports_free(m->ports);
+	m->ports = NULL;
 }

@@ -11,6 +11,7 @@
 #include "census.h"
 #include "hist.h"
 #include "options.h"
+#include "ports.h"
 #include "result.h"
 
 #include <stdio.h>
@@ -18,6 +19,7 @@
 struct monitor {
 	const struct client_opts *o;
 	struct census_sock *cs; /* NULL: no census (sock_diag unavailable) */
+	struct own_ports *ports; /* the run's local ports (its workers add them) */
 	int server_visible;
 	struct result *results; /* the workers' live results */
 	int nresults;

@@ -44,19 +44,21 @@ void procs_free(struct result *results, int n)
 		munmap(results, sizeof(*results) * (size_t)n);
 }
 
-static void worker_main(const struct client_opts *o, int i, struct result *r, int wfd)
+static void worker_main(const struct client_opts *o, int i, struct result *r,
+			struct own_ports *ports, int wfd)
 {
 	int rc;
 
 	/* ^C from a terminal reaches the whole process group: the parent handles it. */
 	signal(SIGINT, SIG_IGN);
-	rc = driver_run(o, i, (int)o->procs, r, NULL, NULL);
+	rc = driver_run(o, i, (int)o->procs, r, ports, NULL, NULL);
 	close(wfd);
 	_exit(rc);
 }
 
 /* Forks every worker. Each keeps only the write end of its own pipe. */
-static int spawn(const struct client_opts *o, struct result *results, struct worker *w, int n)
+static int spawn(const struct client_opts *o, struct result *results, struct own_ports *ports,
+		 struct worker *w, int n)
 {
 	int(*fds)[2] = n > 0 ? calloc((unsigned)n, sizeof(*fds)) : NULL;
 
@@ -81,7 +83,7 @@ static int spawn(const struct client_opts *o, struct result *results, struct wor
 				if (j != i)
 					close(fds[j][1]);
 			}
-			worker_main(o, i, &results[i], fds[i][1]);
+			worker_main(o, i, &results[i], ports, fds[i][1]);
 		}
 	}
 	for (int i = 0; i < n; i++) {
@@ -220,7 +222,7 @@ int procs_run(const struct client_opts *o, struct result *results, struct monito
 	}
 	for (int i = 0; i < p.n; i++)
 		p.w[i].rfd = -1;
-	if (spawn(o, results, p.w, p.n) < 0) {
+	if (spawn(o, results, m->ports, p.w, p.n) < 0) {
 		for (int i = 0; i < p.n; i++) {
 			if (p.w[i].pid > 0)
 				kill(p.w[i].pid, SIGKILL);

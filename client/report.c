@@ -405,7 +405,7 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 	hist_row(f, "echo rtt", &r->rtt_us);
 	hist_row(f, "fin-to-fin", &r->fin_to_fin_us);
 	hist_row(f, "server close", &r->server_close_us);
-	report_census_table(f, "census client sockets (remote port)", &r->client);
+	report_census_table(f, "census client sockets (this run's)", &r->client);
 	report_census_table(f, "census server port (local port)", &r->server);
 	kernel_table(f, &r->kernel, info->merged > 0);
 	expect_table(f, ex);

@@ -330,7 +330,7 @@ static int run_workers(const struct client_opts *o, struct result *results, stru
 {
 	event_set_log_callback(libevent_log);
 	if (o->procs == 1)
-		return driver_run(o, 0, 1, &results[0], monitor_tick, m);
+		return driver_run(o, 0, 1, &results[0], m->ports, monitor_tick, m);
 	return procs_run(o, results, m);
 }
 

@@ -225,6 +225,8 @@ struct census_sink {
 	struct census_counts *out; /* may be NULL */
 	census_each_fn cb;	   /* may be NULL */
 	void *arg;
+	census_keep_fn keep; /* may be NULL: every socket */
+	void *keep_arg;
 };
 
 static void census_info(struct census_sock_info *s, const struct inet_diag_msg *m)
@@ -248,12 +250,14 @@ static void census_sink_put(const struct census_sink *k, const struct inet_diag_
 {
 	struct census_sock_info s;
 
+	if (k->keep != NULL || k->cb != NULL)
+		census_info(&s, m);
+	if (k->keep != NULL && !k->keep(&s, k->keep_arg))
+		return;
 	if (k->out != NULL)
 		census_count(k->out, m);
-	if (k->cb != NULL) {
-		census_info(&s, m);
+	if (k->cb != NULL)
 		k->cb(&s, k->arg);
-	}
 }
 
 /* Handles one datagram of the dump. 1 = the dump is complete, 0 = more to come, -1 =
@@ -353,6 +357,14 @@ done:
 int census_port(struct census_sock *cs, int port, enum census_side side, struct census_counts *out)
 {
 	struct census_sink k = {.out = out};
+
+	return census_run(cs, port, side, CENSUS_ALL_STATES, &k);
+}
+
+int census_port_keep(struct census_sock *cs, int port, enum census_side side, census_keep_fn keep,
+		     void *arg, struct census_counts *out)
+{
+	struct census_sink k = {.out = out, .keep = keep, .keep_arg = arg};
 
 	return census_run(cs, port, side, CENSUS_ALL_STATES, &k);
 }

@@ -127,6 +127,14 @@ typedef void (*census_each_fn)(const struct census_sock_info *s, void *arg);
 int census_each(struct census_sock *cs, int port, enum census_side side, unsigned states,
 		struct census_counts *out, census_each_fn cb, void *arg);
 
+/* Whether census_port_keep counts a socket: nonzero = count it. */
+typedef int (*census_keep_fn)(const struct census_sock_info *s, void *arg);
+
+/* Like census_port, but counts only the sockets keep() accepts (e.g. a client's own
+ * sockets among every socket of the port). 0, or -1 with errno. */
+int census_port_keep(struct census_sock *cs, int port, enum census_side side, census_keep_fn keep,
+		     void *arg, struct census_counts *out);
+
 /* Uses one SOCK_DIAG_BY_FAMILY request per family instead of the one-walk request (what
  * a kernel without the latter gets; for tests and comparisons). */
 void census_set_per_family(struct census_sock *cs, int on);
