@@ -282,22 +282,24 @@ static int parse_keepalive(struct client_opts *o, const char *val)
 	     CONF_F_WHOLE_SECONDS},
 	    {"keepalive count", CONF_INT, {NULL, NULL}, 1, 127, "", "", NULL, OFF(keepalive[2]), 0},
 	};
-	char buf[128], *save = NULL, *tok = NULL;
+	char buf[128], *rest = buf, *tok;
 	char reason[CONF_ERR_MAX];
 	int i;
 
 	if (strlen(val) >= sizeof(buf))
 		return usage_error("--keepalive: %s", "too long");
 	strcpy(buf, val);
-	for (i = 0, tok = strtok_r(buf, ",", &save); i < 3 && tok != NULL;
-	     i++, tok = strtok_r(NULL, ",", &save)) {
+	/* strsep, not strtok: "1s,,3" has an empty interval, not a count for an interval. */
+	for (i = 0; i < 3 && (tok = strsep(&rest, ",")) != NULL; i++) {
+		if (*tok == '\0')
+			break;
 		if (conf_parse_value(&parts[i], o, tok, reason, sizeof(reason)) < 0)
 			return usage_error("--keepalive: %s: %s", parts[i].name, reason);
 	}
-	if (i != 3 || tok != NULL)
+	if (i != 3 || rest != NULL)
 		return usage_error(
-		    "--keepalive: expected IDLE,INTERVAL,COUNT (e.g. 30s,10s,3), got "
-		    "'%s'",
+		    "--keepalive: expected IDLE,INTERVAL,COUNT, three values (e.g. 30s,10s,3), "
+		    "got '%s'",
 		    val);
 	return 0;
 }
@@ -556,6 +558,8 @@ int options_parse(struct client_opts *o, int argc, char **argv)
 			 (int)(eq ? eq - arg - 2 : (long)strlen(arg) - 2), arg + 2);
 		if (eq == NULL && parse_switch(o, name))
 			continue;
+		if (eq != NULL && parse_switch(o, name))
+			return usage_error("--%s takes no value", name);
 		if (!known_flag(name))
 			return usage_error("unknown option --%s", name);
 		if (eq != NULL) {

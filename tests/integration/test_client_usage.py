@@ -19,6 +19,8 @@ BAD = [
     ["--server", "127.0.0.1:80", "--expect", "server.close_wait"],
     ["--server", "127.0.0.1:80", "--sources", "127.0.0.5-127.0.0.1"],
     ["--server", "127.0.0.1:80", "--keepalive", "1s"],
+    ["--server", "127.0.0.1:80", "--keepalive", "1s,,3"],  # an empty interval
+    ["--server", "127.0.0.1:80", "--json=yes"],  # a switch takes no value
     ["--server", "127.0.0.1:80", "--mix", "echo=1,crash=1"],  # crash needs its own source
     ["--server", "127.0.0.1:80", "--crash-source", "127.0.0.9"],  # without crash
     ["states"],
