@@ -276,7 +276,7 @@ static void plot_script(FILE *p, const struct client_opts *o, const int used[])
 {
 	const char *sep = "";
 
-	fprintf(p, "set datafile separator ','\nset terminal png noenhanced size 1100,800\n"
+	fprintf(p, "set datafile separator ','\nset terminal pngcairo noenhanced size 1100,800\n"
 		   "set output '%s'\nset multiplot layout 2,1\nset key outside right\n"
 		   "set grid\nset xlabel 'seconds'\nset ylabel 'sockets'\nset yrange [0:*]\n"
 		   "set offsets 0, 0, graph 0.05, 0\nplot ",
