@@ -1,5 +1,6 @@
 #include "driver.h"
 #include "clock.h"
+#include "crashport.h"
 #include "fault.h"
 #include "log.h"
 #include "sock.h"
@@ -86,7 +87,8 @@ struct driver {
 	struct conn **add_q, **del_q, **add_spare, **del_spare;
 	char **elems;
 	uint64_t nadd, ndel;
-	int fatal; /* nft failed: the run ends, exit status 1 */
+	int fatal;		  /* nft failed: the run ends, exit status 1 */
+	struct crashports *crash_ports; /* crash: source ports used this run */
 	driver_tick_fn tick;
 	void *tick_arg;
 	unsigned char logged[PHASE_N][FAIL_KINDS]; /* explained once per kind */
@@ -237,6 +239,11 @@ static const char *fail_hint(int kind)
 		return "the server closed the connection early";
 	case FAIL_MISMATCH:
 		return "the echo differs from what was sent";
+	case FAIL_CRASH_PORTS:
+		return "crash ports used up: every port of ip_local_port_range for this source "
+		       "address (this worker's share of it) was used by an earlier crash this "
+		       "run, and reusing one would reset the server's stale socket; add "
+		       "--crash-source/--sources or shorten the run";
 	default:
 		return "";
 	}
@@ -805,35 +812,34 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	conn_send(c);
 }
 
-/* Socket options and source address of a new client socket. 0, or -1 with errno. */
+/* Socket options and source address of a new client socket. 0, or the failure kind (an
+ * errno value, or FAIL_CRASH_PORTS). */
 static int conn_setup(struct conn *c)
 {
 	const struct client_opts *o = c->d->o;
 
 	if (sock_set_nodelay(c->fd) < 0)
-		return -1;
+		return errno;
 	if (o->keepalive[0] > 0 &&
 	    sock_set_keepalive(c->fd, (int)(o->keepalive[0] / 1000), (int)(o->keepalive[1] / 1000),
 			       (int)o->keepalive[2]) < 0)
-		return -1;
+		return errno;
 	if (o->user_timeout_ms > 0 &&
 	    sock_set_user_timeout(c->fd, (unsigned)o->user_timeout_ms) < 0)
-		return -1;
-	if (c->scen == SCEN_CRASH && o->crash_srclen > 0) {
-		/* Its own source address: no other connection can reuse a crashed 4-tuple. */
-		if (sock_set_bind_no_port(c->fd) < 0)
-			return -1;
-		if (bind(c->fd, (const struct sockaddr *)&o->crash_src, o->crash_srclen) < 0)
-			return -1;
+		return errno;
+	if (c->scen == SCEN_CRASH) {
+		/* Its own source address (in a mix) and a port no earlier crash of the run
+		 * used: no connection can reuse a crashed 4-tuple. */
+		return crashport_bind(c->d->crash_ports, c->fd, c->id);
 	} else if (o->nsources > 0) {
 		struct sockaddr_in src = {.sin_family = AF_INET};
 		src.sin_addr.s_addr = options_source(o, c->id);
 		/* IP_BIND_ADDRESS_NO_PORT: the port is chosen at connect(), per destination,
 		 * so every source address has the whole ephemeral range towards the server. */
 		if (sock_set_bind_no_port(c->fd) < 0)
-			return -1;
+			return errno;
 		if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) < 0)
-			return -1;
+			return errno;
 	}
 	return 0;
 }
@@ -849,14 +855,9 @@ static struct conn *conn_new(struct driver *d, uint64_t slot)
 	c->fd = -1;
 	c->slot = slot;
 	/* The id numbers connections across workers (patterns, source address); the mix
-	 * follows this worker's own count, per source address when there are several:
-	 * picked by the id, worker w of P would only ever see the mix's entries w, w+P, ...
-	 * and, with two sources, the same scenarios would always come from the same one. */
+	 * follows this worker's own count (options_scenario). */
 	c->id = (uint64_t)d->worker + (uint64_t)d->nworkers * d->next_local;
-	if (d->src_mix != NULL)
-		c->scen = (uint8_t)mix_pick(&o->mix, d->src_mix[c->id % (uint64_t)o->nsources]++);
-	else
-		c->scen = (uint8_t)mix_pick(&o->mix, d->next_local);
+	c->scen = (uint8_t)options_scenario(o, d->src_mix, d->next_local, c->id);
 	d->next_local++;
 	c->state = CS_CONNECTING;
 	if (c->scen == SCEN_SILENT || c->scen == SCEN_VANISH)
@@ -890,8 +891,13 @@ static void conn_start(struct driver *d, uint64_t slot)
 	d->r->open_now = d->live;
 	c->t_connect = now_us();
 	c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0 || conn_setup(c) < 0) {
+	if (c->fd < 0) {
 		conn_fail(c, errno);
+		return;
+	}
+	rc = conn_setup(c);
+	if (rc != 0) {
+		conn_fail(c, rc);
 		return;
 	}
 	event_assign(&c->rev, d->base, c->fd, EV_READ | EV_PERSIST, conn_read_cb, c);
@@ -1101,6 +1107,7 @@ static void driver_free(struct driver *d)
 	free(d->del_spare);
 	free(d->elems);
 	free(d->src_mix);
+	crashport_free(d->crash_ports);
 	free(d);
 }
 
@@ -1132,10 +1139,17 @@ static struct driver *driver_new(const struct client_opts *o, int worker, int nw
 			return NULL;
 		}
 	}
-	if (o->nsources > 1 && o->mix.total > 1 &&
+	if (options_mix_per_source(o) &&
 	    (d->src_mix = calloc((size_t)o->nsources, sizeof(*d->src_mix))) == NULL) {
 		driver_free(d);
 		return NULL;
+	}
+	if (options_runs(o, SCEN_CRASH)) {
+		d->crash_ports = crashport_new(o, worker, nworkers);
+		if (d->crash_ports == NULL) {
+			driver_free(d);
+			return NULL;
+		}
 	}
 	d->base = event_base_new();
 	if (d->slots == NULL || d->queue == NULL || d->waitq == NULL || d->wait_until == NULL ||

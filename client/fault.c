@@ -1,4 +1,5 @@
 #include "fault.h"
+#include "crashport.h"
 #include "log.h"
 #include "sock.h"
 
@@ -226,8 +227,11 @@ int fault_prepare(const struct client_opts *o)
 			  strerror(errno));
 		return FAULT_SKIPPED;
 	}
-	if (!vanish)
-		return FAULT_READY;
+	if (crash) {
+		int rc = crashport_prepare(o);
+		if (rc != FAULT_READY || !vanish)
+			return rc;
+	}
 	if (netns_check(why, sizeof(why)) < 0) {
 		log_plain("load-client: refusing --scenario vanish: %s\n", why);
 		return FAULT_REFUSED;

@@ -580,6 +580,18 @@ int options_runs(const struct client_opts *o, int s)
 	return s >= 0 && s < SCEN_N && o->mix.weight[s] > 0;
 }
 
+int options_mix_per_source(const struct client_opts *o)
+{
+	return o->nsources > 1 && o->mix.total > 1;
+}
+
+int options_scenario(const struct client_opts *o, uint64_t *src_mix, uint64_t local, uint64_t id)
+{
+	if (src_mix != NULL)
+		return mix_pick(&o->mix, src_mix[id % (uint64_t)o->nsources]++);
+	return mix_pick(&o->mix, local);
+}
+
 uint32_t options_source(const struct client_opts *o, uint64_t id)
 {
 	return htonl(o->src_first + (uint32_t)(id % (uint64_t)o->nsources));

@@ -6,7 +6,7 @@
 
 static const char *const phase_names[PHASE_N] = {"connect", "first_reply", "echo", "close"};
 static const char *const special_kinds[FAIL_KINDS - FAIL_ERRNO_MAX] = {"deadline", "eof",
-								       "mismatch"};
+								       "mismatch", "crash_ports"};
 
 void result_init(struct result *r)
 {

@@ -29,6 +29,7 @@ enum {
 	FAIL_DEADLINE = FAIL_ERRNO_MAX, /* our own connect or reply deadline passed */
 	FAIL_EOF,			/* the server closed before the scenario's end */
 	FAIL_MISMATCH,			/* an echo byte differed from what was sent */
+	FAIL_CRASH_PORTS, /* crash: every source port was used by an earlier crash (crashport.h) */
 	FAIL_KINDS
 };
 

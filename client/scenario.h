@@ -27,8 +27,9 @@
  *               retransmission) is answered by RST. Churn. Crash connections bind a
  *               source address of their own (--crash-source, or the last of --sources in
  *               a mix), so no other connection of the run can reuse a crashed 4-tuple,
- *               whose SYN would reset the server's stale socket early. Needs
- *               CAP_NET_ADMIN.
+ *               whose SYN would reset the server's stale socket early; and each binds
+ *               a source port no earlier crash of the run used (client/crashport.h).
+ *               Needs CAP_NET_ADMIN.
  *   vanish      the first echo, then the peer stops answering: the connection's packets
  *               are dropped both ways by nftables in the client's own network namespace
  *               (client/fault.c; never the initial one). The socket stays open, sending

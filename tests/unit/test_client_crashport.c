@@ -1,0 +1,144 @@
+/* client/crashport.c: the workers' shares of the port range cover it exactly once whatever
+ * each one's start; a worker's share is handed out once per source address, then
+ * FAIL_CRASH_PORTS, and a port held by another socket is skipped. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "client/crashport.h"
+#include "client/fault.h"
+#include "client/result.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void test_shares_cover_range_once(void **state)
+{
+	static const int workers[] = {1, 2, 3, 7, 100, 150};
+	const uint32_t lo = 40000, n = 100;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(workers) / sizeof(workers[0]); i++) {
+		int nw = workers[i], seen[100] = {0};
+		uint32_t total = 0;
+		for (int w = 0; w < nw; w++) {
+			uint32_t share = crashport_share(n, w, nw), start = share ? 7 % share : 0;
+			total += share;
+			for (uint32_t k = 0; k < share; k++) {
+				uint16_t port = crashport_port(lo, n, w, nw, start, k);
+				assert_true(port >= lo && port < lo + n);
+				assert_int_equal((port - lo) % (uint32_t)nw, w);
+				seen[port - lo]++;
+			}
+		}
+		assert_int_equal(total, n);
+		for (uint32_t p = 0; p < n; p++)
+			assert_int_equal(seen[p], 1);
+	}
+}
+
+static uint16_t bound_port(int fd)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	return ntohs(a.sin_port);
+}
+
+/* A tiny share (many workers): each port once, then FAIL_CRASH_PORTS. */
+static void test_bind_once_then_used_up(void **state)
+{
+	struct client_opts o;
+	struct sockaddr_in *src = (struct sockaddr_in *)&o.crash_src;
+	struct crashports *p;
+	int fds[4], nworkers;
+	unsigned lo = 0, hi = 0;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%u %u", &lo, &hi), 2);
+	fclose(f);
+	memset(&o, 0, sizeof(o));
+	src->sin_family = AF_INET;
+	src->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	o.crash_srclen = sizeof(*src);
+	o.addr.ss_family = AF_INET;
+	o.duration_ms = 1000; /* no one-pass check */
+	mix_single(&o.mix, SCEN_CRASH);
+	assert_int_equal(crashport_prepare(&o), FAULT_READY);
+	nworkers = (int)((hi - lo + 1) / 2); /* worker 0's share: 2 or 3 ports */
+	p = crashport_new(&o, 0, nworkers);
+	assert_non_null(p);
+	for (int i = 0; i < 4; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(fds[i] >= 0);
+	}
+	assert_int_equal(crashport_bind(p, fds[0], 0), 0);
+	assert_int_equal(crashport_bind(p, fds[1], 1), 0);
+	assert_int_not_equal(bound_port(fds[0]), bound_port(fds[1]));
+	if (crashport_share(hi - lo + 1, 0, nworkers) == 3)
+		assert_int_equal(crashport_bind(p, fds[2], 2), 0);
+	assert_int_equal(crashport_bind(p, fds[3], 3), FAIL_CRASH_PORTS);
+	crashport_free(p);
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+}
+
+/* Every port of the share but one is held by another socket: that one is taken. */
+static void test_bind_skips_port_in_use(void **state)
+{
+	struct client_opts o;
+	struct sockaddr_in *src = (struct sockaddr_in *)&o.crash_src;
+	struct crashports *p, *q;
+	int a, b, nworkers;
+	unsigned lo = 0, hi = 0;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%u %u", &lo, &hi), 2);
+	fclose(f);
+	memset(&o, 0, sizeof(o));
+	src->sin_family = AF_INET;
+	src->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	o.crash_srclen = sizeof(*src);
+	o.addr.ss_family = AF_INET;
+	o.duration_ms = 1000;
+	mix_single(&o.mix, SCEN_CRASH);
+	assert_int_equal(crashport_prepare(&o), FAULT_READY);
+	nworkers = (int)(hi - lo + 1); /* worker 0's share: one port */
+	p = crashport_new(&o, 0, nworkers);
+	q = crashport_new(&o, 0, nworkers);
+	a = socket(AF_INET, SOCK_STREAM, 0);
+	b = socket(AF_INET, SOCK_STREAM, 0);
+	if (crashport_bind(p, a, 0) != 0) { /* another program holds it on this host */
+		crashport_free(p);
+		crashport_free(q);
+		close(a);
+		close(b);
+		skip();
+	}
+	assert_int_equal(bound_port(a), lo);
+	assert_int_equal(crashport_bind(q, b, 0), FAIL_CRASH_PORTS); /* skipped, used up */
+	crashport_free(p);
+	crashport_free(q);
+	close(a);
+	close(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_shares_cover_range_once),
+	    cmocka_unit_test(test_bind_once_then_used_up),
+	    cmocka_unit_test(test_bind_skips_port_in_use),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
