@@ -179,6 +179,8 @@ void options_usage(void)
 	    "          close): the server's next segment is answered by RST. Churns like reset.\n"
 	    "          In a mix, crash connections need a source address of their own:\n"
 	    "          --crash-source ADDR, or the last address of --sources is kept for them.\n"
+	    "          Each binds a source port no earlier crash of the run used (ports used\n"
+	    "          up: the connection fails as crash_ports).\n"
 	    "  vanish  the first echo, then the connection's packets are dropped both ways\n"
 	    "          (nftables table load_client_PID in this network namespace, deleted at "
 	    "exit);\n"
