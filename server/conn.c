@@ -445,6 +445,20 @@ void conn_drain(struct conn *c)
 		conn_drain_step(c);
 }
 
+/* Why shutdown() failed. On a socket the peer has reset (state CLOSE) shutdown() fails
+ * with ENOTCONN and does not report the pending ECONNRESET; SO_ERROR does (reading it
+ * clears it). A socket in CLOSE with no pending error was reset too (the error was already
+ * taken by an earlier call), so ENOTCONN then counts as ECONNRESET: reason reset. */
+static int conn_shutdown_errno(const struct conn *c, int err)
+{
+	int so_err = 0;
+	socklen_t len = sizeof(so_err);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &so_err, &len) == 0 && so_err != 0)
+		return so_err;
+	return err == ENOTCONN ? ECONNRESET : err;
+}
+
 /* Our FIN goes out at a quiet point: nothing queued for the peer and nothing unread in
  * the receive queue, so every byte received before it has been echoed. Then input is read
  * and discarded until the peer's EOF: closing with unread input would send an RST, and an
@@ -458,7 +472,7 @@ static void conn_drain_step(struct conn *c)
 	if (ioctl(c->fd, SIOCINQ, &unread) == 0 && unread > 0)
 		return; /* conn_on_data calls again once it is echoed */
 	if (shutdown(c->fd, SHUT_WR) < 0) {
-		conn_fail(c, errno);
+		conn_fail(c, conn_shutdown_errno(c, errno));
 		return;
 	}
 	c->flags |= CONN_SHUT_WR;
