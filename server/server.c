@@ -120,6 +120,9 @@ static int server_open_listener(struct server *srv, int *exit_code)
 		return -1;
 	}
 	if (listen(srv->lfd, (int)srv->cfg->backlog) < 0) {
+		/* EADDRINUSE here: another socket bound the port with SO_REUSEADDR too and
+		 * listened first; a port in use, like at bind(). */
+		*exit_code = server_listen_exit_code(errno);
 		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
 		return -1;
 	}
@@ -287,12 +290,16 @@ static void server_on_accept(evutil_socket_t fd, short what, void *arg)
 
 /* ---- drain ------------------------------------------------------------------------- */
 
+/* Also on a failed start: the listener's fd may be open while its events do not exist
+ * yet (listen() or the event base failed). */
 static void server_close_listener(struct server *srv)
 {
 	if (srv->lfd < 0)
 		return;
-	event_del(srv->ev_accept);
-	evtimer_del(srv->ev_accept_resume);
+	if (srv->ev_accept != NULL)
+		event_del(srv->ev_accept);
+	if (srv->ev_accept_resume != NULL)
+		evtimer_del(srv->ev_accept_resume);
 	close(srv->lfd);
 	srv->lfd = -1;
 }
