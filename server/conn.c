@@ -439,10 +439,7 @@ static void conn_on_fin_timeout(evutil_socket_t fd, short what, void *arg)
 void conn_drain(struct conn *c)
 {
 	c->flags |= CONN_DRAINING;
-	if (c->flags & CONN_EOF_IGNORED)
-		conn_close(c, CLOSE_SHUTDOWN, 0);
-	else
-		conn_drain_step(c);
+	conn_drain_step(c);
 }
 
 /* Why shutdown() failed. On a socket the peer has reset (state CLOSE) shutdown() fails
@@ -462,13 +459,20 @@ static int conn_shutdown_errno(const struct conn *c, int err)
 /* Our FIN goes out at a quiet point: nothing queued for the peer and nothing unread in
  * the receive queue, so every byte received before it has been echoed. Then input is read
  * and discarded until the peer's EOF: closing with unread input would send an RST, and an
- * RST discards the echo still in our send queue. */
+ * RST discards the echo still in our send queue. A connection whose EOF was read and
+ * ignored (close_on_eof=no) has nothing left to read: once its echo is flushed
+ * (conn_after_flush calls again) it is closed, and close() sends the FIN after the send
+ * queue. Either way shutdown_timeout bounds the flush. */
 static void conn_drain_step(struct conn *c)
 {
 	int unread = 0;
 
 	if ((c->flags & CONN_SHUT_WR) || conn_out_len(c) > 0)
 		return; /* already sent, or conn_after_flush calls again */
+	if (c->flags & CONN_EOF_IGNORED) {
+		conn_close(c, CLOSE_SHUTDOWN, 0);
+		return;
+	}
 	if (ioctl(c->fd, SIOCINQ, &unread) == 0 && unread > 0)
 		return; /* conn_on_data calls again once it is echoed */
 	if (shutdown(c->fd, SHUT_WR) < 0) {

@@ -71,7 +71,8 @@ int conn_listener_options(const struct server_config *cfg, int lfd);
 int conn_accept(struct server *srv, int fd, const struct sockaddr *peer, socklen_t len);
 /* Bytes of echo queued for the peer (the kernel did not take them yet). */
 size_t conn_out_len(const struct conn *c);
-/* Graceful drain: flush, shutdown(SHUT_WR), read to the peer's EOF, close. */
+/* Graceful drain: flush, shutdown(SHUT_WR), read to the peer's EOF, close (a connection
+ * whose EOF was ignored: flush, close). */
 void conn_drain(struct conn *c);
 /* Close now with SO_LINGER 0 (shutdown_timeout reached). */
 void conn_abort(struct conn *c, enum close_reason reason);
