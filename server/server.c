@@ -22,6 +22,7 @@
 #define ACCEPT_BATCH 64
 
 static void server_on_accept(evutil_socket_t fd, short what, void *arg);
+static void server_on_accept_resume(evutil_socket_t fd, short what, void *arg);
 
 /* ---- start ------------------------------------------------------------------------- */
 
@@ -151,7 +152,7 @@ static int server_setup_events(struct server *srv)
 	srv->fin_tv = server_common_timeout(srv, cfg->fin_timeout);
 	srv->ev_accept =
 		event_new(srv->base, srv->lfd, EV_READ | EV_PERSIST, server_on_accept, srv);
-	srv->ev_accept_resume = evtimer_new(srv->base, server_on_accept, srv);
+	srv->ev_accept_resume = evtimer_new(srv->base, server_on_accept_resume, srv);
 	if (srv->ev_accept == NULL || srv->ev_accept_resume == NULL ||
 	    event_add(srv->ev_accept, NULL) < 0)
 		return -1;
@@ -204,33 +205,56 @@ int server_init(struct server *srv, const struct server_config *cfg, const char 
 
 /* ---- accept ------------------------------------------------------------------------ */
 
-/* Out of fds: pause the listener for accept_pause instead of spinning on a listener that
- * stays readable, and shed what waits in the queue: give up the reserve fd, accept and
- * close, take the reserve back. The shed clients get a FIN (EOF) now rather than hanging
- * in the queue until their connect times out. */
-static void server_on_emfile(struct server *srv, int err)
+/* Sheds what waits in the accept queue at the fd limit: give up the reserve fd, accept
+ * and close, take the reserve back. A shed client learns at once rather than hanging in
+ * the queue until its connect times out: one that has sent nothing gets a FIN (EOF); one
+ * whose data already sits in the accepted socket's receive queue gets an RST (Linux
+ * resets on close() with unread data). Returns the number shed; *empty is set when the
+ * queue turned out to be empty (EAGAIN) before anything was shed. */
+static int server_shed(struct server *srv, int *empty)
 {
-	struct timeval tv = clock_ms_to_tv(srv->cfg->accept_pause);
+	int shed = 0;
 
-	srv->stats.emfile_pauses++;
-	log_warn("accept: %s: pausing the listener for %lldms, shedding the queue", strerror(err),
-		 (long long)srv->cfg->accept_pause);
+	*empty = 0;
 	for (int i = 0; i < ACCEPT_BATCH && srv->reserve_fd >= 0; i++) {
-		int fd;
+		int fd, err;
 
 		close(srv->reserve_fd);
 		fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
+		err = errno;
 		if (fd >= 0) {
 			close(fd);
-			srv->stats.shed++;
+			shed++;
 		}
 		srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (srv->reserve_fd < 0)
 			log_warn("reopening the reserve fd: %s; EMFILE now only pauses the listener",
 				 strerror(errno));
-		if (fd < 0)
+		if (fd < 0) {
+			*empty = shed == 0 && (err == EAGAIN || err == EWOULDBLOCK);
 			break;
+		}
 	}
+	srv->stats.shed += (uint64_t)shed;
+	return shed;
+}
+
+/* Out of fds (EMFILE/ENFILE on accept). Linux's accept4() fails so at the fd limit even
+ * when the queue is empty (the fd is allocated first): with nobody waiting (the shed
+ * found the queue empty, e.g. the accept batch went on after taking the last fd) nothing
+ * is counted and the listener stays armed, since an empty queue is not readable. With
+ * someone waiting, or no reserve fd to find out, the listener pauses for accept_pause
+ * instead of spinning on a listener that stays readable, and the pause is counted. */
+static void server_on_emfile(struct server *srv, int err)
+{
+	struct timeval tv = clock_ms_to_tv(srv->cfg->accept_pause);
+	int empty, shed = server_shed(srv, &empty);
+
+	if (empty)
+		return;
+	srv->stats.emfile_pauses++;
+	log_warn("accept: %s: shed %d queued connections, pausing the listener for %lldms",
+		 strerror(err), shed, (long long)srv->cfg->accept_pause);
 	event_del(srv->ev_accept);
 	evtimer_add(srv->ev_accept_resume, &tv);
 }
@@ -281,11 +305,31 @@ static void server_on_accept(evutil_socket_t fd, short what, void *arg)
 	struct server *srv = arg;
 
 	(void)fd;
+	(void)what;
 	if (srv->lfd < 0)
 		return;
-	if ((what & EV_TIMEOUT) && !event_pending(srv->ev_accept, EV_READ, NULL))
-		event_add(srv->ev_accept, NULL); /* the EMFILE pause is over */
 	server_accept_some(srv, ACCEPT_BATCH);
+}
+
+/* The EMFILE pause is over: watch the listener again, and let its readiness call accept.
+ * Not accept now: at the fd limit Linux's accept4() fails with EMFILE even when the queue
+ * is empty, so an idle server at the limit would count a pause, warn and cycle the reserve
+ * fd every accept_pause; this way a pause is counted only when a client was waiting. */
+static void server_on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (srv->lfd < 0 || event_pending(srv->ev_accept, EV_READ, NULL))
+		return;
+	if (event_add(srv->ev_accept, NULL) < 0) {
+		struct timeval tv = clock_ms_to_tv(srv->cfg->accept_pause);
+
+		log_warn("re-arming the listener failed: trying again in %lldms",
+			 (long long)srv->cfg->accept_pause);
+		evtimer_add(srv->ev_accept_resume, &tv);
+	}
 }
 
 /* ---- drain ------------------------------------------------------------------------- */

@@ -28,7 +28,7 @@ struct stats {
 	uint64_t closed[CLOSE_NREASONS];
 	uint64_t bytes_in;
 	uint64_t bytes_out;
-	uint64_t emfile_pauses; /* listener paused after EMFILE/ENFILE */
+	uint64_t emfile_pauses; /* listener paused after EMFILE/ENFILE with a client waiting */
 	uint64_t shed;          /* connections accepted and closed at once to drain the queue */
 	uint64_t eof_ignored;   /* leaky mode: recv()==0 seen and ignored */
 	/* Open fds that are neither connections nor the server's own (watchdog.c); -1 when

@@ -1,4 +1,4 @@
-# Goal of this test: at the fd limit (EMFILE) the server never spins: it pauses the listener for accept_pause, sheds queued clients with EOF, keeps echoing on existing connections and recovers when fds free up; above max_connections new connections are closed at once (overload).
+# Goal of this test: at the fd limit (EMFILE) the server never spins: it pauses the listener for accept_pause, sheds queued clients at once (EOF, or RST for one that had sent data), counts a pause only when a client was waiting, keeps echoing on existing connections and recovers when fds free up; above max_connections new connections are closed at once (overload).
 import socket
 import time
 
@@ -7,6 +7,7 @@ from harness import Server, ServerTest, cpu_seconds, wait_until
 NOFILE = 48            # the server's fd limit in this test (prlimit)
 PAUSE_MS = 100
 OVERFLOW_SECONDS = 10  # issue 6: CPU stays under 5 % during 10 s of overflow
+IDLE_SECONDS = 2       # at the limit with nobody connecting: 20 accept_pause periods
 
 
 def outcome(sock, timeout):
@@ -81,6 +82,29 @@ class EmfileTest(ServerTest):
             except (OSError, AssertionError):
                 return False
         wait_until(served, 5, "a new connection to be served after fds were freed")
+
+    def test_idle_at_the_limit_counts_no_pauses(self):
+        # Linux accept4() fails with EMFILE at the fd limit even when the queue is empty:
+        # the end of a pause must only watch the listener again, not call accept.
+        srv = self.start_limited(log_level="warn")
+        held = self.fill(srv)
+        c0 = srv.counters()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < IDLE_SECONDS:  # measuring an interval: nobody connects
+            time.sleep(0.05)
+        c1 = srv.counters()
+        warns = [t for _, _, _, t in srv.log_lines(level="warn") if t.startswith("accept:")]
+        print(f"at the limit ({len(held)} connections), idle {IDLE_SECONDS}s with accept_pause "
+              f"{PAUSE_MS}ms: emfile_pauses {c0['emfile_pauses']} -> {c1['emfile_pauses']}, "
+              f"shed {c0['shed']} -> {c1['shed']}; {len(warns)} accept warnings in all")
+        self.assertEqual(c1["emfile_pauses"], c0["emfile_pauses"],
+                         "EMFILE pauses counted while no client was waiting")
+        self.assertEqual(c1["shed"], c0["shed"])
+        # A client that comes now is still shed at once, and counted.
+        s = self.connect(srv.port)
+        self.assertIn(outcome(s, 5 * PAUSE_MS / 1000 + 1), ("eof", "reset"))
+        c2 = srv.wait_counters(lambda c: c["shed"] > c1["shed"], 5, "the new client shed")
+        self.assertEqual(c2["emfile_pauses"], c1["emfile_pauses"] + 1, f"{c2}")
 
     def test_max_connections_overload(self):
         srv = self.start_server(sets={"max_connections": "5", "log_level": "error"})

@@ -23,12 +23,15 @@ int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int __real_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 
 static int inject_errno; /* the next accept4 fails with this, once */
+static int inject_skip;  /* ... after this many calls that are not failed */
 static int accept_calls;
 
 int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
 	accept_calls++;
-	if (inject_errno != 0) {
+	if (inject_errno != 0 && inject_skip > 0) {
+		inject_skip--;
+	} else if (inject_errno != 0) {
 		errno = inject_errno;
 		inject_errno = 0;
 		return -1;
@@ -133,12 +136,41 @@ static void test_econnaborted_is_skipped(void **state)
 	server_free(&srv);
 }
 
+/* At the fd limit Linux's accept4() fails with EMFILE even when the queue is empty: here
+ * the batch goes on after accepting the last client. Nobody waits, so nothing is shed,
+ * no pause is counted and the listener stays armed (an empty queue is not readable). */
+static void test_emfile_on_empty_queue_is_no_pause(void **state)
+{
+	struct server srv;
+	struct server_config cfg;
+	struct sockaddr_in in;
+	socklen_t len = sizeof(in);
+	int fd;
+
+	(void)state;
+	start(&srv, &cfg);
+	assert_int_equal(getsockname(srv.lfd, (struct sockaddr *)&in, &len), 0);
+	fd = client_to(ntohs(in.sin_port));
+	inject_skip = 1;
+	inject_errno = EMFILE;
+	while (srv.stats.accepted == 0)
+		event_base_loop(srv.base, EVLOOP_ONCE);
+	assert_int_equal(inject_errno, 0); /* the EMFILE was seen */
+	assert_int_equal(srv.stats.emfile_pauses, 0);
+	assert_int_equal(srv.stats.shed, 0);
+	assert_true(event_pending(srv.ev_accept, EV_READ, NULL));
+	assert_false(evtimer_pending(srv.ev_accept_resume, NULL));
+	close(fd);
+	server_free(&srv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_enfile),
 		cmocka_unit_test(test_emfile),
 		cmocka_unit_test(test_econnaborted_is_skipped),
+		cmocka_unit_test(test_emfile_on_empty_queue_is_no_pause),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
