@@ -47,8 +47,13 @@ static struct event_base *server_new_base(void)
 	ec = event_config_new();
 	if (ec == NULL)
 		return NULL;
-	/* EV_CLOSED (EPOLLRDHUP) is only delivered by backends with this feature (epoll). */
+	/* EV_CLOSED (EPOLLRDHUP) is only delivered by backends with this feature. Only epoll:
+	 * libevent's poll backend has the feature too, and would be taken silently when
+	 * epoll_create1() fails, but conn.c relies on how the epoll backend reports an RST
+	 * (libevent issue #1038, see conn.c): better no server than another one. */
 	event_config_require_features(ec, EV_FEATURE_EARLY_CLOSE);
+	event_config_avoid_method(ec, "poll");
+	event_config_avoid_method(ec, "select");
 	/* No EVENT_BASE_FLAG_PRECISE_TIMER: with it the epoll backend arms a timerfd with
 	 * timerfd_settime() on every loop pass (perf, under the bench's echo load: 1.5 % of
 	 * the server's CPU). libevent's default clock is then CLOCK_MONOTONIC_COARSE, which can
@@ -177,7 +182,9 @@ int server_init(struct server *srv, const struct server_config *cfg, const char 
 	srv->scratch = malloc(srv->scratch_len);
 	srv->base = server_new_base();
 	if (srv->scratch == NULL || srv->base == NULL) {
-		log_error("cannot start the event loop (epoll with EV_FEATURE_EARLY_CLOSE)");
+		log_error("cannot start the event loop (libevent's epoll backend with "
+			  "EV_FEATURE_EARLY_CLOSE): %s",
+			  srv->scratch == NULL ? "out of memory" : strerror(errno));
 		return -1;
 	}
 	if (server_setup_events(srv) < 0) {

@@ -1,4 +1,4 @@
-# Goal of this test: when listen() or the event base fails after the listening socket is open, the server exits cleanly (no crash) with one error line, and a listen() failing with EADDRINUSE exits 2 like a port in use at bind().
+# Goal of this test: when listen() or the event base fails after the listening socket is open (also when epoll cannot start: no silent fall back to poll), the server exits cleanly (no crash) with one error line, and a listen() failing with EADDRINUSE exits 2 like a port in use at bind().
 import os
 import shutil
 import subprocess
@@ -9,8 +9,9 @@ from harness import ServerTest, run_cli, server_bin
 # Fails the call named by $TEARDOWN_SHIM_FAIL ("call:ERRNO"): listen() with EADDRINUSE
 # or EACCES (as when the port is taken between bind and listen), or libevent's
 # event_base_new_with_config() (returns NULL, as when no backend can start; failing
-# epoll_create1() is not enough: libevent 2.1 falls back to poll, which also has
-# EV_FEATURE_EARLY_CLOSE).
+# epoll_create1() used to be not enough: libevent 2.1 falls back to poll, which also has
+# EV_FEATURE_EARLY_CLOSE; the server now refuses poll and select), or epoll_create1()
+# and epoll_create() (EMFILE).
 SHIM = r"""
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,6 +45,20 @@ void *event_base_new_with_config(const void *cfg)
 	errno = ENOMEM;
 	return NULL;
 }
+int epoll_create1(int flags);
+int epoll_create1(int flags)
+{
+	(void)flags;
+	if (shim_fail("epoll") == NULL)
+		abort();
+	errno = EMFILE;
+	return -1;
+}
+int epoll_create(int size); /* libevent's fallback when epoll_create1() fails */
+int epoll_create(int size)
+{
+	return epoll_create1(size);
+}
 """
 
 
@@ -58,9 +73,12 @@ class ListenFailsTest(ServerTest):
         src = os.path.join(cls.dir, "shim.c")
         with open(src, "w") as f:
             f.write(SHIM)
-        # Two shims: one interposes listen(), the other event_base_new_with_config().
-        for name, defs in (("listen", ["-Devent_base_new_with_config=unused"]),
-                           ("base", ["-Dlisten=unused"])):
+        # One shim per call: listen(), event_base_new_with_config(), epoll_create1().
+        calls = {"listen": "listen", "base": "event_base_new_with_config",
+                 "epoll": "epoll_create1", "epoll_create": "epoll_create"}
+        for name in ("listen", "base", "epoll"):
+            defs = [f"-D{c}=unused_{n}" for n, c in calls.items()
+                    if n != name and not (name == "epoll" and n == "epoll_create")]
             so = os.path.join(cls.dir, f"{name}.so")
             p = subprocess.run([cc, "-shared", "-fPIC", "-o", so, src] + defs,
                                capture_output=True, text=True)
@@ -105,3 +123,11 @@ class ListenFailsTest(ServerTest):
         p, lines = self.run_with("base", "base:ENOMEM")
         self.assertEqual(p.returncode, 1, f"exit status (-11 = SIGSEGV); stderr: {p.stderr!r}")
         self.assertTrue(any("event loop" in l for l in lines), lines)
+
+    def test_no_epoll_does_not_fall_back_to_poll(self):
+        # libevent would run the server on poll(); conn.c relies on the epoll backend's
+        # way of reporting an RST (libevent #1038), so the server refuses to start.
+        p, lines = self.run_with("epoll", "epoll:EMFILE")
+        self.assertEqual(p.returncode, 1, f"exit status; stderr: {p.stderr!r}")
+        self.assertTrue(any("cannot start the event loop" in l and "epoll" in l
+                            for l in lines), lines)
