@@ -217,8 +217,16 @@ static int parse_int(const struct conf_key *k, const char *s, int64_t *out, char
 	return check_range(k, *out, reason, len);
 }
 
+/* A key the kernel takes in whole seconds: no hint of a smaller unit, which it refuses too. */
+static int whole_seconds_error(char *reason, size_t len)
+{
+	return fail(reason, len, "must be whole seconds (1s, 2s)");
+}
+
 static int unit_error(const struct conf_key *k, const char *suffix, char *reason, size_t len)
 {
+	if ((k->flags & CONF_F_WHOLE_SECONDS) && *suffix == '.')
+		return whole_seconds_error(reason, len);
 	if (k->type == CONF_DURATION && *suffix == '.')
 		return fail(reason, len,
 			    "must be a whole number: use a smaller unit "
@@ -265,7 +273,7 @@ static int parse_scaled(const struct conf_key *k, const char *s, int64_t *out, c
 		return range_error(k, reason, len);
 	*out = n * mult;
 	if ((k->flags & CONF_F_WHOLE_SECONDS) && *out % 1000 != 0)
-		return fail(reason, len, "must be a whole number of seconds");
+		return whole_seconds_error(reason, len);
 	return check_range(k, *out, reason, len);
 }
 

@@ -242,7 +242,10 @@ static void bad_units_and_words(void **state)
 	    {"timeout = 3h", "t.conf:1: timeout: must be between 0 and 2h"},
 	    {"timeout = 7200001ms", "t.conf:1: timeout: must be between 0 and 2h"},
 	    {"timeout = 9223372036854775807h", "t.conf:1: timeout: must be between 0 and 2h"},
-	    {"idle = 1500ms", "t.conf:1: idle: must be a whole number of seconds"},
+	    {"idle = 1500ms", "t.conf:1: idle: must be whole seconds (1s, 2s)"},
+	    /* a whole-second key must not suggest a smaller unit it would then refuse */
+	    {"idle = 1.5s", "t.conf:1: idle: must be whole seconds (1s, 2s)"},
+	    {"idle = 1.5m", "t.conf:1: idle: must be whole seconds (1s, 2s)"},
 	    {"idle = 0", "t.conf:1: idle: must be between 1s and 2h"},
 	    {"heartbeat = 500ms", "t.conf:1: heartbeat: must be 0 (off) or between 1s and 1h"},
 	    {"heartbeat = 2h", "t.conf:1: heartbeat: must be 0 (off) or between 1s and 1h"},
@@ -496,7 +499,8 @@ static void set_errors(void **state)
 	    {"bogus=1", 3, "--set:3: bogus: unknown key"},
 	    {"port", 1, "--set:1: missing '=' in \"port\" (expected key=value)"},
 	    {"=1", 4, "--set:4: missing key before '='"},
-	    {"idle=2500ms", 5, "--set:5: idle: must be a whole number of seconds"},
+	    {"idle=2500ms", 5, "--set:5: idle: must be whole seconds (1s, 2s)"},
+	    {"idle=1.5s", 8, "--set:8: idle: must be whole seconds (1s, 2s)"},
 	    {"timeout=10", 6, "--set:6: timeout: needs a unit (ms, s, m or h), e.g. 10s"},
 	    {"name=a\nb", 7, "--set:7: control byte 0x0a at column 7"},
 	};
