@@ -162,12 +162,25 @@ int config_warn(const struct server_config *cfg)
 	return n;
 }
 
+/* A key with no default left empty (metrics_listen) is unset: off. */
+static int config_is_unset(const struct conf_key *k, const char *val)
+{
+	return k->def[0] == NULL && val[0] == '\0';
+}
+
+/* On stdout, in the file's own syntax, so `--check-config > f` then `-c f` loads the same
+ * config back; an unset key is a comment (an empty value would not load). */
 void config_print(const struct server_config *cfg)
 {
 	char val[CONF_STR_MAX + 8];
 
+	printf("# effective config (echo-server --check-config); unset keys are comments\n");
 	for (size_t i = 0; i < config_nkeys; i++) {
 		conf_format_value(&config_keys[i], cfg, val, sizeof(val));
-		log_plain("%s = %s\n", config_keys[i].name, val);
+		if (config_is_unset(&config_keys[i], val))
+			printf("# %s =\n", config_keys[i].name);
+		else
+			printf("%s = %s\n", config_keys[i].name, val);
 	}
+	fflush(stdout); /* before the warnings on stderr, for a terminal showing both */
 }

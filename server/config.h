@@ -54,7 +54,7 @@ int config_load(struct server_config *cfg, const struct config_args *args, char 
 /* Warnings about settings that contradict each other or that the kernel will change;
  * each is logged. Returns how many there were. */
 int config_warn(const struct server_config *cfg);
-/* Every key with its effective value, for --check-config. */
+/* Every key with its effective value, for --check-config: on stdout, loadable with -c. */
 void config_print(const struct server_config *cfg);
 
 #endif

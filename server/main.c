@@ -22,7 +22,7 @@ static const char usage_text[] =
 	"  --mode MODE         correct (default) or leaky; sets the defaults of every mechanism\n"
 	"  --listen HOST:PORT  shorthand for --set listen=HOST:PORT ([::1]:P for IPv6)\n"
 	"  --set KEY=VALUE     override one key (after the file); repeatable\n"
-	"  --check-config      validate, print the effective config and warnings, exit 0 or 2\n"
+	"  --check-config      validate; effective config on stdout, warnings on stderr; 0 or 2\n"
 	"  --port-file PATH    write the bound port to PATH once listening\n"
 	"  --metrics-port-file PATH  write the metrics endpoint's port to PATH once listening\n"
 	"  -h, --help          this text;  --version  the version\n"

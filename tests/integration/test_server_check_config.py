@@ -1,4 +1,4 @@
-# Goal of this test: --check-config exits 0 for a valid config (printing warnings such as user_timeout shorter than keepalive idle + interval * count) and 2 for an invalid one, without starting a server.
+# Goal of this test: --check-config exits 0 for a valid config (printing the effective config on stdout, loadable back with -c, and warnings such as user_timeout shorter than keepalive idle + interval * count on stderr) and 2 for an invalid one, without starting a server.
 import os
 import tempfile
 
@@ -69,3 +69,23 @@ class CheckConfigTest(ServerTest):
         p = check(["-c", f.name])
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn(f"{f.name}:1: fin_timeout:", p.stderr)
+
+    def test_output_on_stdout_loads_back(self):
+        # `--check-config > f` must capture the config, and `-c f` must load it back to the
+        # same effective config (unset keys such as metrics_listen appear as comments).
+        for args in ([], ["--mode", "leaky", "--set", "keepalive=yes"],
+                     ["--set", "metrics_listen=127.0.0.1:0", "--set", "workers=3"]):
+            with self.subTest(args=args):
+                first = check(args)
+                self.assertEqual(first.returncode, 0, first.stderr)
+                print(f"{args}: {len(first.stdout.splitlines())} lines on stdout")
+                self.assertIn("\nmode = ", "\n" + first.stdout, first.stderr)
+                self.assertNotIn(" = ", "".join(l for l in first.stderr.splitlines()
+                                               if " warn: " not in l))
+                with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+                    f.write(first.stdout)
+                self.addCleanup(os.unlink, f.name)
+                again = run_cli(["--check-config", "-c", f.name])
+                self.assertEqual(again.returncode, 0, again.stderr)
+                self.assertEqual(again.stdout.replace("127.0.0.1:0", "X"),
+                                 first.stdout.replace("127.0.0.1:0", "X"))
