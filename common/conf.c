@@ -1,4 +1,5 @@
 #include "conf.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -308,6 +309,25 @@ static int parse_string(const char *s, char *out, char *reason, size_t len)
 	return 0;
 }
 
+/* CONF_F_ADDRESS: ":PORT" becomes "127.0.0.1:PORT" in place; the result must parse and
+ * resolve now, not at bind time, where the error would have lost its place. */
+static int check_address(char *s, char *reason, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char buf[CONF_STR_MAX + 16];
+
+	if (s[0] == ':') {
+		snprintf(buf, sizeof(buf), "127.0.0.1%s", s);
+		if (strlen(buf) > CONF_STR_MAX - 1)
+			return fail(reason, len, "too long (max %d bytes)", CONF_STR_MAX - 1);
+		memcpy(s, buf, strlen(buf) + 1);
+	}
+	if (strncmp(s, "[]", 2) == 0)
+		return fail(reason, len, "empty host (every address: 0.0.0.0:PORT or [::]:PORT)");
+	return sock_parse_hostport(s, &ss, &sl, reason, len);
+}
+
 static int parse_typed(const struct conf_key *k, const char *s, union conf_val *v, char *reason,
 		       size_t len)
 {
@@ -327,7 +347,9 @@ static int parse_typed(const struct conf_key *k, const char *s, union conf_val *
 	case CONF_SIZE:
 		return parse_scaled(k, s, &v->i, reason, len);
 	case CONF_STRING:
-		return parse_string(s, v->s, reason, len);
+		if (parse_string(s, v->s, reason, len) < 0)
+			return -1;
+		return (k->flags & CONF_F_ADDRESS) ? check_address(v->s, reason, len) : 0;
 	case CONF_ENUM:
 		return parse_choice(k, s, &v->i, reason, len);
 	}

@@ -18,7 +18,7 @@
  *             stored in milliseconds. With CONF_F_WHOLE_SECONDS (values the kernel takes
  *             in whole seconds) a value that is not a whole number of seconds is rejected.
  *   size      bytes, or NUMBER k / m (1024, 1024^2); stored in bytes
- *   string    any text up to CONF_STR_MAX - 1 bytes
+ *   string    any text up to CONF_STR_MAX - 1 bytes; with CONF_F_ADDRESS a socket address (see there)
  *   enum      one of the key's choices; stored as the index
  * Values other than strings contain no spaces ("10 s" is an error, not 10 s); an empty
  * value is an error.
@@ -40,6 +40,11 @@ enum conf_type { CONF_BOOL, CONF_INT, CONF_DURATION, CONF_SIZE, CONF_STRING, CON
 #define CONF_F_WHOLE_SECONDS 0x1
 /* 0 means "off" and is accepted even below min (e.g. "0 (off) or between 1s and 2h"). */
 #define CONF_F_ZERO_OFF 0x2
+/* A string that is a socket address, HOST:PORT or [IPv6]:PORT (port 0-65535, host numeric
+ * or resolvable by getaddrinfo), checked where it is set so the error has its place.
+ * ":PORT" is stored as "127.0.0.1:PORT": every address must be asked for explicitly
+ * (0.0.0.0:PORT or [::]:PORT). */
+#define CONF_F_ADDRESS 0x4
 
 struct conf_key {
 	const char *name;

@@ -17,7 +17,8 @@ static const char *const level_names[] = {"error", "warn", "info", "debug", NULL
  * NULL means the same as correct mode. */
 const struct conf_key config_keys[] = {
 	{"listen", CONF_STRING, {"127.0.0.1:7000", NULL}, 0, 0, "HOST:PORT",
-	 "address to listen on ([::1]:P for IPv6, port 0 = any free port)", NULL, OFF(listen), 0},
+	 "address to listen on (:P = 127.0.0.1:P, [::1]:P for IPv6, port 0 = any free port)",
+	 NULL, OFF(listen), CONF_F_ADDRESS},
 	{"mode", CONF_ENUM, {"correct", NULL}, 0, 0, "", "correct | leaky (defaults of every mechanism)",
 	 mode_names, OFF(mode), 0},
 	{"workers", CONF_INT, {"1", NULL}, 1, 64, "processes",
@@ -66,7 +67,8 @@ const struct conf_key config_keys[] = {
 	{"accept_pause", CONF_DURATION, {"100ms", NULL}, 1, 60000, "",
 	 "how long the listener pauses after EMFILE/ENFILE", NULL, OFF(accept_pause), 0},
 	{"metrics_listen", CONF_STRING, {NULL, NULL}, 0, 0, "HOST:PORT",
-	 "Prometheus /metrics endpoint (empty = off)", NULL, OFF(metrics_listen), 0},
+	 "Prometheus /metrics endpoint (:P = 127.0.0.1:P; unset = off)", NULL,
+	 OFF(metrics_listen), CONF_F_ADDRESS},
 	{"census_interval", CONF_DURATION, {"1s", NULL}, 100, H, "",
 	 "how often the server counts its port's sockets by state", NULL, OFF(census_interval), 0},
 	{"close_wait_alarm", CONF_DURATION, {"5s", NULL}, 0, D, "",

@@ -150,11 +150,6 @@ static int configure_and_run(const struct options *o)
 		return 2;
 	}
 	log_set_level((enum log_level)cfg.log_level);
-	if (cfg.metrics_listen[0] != '\0' &&
-	    metrics_check_listen(cfg.metrics_listen, err, sizeof(err)) < 0) {
-		log_plain("echo-server: metrics_listen: %s\n", err);
-		return 2;
-	}
 	if (o->check_config) {
 		config_print(&cfg);
 		config_warn(&cfg);

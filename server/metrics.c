@@ -98,22 +98,13 @@ void metrics_set_worker(int index)
 }
 
 /* ":PORT" binds 127.0.0.1, not every address: metrics are for the local scraper unless
- * the operator names an address. */
+ * the operator names an address. (The config pass already stores it so: CONF_F_ADDRESS.) */
 static const char *metrics_address(const char *value, char *buf, size_t len)
 {
 	if (value[0] != ':')
 		return value;
 	snprintf(buf, len, "127.0.0.1%s", value);
 	return buf;
-}
-
-int metrics_check_listen(const char *value, char *err, size_t errlen)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	char buf[CONF_STR_MAX + 16];
-
-	return sock_parse_hostport(metrics_address(value, buf, sizeof(buf)), &ss, &sl, err, errlen);
 }
 
 /* ---- listener ---------------------------------------------------------------------- */

@@ -35,9 +35,6 @@ struct metrics;
 /* --metrics-port-file: written with the bound port once the endpoint listens. */
 void metrics_set_port_file(const char *path);
 
-/* "HOST:PORT" check of a metrics_listen value; 0, or -1 with the reason in err. */
-int metrics_check_listen(const char *value, char *err, size_t errlen);
-
 /* workers > 1, in the parent before forking: the listener, the kernel counters' baseline
  * and the shared figures. Nothing when metrics_listen is empty. 0, or -1 after logging with
  * *exit_code (2: address problem, 1: other). */
