@@ -133,6 +133,54 @@ static long read_somaxconn(void)
 	return v;
 }
 
+/* Keys whose default differs by mode (def[1] set) are the mode's mechanisms: on in
+ * correct mode (non-zero, yes), off in leaky mode. Lists in buf, as "key=value, ...", those
+ * the file or --set turned the other way; returns how many. */
+static int config_mixed_keys(const struct server_config *cfg, char *buf, size_t len)
+{
+	char val[CONF_STR_MAX + 8];
+	size_t used = 0;
+	int n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < config_nkeys; i++) {
+		const struct conf_key *k = &config_keys[i];
+		int on;
+
+		if (k->def[1] == NULL)
+			continue;
+		conf_format_value(k, cfg, val, sizeof(val));
+		on = strcmp(val, "0") != 0 && strcmp(val, "no") != 0;
+		if (on == (cfg->mode == MODE_CORRECT))
+			continue;
+		if (used < len)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s=%s", n ? ", " : "",
+						 k->name, val);
+		n++;
+	}
+	return n;
+}
+
+/* A mode whose mechanisms the file or --set turned the other way is not the mode it says
+ * (a leaky server with close_on_eof=yes leaks nothing): one line naming them. */
+static int config_warn_mixed(const struct server_config *cfg)
+{
+	char keys[512];
+
+	if (config_mixed_keys(cfg, keys, sizeof(keys)) == 0)
+		return 0;
+	if (cfg->mode == MODE_LEAKY)
+		log_warn("mode=leaky, but %s (from the file or --set) restore correct-mode "
+			 "mechanisms: this server does not leak as leaky mode does",
+			 keys);
+	else
+		log_warn("mode=correct, but %s (from the file or --set) switch off correct-mode "
+			 "mechanisms%s",
+			 keys,
+			 cfg->close_on_eof ? "" : "; close_on_eof=no leaves sockets in CLOSE_WAIT");
+	return 1;
+}
+
 int config_warn(const struct server_config *cfg)
 {
 	int n = 0;
@@ -152,10 +200,7 @@ int config_warn(const struct server_config *cfg)
 			 (long long)cfg->backlog, somaxconn, somaxconn);
 		n++;
 	}
-	if (cfg->mode == MODE_CORRECT && !cfg->close_on_eof) {
-		log_warn("close_on_eof=no in correct mode: sockets will stay in CLOSE_WAIT");
-		n++;
-	}
+	n += config_warn_mixed(cfg);
 	if (cfg->heartbeat_timeout > 0 && cfg->heartbeat_timeout < 1000) {
 		log_warn("heartbeat_timeout %lldms is under a second: slow peers will be cut off",
 			 (long long)cfg->heartbeat_timeout);

@@ -131,10 +131,25 @@ static void test_file_error(void **state)
 	unlink(path);
 }
 
-/* conf/server.conf must set every key of the table (except the optional endpoint) to
- * exactly the built-in default: the documentation cannot drift from the code. */
+/* Every key of cfg equals the same key of want; fails naming the first that differs. */
+static void assert_same_config(const struct server_config *cfg, const struct server_config *want,
+			       const char *what)
+{
+	for (size_t i = 0; i < config_nkeys; i++) {
+		char a[CONF_STR_MAX + 8], b[CONF_STR_MAX + 8];
+		conf_format_value(&config_keys[i], cfg, a, sizeof(a));
+		conf_format_value(&config_keys[i], want, b, sizeof(b));
+		if (strcmp(a, b) != 0)
+			fail_msg("%s: %s = %s, built-in default %s", what, config_keys[i].name, a, b);
+	}
+}
+
+/* conf/server.conf must give exactly the built-in defaults, in either mode: the keys it
+ * sets equal the defaults, and the keys the mode decides are left to the mode (a file
+ * that set close_on_eof = yes made `--mode leaky` a correct server in disguise). */
 static void test_conf_file_matches_defaults(void **state)
 {
+	const char *leaky[] = {"mode=leaky"};
 	struct server_config from_file, builtin;
 	char err[CONF_ERR_MAX];
 
@@ -142,13 +157,71 @@ static void test_conf_file_matches_defaults(void **state)
 	if (load(&from_file, "conf/server.conf", NULL, 0, err) != 0)
 		fail_msg("conf/server.conf: %s", err);
 	assert_int_equal(load(&builtin, NULL, NULL, 0, err), 0);
+	assert_same_config(&from_file, &builtin, "conf/server.conf");
+	if (load(&from_file, "conf/server.conf", leaky, 1, err) != 0)
+		fail_msg("conf/server.conf --mode leaky: %s", err);
+	assert_int_equal(load(&builtin, NULL, leaky, 1, err), 0);
+	assert_same_config(&from_file, &builtin, "conf/server.conf --mode leaky");
+}
+
+/* The value a commented line "# KEY = VALUE  # MODE mode's default" of conf/server.conf
+ * documents for `mode`, formatted in the key's syntax; 0, or -1 when there is no line. */
+static int documented_default(const char *text, const struct conf_key *k, const char *mode,
+			      char *out, size_t outlen)
+{
+	char head[64], tail[64], val[64], reason[CONF_ERR_MAX];
+	struct server_config c;
+	const char *p;
+
+	snprintf(head, sizeof(head), "\n# %s = ", k->name);
+	snprintf(tail, sizeof(tail), "# %s mode's default\n", mode);
+	for (p = strstr(text, head); p != NULL; p = strstr(p + 1, head)) {
+		const char *eol = strchr(p + 1, '\n');
+		if (eol == NULL || sscanf(p + strlen(head), "%63s", val) != 1)
+			continue;
+		if ((size_t)(eol + 1 - p) < strlen(tail) ||
+		    strncmp(eol + 1 - strlen(tail), tail, strlen(tail)) != 0)
+			continue;
+		memset(&c, 0, sizeof(c));
+		if (conf_parse_value(k, &c, val, reason, sizeof(reason)) != 0)
+			fail_msg("conf/server.conf: # %s = %s: %s", k->name, val, reason);
+		conf_format_value(k, &c, out, outlen);
+		return 0;
+	}
+	return -1;
+}
+
+/* Each key whose default differs by mode is documented, commented out, with the value of
+ * each mode, and those values are the built-in ones. */
+static void test_conf_file_documents_mode_defaults(void **state)
+{
+	static char text[1 << 16];
+	FILE *f = fopen("conf/server.conf", "r");
+	size_t n;
+
+	(void)state;
+	assert_non_null(f);
+	n = fread(text + 1, 1, sizeof(text) - 2, f);
+	fclose(f);
+	text[0] = '\n';
+	text[n + 1] = '\0';
 	for (size_t i = 0; i < config_nkeys; i++) {
-		char a[CONF_STR_MAX + 8], b[CONF_STR_MAX + 8];
-		conf_format_value(&config_keys[i], &from_file, a, sizeof(a));
-		conf_format_value(&config_keys[i], &builtin, b, sizeof(b));
-		if (strcmp(a, b) != 0)
-			fail_msg("conf/server.conf: %s = %s, built-in default %s",
-				 config_keys[i].name, a, b);
+		const struct conf_key *k = &config_keys[i];
+		for (int m = 0; k->def[1] != NULL && m < CONF_MODES; m++) {
+			const char *mode = m == MODE_LEAKY ? "leaky" : "correct";
+			const char *sets[] = {m == MODE_LEAKY ? "mode=leaky" : "mode=correct"};
+			char doc[CONF_STR_MAX + 8], want[CONF_STR_MAX + 8], err[CONF_ERR_MAX];
+			struct server_config builtin;
+
+			if (documented_default(text, k, mode, doc, sizeof(doc)) < 0)
+				fail_msg("conf/server.conf has no \"# %s = ...  # %s mode's default\"",
+					 k->name, mode);
+			assert_int_equal(load(&builtin, NULL, sets, 1, err), 0);
+			conf_format_value(k, &builtin, want, sizeof(want));
+			if (strcmp(doc, want) != 0)
+				fail_msg("conf/server.conf: %s mode's %s documented %s, built-in %s",
+					 mode, k->name, doc, want);
+		}
 	}
 }
 
@@ -185,6 +258,30 @@ static void test_warnings(void **state)
 	log_set_level(LOG_LVL_INFO);
 }
 
+/* A key that turns a mechanism against the mode (leaky with close_on_eof=yes, correct with
+ * keepalive=no) is one warning, however many keys do it; the mode's own values none. */
+static void test_mixed_mode_warns_once(void **state)
+{
+	const char *leaky[] = {"mode=leaky"};
+	const char *leaky_mixed[] = {"mode=leaky", "close_on_eof=yes", "heartbeat_timeout=5s"};
+	const char *correct_mixed[] = {"keepalive=no", "close_on_eof=no", "fin_timeout=0"};
+	const char *correct_tuned[] = {"heartbeat_timeout=90s", "keepalive=yes"};
+	struct server_config c;
+	char err[CONF_ERR_MAX];
+
+	(void)state;
+	log_set_level(LOG_LVL_ERROR);
+	assert_int_equal(load(&c, NULL, leaky, 1, err), 0);
+	assert_int_equal(config_warn(&c), 0);
+	assert_int_equal(load(&c, NULL, leaky_mixed, 3, err), 0);
+	assert_int_equal(config_warn(&c), 1);
+	assert_int_equal(load(&c, NULL, correct_mixed, 3, err), 0);
+	assert_int_equal(config_warn(&c), 1);
+	assert_int_equal(load(&c, NULL, correct_tuned, 2, err), 0);
+	assert_int_equal(config_warn(&c), 0);
+	log_set_level(LOG_LVL_INFO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,8 +291,10 @@ int main(void)
 		cmocka_unit_test(test_set_errors),
 		cmocka_unit_test(test_file_error),
 		cmocka_unit_test(test_conf_file_matches_defaults),
+		cmocka_unit_test(test_conf_file_documents_mode_defaults),
 		cmocka_unit_test(test_every_default_in_range),
 		cmocka_unit_test(test_warnings),
+		cmocka_unit_test(test_mixed_mode_warns_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
