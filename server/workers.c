@@ -18,6 +18,7 @@
 #include "sock.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +35,26 @@
  * closes them first thing, so no worker holds what only the supervisor uses. */
 static int parent_fds[2] = {-1, -1};
 
+/* SO_REUSEPORT lets any process of the same user join a port's group, so a second
+ * server with workers > 1 would start and the kernel would split new connections between
+ * the two. A plain bind (SO_REUSEADDR only, which still ignores TIME_WAIT) fails with
+ * EADDRINUSE while anything listens there; the probe is closed again. 0, or -1 with errno. */
+static int workers_probe_port(const struct sockaddr *sa, socklen_t len)
+{
+	const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+	int port = sa->sa_family == AF_INET6 ? in6->sin6_port : in->sin_port;
+	int fd;
+
+	if (port == 0) /* any free port: nothing to collide with */
+		return 0;
+	fd = sock_bind_stream(sa, len, 0);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
 /* Fixes the port: the parent keeps a bound, non-listening socket in the reuseport group. */
 static int workers_reserve_port(struct server_config *cfg)
 {
@@ -44,6 +65,10 @@ static int workers_reserve_port(struct server_config *cfg)
 
 	if (sock_parse_hostport(cfg->listen, &ss, &len, err, sizeof(err)) < 0) {
 		log_error("listen %s: %s", cfg->listen, err);
+		return -1;
+	}
+	if (workers_probe_port((struct sockaddr *)&ss, len) < 0) {
+		log_error("listen %s: %s", cfg->listen, strerror(errno));
 		return -1;
 	}
 	fd = sock_bind_stream((struct sockaddr *)&ss, len, 1);
