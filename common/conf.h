@@ -18,7 +18,7 @@
  *             stored in milliseconds. With CONF_F_WHOLE_SECONDS (values the kernel takes
  *             in whole seconds) a value that is not a whole number of seconds is rejected.
  *   size      bytes, or NUMBER k / m (1024, 1024^2); stored in bytes
- *   string    any text up to CONF_STR_MAX - 1 bytes; with CONF_F_ADDRESS a socket address (see there)
+ *   string    any text up to CONF_STR_MAX - 1 bytes; with CONF_F_ADDRESS, HOST:PORT
  *   enum      one of the key's choices; stored as the index
  * Values other than strings contain no spaces ("10 s" is an error, not 10 s); an empty
  * value is an error.

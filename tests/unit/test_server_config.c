@@ -140,7 +140,8 @@ static void assert_same_config(const struct server_config *cfg, const struct ser
 		conf_format_value(&config_keys[i], cfg, a, sizeof(a));
 		conf_format_value(&config_keys[i], want, b, sizeof(b));
 		if (strcmp(a, b) != 0)
-			fail_msg("%s: %s = %s, built-in default %s", what, config_keys[i].name, a, b);
+			fail_msg("%s: %s = %s, built-in default %s", what, config_keys[i].name, a,
+				 b);
 	}
 }
 
@@ -214,13 +215,15 @@ static void test_conf_file_documents_mode_defaults(void **state)
 			struct server_config builtin;
 
 			if (documented_default(text, k, mode, doc, sizeof(doc)) < 0)
-				fail_msg("conf/server.conf has no \"# %s = ...  # %s mode's default\"",
-					 k->name, mode);
+				fail_msg(
+				    "conf/server.conf has no \"# %s = ...  # %s mode's default\"",
+				    k->name, mode);
 			assert_int_equal(load(&builtin, NULL, sets, 1, err), 0);
 			conf_format_value(k, &builtin, want, sizeof(want));
 			if (strcmp(doc, want) != 0)
-				fail_msg("conf/server.conf: %s mode's %s documented %s, built-in %s",
-					 mode, k->name, doc, want);
+				fail_msg(
+				    "conf/server.conf: %s mode's %s documented %s, built-in %s",
+				    mode, k->name, doc, want);
 		}
 	}
 }
