@@ -264,16 +264,17 @@ class CliResult:
         self.sanitizer = sanitizer_report(stderr)
 
 
-def run_cli(args, timeout=30, env=None):
+def run_cli(args, timeout=30, env=None, prefix=()):
     """Runs the server with args plus --port-file, for a run that must end on its own
     (usage errors, --check-config, --help). A server that starts listening instead is
     killed at once and reported with started=True (and returncode None). env: variables
-    added to the server's environment."""
+    added to the server's environment; prefix: a command to run it under (unshare --net)."""
     with tempfile.TemporaryDirectory(prefix="teardown-cli-") as d:
         pf = os.path.join(d, "port")
         out_path, err_path = os.path.join(d, "out"), os.path.join(d, "err")
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            p = subprocess.Popen([str(server_bin()), "--port-file", pf] + list(args),
+            p = subprocess.Popen(list(prefix) + [str(server_bin()), "--port-file", pf]
+                                 + list(args),
                                  stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                  env=dict(server_env(), **(env or {})), cwd=str(REPO))
         started = False
