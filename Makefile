@@ -83,6 +83,8 @@ build/asan/unit/%: build/asan/obj/tests/unit/%.o build/asan/libserver.a build/as
 
 # Fault injection: accept4() is wrapped so ENFILE/EMFILE can be injected.
 build/unit/test_server_accept build/asan/unit/test_server_accept: UNIT_LDFLAGS = -Wl,--wrap=accept4
+# No DNS query leaves the machine: names resolve numerically only (tests/no_dns.h).
+build/unit/test_sock build/asan/unit/test_sock: UNIT_LDFLAGS = -Wl,--wrap=getaddrinfo
 
 UNIT_BINS      := $(addprefix build/unit/,$(UNIT_NAMES))
 UNIT_ASAN_BINS := $(addprefix build/asan/unit/,$(UNIT_NAMES))
@@ -116,7 +118,7 @@ demo: deps
 # make fuzz: libFuzzer harnesses (clang) for the config parser and the client's argument
 # parser, FUZZ_SECONDS each. New inputs go to build/fuzz/, the seeds stay in tests/fuzz/.
 FUZZ_SECONDS ?= 60
-# --wrap=getaddrinfo (tests/fuzz/no_dns.h): fuzzed host names never reach a DNS server.
+# --wrap=getaddrinfo (tests/no_dns.h): fuzzed host names never reach a DNS server.
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -I. \
 	-Wl,--wrap=getaddrinfo
 build/fuzz/fuzz_conf: tests/fuzz/fuzz_conf.c $(COMMON_SRC) server/config.c

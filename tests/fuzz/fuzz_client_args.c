@@ -2,7 +2,7 @@
  * into argv; any input must be accepted or rejected (usage error), never crash. */
 #include "client/options.h"
 #include "log.h"
-#include "tests/fuzz/no_dns.h"
+#include "tests/no_dns.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * parsed as a file, and its first line also as a --set argument. */
 #include "conf.h"
 #include "server/config.h"
-#include "tests/fuzz/no_dns.h"
+#include "tests/no_dns.h"
 
 #include <stdint.h>
 #include <stdlib.h>

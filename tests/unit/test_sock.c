@@ -1,5 +1,6 @@
 /* Unit tests of common/sock.c: every option is read back with getsockopt(). */
 #include "sock.h"
+#include "tests/no_dns.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
-/* Included by the fuzz harnesses, linked with -Wl,--wrap=getaddrinfo: every name is
- * resolved numerically (AI_NUMERICHOST), so a fuzzed "listen = somehost:80" or
- * "--server somehost:80" never sends a DNS query off this machine; names that are not
- * numeric addresses fail as an unresolvable name would. */
+/* Included by the fuzz harnesses and tests/unit/test_sock.c, linked with
+ * -Wl,--wrap=getaddrinfo: every name is resolved numerically (AI_NUMERICHOST), so a
+ * fuzzed "listen = somehost:80" or a test's unresolvable name never sends a DNS query off
+ * this machine; a name that is not a numeric address fails as an unknown name would. */
 #ifndef TEARDOWN_FUZZ_NO_DNS_H
 #define TEARDOWN_FUZZ_NO_DNS_H
 
