@@ -51,28 +51,36 @@ static uint16_t bound_port(int fd)
 	return ntohs(a.sin_port);
 }
 
+/* Options of a crash run from 127.0.0.1 with --duration (no one-pass check), prepared;
+ * *lo and *hi: this namespace's ip_local_port_range. */
+static void crash_opts(struct client_opts *o, unsigned *lo, unsigned *hi)
+{
+	struct sockaddr_in *src = (struct sockaddr_in *)&o->crash_src;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%u %u", lo, hi), 2);
+	fclose(f);
+	memset(o, 0, sizeof(*o));
+	src->sin_family = AF_INET;
+	src->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	o->crash_srclen = sizeof(*src);
+	o->addr.ss_family = AF_INET;
+	o->duration_ms = 1000;
+	mix_single(&o->mix, SCEN_CRASH);
+	assert_int_equal(crashport_prepare(o), FAULT_READY);
+}
+
 /* A tiny share (many workers): each port once, then FAIL_CRASH_PORTS. */
 static void test_bind_once_then_used_up(void **state)
 {
 	struct client_opts o;
-	struct sockaddr_in *src = (struct sockaddr_in *)&o.crash_src;
 	struct crashports *p;
 	int fds[4], nworkers;
 	unsigned lo = 0, hi = 0;
-	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
 
 	(void)state;
-	assert_non_null(f);
-	assert_int_equal(fscanf(f, "%u %u", &lo, &hi), 2);
-	fclose(f);
-	memset(&o, 0, sizeof(o));
-	src->sin_family = AF_INET;
-	src->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	o.crash_srclen = sizeof(*src);
-	o.addr.ss_family = AF_INET;
-	o.duration_ms = 1000; /* no one-pass check */
-	mix_single(&o.mix, SCEN_CRASH);
-	assert_int_equal(crashport_prepare(&o), FAULT_READY);
+	crash_opts(&o, &lo, &hi);
 	nworkers = (int)((hi - lo + 1) / 2); /* worker 0's share: 2 or 3 ports */
 	p = crashport_new(&o, 0, nworkers);
 	assert_non_null(p);
@@ -95,24 +103,12 @@ static void test_bind_once_then_used_up(void **state)
 static void test_bind_skips_port_in_use(void **state)
 {
 	struct client_opts o;
-	struct sockaddr_in *src = (struct sockaddr_in *)&o.crash_src;
 	struct crashports *p, *q;
 	int a, b, nworkers;
 	unsigned lo = 0, hi = 0;
-	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
 
 	(void)state;
-	assert_non_null(f);
-	assert_int_equal(fscanf(f, "%u %u", &lo, &hi), 2);
-	fclose(f);
-	memset(&o, 0, sizeof(o));
-	src->sin_family = AF_INET;
-	src->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	o.crash_srclen = sizeof(*src);
-	o.addr.ss_family = AF_INET;
-	o.duration_ms = 1000;
-	mix_single(&o.mix, SCEN_CRASH);
-	assert_int_equal(crashport_prepare(&o), FAULT_READY);
+	crash_opts(&o, &lo, &hi);
 	nworkers = (int)(hi - lo + 1); /* worker 0's share: one port */
 	p = crashport_new(&o, 0, nworkers);
 	q = crashport_new(&o, 0, nworkers);

@@ -62,6 +62,16 @@ static void start(struct server *srv, struct server_config *cfg)
 	assert_int_equal(server_init(srv, cfg, NULL, 0, &code), 0);
 }
 
+/* The port the server listens on (port 0 in the config). */
+static int listener_port(const struct server *srv)
+{
+	struct sockaddr_in in;
+	socklen_t len = sizeof(in);
+
+	assert_int_equal(getsockname(srv->lfd, (struct sockaddr *)&in, &len), 0);
+	return ntohs(in.sin_port);
+}
+
 static void check_fd_limit_error(int err)
 {
 	struct server srv;
@@ -70,13 +80,7 @@ static void check_fd_limit_error(int err)
 	int port, shed, served;
 
 	start(&srv, &cfg);
-	port = (int)srv.cfg->listen[0] ? 0 : 0;
-	{
-		struct sockaddr_in in;
-		socklen_t len = sizeof(in);
-		assert_int_equal(getsockname(srv.lfd, (struct sockaddr *)&in, &len), 0);
-		port = ntohs(in.sin_port);
-	}
+	port = listener_port(&srv);
 	shed = client_to(port);
 	inject_errno = err;
 	accept_calls = 0;
@@ -119,14 +123,11 @@ static void test_econnaborted_is_skipped(void **state)
 {
 	struct server srv;
 	struct server_config cfg;
-	struct sockaddr_in in;
-	socklen_t len = sizeof(in);
 	int fd;
 
 	(void)state;
 	start(&srv, &cfg);
-	assert_int_equal(getsockname(srv.lfd, (struct sockaddr *)&in, &len), 0);
-	fd = client_to(ntohs(in.sin_port));
+	fd = client_to(listener_port(&srv));
 	inject_errno = ECONNABORTED;
 	while (srv.stats.accepted == 0)
 		event_base_loop(srv.base, EVLOOP_ONCE);
@@ -143,14 +144,11 @@ static void test_emfile_on_empty_queue_is_no_pause(void **state)
 {
 	struct server srv;
 	struct server_config cfg;
-	struct sockaddr_in in;
-	socklen_t len = sizeof(in);
 	int fd;
 
 	(void)state;
 	start(&srv, &cfg);
-	assert_int_equal(getsockname(srv.lfd, (struct sockaddr *)&in, &len), 0);
-	fd = client_to(ntohs(in.sin_port));
+	fd = client_to(listener_port(&srv));
 	inject_skip = 1;
 	inject_errno = EMFILE;
 	while (srv.stats.accepted == 0)
