@@ -3,6 +3,7 @@
 #include "fault.h"
 #include "log.h"
 #include "result.h"
+#include "sock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -88,26 +89,11 @@ static const char *addr_text(const struct sockaddr_storage *ss, char *buf, size_
 	return buf;
 }
 
-/* The address the kernel would use as source towards the server: a UDP socket's
- * connect() routes without sending anything, and getsockname() tells. 0, or -1 with
- * errno. */
+/* The address the kernel would use as source towards the server. 0, or -1 with errno. */
 static int find_default_source(const struct client_opts *o)
 {
-	int fd = socket(o->addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), e;
-
-	if (fd < 0)
-		return -1;
-	default_srclen = sizeof(default_src);
-	if (connect(fd, (const struct sockaddr *)&o->addr, o->addrlen) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&default_src, &default_srclen) < 0) {
-		e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	close(fd);
-	set_port(&default_src, 0);
-	return 0;
+	return sock_route_source((const struct sockaddr *)&o->addr, o->addrlen, &default_src,
+				 &default_srclen);
 }
 
 /* A one-pass run knows its crash connections: each worker's, per source address, must

@@ -62,7 +62,7 @@ int monitor_init(struct monitor *m, const struct client_opts *o, struct result *
 	m->results = results;
 	m->nresults = nresults;
 	m->t0_us = m->last_us = clock_mono_us();
-	m->ports = own_ports_alloc();
+	m->ports = own_ports_alloc(o);
 	if (m->ports == NULL)
 		log_warn("cannot map the set of the run's ports (%s): the client census counts "
 			 "every socket towards port %d, earlier runs' too",
@@ -139,7 +139,7 @@ static int sock_ours(const struct census_sock_info *s, void *arg)
 {
 	const struct monitor *m = arg;
 
-	return own_ports_sock_ours(m->ports, &m->o->addr, s);
+	return own_ports_sock_ours(m->ports, s);
 }
 
 /* The run's own client sockets (ports.h): not what earlier runs or other clients of the

@@ -163,6 +163,28 @@ int sock_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *l
 	return 0;
 }
 
+int sock_route_source(const struct sockaddr *dst, socklen_t dstlen, struct sockaddr_storage *src,
+		      socklen_t *srclen)
+{
+	int fd = socket(dst->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), e;
+
+	if (fd < 0)
+		return -1;
+	*srclen = sizeof(*src);
+	if (connect(fd, dst, dstlen) < 0 || getsockname(fd, (struct sockaddr *)src, srclen) < 0) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	close(fd);
+	if (src->ss_family == AF_INET)
+		((struct sockaddr_in *)src)->sin_port = 0;
+	else if (src->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)src)->sin6_port = 0;
+	return 0;
+}
+
 int sock_bind_stream(const struct sockaddr *sa, socklen_t len, int reuseport)
 {
 	int fd, saved;

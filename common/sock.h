@@ -39,6 +39,10 @@ int sock_set_bind_no_port(int fd);
 
 /* "HOST:PORT", "[V6]:PORT" or ":PORT" (numeric hosts or names). 0, or -1 with a reason
  * in err. */
+/* The local address this host sends from towards dst (a UDP socket's connect() routes
+ * without sending anything; getsockname() tells), port 0. 0, or -1 with errno. */
+int sock_route_source(const struct sockaddr *dst, socklen_t dstlen, struct sockaddr_storage *src,
+		      socklen_t *srclen);
 int sock_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len, char *err,
 			size_t errlen);
 /* Bound, not yet listening, nonblocking stream socket (SO_REUSEADDR; SO_REUSEPORT when

@@ -1,4 +1,4 @@
-# Goal of this test: the report's client census counts the run's own sockets only: a second run against the same server reports its own TIME_WAIT, not the first run's too, and a socket another program holds towards the same port is not counted.
+# Goal of this test: the report's client census counts the run's own sockets only: a second run against the same server reports its own TIME_WAIT, not the first run's too (also when the runs use several source addresses, whose port numbers overlap), and a socket another program holds towards the same port is not counted.
 import socket
 
 from harness import ServerTest
@@ -20,3 +20,20 @@ class ClientCensusOwnTest(ServerTest):
             self.assertEqual(run.rc, 0, str(run))
         print("client census (total, time_wait) per run:", totals)
         self.assertEqual(totals, [(40, 40)] * 3)
+
+    def test_runs_from_several_sources_count_their_own(self):
+        # The kernel picks port numbers per source address, so two runs from 127.0.0.2-3
+        # and one from the default address share many port numbers: matched by port
+        # alone, the later runs counted hundreds of the earlier runs' TIME_WAIT too.
+        srv = self.start_server()
+        totals = []
+        for sources in (["--sources", "127.0.0.2-127.0.0.3"],
+                        ["--sources", "127.0.0.2-127.0.0.3"], []):
+            run = run_client(self, ["--server", server_addr(srv), "--connections", 2000,
+                                    "--scenario", "close", "--settle", "2s", "--json"]
+                             + sources)
+            self.assertEqual(run.rc, 0, str(run))
+            c = run.doc["census"]["client"]
+            totals.append((c["total"], c["states"]["time_wait"]))
+        print("client census (total, time_wait) per run:", totals)
+        self.assertEqual(totals, [(2000, 2000)] * 3)
