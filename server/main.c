@@ -8,6 +8,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,11 @@ static int configure_and_run(const struct options *o)
 	if (o->check_config) {
 		config_print(&cfg);
 		config_warn(&cfg);
+		/* The output is meant to be saved as a config file: a short write is a failure. */
+		if (fflush(stdout) != 0 || ferror(stdout)) {
+			log_error("--check-config: writing the config to stdout: %s", strerror(errno));
+			return 1;
+		}
 		return 0;
 	}
 	config_warn(&cfg);

@@ -1,5 +1,6 @@
 # Goal of this test: --check-config exits 0 for a valid config (printing the effective config on stdout, loadable back with -c, and warnings such as user_timeout shorter than keepalive idle + interval * count on stderr) and 2 for an invalid one, without starting a server.
 import os
+import subprocess
 import tempfile
 
 from harness import REPO, ServerTest, run_cli, server_bin
@@ -89,3 +90,15 @@ class CheckConfigTest(ServerTest):
                 self.assertEqual(again.returncode, 0, again.stderr)
                 self.assertEqual(again.stdout.replace("127.0.0.1:0", "X"),
                                  first.stdout.replace("127.0.0.1:0", "X"))
+
+    def test_output_that_cannot_be_written_exits_1(self):
+        # The printed config is meant to be saved as a file: a failed write is a failure,
+        # not exit 0 with a truncated file.
+        if not os.path.exists("/dev/full"):
+            self.skipTest("no /dev/full to make the write fail")
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([str(server_bin()), "--check-config"], stdout=full,
+                               stderr=subprocess.PIPE, text=True, timeout=30)
+        print(f"--check-config > /dev/full: exit {p.returncode}: {p.stderr.strip()}")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("writing the config", p.stderr)
