@@ -854,24 +854,36 @@ def close_burst(kind):
     srv = Server(kind, f"close-burst-{kind}")  # log_level info: no line per close
     helper = None
     try:
+        base_fds = srv.nfds()
         helper = PROCS.start([sys.executable, "-c", BURST_HELPER, srv.port, BURST],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = helper.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"burst helper failed ({helper.poll()})")
-        wait_until(lambda: server_sockets(srv.port) >= BURST, 30, "the burst's connections")
-        base_fds = srv.nfds() - BURST
+        # Accepted by the server, not only by the kernel (the census sees a connection as
+        # soon as the handshake ends, before accept()): else the fd count to wait for
+        # after the burst would be too low and never be reached.
+        wait_until(lambda: server_sockets(srv.port) >= BURST and srv.nfds() >= base_fds + BURST,
+                   30, "the burst's connections")
         t0 = time.monotonic()
         helper.kill()  # the kernel closes all its sockets at exit: one burst of FINs
         helper.wait()
         exited = time.monotonic() - t0
         fd_gone = None
 
-        def all_gone():
+        def fds_closed():
             nonlocal fd_gone
             if fd_gone is None and srv.nfds() <= base_fds:
                 fd_gone = time.monotonic() - t0
-            return server_sockets(srv.port) == 0
+
+        def all_gone():
+            # The fds again once the census says all is gone: the last ones may close
+            # while the census runs (some ms), and the fd time must not go missing.
+            fds_closed()
+            gone = server_sockets(srv.port) == 0
+            if gone:
+                fds_closed()
+            return gone
         wait_until(all_gone, 60, "the server's sockets to be gone", interval=0.001)
         out = {"connections": BURST, "last_socket_gone_ms": round((time.monotonic() - t0) * 1e3, 1),
                "last_fd_closed_ms": round(fd_gone * 1e3, 1) if fd_gone is not None else None,
