@@ -126,7 +126,12 @@ class WatchdogTest(ServerTest):
     def _half_closed_readers(self, port, k, size):
         """k half-closed readers; each stops reading once its server socket is in
         CLOSE_WAIT (the server has its FIN) with echo still to be read. Returns those that
-        stalled (a reader whose echo was all flushed by then has its EOF already)."""
+        stalled (a reader whose echo was all flushed by then has its EOF already). Whether
+        one is caught is a race: when the server's queue is empty as the FIN is read, it
+        closes at once and the rest of the echo leaves from the kernel's send buffer, so
+        CLOSE_WAIT lasts microseconds. About 3 in 10 readers are missed so (measured: 0 of
+        3 caught in 2 runs of 24, before this and after); the callers use enough readers
+        that all are missed about once in a thousand runs or less."""
         self.require_ss()
         readers = [HalfClosedReader(self, port, size, 1 << 20, threading.Event())
                    for _ in range(k)]
@@ -148,7 +153,7 @@ class WatchdogTest(ServerTest):
         return readers, stalled
 
     def test_correct_mode_half_closed_slow_readers_never_warn(self):
-        k, size = 4, 8 << 20
+        k, size = 6, 8 << 20
         srv, mport = start_with_metrics(self, sets={"close_wait_alarm": "1s",
                                                     "census_interval": "100ms"})
         stop = threading.Event()
@@ -199,7 +204,7 @@ class WatchdogTest(ServerTest):
     def test_fin_unseen_while_paused_is_warned(self):
         """Positive control for correct mode: with early_close=no a paused connection never
         learns of the FIN, so its CLOSE_WAIT is not a deliberate flush."""
-        k, size = 3, 8 << 20
+        k, size = 8, 8 << 20
         srv, mport = start_with_metrics(self, sets={"close_wait_alarm": "1s",
                                                     "census_interval": "100ms",
                                                     "early_close": "no"})
