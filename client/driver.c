@@ -905,8 +905,11 @@ static void conn_start(struct driver *d, uint64_t slot)
 	evtimer_assign(&c->tev, d->base, conn_timer_cb, c);
 	c->assigned = 1;
 	rc = connect(c->fd, (const struct sockaddr *)&o->addr, o->addrlen);
-	if (d->ports != NULL && (rc == 0 || errno == EINPROGRESS))
+	if (d->ports != NULL && (rc == 0 || errno == EINPROGRESS)) {
+		int saved = errno;
 		own_ports_add_fd(d->ports, c->fd); /* the port is chosen by now */
+		errno = saved;
+	}
 	if (rc == 0) {
 		conn_connected(c);
 		return;
