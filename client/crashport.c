@@ -70,14 +70,6 @@ static void source_addr(const struct client_opts *o, uint64_t id, struct sockadd
 	}
 }
 
-static void set_port(struct sockaddr_storage *ss, uint16_t port)
-{
-	if (ss->ss_family == AF_INET)
-		((struct sockaddr_in *)ss)->sin_port = htons(port);
-	else
-		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-}
-
 static const char *addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
 	const void *a = ss->ss_family == AF_INET
@@ -214,7 +206,7 @@ int crashport_bind(struct crashports *p, int fd, uint64_t id)
 	source_addr(p->o, id, &ss, &len);
 	/* A port someone else holds (EADDRINUSE) is skipped, used up like ours. */
 	for (; *used < p->share; (*used)++) {
-		set_port(&ss, crashport_port(range_lo, range_n, p->worker, p->nworkers, p->start,
+		sock_set_port(&ss, crashport_port(range_lo, range_n, p->worker, p->nworkers, p->start,
 					     *used));
 		if (bind(fd, (const struct sockaddr *)&ss, len) == 0) {
 			(*used)++;

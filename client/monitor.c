@@ -1,6 +1,7 @@
 #include "monitor.h"
 #include "clock.h"
 #include "log.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -27,18 +28,7 @@ static const int transitional[] = {CENSUS_SYN_SENT,  CENSUS_SYN_RECV,	CENSUS_FIN
  * (EADDRNOTAVAIL when not), wildcards included. */
 static int address_is_local(const struct client_opts *o)
 {
-	struct sockaddr_storage ss = o->addr;
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
-
-	if (fd < 0)
-		return 0;
-	if (ss.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
-	else
-		((struct sockaddr_in *)&ss)->sin_port = 0;
-	rc = bind(fd, (struct sockaddr *)&ss, o->addrlen);
-	close(fd);
-	return rc == 0;
+	return sock_bind_check(&o->addr, o->addrlen) == 0;
 }
 
 static void timeline_header(FILE *f)

@@ -139,22 +139,15 @@ static int check_ports(const struct client_opts *o)
 static int check_sources(const struct client_opts *o)
 {
 	for (int i = 0; i < o->nsources; i++) {
-		struct sockaddr_in sa = {.sin_family = AF_INET};
+		struct sockaddr_storage ss = {.ss_family = AF_INET};
+		struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
 		char name[INET_ADDRSTRLEN];
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), err;
+		int err;
 
-		if (fd < 0) {
-			log_error("socket: %s", strerror(errno));
-			return -1;
-		}
-		sa.sin_addr.s_addr = options_source(o, (uint64_t)i);
-		err = sock_set_bind_no_port(fd) < 0 ||
-			      bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0
-			  ? errno
-			  : 0;
-		close(fd);
+		sa->sin_addr.s_addr = options_source(o, (uint64_t)i);
+		err = sock_bind_check(&ss, sizeof(*sa));
 		if (err != 0) {
-			inet_ntop(AF_INET, &sa.sin_addr, name, sizeof(name));
+			inet_ntop(AF_INET, &sa->sin_addr, name, sizeof(name));
 			log_plain("load-client: --sources: cannot bind %s: %s%s\n", name,
 				  strerror(err),
 				  err == EADDRNOTAVAIL ? " (not an address of this host or network "

@@ -178,11 +178,32 @@ int sock_route_source(const struct sockaddr *dst, socklen_t dstlen, struct socka
 		return -1;
 	}
 	close(fd);
-	if (src->ss_family == AF_INET)
-		((struct sockaddr_in *)src)->sin_port = 0;
-	else if (src->ss_family == AF_INET6)
-		((struct sockaddr_in6 *)src)->sin6_port = 0;
+	sock_set_port(src, 0);
 	return 0;
+}
+
+void sock_set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+int sock_bind_check(const struct sockaddr_storage *ss, socklen_t len)
+{
+	struct sockaddr_storage a = *ss;
+	int fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), err = 0;
+
+	if (fd < 0)
+		return errno;
+	sock_set_port(&a, 0);
+	/* No ephemeral port taken for the check where the option exists (best effort). */
+	(void)sock_set_bind_no_port(fd);
+	if (bind(fd, (struct sockaddr *)&a, len) < 0)
+		err = errno;
+	close(fd);
+	return err;
 }
 
 int sock_bind_stream(const struct sockaddr *sa, socklen_t len, int reuseport)

@@ -7,6 +7,7 @@
 #define TEARDOWN_SOCK_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 int sock_set_nonblocking(int fd);
@@ -39,6 +40,11 @@ int sock_set_bind_no_port(int fd);
 
 /* "HOST:PORT", "[V6]:PORT" or ":PORT" (numeric hosts or names). 0, or -1 with a reason
  * in err. */
+/* Sets the port of an IPv4 or IPv6 address. */
+void sock_set_port(struct sockaddr_storage *ss, uint16_t port);
+/* Whether this host can bind a stream socket to ss's address (its port taken as 0): 0, or
+ * the errno (EADDRNOTAVAIL: not an address of this host or network namespace). */
+int sock_bind_check(const struct sockaddr_storage *ss, socklen_t len);
 /* The local address this host sends from towards dst (a UDP socket's connect() routes
  * without sending anything; getsockname() tells), port 0. 0, or -1 with errno. */
 int sock_route_source(const struct sockaddr *dst, socklen_t dstlen, struct sockaddr_storage *src,
