@@ -4,6 +4,7 @@
 #                   integration tests; last line "N passed, N failed, N skipped"
 #   make demo       leaky vs correct, side by side
 #   make lab        the reference note's claims against this kernel
+#   make test-long  the slow integration tests (tests/long/)
 #   make bench      benchmarks (results in build/bench/)
 #   make clean
 
@@ -27,7 +28,7 @@ UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRC))
 obj  = $(patsubst %.c,build/obj/%.o,$(1))
 aobj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 
-.PHONY: all test unit integration deps demo lab bench clean asan check-config check-valgrind fuzz
+.PHONY: all test test-long unit integration deps demo lab bench clean asan check-config check-valgrind fuzz
 # The load client is built once client/main.c exists.
 BINS := bin/echo-server $(if $(wildcard client/main.c),bin/load-client)
 ABINS := $(patsubst bin/%,build/asan/bin/%,$(BINS))
@@ -98,6 +99,12 @@ test: deps
 	@$(MAKE) --no-print-directory all asan $(UNIT_BINS) $(UNIT_ASAN_BINS)
 	@python3 tests/run.py --unit "$(UNIT_BINS)" --unit-asan "$(UNIT_ASAN_BINS)" \
 		--integration tests/integration --asan-pattern 'test_server*.py,test_client*.py,test_capacity*.py' 
+
+# make test-long: the slow integration tests (tests/long/), which import the harness of
+# tests/integration; not part of `make test`.
+test-long: deps
+	@$(MAKE) --no-print-directory all asan
+	@PYTHONPATH=tests/integration python3 tests/run.py --integration tests/long
 
 unit: $(UNIT_BINS) $(UNIT_ASAN_BINS)
 	@python3 tests/run.py --unit "$(UNIT_BINS)" --unit-asan "$(UNIT_ASAN_BINS)"
