@@ -87,6 +87,10 @@ build/unit/test_server_accept build/asan/unit/test_server_accept: UNIT_LDFLAGS =
 # No DNS query leaves the machine: names resolve numerically only (tests/no_dns.h).
 build/unit/test_sock build/asan/unit/test_sock: UNIT_LDFLAGS = -Wl,--wrap=getaddrinfo
 
+# The unit tests' objects are intermediate files of a pattern chain: without this, make
+# deletes them after linking and rebuilds them on every run.
+.SECONDARY:
+
 UNIT_BINS      := $(addprefix build/unit/,$(UNIT_NAMES))
 UNIT_ASAN_BINS := $(addprefix build/asan/unit/,$(UNIT_NAMES))
 
