@@ -10,7 +10,7 @@ LAB_FLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -MMD -MP -pthread
 
 LAB_FAST  := 00_four_way 01_close_flush 02_half_close 04_kill 05b_simultaneous_close \
 	     07_linger_off 08_linger_zero 10_send_after_fin 11_send_after_rst 13c_socket_gone \
-	     14_epoll
+	     14_epoll 15_listener_close
 
 .PHONY: lab lab-quick lab-fast lab-bins
 
