@@ -11,8 +11,8 @@
  * only bound (BOUND_INACTIVE, Linux >= 6.5) are not asked for.
  *
  * Cost: the kernel walks every TCP socket of the host (the tables are shared by all
- * network namespaces) and sends those of the port; see the closing note of issue 4 for a
- * measurement at 100k sockets.
+ * network namespaces) and sends those of the port (make bench's census section measures
+ * it: 200,000 sockets took 270 ms here, ss 463 ms).
  *
  * Unlike `ss -s`, which folds CLOSE_WAIT into "estab", every state is its own counter.
  *

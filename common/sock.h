@@ -38,8 +38,6 @@ int sock_set_repair(int fd, int on);
  * each (source, destination) pair gets its own ephemeral port range. */
 int sock_set_bind_no_port(int fd);
 
-/* "HOST:PORT", "[V6]:PORT" or ":PORT" (numeric hosts or names). 0, or -1 with a reason
- * in err. */
 /* Sets the port of an IPv4 or IPv6 address. */
 void sock_set_port(struct sockaddr_storage *ss, uint16_t port);
 /* Whether this host can bind a stream socket to ss's address (its port taken as 0): 0, or
@@ -49,6 +47,8 @@ int sock_bind_check(const struct sockaddr_storage *ss, socklen_t len);
  * without sending anything; getsockname() tells), port 0. 0, or -1 with errno. */
 int sock_route_source(const struct sockaddr *dst, socklen_t dstlen, struct sockaddr_storage *src,
 		      socklen_t *srclen);
+/* "HOST:PORT", "[V6]:PORT" or ":PORT" (numeric hosts or names). 0, or -1 with a reason
+ * in err. */
 int sock_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len, char *err,
 			size_t errlen);
 /* Bound, not yet listening, nonblocking stream socket (SO_REUSEADDR; SO_REUSEPORT when

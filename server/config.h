@@ -47,7 +47,8 @@ struct config_args {
 	int nsets;
 };
 
-/* File, then mode defaults, then the command line (DESIGN.md "Precedence"). On error,
+/* The file, then the mode's defaults for the keys it left unset, then the command line
+ * (precedence: command line > file > mode default, as conf/server.conf says). On error,
  * err holds "FILE:LINE: KEY: reason" or "--set:N: KEY: reason" and -1 is returned. */
 int config_load(struct server_config *cfg, const struct config_args *args, char *err,
 		size_t errlen);
