@@ -33,7 +33,8 @@
 #define N     8
 
 enum setup { MIGRATE_OFF, MIGRATE_ON, INHERITED, NSETUP };
-static const char *setup_name[] = {"reuseport-migrate0", "reuseport-migrate1", "inherited-migrate0"};
+static const char *setup_name[] = {"reuseport-migrate0", "reuseport-migrate1",
+				   "inherited-migrate0"};
 
 struct outcome {
 	int ran;
@@ -54,7 +55,8 @@ static int steer_to_first(int fd)
 
 static int reuseport_listener(uint16_t port, uint16_t *bound)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons(port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -228,11 +230,12 @@ int main(int argc, char **argv)
 	lossy = o[MIGRATE_OFF].reset == 2 * N;
 	lossless = o[MIGRATE_ON].reset == 0 && o[INHERITED].reset == 0;
 	if (lossy && lossless)
-		lab_row(ID, CLAIM, LAB_NUANCE,
-			"true when the socket closes and no other listener of its SO_REUSEPORT group "
-			"takes its queue (tcp_migrate_req=0); lossless with tcp_migrate_req=1, and "
-			"on any setting when the socket stays open in another process (inherited)",
-			s.s);
+		lab_row(
+		    ID, CLAIM, LAB_NUANCE,
+		    "true when the socket closes and no other listener of its SO_REUSEPORT group "
+		    "takes its queue (tcp_migrate_req=0); lossless with tcp_migrate_req=1, and "
+		    "on any setting when the socket stays open in another process (inherited)",
+		    s.s);
 	else
 		lab_row(ID, CLAIM, lossy ? LAB_AGREES : LAB_DIFFERS, "unexpected figures", s.s);
 	return 0;
