@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#define UTF8_BOM "\xef\xbb\xbf"
 
 /* Where a key's value came from (struct conf.is_set): the command line wins over a file
  * whatever the order in which the program reads them. */
@@ -430,6 +433,56 @@ static int check_text(const char *p, size_t n, char *reason, size_t len)
 	return 0;
 }
 
+/* A code point that would be invisible or act on the terminal when printed: C1 controls,
+ * and the format characters that hide or reorder text (zero-width spaces and joiners,
+ * bidirectional marks, embeddings, overrides and isolates, the line and paragraph
+ * separators, word joiners, the byte order mark U+FEFF, interlinear annotations). */
+static int invisible(uint32_t cp)
+{
+	return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x200b && cp <= 0x200f) ||
+	       (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff ||
+	       (cp >= 0xfff9 && cp <= 0xfffb);
+}
+
+static uint32_t utf8_decode(const unsigned char *s, size_t len)
+{
+	uint32_t cp = s[0] & (len == 2 ? 0x1f : len == 3 ? 0x0f : 0x07);
+
+	for (size_t i = 1; i < len; i++)
+		cp = cp << 6 | (s[i] & 0x3f);
+	return cp;
+}
+
+size_t conf_escape(const char *in, char *out, size_t outlen)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t n = strlen(in), used = 0;
+
+	if (outlen == 0)
+		return 0;
+	for (size_t i = 0; i < n;) {
+		size_t seq = s[i] >= 0x80 ? utf8_len(s + i, n - i) : 1;
+		int esc = s[i] < 0x20 || s[i] == 0x7f || seq == 0 ||
+			  (seq > 1 && invisible(utf8_decode(s + i, seq)));
+		size_t take = seq ? seq : 1, need = s[i] == '\\' ? 2 : esc ? 4 * take : take;
+
+		if (used + need > outlen - 1)
+			break; /* cut before a whole unit, never inside an escape or a character */
+		if (s[i] == '\\') {
+			memcpy(out + used, "\\\\", 2);
+		} else if (esc) {
+			for (size_t j = 0; j < take; j++)
+				snprintf(out + used + 4 * j, 5, "\\x%02X", s[i + j]);
+		} else {
+			memcpy(out + used, s + i, take);
+		}
+		used += need;
+		i += take;
+	}
+	out[used] = '\0';
+	return used;
+}
+
 static char *trim(char *s)
 {
 	char *e;
@@ -463,6 +516,11 @@ static int conf_assign(struct conf *c, const char *pre, const char *key, const c
 	union conf_val v;
 	size_t i;
 
+	if (k == NULL && strncmp(key, UTF8_BOM, strlen(UTF8_BOM)) == 0 && line == 1)
+		return fail(err, errlen,
+			    "%s: %s: unknown key (the file starts with a UTF-8 byte order mark: "
+			    "save it without one)",
+			    pre, key);
 	if (k == NULL)
 		return fail(err, errlen, "%s: %s: unknown key", pre, key);
 	i = (size_t)(k - c->keys);
@@ -521,8 +579,8 @@ static int conf_parse_line(struct conf *c, const char *name, int line, const cha
 	return conf_split_assign(c, pre, s, line, err, errlen);
 }
 
-int conf_parse_buf(struct conf *c, const char *name, const char *buf, size_t len, char *err,
-		   size_t errlen)
+static int parse_buf(struct conf *c, const char *name, const char *buf, size_t len, char *err,
+		     size_t errlen)
 {
 	size_t pos = 0;
 	int line = 0;
@@ -541,17 +599,31 @@ int conf_parse_buf(struct conf *c, const char *name, const char *buf, size_t len
 	return 0;
 }
 
-/* Reads a whole file into a malloc'd buffer. -1 with errno. */
-static int read_all(int fd, char **out, size_t *outlen)
+int conf_parse_buf(struct conf *c, const char *name, const char *buf, size_t len, char *err,
+		   size_t errlen)
+{
+	char raw[CONF_ERR_MAX];
+
+	if (parse_buf(c, name, buf, len, raw, sizeof(raw)) == 0)
+		return 0;
+	conf_escape(raw, err, errlen);
+	return -1;
+}
+
+/* Reads at most max + 1 bytes of a regular file into a malloc'd buffer (one byte more than
+ * allowed tells "too large" from "exactly max"). -1 with errno. */
+static int read_bounded(int fd, size_t max, char **out, size_t *outlen)
 {
 	size_t cap = 0, len = 0;
 	char *buf = NULL, *nbuf;
 	ssize_t r;
 	int e;
 
-	for (;;) {
+	while (len <= max) {
 		if (len == cap) {
 			cap = cap ? cap * 2 : 4096;
+			if (cap > max + 1)
+				cap = max + 1;
 			if ((nbuf = realloc(buf, cap)) == NULL)
 				goto fail;
 			buf = nbuf;
@@ -575,24 +647,79 @@ fail:
 	return -1;
 }
 
-int conf_parse_file(struct conf *c, const char *path, char *err, size_t errlen)
+static const char *file_type_name(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	return "not a plain file";
+}
+
+/* A config file is a regular file: a device (/dev/zero, a tty) or a FIFO would make the
+ * start wait or grow without end. O_NONBLOCK: opening a FIFO for reading blocks until a
+ * writer appears, and a device may block in open; O_NOCTTY: a terminal named by -c must not
+ * become the controlling terminal. Regular files ignore O_NONBLOCK, so reads stay whole.
+ * The fd is returned open for reading, or -1 with the reason in err. */
+static int open_regular(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, e;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		e = errno;
+		close(fd);
+		return fail(err, errlen, "%s: fstat: %s", path, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail(err, errlen, "%s: not a regular file (%s): a config file must be one",
+			    path, file_type_name(st.st_mode));
+	}
+	return fd;
+}
+
+static int parse_file(struct conf *c, const char *path, char *err, size_t errlen)
 {
 	char *buf;
 	size_t len;
 	int fd, r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open_regular(path, err, errlen);
 	if (fd < 0)
-		return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-	if (read_all(fd, &buf, &len) < 0) {
+		return -1;
+	if (read_bounded(fd, CONF_FILE_MAX, &buf, &len) < 0) {
 		r = errno;
 		close(fd);
 		return fail(err, errlen, "%s: cannot read: %s", path, strerror(r));
 	}
 	close(fd);
-	r = conf_parse_buf(c, path, buf, len, err, errlen);
+	if (len > CONF_FILE_MAX)
+		r = fail(err, errlen, "%s: larger than %d MiB: not a config file", path,
+			 CONF_FILE_MAX >> 20);
+	else
+		r = parse_buf(c, path, buf, len, err, errlen);
 	free(buf);
 	return r;
+}
+
+int conf_parse_file(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	char raw[CONF_ERR_MAX];
+
+	if (parse_file(c, path, raw, sizeof(raw)) == 0)
+		return 0;
+	conf_escape(raw, err, errlen);
+	return -1;
 }
 
 int conf_set_arg(struct conf *c, const char *kv, int pos, char *err, size_t errlen)
@@ -603,7 +730,7 @@ int conf_set_arg(struct conf *c, const char *kv, int pos, char *err, size_t errl
 	return conf_set_arg_as(c, kv, pre, err, errlen);
 }
 
-int conf_set_arg_as(struct conf *c, const char *kv, const char *pre, char *err, size_t errlen)
+static int set_arg(struct conf *c, const char *kv, const char *pre, char *err, size_t errlen)
 {
 	char reason[CONF_ERR_MAX], text[CONF_LINE_MAX];
 	size_t n = strlen(kv);
@@ -617,6 +744,16 @@ int conf_set_arg_as(struct conf *c, const char *kv, const char *pre, char *err, 
 		return fail(err, errlen, "%s: missing '=' in \"%s\" (expected key=value)", pre,
 			    text);
 	return conf_split_assign(c, pre, text, 0, err, errlen);
+}
+
+int conf_set_arg_as(struct conf *c, const char *kv, const char *pre, char *err, size_t errlen)
+{
+	char raw[CONF_ERR_MAX];
+
+	if (set_arg(c, kv, pre, raw, sizeof(raw)) == 0)
+		return 0;
+	conf_escape(raw, err, errlen);
+	return -1;
 }
 
 int conf_apply_defaults(struct conf *c, int mode, char *err, size_t errlen)

@@ -22,7 +22,9 @@
  *   enum      one of the key's choices; stored as the index
  * Values other than strings contain no spaces ("10 s" is an error, not 10 s); an empty
  * value is an error.
- * Errors: "FILE:LINE: KEY: reason" for a file, "--set:N: KEY: reason" for the N-th --set.
+ * Errors: "FILE:LINE: KEY: reason" for a file, "--set:N: KEY: reason" for the N-th --set;
+ * quoted content is escaped (conf_escape). A file must be a regular file of at most
+ * CONF_FILE_MAX bytes.
  */
 #ifndef TEARDOWN_CONF_H
 #define TEARDOWN_CONF_H
@@ -34,6 +36,9 @@
 #define CONF_LINE_MAX 4096 /* longer lines are an error, not truncated */
 #define CONF_ERR_MAX  512
 #define CONF_MODES    2 /* defaults may differ per mode: index 0 and 1 */
+/* A config file larger than this is refused unread (a device or a log named by mistake
+ * must not fill the memory); it is also what bounds a reload's read. */
+#define CONF_FILE_MAX (1 << 20)
 
 enum conf_type { CONF_BOOL, CONF_INT, CONF_DURATION, CONF_SIZE, CONF_STRING, CONF_ENUM };
 
@@ -94,6 +99,13 @@ int conf_set_arg_as(struct conf *c, const char *kv, const char *origin, char *er
  * (zero in a zeroed struct). A default that does not parse is an error ("KEY: bad default").
  * Errors: -1 with the reason in err. */
 int conf_apply_defaults(struct conf *c, int mode, char *err, size_t errlen);
+
+/* Copies in to out (outlen bytes with the NUL) with what a terminal would hide or act on
+ * escaped: control bytes, invalid UTF-8 and invisible code points (C1 controls, the byte
+ * order mark, bidirectional and zero-width format characters) as \xNN per byte, a
+ * backslash as \\. Cut before a unit that does not fit. Returns the length written.
+ * Every error message of this module passes through it (they quote file content). */
+size_t conf_escape(const char *in, char *out, size_t outlen);
 
 /* Parses one value for one key into the struct. 0, or -1 with the reason (no prefix). */
 int conf_parse_value(const struct conf_key *k, void *obj, const char *val, char *reason,

@@ -23,3 +23,23 @@ int tcpinfo_bytes_acked(int fd, uint64_t *acked, uint32_t *mss)
 	*mss = ti.tcpi_snd_mss;
 	return 0;
 }
+
+/* TCP_LISTEN of the kernel's TCP state numbering (include/net/tcp_states.h); the name in
+ * <netinet/tcp.h> cannot be included beside <linux/tcp.h>. */
+#define TCPINFO_STATE_LISTEN 10
+
+int tcpinfo_accept_queue(int lfd, uint32_t *queued)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(lfd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return -1;
+	if (ti.tcpi_state != TCPINFO_STATE_LISTEN) {
+		errno = EINVAL; /* tcpi_unacked means unacknowledged segments there */
+		return -1;
+	}
+	*queued = ti.tcpi_unacked;
+	return 0;
+}

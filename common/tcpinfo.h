@@ -13,4 +13,10 @@
  * on failure. */
 int tcpinfo_bytes_acked(int fd, uint64_t *acked, uint32_t *mss);
 
+/* Connections waiting in a listening socket's accept queue now: for a socket in LISTEN the
+ * kernel reports its accept backlog (sk_ack_backlog) in tcpi_unacked (and the queue's limit
+ * in tcpi_sacked), see tcp_get_info() in net/ipv4/tcp.c. 0, or -1 with errno (EINVAL for
+ * a socket that is not listening); nothing is written on failure. */
+int tcpinfo_accept_queue(int lfd, uint32_t *queued);
+
 #endif

@@ -76,6 +76,15 @@ const struct conf_key config_keys[] = {
 	 0},
 	{"log_level", CONF_ENUM, {"info", NULL}, 0, 0, "", "error | warn | info | debug",
 	 level_names, OFF(log_level), 0},
+	{"metrics_max_clients", CONF_INT, {"8", NULL}, 1, 1024, "connections",
+	 "metrics connections served at once; more wait in the listener's backlog", NULL,
+	 OFF(metrics_max_clients), 0},
+	{"metrics_request_timeout", CONF_DURATION, {"1s", NULL}, 10, 60000, "",
+	 "a metrics client's whole request head must arrive within this from its accept", NULL,
+	 OFF(metrics_request_timeout), 0},
+	{"metrics_exchange_timeout", CONF_DURATION, {"5s", NULL}, 10, 600000, "",
+	 "a metrics connection is closed this long after its accept, answered or not", NULL,
+	 OFF(metrics_exchange_timeout), 0},
 };
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
 

@@ -34,6 +34,9 @@ struct server_config {
 	int64_t census_interval;
 	int64_t close_wait_alarm;
 	int log_level;
+	int64_t metrics_max_clients;
+	int64_t metrics_request_timeout;  /* ms, accept to a complete request head */
+	int64_t metrics_exchange_timeout; /* ms, accept to close */
 };
 
 extern const struct conf_key config_keys[];

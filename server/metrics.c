@@ -33,9 +33,10 @@ struct mclient {
 	struct metrics *m;
 	int fd;
 	enum mclient_phase phase;
-	int ev_set;	    /* ev has been assigned */
-	struct event ev;    /* EV_READ or EV_WRITE, persistent, per phase */
-	struct event timer; /* METRICS_TIMEOUT_MS from accept: the whole exchange */
+	int ev_set;	     /* ev has been assigned */
+	struct event ev;     /* EV_READ or EV_WRITE, persistent, per phase */
+	struct event timer;  /* metrics_request_timeout, then metrics_exchange_timeout */
+	int64_t accepted_ms; /* CLOCK_MONOTONIC at accept: both deadlines count from it */
 	struct evbuffer *out;
 	size_t len;
 	char req[METRICS_REQ_MAX];
@@ -49,7 +50,8 @@ struct metrics {
 	struct event *ev_resume; /* ends an EMFILE pause */
 	TAILQ_HEAD(, mclient) clients;
 	int nclients;
-	uint64_t rejected;
+	int stopping;	     /* metrics_stop: closing clients must not re-arm the listener */
+	uint64_t cap_pauses; /* times the listener stopped at metrics_max_clients */
 	struct kstat_files kf;
 	struct kstat kbase;
 	int have_kbase;
@@ -86,6 +88,7 @@ static struct {
 static void metrics_on_accept(evutil_socket_t fd, short what, void *arg);
 static void mclient_on_io(evutil_socket_t fd, short what, void *arg);
 static void mclient_on_timeout(evutil_socket_t fd, short what, void *arg);
+static void metrics_watch_listener(struct metrics *m);
 
 void metrics_set_port_file(const char *path)
 {
@@ -127,7 +130,8 @@ static int metrics_open_listener(const struct server_config *cfg, int *exit_code
 		*exit_code = 2;
 		return -1;
 	}
-	fd = sock_listen((struct sockaddr *)&ss, len, METRICS_MAX_CLIENTS * 2, 0);
+	/* Scrapers beyond metrics_max_clients wait in this queue (metrics_watch_listener). */
+	fd = sock_listen((struct sockaddr *)&ss, len, (int)cfg->metrics_max_clients * 2, 0);
 	if (fd < 0) {
 		*exit_code = server_listen_exit_code(errno); /* before logging can change errno */
 		log_error("metrics_listen %s: %s", addr, strerror(errno));
@@ -339,7 +343,7 @@ static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 	v.fds = &fds;
 	v.cw = watchdog_close_wait(srv) != NULL ? &cw : NULL;
 	v.census = watchdog_census(srv);
-	v.metrics_rejected = m->rejected;
+	v.metrics_cap_pauses = m->cap_pauses;
 	if (m->have_kbase) {
 		kstat_read(&m->kf, &now);
 		v.kbase = &m->kbase;
@@ -439,6 +443,8 @@ static void mclient_free(struct mclient *c)
 	TAILQ_REMOVE(&m->clients, c, link);
 	m->nclients--;
 	free(c);
+	if (!m->stopping)
+		metrics_watch_listener(m); /* a slot is free: the next scraper waits no more */
 }
 
 static int mclient_set_phase(struct mclient *c, enum mclient_phase phase)
@@ -452,6 +458,16 @@ static int mclient_set_phase(struct mclient *c, enum mclient_phase phase)
 	c->ev_set = 1;
 	event_assign(&c->ev, c->m->srv->base, c->fd, what | EV_PERSIST, mclient_on_io, c);
 	return event_add(&c->ev, NULL);
+}
+
+/* The connection's deadline: `ms` after its accept (the request head's, then the whole
+ * exchange's, which was running since the accept too). 0, or -1 when it cannot be armed. */
+static int mclient_arm_timer(struct mclient *c, int64_t ms)
+{
+	int64_t left = c->accepted_ms + ms - clock_mono_ms();
+	struct timeval tv = clock_ms_to_tv(left > 0 ? left : 0);
+
+	return evtimer_add(&c->timer, &tv);
 }
 
 /* Sends what the kernel takes; once all is sent, our FIN, then wait for the client's EOF
@@ -485,6 +501,8 @@ static int mclient_read_request(struct mclient *c)
 	st = httpreq_parse(c->req, c->len, &r);
 	if (st == HTTPREQ_INCOMPLETE && c->len < sizeof(c->req))
 		return 0;
+	if (mclient_arm_timer(c, c->m->srv->cfg->metrics_exchange_timeout) < 0)
+		return -1;
 	if (st == HTTPREQ_DONE)
 		rc = mclient_answer(c, &r);
 	else if (st == HTTPREQ_BAD)
@@ -531,15 +549,19 @@ static void mclient_on_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	log_debug("metrics: fd %d: no complete exchange within %dms: closed", c->fd,
-		  METRICS_TIMEOUT_MS);
+	log_debug("metrics: fd %d: %s within %lldms of its accept: closed", c->fd,
+		  c->phase == MC_READ ? "no complete request head" : "no complete exchange",
+		  (long long)(clock_mono_ms() - c->accepted_ms));
 	mclient_free(c);
 }
 
 static void mclient_new(struct metrics *m, int fd)
 {
 	struct mclient *c = calloc(1, sizeof(*c));
-	struct timeval tv = clock_ms_to_tv(METRICS_TIMEOUT_MS);
+	const struct server_config *cfg = m->srv->cfg;
+	int64_t head = cfg->metrics_request_timeout < cfg->metrics_exchange_timeout
+			   ? cfg->metrics_request_timeout
+			   : cfg->metrics_exchange_timeout;
 
 	if (c == NULL || (c->out = evbuffer_new()) == NULL) {
 		log_warn("metrics: out of memory for a connection");
@@ -549,16 +571,40 @@ static void mclient_new(struct metrics *m, int fd)
 	}
 	c->m = m;
 	c->fd = fd;
+	c->accepted_ms = clock_mono_ms();
 	TAILQ_INSERT_TAIL(&m->clients, c, link);
 	m->nclients++;
 	evtimer_assign(&c->timer, m->srv->base, mclient_on_timeout, c);
-	if (evtimer_add(&c->timer, &tv) < 0 || mclient_set_phase(c, MC_READ) < 0) {
+	if (mclient_arm_timer(c, head) < 0 || mclient_set_phase(c, MC_READ) < 0) {
 		log_warn("metrics: cannot register a connection's events");
 		mclient_free(c);
 	}
 }
 
 /* ---- accept ------------------------------------------------------------------------ */
+
+/* Watches the listener while a slot is free and no EMFILE pause runs, and stops watching
+ * it at metrics_max_clients: connections beyond the cap wait in the kernel's accept queue
+ * (an unwatched listener costs the loop nothing) until a slot frees, instead of being
+ * accepted and closed. Called after every change of either condition. */
+static void metrics_watch_listener(struct metrics *m)
+{
+	int want =
+	    m->nclients < m->srv->cfg->metrics_max_clients && !evtimer_pending(m->ev_resume, NULL);
+	int on = event_pending(m->ev_accept, EV_READ, NULL);
+
+	if (want && !on && event_add(m->ev_accept, NULL) < 0) {
+		struct timeval tv = clock_ms_to_tv(m->srv->cfg->accept_pause);
+
+		log_warn("metrics: re-arming the listener failed: trying again in %lldms",
+			 (long long)m->srv->cfg->accept_pause);
+		evtimer_add(m->ev_resume, &tv);
+	} else if (!want && on) {
+		if (m->nclients >= m->srv->cfg->metrics_max_clients)
+			m->cap_pauses++;
+		event_del(m->ev_accept);
+	}
+}
 
 /* Out of fds: the metrics listener waits accept_pause (scrapers wait in its queue) rather
  * than spin on a listener that stays readable. */
@@ -569,7 +615,17 @@ static void metrics_pause(struct metrics *m, int err)
 	log_warn("metrics: accept: %s: pausing the metrics listener for %lldms", strerror(err),
 		 (long long)m->srv->cfg->accept_pause);
 	event_del(m->ev_accept);
-	evtimer_add(m->ev_resume, &tv);
+	if (evtimer_add(m->ev_resume, &tv) < 0) {
+		log_warn("metrics: arming the listener's resume timer failed: it resumes now");
+		metrics_watch_listener(m);
+	}
+}
+
+static void metrics_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	metrics_watch_listener(arg);
 }
 
 static void metrics_on_accept(evutil_socket_t fd, short what, void *arg)
@@ -577,11 +633,16 @@ static void metrics_on_accept(evutil_socket_t fd, short what, void *arg)
 	struct metrics *m = arg;
 
 	(void)fd;
-	if ((what & EV_TIMEOUT) && !event_pending(m->ev_accept, EV_READ, NULL))
-		event_add(m->ev_accept, NULL);
+	(void)what;
 	for (int i = 0; i < METRICS_ACCEPT_BATCH; i++) {
-		int cfd = accept4(m->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int cfd;
 
+		if (m->nclients >= m->srv->cfg->metrics_max_clients) {
+			log_debug("metrics: %d open: the listener waits for one to close",
+				  m->nclients);
+			break;
+		}
+		cfd = accept4(m->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (cfd < 0) {
 			if (sock_accept_retry(errno))
 				continue;
@@ -591,15 +652,9 @@ static void metrics_on_accept(evutil_socket_t fd, short what, void *arg)
 				log_warn("metrics: accept: %s", strerror(errno));
 			return;
 		}
-		if (m->nclients >= METRICS_MAX_CLIENTS) {
-			m->rejected++;
-			close(cfd);
-			log_warn("metrics: %d connections already open: one more closed",
-				 METRICS_MAX_CLIENTS);
-			continue;
-		}
 		mclient_new(m, cfd);
 	}
+	metrics_watch_listener(m);
 }
 
 /* ---- start and stop ---------------------------------------------------------------- */
@@ -634,7 +689,7 @@ static int metrics_setup(struct metrics *m)
 	m->kf.netstat_fd = m->kf.sockstat_fd = -1;
 	m->total = malloc(sizeof(*m->total));
 	m->ev_accept = event_new(srv->base, m->lfd, EV_READ | EV_PERSIST, metrics_on_accept, m);
-	m->ev_resume = evtimer_new(srv->base, metrics_on_accept, m);
+	m->ev_resume = evtimer_new(srv->base, metrics_on_resume, m);
 	if (m->total == NULL || m->ev_accept == NULL || m->ev_resume == NULL ||
 	    event_add(m->ev_accept, NULL) < 0) {
 		log_error("metrics: cannot register the listener");
@@ -687,6 +742,7 @@ void metrics_stop(struct server *srv)
 
 	if (m == NULL)
 		return;
+	m->stopping = 1;
 	while ((c = TAILQ_FIRST(&m->clients)) != NULL)
 		mclient_free(c);
 	if (m->ev_accept != NULL)

@@ -6,11 +6,13 @@
  * turns the close into an RST that would destroy the response).
  *
  * The endpoint shares the echo server's event loop, so a bad metrics client must cost it
- * nothing: at most METRICS_MAX_CLIENTS connections at once (more are closed at once and
- * counted), a request head of at most METRICS_REQ_MAX bytes, METRICS_TIMEOUT_MS for the
- * whole exchange from accept to close (a slowloris is cut off), garbage answered 400 as
- * soon as it is seen, and a scrape never runs a census or scans fds itself: it reports what
- * the watchdog measured at its last census (every census_interval).
+ * nothing: at most metrics_max_clients connections at once (at the limit the listener is
+ * not watched until one closes, so more scrapers wait in the kernel's backlog instead of
+ * being reset), a request head of at most METRICS_REQ_MAX bytes within
+ * metrics_request_timeout of the accept (a slowloris is cut off), metrics_exchange_timeout
+ * from accept to close (a client that never reads the answer or never closes), garbage
+ * answered 400 as soon as it is seen, and a scrape never runs a census or scans fds itself:
+ * it reports what the watchdog measured at its last census (every census_interval).
  *
  * Workers: the endpoint lives in worker 0 and reports the sum of every worker. The parent
  * opens the metrics listener before forking (a restarted worker 0 takes over the same
@@ -25,9 +27,7 @@
 
 #include <stddef.h>
 
-#define METRICS_MAX_CLIENTS 8
-#define METRICS_REQ_MAX	    8192
-#define METRICS_TIMEOUT_MS  5000
+#define METRICS_REQ_MAX 8192
 
 struct server;
 struct metrics;

@@ -219,9 +219,10 @@ static void render_listener(struct mtext *w, const struct metrics_view *v)
 		  "Connections accepted and closed at once to drain the accept queue while out of "
 		  "fds.",
 		  v->stats->shed);
-	mtext_one(w, "teardown_metrics_rejected_total", "counter",
-		  "Metrics connections closed at once because too many were open.",
-		  v->metrics_rejected);
+	mtext_one(w, "teardown_metrics_cap_pauses_total", "counter",
+		  "Times the metrics listener stopped accepting because metrics_max_clients "
+		  "connections were open (scrapers then wait in its backlog).",
+		  v->metrics_cap_pauses);
 }
 
 static void render_fds(struct mtext *w, const struct watchdog_fds *f)

@@ -30,7 +30,7 @@ struct metrics_view {
 	const struct census_counts *census;   /* port-wide, from one process */
 	const struct kstat *kbase;	      /* the kernel counters at start ... */
 	const struct kstat *know;	      /* ... and now */
-	uint64_t metrics_rejected;	      /* metrics connections refused (too many) */
+	uint64_t metrics_cap_pauses;	      /* metrics listener paused at metrics_max_clients */
 };
 
 /* A writer: appends to an evbuffer and remembers a failed append (out of memory). */

@@ -6,11 +6,13 @@
 #include "log.h"
 #include "metrics.h"
 #include "sock.h"
+#include "tcpinfo.h"
 #include "watchdog.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,16 +370,38 @@ static void server_on_shutdown_timeout(evutil_socket_t fd, short what, void *arg
 		conn_abort(c, CLOSE_SHUTDOWN);
 }
 
-/* SIGTERM/SIGINT: connections already in the accept queue are accepted (closing the
- * listener would reset them), then the listener closes and every connection drains. */
+/* How many connections the drain accepts before it closes the listener: those queued at
+ * the signal. Accepting until the queue is empty instead never ends while clients complete
+ * connections as fast as they are accepted. Without the queue's length (TCP_INFO failed)
+ * the most it can hold: the kernel queues up to backlog + 1 (sk_acceptq_is_full is >),
+ * with backlog capped by somaxconn, so the configured one bounds it. */
+static int server_drain_budget(struct server *srv)
+{
+	uint32_t queued;
+
+	if (tcpinfo_accept_queue(srv->lfd, &queued) == 0)
+		return queued > INT_MAX ? INT_MAX : (int)queued;
+	log_warn("drain: TCP_INFO on the listener: %s; accepting at most backlog + 1 = %lld",
+		 strerror(errno), (long long)srv->cfg->backlog + 1);
+	return (int)srv->cfg->backlog + 1;
+}
+
+/* SIGTERM/SIGINT: the connections in the accept queue at the signal are accepted (closing
+ * the listener resets what it still holds), then the listener closes and every connection
+ * drains. One that completes after the signal may be reset with the listener. */
 static void server_drain(struct server *srv)
 {
 	struct conn *c, *next;
 	struct timeval tv = clock_ms_to_tv(srv->cfg->shutdown_timeout);
 
 	srv->draining = 1;
-	while (srv->lfd >= 0 && server_accept_some(srv, ACCEPT_BATCH) == 1)
-		;
+	if (srv->lfd >= 0) {
+		int budget = server_drain_budget(srv);
+
+		log_debug("drain: %d connections in the accept queue", budget);
+		if (budget > 0)
+			server_accept_some(srv, budget);
+	}
 	server_close_listener(srv);
 	log_info("draining %llu connections (shutdown_timeout %lldms)",
 		 (unsigned long long)srv->stats.open, (long long)srv->cfg->shutdown_timeout);

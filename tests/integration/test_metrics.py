@@ -12,8 +12,8 @@ from harness import (ServerTest, START_TIMEOUT, process_tree, recv_exactly, serv
 from promtext import scrape, start_with_metrics, value, wait_metrics
 
 # server/metrics.h
-MAX_CLIENTS = 8
-TIMEOUT_S = 5.0
+MAX_CLIENTS = 8  # metrics_max_clients' default
+REQ_S = 2.0  # metrics_request_timeout in the slowloris test
 
 
 def echo_close(test, port, n, payload=b"hello metrics\n"):
@@ -135,7 +135,7 @@ class MetricsHttpTest(ServerTest):
 
 class MetricsAbuseTest(ServerTest):
     def test_slowloris_and_garbage_do_not_hurt_the_echo_server(self):
-        srv, mport = start_with_metrics(self)
+        srv, mport = start_with_metrics(self, sets={"metrics_request_timeout": f"{REQ_S:g}s"})
         echo = self.connect(srv.port)
         slow = []
         t0 = time.monotonic()
@@ -144,8 +144,9 @@ class MetricsAbuseTest(ServerTest):
             self.addCleanup(s.close)
             s.sendall(b"G")
             slow.append(s)
-        # The three above the limit are closed at once; the others are held until the
-        # timeout, sending a byte now and then does not extend it.
+        # The first MAX_CLIENTS are served at once, and closed at metrics_request_timeout
+        # however often they send a byte; the three above the limit wait in the listener's
+        # backlog (never reset) and get a slot, and the same deadline, once those close.
         closed_at = [None] * len(slow)
 
         def reader(i, s):
@@ -160,10 +161,10 @@ class MetricsAbuseTest(ServerTest):
         for t in threads:
             t.start()
         worst, dripped = 0.0, t0
-        while time.monotonic() - t0 < TIMEOUT_S - 1:
+        while time.monotonic() - t0 < 2 * REQ_S + 1:
             if time.monotonic() - dripped > 0.5:  # one byte per half second each
                 dripped = time.monotonic()
-                for s in slow[:MAX_CLIENTS]:
+                for s in slow:
                     try:
                         s.send(b"E")
                     except OSError:
@@ -172,17 +173,18 @@ class MetricsAbuseTest(ServerTest):
             self.echo_once(echo, b"x" * 100)
             worst = max(worst, time.monotonic() - a)
         for t in threads:
-            t.join(TIMEOUT_S + 10)
-        early = sorted(c for c in closed_at if c is not None and c < 1.0)
-        print(f"slowloris: closed after {[round(c, 2) for c in closed_at]} s; "
+            t.join(2 * REQ_S + 10)
+        print(f"slowloris (metrics_request_timeout {REQ_S:g}s): closed after "
+              f"{[round(c, 2) if c is not None else None for c in closed_at]} s; "
               f"echo worst round trip {worst * 1000:.1f} ms meanwhile")
-        self.assertEqual(len(early), 3, "connections above the limit closed at once")
-        held = [c for c in closed_at if c is None or c >= 1.0]
-        self.assertEqual(len(held), MAX_CLIENTS)
-        for c in held:
-            self.assertIsNotNone(c, "a slow metrics client was never closed")
-            self.assertGreater(c, TIMEOUT_S - 0.5)
-            self.assertLess(c, TIMEOUT_S + 5)
+        for i, c in enumerate(closed_at):
+            self.assertIsNotNone(c, f"slow metrics client {i} was never closed")
+            self.assertGreater(c, REQ_S - 0.3, f"client {i} closed before its deadline")
+        first, waited = closed_at[:MAX_CLIENTS], closed_at[MAX_CLIENTS:]
+        self.assertLess(max(first), REQ_S + 5)
+        self.assertGreater(min(waited), 2 * REQ_S - 0.5,
+                           "the clients above the limit got a slot before one was free")
+        self.assertLess(max(waited), 2 * REQ_S + 8)
         self.assertLess(worst, 0.5, "echo slowed down by metrics clients")
         # Garbage at full speed: a 400 and a close, nothing else.
         g = socket.create_connection(("127.0.0.1", mport), timeout=10)
@@ -194,7 +196,7 @@ class MetricsAbuseTest(ServerTest):
             print(f"garbage sender stopped by the server: {e}")
         self.echo_once(echo, b"still here\n")
         fams = scrape(mport)
-        self.assertEqual(value(fams, "teardown_metrics_rejected_total"), 3)
+        self.assertGreaterEqual(value(fams, "teardown_metrics_cap_pauses_total"), 1)
         self.assertEqual(value(fams, "teardown_connections_open"), 1)
         self.assertTrue(srv.alive())
 

@@ -385,7 +385,8 @@ static void unreadable_file(void **state)
 
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(conf_parse_file(&f->c, dir, f->err, sizeof(f->err)), -1);
-	snprintf(want, sizeof(want), "%s: cannot read: Is a directory", dir);
+	snprintf(want, sizeof(want), "%s: not a regular file (a directory): a config file must be one",
+		 dir);
 	assert_string_equal(f->err, want);
 	snprintf(path, sizeof(path), "%s/locked.conf", dir);
 	write_file(path, "port = 1\n");
@@ -397,6 +398,107 @@ static void unreadable_file(void **state)
 	}
 	unlink(path);
 	rmdir(dir);
+}
+
+static void expect_not_regular(struct fixture *f, const char *path, const char *kind)
+{
+	char want[256];
+
+	assert_int_equal(conf_parse_file(&f->c, path, f->err, sizeof(f->err)), -1);
+	snprintf(want, sizeof(want), "%s: not a regular file (%s): a config file must be one", path,
+		 kind);
+	assert_string_equal(f->err, want);
+}
+
+/* /dev/zero never ends and a FIFO without a writer blocks open() forever: both are refused
+ * at once. The alarm turns a hang into a failure. */
+static void only_regular_files(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/test_conf_fifo.XXXXXX", path[64];
+
+	alarm(10);
+	expect_not_regular(f, "/dev/zero", "a character device");
+	expect_not_regular(f, "/dev/null", "a character device");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/fifo.conf", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	expect_not_regular(f, path, "a FIFO");
+	unlink(path);
+	rmdir(dir);
+	alarm(0);
+}
+
+/* Exactly CONF_FILE_MAX bytes are read and parsed (the key on the first line counts);
+ * one byte more is refused unparsed. */
+static void file_size_bound(void **state)
+{
+	struct fixture *f = *state;
+	char path[] = "/tmp/test_conf_big.XXXXXX", want[128], line[64];
+	int fd = mkstemp(path);
+	FILE *fp;
+
+	assert_true(fd >= 0);
+	fp = fdopen(fd, "w");
+	assert_non_null(fp);
+	memset(line, '#', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\n';
+	memcpy(line, "port = 1234 ", 12);
+	for (size_t n = 0; n < CONF_FILE_MAX; n += sizeof(line)) {
+		assert_int_equal(fwrite(line, 1, sizeof(line), fp), sizeof(line));
+		memset(line, '#', 12);
+	}
+	assert_int_equal(fflush(fp), 0);
+	assert_int_equal(ftell(fp), CONF_FILE_MAX);
+	assert_int_equal(conf_parse_file(&f->c, path, f->err, sizeof(f->err)), 0);
+	assert_int_equal(f->t.port, 1234);
+	assert_int_equal(fputc('\n', fp), '\n');
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(conf_parse_file(&f->c, path, f->err, sizeof(f->err)), -1);
+	snprintf(want, sizeof(want), "%s: larger than 1 MiB: not a config file", path);
+	assert_string_equal(f->err, want);
+	unlink(path);
+}
+
+/* Content quoted in a message is escaped: a byte order mark, C1 controls and bidirectional
+ * overrides would otherwise reach the terminal raw (C0 controls are refused earlier, by
+ * byte value). */
+static void messages_escape_content(void **state)
+{
+	struct fixture *f = *state;
+
+	(void)f;
+	expect_error("\xef\xbb\xbfport = 1\n", 13,
+		     "t.conf:1: \\xEF\\xBB\\xBFport: unknown key (the file starts with a UTF-8 "
+		     "byte order mark: save it without one)");
+	expect_error("port = 1\n\xef\xbb\xbfport = 1\n", 22,
+		     "t.conf:2: \\xEF\\xBB\\xBFport: unknown key");
+	expect_error("mode = cor\xc2\x85rect\n", 18,
+		     "t.conf:1: mode: \"cor\\xC2\\x85rect\" is not one of correct, leaky");
+	expect_error("po\xe2\x80\xaert = 1\n", 12, "t.conf:1: po\\xE2\\x80\\xAErt: unknown key");
+	expect_error("a\\b = 1\n", 8, "t.conf:1: a\\\\b: unknown key");
+	expect_error("caf\xc3\xa9 = 1\n", 11, "t.conf:1: caf\xc3\xa9: unknown key");
+	assert_int_equal(conf_set_arg(&f->c, "port=1\xc2\x9b", 2, f->err, sizeof(f->err)), -1);
+	assert_string_equal(f->err, "--set:2: port: trailing junk \"\\xC2\\x9B\" after the number");
+}
+
+/* The escaper itself: every unit whole or not at all. */
+static void escape_cuts_whole_units(void **state)
+{
+	char out[8];
+
+	(void)state;
+	assert_int_equal(conf_escape("ab\x01", out, sizeof(out)), 6);
+	assert_string_equal(out, "ab\\x01");
+	assert_int_equal(conf_escape("abcd\x01", out, sizeof(out)), 4);
+	assert_string_equal(out, "abcd");
+	assert_int_equal(conf_escape("abcde\xc3\xa9", out, sizeof(out)), 7);
+	assert_string_equal(out, "abcde\xc3\xa9");
+	assert_int_equal(conf_escape("abcdef\xc3\xa9", out, sizeof(out)), 6);
+	assert_int_equal(conf_escape("\xff", out, sizeof(out)), 4);
+	assert_string_equal(out, "\\xFF");
+	assert_int_equal(conf_escape("x", out, 1), 0);
+	assert_string_equal(out, "");
 }
 
 static void empty_file_is_valid(void **state)
@@ -622,6 +724,10 @@ int main(void)
 	    T(parse_real_file),
 	    T(missing_file),
 	    T(unreadable_file),
+	    T(only_regular_files),
+	    T(file_size_bound),
+	    T(messages_escape_content),
+	    T(escape_cuts_whole_units),
 	    T(empty_file_is_valid),
 	    T(defaults_per_mode),
 	    T(set_keys_keep_their_value),

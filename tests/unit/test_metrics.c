@@ -217,7 +217,7 @@ static void test_render_page(void **state)
 				 .census = &census,
 				 .kbase = &base,
 				 .know = &now,
-				 .metrics_rejected = 1};
+				 .metrics_cap_pauses = 1};
 	struct evbuffer *b = evbuffer_new();
 	char *t;
 
@@ -255,7 +255,7 @@ static void test_render_page(void **state)
 	assert_non_null(strstr(t, "Per network namespace, not per process"));
 	assert_true(has_line(t, "teardown_emfile_pauses_total 2"));
 	assert_true(has_line(t, "teardown_shed_total 5"));
-	assert_true(has_line(t, "teardown_metrics_rejected_total 1"));
+	assert_true(has_line(t, "teardown_metrics_cap_pauses_total 1"));
 	assert_true(t[strlen(t) - 1] == '\n');
 	free(t);
 	free(s);

@@ -86,11 +86,52 @@ static void test_not_tcp_is_an_error(void **state)
 	assert_int_equal(errno, EBADF);
 }
 
+/* The accept queue's length as connections complete and are accepted; a connected socket
+ * is not a listener. */
+static void test_accept_queue_length(void **state)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char err[128], addr[64];
+	uint32_t q = 99;
+	int l, cli[3], a;
+
+	(void)state;
+	assert_int_equal(sock_parse_hostport("127.0.0.1:0", &ss, &len, err, sizeof(err)), 0);
+	l = sock_listen((struct sockaddr *)&ss, len, 8, 0);
+	assert_true(l >= 0);
+	assert_int_equal(tcpinfo_accept_queue(l, &q), 0);
+	assert_int_equal(q, 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", sock_local_port(l));
+	assert_int_equal(sock_parse_hostport(addr, &ss, &len, err, sizeof(err)), 0);
+	/* On loopback the handshake completes inside connect(): each is queued on return. */
+	for (int i = 0; i < 3; i++) {
+		cli[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(cli[i] >= 0);
+		assert_int_equal(connect(cli[i], (struct sockaddr *)&ss, len), 0);
+	}
+	assert_int_equal(tcpinfo_accept_queue(l, &q), 0);
+	assert_int_equal(q, 3);
+	a = accept(l, NULL, NULL);
+	assert_true(a >= 0);
+	assert_int_equal(tcpinfo_accept_queue(l, &q), 0);
+	assert_int_equal(q, 2);
+	q = 42;
+	assert_int_equal(tcpinfo_accept_queue(a, &q), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(q, 42); /* untouched */
+	close(a);
+	for (int i = 0; i < 3; i++)
+		close(cli[i]);
+	close(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bytes_acked_counts_data),
 		cmocka_unit_test(test_not_tcp_is_an_error),
+		cmocka_unit_test(test_accept_queue_length),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
