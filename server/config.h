@@ -34,6 +34,9 @@ struct server_config {
 	int64_t census_interval;
 	int64_t close_wait_alarm;
 	int log_level;
+	int64_t restart_backoff_reset; /* ms a worker must live for its restart delay to reset */
+	int64_t crash_loop_deaths;     /* worker deaths within crash_loop_window: exit 1 */
+	int64_t crash_loop_window;     /* ms */
 };
 
 extern const struct conf_key config_keys[];
