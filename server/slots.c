@@ -18,8 +18,8 @@ struct slot {
 
 struct slots {
 	int n;
-	size_t len; /* of the mapping */
-	struct slot slot[];
+	size_t len;	   /* of the mapping */
+	struct slot *slot; /* n of them, right after this header in the mapping */
 };
 
 struct slots *slots_map(int n)
@@ -37,6 +37,7 @@ struct slots *slots_map(int n)
 		return NULL;
 	s->n = n;
 	s->len = len;
+	s->slot = (struct slot *)(s + 1);
 	return s;
 }
 
