@@ -56,11 +56,11 @@ struct metrics {
 /* Process-wide: set by main.c and workers.c before server_init. */
 static struct {
 	const char *port_file;
-	int worker;		       /* this worker's index; 0 without workers */
-	int prefork_fd;		       /* the listener the parent opened, or -1 */
-	struct slots *shared;	       /* the workers' figures; NULL without workers */
-	struct kstat kbase;	       /* the kernel counters at the parent's start ... */
-	int have_kbase;		       /* ... inherited by every worker */
+	int worker;	      /* this worker's index; 0 without workers */
+	int prefork_fd;	      /* the listener the parent opened, or -1 */
+	struct slots *shared; /* the workers' figures; NULL without workers */
+	struct kstat kbase;   /* the kernel counters at the parent's start ... */
+	int have_kbase;	      /* ... inherited by every worker */
 } g = {NULL, 0, -1, NULL, {0}, 0};
 
 static void metrics_on_accept(evutil_socket_t fd, short what, void *arg);
@@ -190,7 +190,8 @@ void metrics_log_total(void)
 	total->fd_unaccounted = -1; /* per worker (their counters lines) */
 	log_always("total counters %s", stats_json(total, buf, sizeof(buf)));
 	if (unread > 0)
-		log_warn("metrics: %d workers' figures kept changing: left out of the total", unread);
+		log_warn("metrics: %d workers' figures kept changing: left out of the total",
+			 unread);
 	free(total);
 }
 

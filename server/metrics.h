@@ -17,8 +17,8 @@
  * socket, port 0 included) and maps shared memory (slots.h) where each worker counts every
  * accept and close at once and publishes its other figures at every census. The counters
  * of a worker that died are kept, and the connections it had open are counted as lost:
- * accepted = closed + lost + open at every scrape. Port-wide figures (the census of the port, the kernel's per-namespace counters)
- * are measured once, by worker 0, never summed over workers. */
+ * accepted = closed + lost + open at every scrape. Port-wide figures (the census of the port, the
+ * kernel's per-namespace counters) are measured once, by worker 0, never summed over workers. */
 #ifndef TEARDOWN_SERVER_METRICS_H
 #define TEARDOWN_SERVER_METRICS_H
 

@@ -30,10 +30,10 @@ struct slots;
 
 /* What one slot holds. */
 struct slot_figures {
-	int live;		  /* its worker has published and not been retired */
-	struct stats stats;	  /* the live worker's figures */
-	struct stats retired;	  /* counters of the earlier workers in this slot, lost included */
-	struct watchdog_fds fds;  /* the live worker's fd accounting ... */
+	int live;		 /* its worker has published and not been retired */
+	struct stats stats;	 /* the live worker's figures */
+	struct stats retired;	 /* counters of the earlier workers in this slot, lost included */
+	struct watchdog_fds fds; /* the live worker's fd accounting ... */
 	struct watchdog_close_wait cw; /* ... and CLOSE_WAIT figures, at its last census */
 };
 

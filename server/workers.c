@@ -169,9 +169,9 @@ struct supervisor {
 	pid_t *pids;
 	int n, ready;
 	int alive, stopping, rc;
-	int64_t started[64];	/* monotonic ms at which worker i was forked */
-	int64_t backoff[64];	/* ms before worker i's next restart */
-	int64_t restart_at[64]; /* monotonic ms at which worker i is restarted; 0 = none */
+	int64_t started[64];		/* monotonic ms at which worker i was forked */
+	int64_t backoff[64];		/* ms before worker i's next restart */
+	int64_t restart_at[64];		/* monotonic ms at which worker i is restarted; 0 = none */
 	int64_t deaths[CRASH_LOOP_MAX]; /* when the last crash_loop_deaths workers died (a ring) */
 	uint64_t ndeaths;
 };

@@ -211,11 +211,10 @@ static void test_killed_writer(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	slots_retire(s, 0);
 	assert_int_equal(slots_read(s, 0, f), 0);
-	print_message("killed writer: accepted %llu, closed %llu, lost %llu, lost_unknown %llu\n",
-		      (unsigned long long)f->retired.accepted,
-		      (unsigned long long)closed_sum(&f->retired),
-		      (unsigned long long)f->retired.lost,
-		      (unsigned long long)f->retired.lost_unknown);
+	print_message(
+	    "killed writer: accepted %llu, closed %llu, lost %llu, lost_unknown %llu\n",
+	    (unsigned long long)f->retired.accepted, (unsigned long long)closed_sum(&f->retired),
+	    (unsigned long long)f->retired.lost, (unsigned long long)f->retired.lost_unknown);
 	assert_int_equal(f->live, 0);
 	assert_true(f->retired.lost > 0);
 	assert_int_equal(f->retired.accepted, closed_sum(&f->retired) + f->retired.lost);
