@@ -94,13 +94,19 @@ build/unit/test_sock build/asan/unit/test_sock: UNIT_LDFLAGS = -Wl,--wrap=getadd
 UNIT_BINS      := $(addprefix build/unit/,$(UNIT_NAMES))
 UNIT_ASAN_BINS := $(addprefix build/asan/unit/,$(UNIT_NAMES))
 
+# LD_PRELOAD shims with which integration tests inject faults into the real binaries.
+SHIMS := $(patsubst tests/shim/%.c,build/shim/%.so,$(wildcard tests/shim/*.c))
+build/shim/%.so: tests/shim/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -fPIC -shared -o $@ $< -ldl
+
 deps:
 	@tests/install-deps.sh
 
 # `make test` first installs what is missing, then builds in a sub-make (pkg-config must
 # run after libevent-dev is there), then runs every suite through one runner.
 test: deps
-	@$(MAKE) --no-print-directory all asan $(UNIT_BINS) $(UNIT_ASAN_BINS)
+	@$(MAKE) --no-print-directory all asan $(SHIMS) $(UNIT_BINS) $(UNIT_ASAN_BINS)
 	@python3 tests/run.py --unit "$(UNIT_BINS)" --unit-asan "$(UNIT_ASAN_BINS)" \
 		--integration tests/integration --asan-pattern 'test_server*.py,test_client*.py,test_capacity*.py' 
 
@@ -113,7 +119,7 @@ test-long: deps
 unit: $(UNIT_BINS) $(UNIT_ASAN_BINS)
 	@python3 tests/run.py --unit "$(UNIT_BINS)" --unit-asan "$(UNIT_ASAN_BINS)"
 
-integration: all asan
+integration: all asan $(SHIMS)
 	@python3 tests/run.py --integration tests/integration
 
 check-valgrind: bin/echo-server

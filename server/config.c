@@ -85,6 +85,16 @@ const struct conf_key config_keys[] = {
 	{"metrics_exchange_timeout", CONF_DURATION, {"5s", NULL}, 10, 600000, "",
 	 "a metrics connection is closed this long after its accept, answered or not", NULL,
 	 OFF(metrics_exchange_timeout), 0},
+	{"restart_backoff_reset", CONF_DURATION, {"10s", NULL}, 1, H, "",
+	 "a worker that lived this long is restarted after 100ms again, not after its "
+	 "doubled delay",
+	 NULL, OFF(restart_backoff_reset), 0},
+	{"crash_loop_deaths", CONF_INT, {"10", NULL}, 0, 100, "deaths",
+	 "this many worker deaths within crash_loop_window stop the server with exit 1 (0 = "
+	 "never)",
+	 NULL, OFF(crash_loop_deaths), 0},
+	{"crash_loop_window", CONF_DURATION, {"60s", NULL}, 1, D, "",
+	 "the window crash_loop_deaths is counted in", NULL, OFF(crash_loop_window), 0},
 };
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
 

@@ -37,6 +37,9 @@ struct server_config {
 	int64_t metrics_max_clients;
 	int64_t metrics_request_timeout;  /* ms, accept to a complete request head */
 	int64_t metrics_exchange_timeout; /* ms, accept to close */
+	int64_t restart_backoff_reset; /* ms a worker must live for its restart delay to reset */
+	int64_t crash_loop_deaths;     /* worker deaths within crash_loop_window: exit 1 */
+	int64_t crash_loop_window;     /* ms */
 };
 
 extern const struct conf_key config_keys[];

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "metrics_text.h"
 #include "server.h"
+#include "slots.h"
 #include "sock.h"
 #include "watchdog.h"
 
@@ -14,18 +15,14 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/queue.h>
 #include <unistd.h>
 
 /* Connections accepted per wakeup of the metrics listener. */
 #define METRICS_ACCEPT_BATCH 16
-/* A reader gives up on a slot a writer keeps changing (or died changing). */
-#define METRICS_SEQ_TRIES 1000
 
 enum mclient_phase { MC_READ, MC_WRITE, MC_LINGER };
 
@@ -58,32 +55,15 @@ struct metrics {
 	struct stats *total; /* scratch: the sum over workers */
 };
 
-/* One worker's published figures. seq is odd while the worker writes (a seqlock: readers
- * retry, and never block the writer). */
-struct metrics_slot {
-	atomic_uint seq;
-	int live;
-	struct stats stats;   /* its latest figures */
-	struct stats retired; /* counters of the earlier workers in this slot */
-	struct watchdog_fds fds;
-	struct watchdog_close_wait cw;
-};
-
-struct metrics_shared {
-	int n;
-	struct kstat kbase;
-	int have_kbase;
-	struct metrics_slot slot[];
-};
-
 /* Process-wide: set by main.c and workers.c before server_init. */
 static struct {
 	const char *port_file;
-	int worker;		       /* this worker's index; 0 without workers */
-	int prefork_fd;		       /* the listener the parent opened, or -1 */
-	struct metrics_shared *shared; /* NULL without workers */
-	size_t shared_len;
-} g = {NULL, 0, -1, NULL, 0};
+	int worker;	      /* this worker's index; 0 without workers */
+	int prefork_fd;	      /* the listener the parent opened, or -1 */
+	struct slots *shared; /* the workers' figures; NULL without workers */
+	struct kstat kbase;   /* the kernel counters at the parent's start ... */
+	int have_kbase;	      /* ... inherited by every worker */
+} g = {NULL, 0, -1, NULL, {0}, 0};
 
 static void metrics_on_accept(evutil_socket_t fd, short what, void *arg);
 static void mclient_on_io(evutil_socket_t fd, short what, void *arg);
@@ -164,163 +144,71 @@ static void kbase_read(struct kstat *k, int *have)
 	*have = 1;
 }
 
+/* The slots are mapped whatever metrics_listen says: they are how the parent accounts for
+ * the connections of a worker that dies (its total counters line). */
 int metrics_prefork(const struct server_config *cfg, int nworkers, int *exit_code)
 {
-	size_t len = sizeof(struct metrics_shared) + (size_t)nworkers * sizeof(struct metrics_slot);
-	void *p;
-
-	if (cfg->metrics_listen[0] == '\0')
-		return 0;
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		log_error("metrics: mmap of %zu bytes for the workers' figures: %s", len,
-			  strerror(errno));
+	g.shared = slots_map(nworkers);
+	if (g.shared == NULL) {
+		log_error("metrics: mmap for %d workers' figures: %s", nworkers, strerror(errno));
 		*exit_code = 1;
 		return -1;
 	}
-	g.shared = p; /* zero-filled: every slot empty, every hist empty */
-	g.shared_len = len;
-	g.shared->n = nworkers;
-	kbase_read(&g.shared->kbase, &g.shared->have_kbase);
+	if (cfg->metrics_listen[0] == '\0')
+		return 0;
+	kbase_read(&g.kbase, &g.have_kbase);
 	g.prefork_fd = metrics_open_listener(cfg, exit_code);
 	return g.prefork_fd < 0 ? -1 : 0;
 }
 
-/* Adds the counters of b into a (not the gauges: open, fd_unaccounted). */
-static void stats_add_counters(struct stats *a, const struct stats *b)
-{
-	a->accepted += b->accepted;
-	for (int r = 0; r < CLOSE_NREASONS; r++)
-		a->closed[r] += b->closed[r];
-	a->bytes_in += b->bytes_in;
-	a->bytes_out += b->bytes_out;
-	a->emfile_pauses += b->emfile_pauses;
-	a->shed += b->shed;
-	a->eof_ignored += b->eof_ignored;
-	hist_merge(&a->fin_to_close_us, &b->fin_to_close_us);
-}
-
-static void slot_write_begin(struct metrics_slot *s)
-{
-	atomic_fetch_add_explicit(&s->seq, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
-}
-
-static void slot_write_end(struct metrics_slot *s)
-{
-	atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
-}
-
 void metrics_worker_exited(int index)
 {
-	struct metrics_slot *s;
-
-	if (g.shared == NULL || index < 0 || index >= g.shared->n)
-		return;
-	s = &g.shared->slot[index];
-	/* The worker is dead, so nobody writes: an odd seq means it died while publishing and
-	 * its copy may be torn; its counters since the previous census are lost either way. */
-	if (atomic_load_explicit(&s->seq, memory_order_acquire) & 1) {
-		log_warn("worker %d died while publishing its metrics: its counters are dropped",
+	if (slots_retire(g.shared, index))
+		log_warn("worker %d died in the middle of counting an accept or a close: that "
+			 "connection is counted in lost_unknown",
 			 index);
-		atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
-		return;
-	}
-	slot_write_begin(s);
-	if (s->live)
-		stats_add_counters(&s->retired, &s->stats);
-	memset(&s->stats, 0, sizeof(s->stats));
-	s->live = 0;
-	slot_write_end(s);
+}
+
+void metrics_count(const struct server *srv)
+{
+	slots_count(g.shared, g.worker, &srv->stats);
 }
 
 void metrics_publish(struct server *srv)
 {
-	struct metrics_slot *s;
-	const struct watchdog_fds *fds = watchdog_fds(srv);
-	const struct watchdog_close_wait *cw = watchdog_close_wait(srv);
+	slots_publish(g.shared, g.worker, &srv->stats, watchdog_fds(srv), watchdog_close_wait(srv));
+}
 
-	if (g.shared == NULL || g.worker < 0 || g.worker >= g.shared->n)
+/* The sum over the workers in the parent, which has no figures of its own. */
+void metrics_log_total(void)
+{
+	struct stats *total;
+	struct watchdog_fds fds = {0};
+	struct watchdog_close_wait cw = {0};
+	char buf[1024];
+	int unread;
+
+	if (g.shared == NULL || (total = calloc(1, sizeof(*total))) == NULL)
 		return;
-	s = &g.shared->slot[g.worker];
-	slot_write_begin(s);
-	s->stats = srv->stats;
-	memset(&s->fds, 0, sizeof(s->fds));
-	memset(&s->cw, 0, sizeof(s->cw));
-	if (fds != NULL)
-		s->fds = *fds;
-	if (cw != NULL)
-		s->cw = *cw;
-	s->live = 1;
-	slot_write_end(s);
+	slots_sum(g.shared, -1, total, &fds, &cw, &unread);
+	total->fd_unaccounted = -1; /* per worker (their counters lines) */
+	log_always("total counters %s", stats_json(total, buf, sizeof(buf)));
+	if (unread > 0)
+		log_warn("metrics: %d workers' figures kept changing: left out of the total",
+			 unread);
+	free(total);
 }
 
-/* A consistent copy of another worker's slot; -1 when it kept changing. */
-static int slot_read(struct metrics_slot *s, struct metrics_slot *copy)
-{
-	for (int t = 0; t < METRICS_SEQ_TRIES; t++) {
-		unsigned a = atomic_load_explicit(&s->seq, memory_order_acquire);
-
-		if (a & 1)
-			continue;
-		copy->live = s->live;
-		copy->stats = s->stats;
-		copy->retired = s->retired;
-		copy->fds = s->fds;
-		copy->cw = s->cw;
-		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&s->seq, memory_order_relaxed) == a)
-			return 0;
-	}
-	return -1;
-}
-
-static void fds_add(struct watchdog_fds *a, const struct watchdog_fds *b)
-{
-	a->valid = a->valid && b->valid;
-	a->open += b->open;
-	a->conns += b->conns;
-	a->own += b->own;
-	a->unaccounted += b->unaccounted;
-}
-
-static void cw_add(struct watchdog_close_wait *a, const struct watchdog_close_wait *b)
-{
-	a->flushing += b->flushing;
-	a->overdue += b->overdue;
-	a->past_fin += b->past_fin;
-	a->warnings += b->warnings;
-	if (b->oldest_ms > a->oldest_ms)
-		a->oldest_ms = b->oldest_ms;
-}
-
-/* Adds the other workers' published figures (and every slot's retired counters) to this
- * worker's own. Returns how many workers are summed. */
+/* Adds the other workers' figures (and every slot's retired counters) to this worker's
+ * own. Returns how many workers are summed. */
 static uint64_t metrics_sum_workers(struct stats *total, struct watchdog_fds *fds,
 				    struct watchdog_close_wait *cw)
 {
-	struct metrics_slot *copy = malloc(sizeof(*copy));
-	uint64_t n = 1;
+	int unread, n = slots_sum(g.shared, g.worker, total, fds, cw, &unread);
 
-	if (copy == NULL)
-		return n;
-	for (int i = 0; i < g.shared->n; i++) {
-		if (slot_read(&g.shared->slot[i], copy) < 0) {
-			log_warn("metrics: worker %d's figures kept changing: left out", i);
-			continue;
-		}
-		stats_add_counters(total, &copy->retired);
-		if (i == g.worker || !copy->live)
-			continue;
-		stats_add_counters(total, &copy->stats);
-		total->open += copy->stats.open;
-		total->fd_unaccounted += copy->stats.fd_unaccounted;
-		fds_add(fds, &copy->fds);
-		cw_add(cw, &copy->cw);
-		n++;
-	}
-	free(copy);
-	return n;
+	if (unread > 0)
+		log_warn("metrics: %d workers' figures kept changing: left out", unread);
+	return 1 + (uint64_t)n;
 }
 
 /* ---- one scrape -------------------------------------------------------------------- */
@@ -696,8 +584,8 @@ static int metrics_setup(struct metrics *m)
 		return -1;
 	}
 	if (kstat_open(&m->kf) == 0) {
-		if (g.shared != NULL && g.shared->have_kbase) {
-			m->kbase = g.shared->kbase; /* from the parent's start */
+		if (g.shared != NULL && g.have_kbase) {
+			m->kbase = g.kbase; /* from the parent's start */
 			m->have_kbase = 1;
 		} else if (g.shared == NULL) {
 			kstat_read(&m->kf, &m->kbase);

@@ -16,10 +16,11 @@
  *
  * Workers: the endpoint lives in worker 0 and reports the sum of every worker. The parent
  * opens the metrics listener before forking (a restarted worker 0 takes over the same
- * socket, port 0 included) and maps shared memory where each worker publishes its counters,
- * fd accounting and CLOSE_WAIT figures at every census; the counters of a worker that died
- * are kept. Port-wide figures (the census of the port, the kernel's per-namespace counters)
- * are measured once, by worker 0, never summed over workers. */
+ * socket, port 0 included) and maps shared memory (slots.h) where each worker counts every
+ * accept and close at once and publishes its other figures at every census. The counters
+ * of a worker that died are kept, and the connections it had open are counted as lost:
+ * accepted = closed + lost + open at every scrape. Port-wide figures (the census of the port, the
+ * kernel's per-namespace counters) are measured once, by worker 0, never summed over workers. */
 #ifndef TEARDOWN_SERVER_METRICS_H
 #define TEARDOWN_SERVER_METRICS_H
 
@@ -35,14 +36,17 @@ struct metrics;
 /* --metrics-port-file: written with the bound port once the endpoint listens. */
 void metrics_set_port_file(const char *path);
 
-/* workers > 1, in the parent before forking: the listener, the kernel counters' baseline
- * and the shared figures. Nothing when metrics_listen is empty. 0, or -1 after logging with
+/* workers > 1, in the parent before forking: the shared figures (always), the listener and
+ * the kernel counters' baseline (when metrics_listen is set). 0, or -1 after logging with
  * *exit_code (2: address problem, 1: other). */
 int metrics_prefork(const struct server_config *cfg, int nworkers, int *exit_code);
 /* In a worker, right after fork: its index (0 serves the endpoint). */
 void metrics_set_worker(int index);
-/* In the parent: worker `index` exited; its counters are kept, its gauges dropped. */
+/* In the parent, once worker `index` is reaped and before its replacement is forked: its
+ * counters are kept, its open connections become lost, its gauges are dropped. */
 void metrics_worker_exited(int index);
+/* In the parent: logs "total counters {json}", the sum over every worker (lost included). */
+void metrics_log_total(void);
 
 /* In server_init: opens or takes over the endpoint in the process that serves it. 0, or
  * -1 after logging with *exit_code set. */
@@ -50,6 +54,9 @@ int metrics_start(struct server *srv, int *exit_code);
 void metrics_stop(struct server *srv);
 /* 1 when this process serves the endpoint (so it reports port-wide figures). */
 int metrics_serving(const struct server *srv);
+/* Called by server.c after every accept and close: with workers, puts this worker's
+ * connection counts into its slot at once (a few words; nothing per message). */
+void metrics_count(const struct server *srv);
 /* Called by the watchdog after each census: with workers, publishes this worker's
  * figures for worker 0. */
 void metrics_publish(struct server *srv);

@@ -196,6 +196,14 @@ static void render_connections(struct mtext *w, const struct metrics_view *v)
 	for (int r = 0; r < CLOSE_NREASONS; r++)
 		metrics_text_u64(w, "teardown_connections_closed_total", "reason",
 				 stats_reason_name((enum close_reason)r), s->closed[r]);
+	mtext_one(w, "teardown_connections_lost_total", "counter",
+		  "Connections open in a worker when it died (killed, crashed): accepted = closed "
+		  "+ lost + open.",
+		  s->lost);
+	mtext_one(w, "teardown_connections_lost_unknown_total", "counter",
+		  "Workers that died in the middle of counting an accept or a close: that one "
+		  "connection is missing from accepted, or counted as lost though it was closed.",
+		  s->lost_unknown);
 	mtext_one(w, "teardown_eof_ignored_total", "counter",
 		  "recv()==0 seen and ignored (close_on_eof=no, the CLOSE_WAIT bug).",
 		  s->eof_ignored);

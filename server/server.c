@@ -301,10 +301,11 @@ static int server_accept_some(struct server *srv, int batch)
 		}
 		if (srv->stats.open >= (uint64_t)srv->cfg->max_connections) {
 			server_overload(srv, fd);
-			continue;
+		} else {
+			srv->stats.accepted++;
+			conn_accept(srv, fd, (struct sockaddr *)&ss, len);
 		}
-		srv->stats.accepted++;
-		conn_accept(srv, fd, (struct sockaddr *)&ss, len);
+		metrics_count(srv); /* open is exact in the worker's slot should it die */
 	}
 	return 1;
 }
@@ -417,6 +418,7 @@ static void server_drain(struct server *srv)
 
 void server_conn_closed(struct server *srv)
 {
+	metrics_count(srv);
 	if (srv->draining && srv->stats.open == 0)
 		event_base_loopbreak(srv->base);
 }
@@ -449,6 +451,7 @@ int server_run(struct server *srv)
 		return 1;
 	}
 	watchdog_refresh_fds(srv);
+	metrics_publish(srv); /* with workers: the last bytes and closes, for the parent's total */
 	stats_log(&srv->stats);
 	return 0;
 }

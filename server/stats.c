@@ -79,6 +79,8 @@ const char *stats_json(const struct stats *s, char *buf, size_t len)
 	       (unsigned long long)hist_percentile(&s->fin_to_close_us, 99),
 	       (unsigned long long)hist_percentile(&s->fin_to_close_us, 99.9),
 	       (unsigned long long)hist_max(&s->fin_to_close_us));
+	APPEND(",\"lost\":%llu,\"lost_unknown\":%llu", (unsigned long long)s->lost,
+	       (unsigned long long)s->lost_unknown);
 	APPEND(",\"bytes_in\":%llu,\"bytes_out\":%llu,\"emfile_pauses\":%llu,\"shed\":%llu,"
 	       "\"eof_ignored\":%llu,\"fd_unaccounted\":%lld,\"heap_kb\":%lu,\"rss_kb\":%lu}",
 	       (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
@@ -88,6 +90,21 @@ const char *stats_json(const struct stats *s, char *buf, size_t len)
 	if (n >= len && len > 0)
 		buf[len - 1] = '\0';
 	return buf;
+}
+
+void stats_add_counters(struct stats *a, const struct stats *b)
+{
+	a->accepted += b->accepted;
+	for (int r = 0; r < CLOSE_NREASONS; r++)
+		a->closed[r] += b->closed[r];
+	a->bytes_in += b->bytes_in;
+	a->bytes_out += b->bytes_out;
+	a->emfile_pauses += b->emfile_pauses;
+	a->shed += b->shed;
+	a->eof_ignored += b->eof_ignored;
+	hist_merge(&a->fin_to_close_us, &b->fin_to_close_us);
+	a->lost += b->lost;
+	a->lost_unknown += b->lost_unknown;
 }
 
 void stats_log(const struct stats *s)

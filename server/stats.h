@@ -35,6 +35,11 @@ struct stats {
 	 * not measured. A gauge, refreshed before each counters line. */
 	int64_t fd_unaccounted;
 	struct hist fin_to_close_us;
+	/* With workers, summed by the parent and worker 0 only (slots.c): connections open in a
+	 * worker when it died (accepted = closed + lost + open), and deaths found in the middle
+	 * of counting an accept or a close (that one connection's fate is unknown). */
+	uint64_t lost;
+	uint64_t lost_unknown;
 };
 
 const char *stats_reason_name(enum close_reason r);
@@ -42,6 +47,8 @@ const char *stats_reason_name(enum close_reason r);
 enum close_reason stats_reason_for_errno(int err);
 /* One JSON object (no newline) into buf; returns buf. */
 const char *stats_json(const struct stats *s, char *buf, size_t len);
+/* Adds the counters of b into a (not the gauges: open, fd_unaccounted). */
+void stats_add_counters(struct stats *a, const struct stats *b);
 /* Logs "counters {json}" whatever the log level. */
 void stats_log(const struct stats *s);
 

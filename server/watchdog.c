@@ -468,7 +468,7 @@ static void watchdog_on_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (watchdog_census_run(w, now) == 0)
+	if (w->cs != NULL && watchdog_census_run(w, now) == 0)
 		watchdog_check_close_wait(w, now);
 	watchdog_refresh_fds(w->srv);
 	metrics_publish(w->srv);
@@ -508,12 +508,14 @@ int watchdog_start(struct server *srv)
 	w->port = sock_local_port(srv->lfd);
 	w->full = metrics_serving(srv);
 	srv->watchdog = w;
-	/* Opened first, so the census socket is one of the server's own fds. */
+	/* Opened first, so the census socket is one of the server's own fds. Without it the
+	 * tick still runs: fd accounting and, with workers, publishing this worker's figures
+	 * do not depend on the census. */
 	w->cs = census_open();
-	if (w->cs == NULL) {
-		log_error("watchdog: census socket (NETLINK_SOCK_DIAG): %s", strerror(errno));
-		return -1;
-	}
+	if (w->cs == NULL)
+		log_error("watchdog: census socket (NETLINK_SOCK_DIAG): %s (no census, no "
+			  "CLOSE_WAIT watchdog)",
+			  strerror(errno));
 	if (watchdog_open(w) < 0)
 		return -1;
 	watchdog_on_tick(-1, 0, w); /* figures from the start, not one interval later */
@@ -547,7 +549,7 @@ const struct watchdog_fds *watchdog_fds(const struct server *srv)
 
 const struct watchdog_close_wait *watchdog_close_wait(const struct server *srv)
 {
-	return srv->watchdog != NULL ? &srv->watchdog->cw : NULL;
+	return srv->watchdog != NULL && srv->watchdog->cs != NULL ? &srv->watchdog->cw : NULL;
 }
 
 const struct census_counts *watchdog_census(const struct server *srv)

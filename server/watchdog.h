@@ -18,26 +18,11 @@
 #define TEARDOWN_SERVER_WATCHDOG_H
 
 #include "census.h"
+#include "figures.h"
 
 #include <stdint.h>
 
 struct server;
-
-struct watchdog_fds {
-	int valid;	      /* 0 until measured (or when /proc/self/fd cannot be read) */
-	uint64_t open;	      /* entries of /proc/self/fd */
-	uint64_t conns;	      /* open fds that belong to the connection table */
-	uint64_t own;	      /* open fds that are the server's own (listeners, event loop...) */
-	uint64_t unaccounted; /* open - conns - own: leaked or unknown */
-};
-
-struct watchdog_close_wait {
-	uint64_t flushing;  /* older than the alarm, but flushing to a half-closed peer */
-	uint64_t overdue;   /* older than the alarm and not being flushed (warned about) */
-	uint64_t past_fin;  /* of the overdue: connections past their fin_timeout */
-	uint64_t oldest_ms; /* age of the oldest overdue socket */
-	uint64_t warnings;  /* warnings logged since start */
-};
 
 /* Opens the census socket and /proc/self/fd, notes the server's own fds (call it once the
  * listener, the event loop and the metrics endpoint exist, before any connection), and

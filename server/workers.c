@@ -29,7 +29,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_BACKOFF_MS 5000
+/* A dead worker's slot is restarted after a delay that starts here and doubles with each
+ * death of a worker in that slot that lived less than restart_backoff_reset, up to the
+ * maximum: a worker that crashes at once is not forked in a tight loop, and one that ran
+ * for a while is replaced at once. Not keys: crash_loop_deaths and crash_loop_window
+ * decide when restarting stops making sense. */
+#define RESTART_BACKOFF_MS     100
+#define RESTART_BACKOFF_MAX_MS 5000
+/* The largest crash_loop_deaths (config.c): the deaths remembered. */
+#define CRASH_LOOP_MAX 100
 
 /* The parent's own fds (the port-reserving socket, the ready pipe's read end): a child
  * closes them first thing, so no worker holds what only the supervisor uses. */
@@ -140,6 +148,7 @@ static int workers_on_signal(int sig, const pid_t *pids, int n, int alive, int *
 {
 	if (sig == SIGUSR1) {
 		workers_signal_all(pids, n, SIGUSR1);
+		metrics_log_total(); /* the sum, with the connections of dead workers (lost) */
 		return 0;
 	}
 	if (sig != SIGTERM && sig != SIGINT)
@@ -160,12 +169,78 @@ struct supervisor {
 	pid_t *pids;
 	int n, ready;
 	int alive, stopping, rc;
-	long backoff;                /* ms before the next restart; doubles to MAX_BACKOFF_MS */
-	int64_t restart_at[64];      /* monotonic ms at which worker i is restarted; 0 = none */
+	int64_t started[64];		/* monotonic ms at which worker i was forked */
+	int64_t backoff[64];		/* ms before worker i's next restart */
+	int64_t restart_at[64];		/* monotonic ms at which worker i is restarted; 0 = none */
+	int64_t deaths[CRASH_LOOP_MAX]; /* when the last crash_loop_deaths workers died (a ring) */
+	uint64_t ndeaths;
 };
 
+/* "exited with status 3", "killed by SIGKILL": what an operator reads, not a wait status. */
+static const char *workers_status_str(int status, char *buf, size_t len)
+{
+	const char *name;
+
+	if (WIFEXITED(status)) {
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+	} else if (WIFSIGNALED(status)) {
+		name = sigabbrev_np(WTERMSIG(status));
+		if (name != NULL)
+			snprintf(buf, len, "killed by SIG%s%s", name,
+				 WCOREDUMP(status) ? " (core dumped)" : "");
+		else
+			snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+	} else {
+		snprintf(buf, len, "ended with wait status %#x", (unsigned)status);
+	}
+	return buf;
+}
+
+/* Remembers a death; 1 when it makes crash_loop_deaths within crash_loop_window. */
+static int workers_crash_loop(struct supervisor *sv, int64_t now)
+{
+	uint64_t k = (uint64_t)sv->cfg->crash_loop_deaths;
+
+	if (k == 0)
+		return 0;
+	if (k > CRASH_LOOP_MAX)
+		k = CRASH_LOOP_MAX;
+	sv->deaths[sv->ndeaths % k] = now;
+	sv->ndeaths++;
+	return sv->ndeaths >= k && now - sv->deaths[sv->ndeaths % k] <= sv->cfg->crash_loop_window;
+}
+
+/* Worker i died before the shutdown: a restart after its slot's backoff, or, in a crash
+ * loop, the end: the other workers drain and the supervisor exits 1, so the service
+ * manager (systemd's Restart=, StartLimitBurst=) decides what comes next. */
+static void workers_died(struct supervisor *sv, int i, pid_t pid, int status)
+{
+	int64_t now = clock_mono_ms(), life = now - sv->started[i];
+	char how[64];
+
+	workers_status_str(status, how, sizeof(how));
+	if (workers_crash_loop(sv, now)) {
+		log_error("worker %d (pid %d) %s after %lldms: %lld worker deaths within %lldms "
+			  "(crash_loop_deaths, crash_loop_window): stopping the workers, exit 1",
+			  i, (int)pid, how, (long long)life, (long long)sv->cfg->crash_loop_deaths,
+			  (long long)sv->cfg->crash_loop_window);
+		sv->stopping = 1;
+		sv->rc = 1;
+		workers_signal_all(sv->pids, sv->n, SIGTERM);
+		return;
+	}
+	if (life >= sv->cfg->restart_backoff_reset)
+		sv->backoff[i] = RESTART_BACKOFF_MS;
+	log_warn("worker %d (pid %d) %s after %lldms; restarting in %lldms", i, (int)pid, how,
+		 (long long)life, (long long)sv->backoff[i]);
+	sv->restart_at[i] = now + sv->backoff[i];
+	sv->backoff[i] = sv->backoff[i] * 2 > RESTART_BACKOFF_MAX_MS ? RESTART_BACKOFF_MAX_MS
+								     : sv->backoff[i] * 2;
+}
+
 /* Reaps every exited worker: after the shutdown it is counted out, before it a restart is
- * scheduled after the backoff. */
+ * scheduled (workers_died). Its figures are retired first, before a replacement can use
+ * its slot. */
 static void workers_reap(struct supervisor *sv)
 {
 	pid_t pid;
@@ -177,16 +252,14 @@ static void workers_reap(struct supervisor *sv)
 				continue;
 			sv->pids[i] = 0;
 			metrics_worker_exited(i);
+			if (!sv->stopping)
+				workers_died(sv, i, pid, status);
 			if (sv->stopping) {
 				sv->alive--;
 				if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 					sv->rc = 1;
-				break;
 			}
-			log_warn("worker %d died (status %d); restarting in %ldms", (int)pid, status,
-				 sv->backoff);
-			sv->restart_at[i] = clock_mono_ms() + sv->backoff;
-			sv->backoff = sv->backoff * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : sv->backoff * 2;
+			break;
 		}
 	}
 }
@@ -205,6 +278,7 @@ static int64_t workers_restart_due(struct supervisor *sv)
 			sv->alive--;
 		} else if (now >= sv->restart_at[i]) {
 			sv->restart_at[i] = 0;
+			sv->started[i] = now;
 			sv->pids[i] = workers_spawn(sv->cfg, sv->ready, i);
 			if (sv->pids[i] < 0)
 				sv->alive--;
@@ -220,8 +294,13 @@ static int64_t workers_restart_due(struct supervisor *sv)
 static int workers_supervise(const struct server_config *cfg, pid_t *pids, int n, int ready,
 			     const sigset_t *set)
 {
-	struct supervisor sv = {.cfg = cfg, .pids = pids, .n = n, .ready = ready, .alive = n,
-				.backoff = 100};
+	struct supervisor sv = {.cfg = cfg, .pids = pids, .n = n, .ready = ready, .alive = n};
+	int64_t now = clock_mono_ms();
+
+	for (int i = 0; i < n; i++) {
+		sv.started[i] = now;
+		sv.backoff[i] = RESTART_BACKOFF_MS;
+	}
 
 	while (sv.alive > 0) {
 		int64_t wait_ms;
@@ -304,6 +383,7 @@ int workers_run(const struct server_config *base_cfg, const char *port_file)
 		log_error("port file %s: %s", port_file, strerror(errno));
 	log_info("%d workers listening on %s", n, cfg.listen);
 	rc = workers_supervise(&cfg, pids, n, pipefd[1], &set);
+	metrics_log_total();
 out:
 	if (pipefd[0] >= 0) {
 		close(pipefd[0]);

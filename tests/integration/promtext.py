@@ -372,9 +372,10 @@ def wait_metrics(port, cond, timeout, what):
         time.sleep(0.02)
 
 
-def start_with_metrics(test, sets=None, **kw):
+def start_with_metrics(test, sets=None, prefix=(), **kw):
     """Starts an echo-server (harness.Server) with metrics_listen=127.0.0.1:0 and
-    --metrics-port-file; returns (server, metrics port)."""
+    --metrics-port-file, its command after `prefix` (e.g. env VAR=...); returns (server,
+    metrics port)."""
     import os
     import shutil
     import tempfile
@@ -384,7 +385,9 @@ def start_with_metrics(test, sets=None, **kw):
     path = os.path.join(d, "metrics-port")
     s = {"metrics_listen": "127.0.0.1:0"}
     s.update(sets or {})
-    srv = Server(test, sets=s, extra=["--metrics-port-file", path], **kw).start()
+    srv = Server(test, sets=s, extra=["--metrics-port-file", path], **kw)
+    srv.cmd = list(prefix) + srv.cmd
+    srv.start()
 
     def port():
         try:
