@@ -73,6 +73,12 @@ build/asan/bin/load-client: build/asan/obj/client/main.o build/asan/libclient.a 
 
 asan: $(ABINS)
 
+# The fault-injection shim the integration tests preload (tests/shim/stall.c).
+SHIMS := build/shim/stall.so
+build/shim/%.so: tests/shim/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -ldl
+
 # Unit tests link the module archives; a test pulls in only the objects it uses.
 build/unit/%: build/obj/tests/unit/%.o build/libserver.a build/libclient.a build/libcommon.a
 	@mkdir -p $(@D)
@@ -96,7 +102,7 @@ deps:
 # `make test` first installs what is missing, then builds in a sub-make (pkg-config must
 # run after libevent-dev is there), then runs every suite through one runner.
 test: deps
-	@$(MAKE) --no-print-directory all asan $(UNIT_BINS) $(UNIT_ASAN_BINS)
+	@$(MAKE) --no-print-directory all asan $(SHIMS) $(UNIT_BINS) $(UNIT_ASAN_BINS)
 	@python3 tests/run.py --unit "$(UNIT_BINS)" --unit-asan "$(UNIT_ASAN_BINS)" \
 		--integration tests/integration --asan-pattern 'test_server*.py,test_client*.py,test_capacity*.py' 
 
@@ -109,7 +115,7 @@ test-long: deps
 unit: $(UNIT_BINS) $(UNIT_ASAN_BINS)
 	@python3 tests/run.py --unit "$(UNIT_BINS)" --unit-asan "$(UNIT_ASAN_BINS)"
 
-integration: all asan
+integration: all asan $(SHIMS)
 	@python3 tests/run.py --integration tests/integration
 
 check-valgrind: bin/echo-server

@@ -297,8 +297,9 @@ class Server:
     """One echo-server process on a free port."""
 
     def __init__(self, test, mode=None, sets=None, listen="127.0.0.1:0", config=None,
-                 extra=()):
+                 extra=(), env=None):
         self.test = test
+        self.env = dict(env or {})  # variables added to the server's environment
         self.dir = tempfile.mkdtemp(prefix="teardown-it-")
         self.port_file = os.path.join(self.dir, "port")
         self.log_path = os.path.join(self.dir, "stderr.log")
@@ -323,7 +324,8 @@ class Server:
         self._err = open(self.log_path, "wb")
         self._out = open(os.path.join(self.dir, "stdout.log"), "wb")
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self._out,
-                                     stderr=self._err, env=server_env(), cwd=str(REPO))
+                                     stderr=self._err, env=dict(server_env(), **self.env),
+                                     cwd=str(REPO))
         self.test.addCleanup(self.cleanup)
 
         def port_ready():
