@@ -5,6 +5,7 @@
 #include "httpreq.h"
 #include "kstat.h"
 #include "log.h"
+#include "looplag.h"
 #include "metrics_text.h"
 #include "server.h"
 #include "sock.h"
@@ -194,6 +195,9 @@ static void stats_add_counters(struct stats *a, const struct stats *b)
 	a->shed += b->shed;
 	a->eof_ignored += b->eof_ignored;
 	hist_merge(&a->fin_to_close_us, &b->fin_to_close_us);
+	hist_merge(&a->loop_lag_us, &b->loop_lag_us);
+	if (b->loop_lag_max_us > a->loop_lag_max_us)
+		a->loop_lag_max_us = b->loop_lag_max_us;
 }
 
 static void slot_write_begin(struct metrics_slot *s)
@@ -328,6 +332,8 @@ static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 	struct watchdog_close_wait cw = {0};
 	struct metrics_view v = {0};
 	struct kstat now;
+	int64_t start = clock_mono_us();
+	int rc;
 
 	*m->total = srv->stats;
 	if (watchdog_fds(srv) != NULL)
@@ -345,7 +351,9 @@ static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 		v.kbase = &m->kbase;
 		v.know = &now;
 	}
-	return metrics_text_render(&v, body);
+	rc = metrics_text_render(&v, body);
+	looplag_note(srv->lag, "/metrics render", start);
+	return rc;
 }
 
 /* ---- HTTP responses ---------------------------------------------------------------- */

@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "log.h"
+#include "looplag.h"
 #include "metrics.h"
 #include "sock.h"
 #include "watchdog.h"
@@ -161,6 +162,7 @@ static int server_setup_events(struct server *srv)
 	if (srv->ev_accept == NULL || srv->ev_accept_resume == NULL ||
 	    event_add(srv->ev_accept, NULL) < 0)
 		return -1;
+	srv->lag = looplag_start(srv->base, &srv->stats); /* runs without it */
 	return server_add_signals(srv);
 }
 
@@ -447,6 +449,7 @@ void server_free(struct server *srv)
 		event_free(srv->ev_shutdown);
 	watchdog_stop(srv);
 	metrics_stop(srv);
+	looplag_stop(srv->lag);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	if (srv->reserve_fd >= 0)

@@ -40,6 +40,7 @@ struct server {
 	struct stats stats;
 	struct metrics *metrics;   /* the /metrics endpoint, NULL when this process has none */
 	struct watchdog *watchdog; /* census timer, CLOSE_WAIT watchdog, fd accounting */
+	struct looplag *lag;       /* the event loop's lateness; NULL when not measured */
 };
 
 /* Resolves, binds and listens; writes the port file. Returns 0, or -1 after logging

@@ -35,6 +35,10 @@ struct stats {
 	 * not measured. A gauge, refreshed before each counters line. */
 	int64_t fd_unaccounted;
 	struct hist fin_to_close_us;
+	/* How late the event loop ran: a 100 ms timer's lateness, in microseconds, and the
+	 * worst since start (looplag.c). */
+	struct hist loop_lag_us;
+	uint64_t loop_lag_max_us;
 };
 
 const char *stats_reason_name(enum close_reason r);
