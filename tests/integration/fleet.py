@@ -1,7 +1,7 @@
 # Goal of this test: shared helper, a fleet of idle clients that each send a heartbeat byte on a schedule and check its echo (the stall tests).
 """IdleFleet: N connections to the server, driven from one thread with non-blocking
 sockets. Every `interval` seconds each open connection sends one byte; echoes are read as
-they come. Per connection it records bytes sent, bytes echoed, and how it ended (FIN, RST)
+they come; the peers' turns are spread over the interval. Per connection it records bytes sent, bytes echoed, and how it ended (FIN, RST)
 if the server closed it."""
 import errno
 import select
@@ -18,6 +18,7 @@ class Peer:
         self.echoed = 0
         self.closed = None  # "FIN", "RST" or another error, once the server closed it
         self.last_sent = 0.0
+        self.next_send = 0.0
 
 
 class IdleFleet:
@@ -31,7 +32,6 @@ class IdleFleet:
             self.peers.append(Peer(s))
         self.by_fd = {p.sock.fileno(): p for p in self.peers}
         self.lock = threading.Lock()
-        self.quiet = set()  # peers that send nothing while set here (silent_for)
         self._stop = threading.Event()
         self._thread = None
         self.error = None
@@ -49,10 +49,13 @@ class IdleFleet:
         if self.error is not None:
             raise self.error
 
-    def _send_all(self, now):
+    def _send_due(self, now):
+        """Sends a byte on every open peer whose turn it is. The peers' turns are spread
+        evenly over the interval, so the server never finds them all readable at once."""
         for p in self.peers:
-            if p.closed is not None or p in self.quiet:
+            if p.closed is not None or now < p.next_send:
                 continue
+            p.next_send += self.interval
             try:
                 if p.sock.send(b"h") == 1:
                     p.sent += 1
@@ -76,17 +79,19 @@ class IdleFleet:
 
     def _run(self):
         try:
-            next_send = time.monotonic()
+            t0 = time.monotonic()
+            for i, p in enumerate(self.peers):
+                p.next_send = t0 + self.interval * i / len(self.peers)
             while not self._stop.is_set():
                 now = time.monotonic()
-                if now >= next_send:
-                    with self.lock:
-                        self._send_all(now)
-                    next_send = now + self.interval
-                fds = [p.sock for p in self.peers if p.closed is None]
+                with self.lock:
+                    self._send_due(now)
+                    fds = [p.sock for p in self.peers if p.closed is None]
+                    wake = min((p.next_send for p in self.peers if p.closed is None),
+                               default=now)
                 if not fds:
                     break
-                r, _, _ = select.select(fds, [], [], max(0.0, min(0.05, next_send - now)))
+                r, _, _ = select.select(fds, [], [], max(0.0, min(0.05, wake - now)))
                 with self.lock:
                     for s in r:
                         self._read(self.by_fd[s.fileno()])

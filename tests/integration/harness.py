@@ -50,6 +50,18 @@ def server_env():
     return env
 
 
+def shim_env(rules):
+    """The environment that preloads the fault-injection shim (tests/shim/stall.c, built
+    into build/shim/stall.so) with TEARDOWN_SHIM=rules. The ASan runtime wants to come
+    first in the library list: it is told not to check."""
+    so = REPO / "build" / "shim" / "stall.so"
+    if not so.exists():
+        raise AssertionError(f"{so} does not exist (make build/shim/stall.so)")
+    asan = os.environ.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    return {"LD_PRELOAD": str(so), "TEARDOWN_SHIM": rules,
+            "ASAN_OPTIONS": asan + ":verify_asan_link_order=0"}
+
+
 def wait_until(cond, timeout, what, interval=0.01):
     """Polls cond() until it returns a true value (returned) or fails the test after
     timeout seconds, naming what it waited for."""
