@@ -315,6 +315,13 @@ static int conn_on_eof(struct conn *c)
 		conn_close(c, CLOSE_SHUTDOWN, 0); /* drain complete: both FINs exchanged */
 		return -1;
 	}
+	if (c->srv->cfg->close_on_eof && conn_out_len(c) == 0) {
+		/* The usual case, closed at once: no fin_timeout needed. */
+		if (!(c->flags & CONN_PEER_FIN))
+			c->fin_us = clock_mono_us(); /* else EPOLLRDHUP told earlier */
+		conn_close(c, CLOSE_EOF, 0);
+		return -1;
+	}
 	if (conn_note_fin(c) < 0)
 		return -1;
 	if (!c->srv->cfg->close_on_eof) {
@@ -322,13 +329,8 @@ static int conn_on_eof(struct conn *c)
 		c->srv->stats.eof_ignored++;
 		log_debug("eof from %s ignored (close_on_eof=no): socket stays in CLOSE_WAIT",
 			  conn_peer(c, name, sizeof(name)));
-		return 0;
 	}
-	if (conn_out_len(c) == 0) {
-		conn_close(c, CLOSE_EOF, 0);
-		return -1;
-	}
-	return 0; /* ev_write is armed; conn_after_flush closes */
+	return 0; /* correct mode: echo queued, ev_write armed; conn_after_flush closes */
 }
 
 /* One non-blocking read and what follows from it (echo, EOF, error). 1 when bytes were
