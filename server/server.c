@@ -67,13 +67,22 @@ static struct event_base *server_new_base(void)
 	return base;
 }
 
-static const struct timeval *server_common_timeout(struct server *srv, int64_t ms)
+const struct timeval *server_deadline_tv(struct event_base *base, int64_t ms,
+					 struct timeval *fallback)
 {
 	struct timeval tv = clock_ms_to_tv(ms);
+	const struct timeval *common;
 
 	if (ms <= 0)
 		return NULL;
-	return event_base_init_common_timeout(srv->base, &tv);
+	common = event_base_init_common_timeout(base, &tv);
+	if (common != NULL)
+		return common;
+	log_warn("no libevent common timeout left for %lldms (at most 256 per event loop): "
+		 "that deadline uses a plain timer",
+		 (long long)ms);
+	*fallback = tv;
+	return fallback;
 }
 
 int server_write_port_file(const char *path, int port)
@@ -154,8 +163,8 @@ static int server_setup_events(struct server *srv)
 {
 	const struct server_config *cfg = srv->cfg;
 
-	srv->hb_tv = server_common_timeout(srv, cfg->heartbeat_timeout);
-	srv->fin_tv = server_common_timeout(srv, cfg->fin_timeout);
+	srv->hb_tv = server_deadline_tv(srv->base, cfg->heartbeat_timeout, &srv->hb_plain);
+	srv->fin_tv = server_deadline_tv(srv->base, cfg->fin_timeout, &srv->fin_plain);
 	srv->ev_accept =
 		event_new(srv->base, srv->lfd, EV_READ | EV_PERSIST, server_on_accept, srv);
 	srv->ev_accept_resume = evtimer_new(srv->base, server_on_accept_resume, srv);
