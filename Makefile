@@ -89,7 +89,8 @@ build/asan/unit/%: build/asan/obj/tests/unit/%.o build/asan/libserver.a build/as
 	$(CC) $(SAN) -o $@ $^ $(UNIT_LDFLAGS) $(LDLIBS) $(CMOCKA)
 
 # Fault injection: accept4() is wrapped so ENFILE/EMFILE can be injected.
-build/unit/test_server_accept build/asan/unit/test_server_accept: UNIT_LDFLAGS = -Wl,--wrap=accept4
+build/unit/test_server_accept build/asan/unit/test_server_accept: UNIT_LDFLAGS = -Wl,--wrap=accept4 \
+	-Wl,--wrap=event_add
 # No DNS query leaves the machine: names resolve numerically only (tests/no_dns.h).
 build/unit/test_sock build/asan/unit/test_sock: UNIT_LDFLAGS = -Wl,--wrap=getaddrinfo
 

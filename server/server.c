@@ -262,7 +262,10 @@ static int server_shed(struct server *srv, int *empty)
  * found the queue empty, e.g. the accept batch went on after taking the last fd) nothing
  * is counted and the listener stays armed, since an empty queue is not readable. With
  * someone waiting, or no reserve fd to find out, the listener pauses for accept_pause
- * instead of spinning on a listener that stays readable, and the pause is counted. */
+ * instead of spinning on a listener that stays readable, and the pause is counted. The
+ * resume timer is armed before the listener is unwatched: a pause that could not end
+ * would stop accepting for good, so without its timer the listener stays armed (its
+ * readiness retries, and the reserve fd sheds). */
 static void server_on_emfile(struct server *srv, int err)
 {
 	struct timeval tv = clock_ms_to_tv(srv->cfg->accept_pause);
@@ -270,11 +273,16 @@ static void server_on_emfile(struct server *srv, int err)
 
 	if (empty)
 		return;
+	if (evtimer_add(srv->ev_accept_resume, &tv) < 0) {
+		log_warn("accept: %s: shed %d queued connections; the pause timer cannot be "
+			 "armed (%s): the listener is not paused",
+			 strerror(err), shed, strerror(errno));
+		return;
+	}
 	srv->stats.emfile_pauses++;
 	log_warn("accept: %s: shed %d queued connections, pausing the listener for %lldms",
 		 strerror(err), shed, (long long)srv->cfg->accept_pause);
 	event_del(srv->ev_accept);
-	evtimer_add(srv->ev_accept_resume, &tv);
 }
 
 /* Above max_connections: accepted and closed at once, counted as overload. */
@@ -346,7 +354,10 @@ static void server_on_accept_resume(evutil_socket_t fd, short what, void *arg)
 
 		log_warn("re-arming the listener failed: trying again in %lldms",
 			 (long long)srv->cfg->accept_pause);
-		evtimer_add(srv->ev_accept_resume, &tv);
+		if (evtimer_add(srv->ev_accept_resume, &tv) < 0)
+			log_error("re-arming the listener and its retry timer failed (%s): no "
+				  "new connection is accepted",
+				  strerror(errno));
 	}
 }
 
