@@ -258,8 +258,9 @@ static int conn_on_data(struct conn *c, const char *data, size_t n)
 {
 	struct server *srv = c->srv;
 
+	/* Once our FIN is sent, input is read and discarded. */
 	if (c->flags & CONN_SHUT_WR)
-		return 0; /* our FIN is sent: input is read and discarded */
+		return 0;
 	c->rx_us = clock_mono_us(); /* the heartbeat deadline moves (no event_add) */
 	if (conn_out_len(c) == 0) {
 		ssize_t w = send(c->fd, data, n, MSG_NOSIGNAL);
@@ -526,8 +527,7 @@ static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg)
 			return; /* closed (an error, or the flush ended an EOF'd connection) */
 		if (conn_out_len(c) == 0)
 			return; /* all written: conn_after_flush ended the deadline */
-		due = conn_deadline_due(c->ev_wtimeout, c->wto_us, timeout,
-					conn_write_look_ms(c));
+		due = conn_deadline_due(c->ev_wtimeout, c->wto_us, timeout, conn_write_look_ms(c));
 	}
 	conn_deadline_close(c, due, CLOSE_WRITE_TIMEOUT);
 }

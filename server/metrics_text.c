@@ -23,10 +23,9 @@ const size_t metrics_text_nfin_bounds =
 /* Event-loop lag: a few ms is the coarse clock and a busy machine; a second or more is a
  * stall (SIGSTOP, a VM pause, a slow callback) that deadlines must survive. */
 const struct mtext_bound metrics_text_lag_bounds[] = {
-    {"0.001", 1000},	{"0.0025", 2500},   {"0.005", 5000},   {"0.01", 10000},
-    {"0.025", 25000},	{"0.05", 50000},    {"0.1", 100000},   {"0.25", 250000},
-    {"0.5", 500000},	{"1", 1000000},	    {"2.5", 2500000},  {"5", 5000000},
-    {"10", 10000000},	{"30", 30000000},   {"60", 60000000},
+    {"0.001", 1000},  {"0.0025", 2500}, {"0.005", 5000},  {"0.01", 10000},  {"0.025", 25000},
+    {"0.05", 50000},  {"0.1", 100000},	{"0.25", 250000}, {"0.5", 500000},  {"1", 1000000},
+    {"2.5", 2500000}, {"5", 5000000},	{"10", 10000000}, {"30", 30000000}, {"60", 60000000},
 };
 const size_t metrics_text_nlag_bounds =
     sizeof(metrics_text_lag_bounds) / sizeof(metrics_text_lag_bounds[0]);
@@ -237,12 +236,12 @@ static void render_listener(struct mtext *w, const struct metrics_view *v)
 
 static void render_loop(struct mtext *w, const struct metrics_view *v)
 {
-	metrics_text_histogram(w, "teardown_event_loop_lag_seconds",
-			       "How late a timer asked to ring every 100 ms rang, against "
-			       "CLOCK_MONOTONIC, in seconds: the event loop's lag (a stall shows as "
-			       "one late ring; summed over the workers).",
-			       &v->stats->loop_lag_us, metrics_text_lag_bounds,
-			       metrics_text_nlag_bounds, 1e6);
+	metrics_text_histogram(
+	    w, "teardown_event_loop_lag_seconds",
+	    "How late a timer asked to ring every 100 ms rang, against "
+	    "CLOCK_MONOTONIC, in seconds: the event loop's lag (a stall shows as "
+	    "one late ring; summed over the workers).",
+	    &v->stats->loop_lag_us, metrics_text_lag_bounds, metrics_text_nlag_bounds, 1e6);
 }
 
 static void render_fds(struct mtext *w, const struct watchdog_fds *f)

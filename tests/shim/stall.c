@@ -201,8 +201,8 @@ int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 struct event *event_new(struct event_base *base, evutil_socket_t fd, short what,
 			event_callback_fn cb, void *arg)
 {
-	static struct event *(*next)(struct event_base *, evutil_socket_t, short,
-				     event_callback_fn, void *);
+	static struct event *(*next)(struct event_base *, evutil_socket_t, short, event_callback_fn,
+				     void *);
 
 	if (next == NULL)
 		next = (struct event * (*)(struct event_base *, evutil_socket_t, short,
