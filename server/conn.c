@@ -108,6 +108,7 @@ static int conn_arm_failed(struct conn *c, const char *what);
 static int conn_heartbeat_start(struct conn *c)
 {
 	c->rx_us = clock_mono_us();
+	errno = 0; /* event_add may fail without setting it */
 	if (c->srv->hb_tv != NULL && event_add(&c->ev_heartbeat, c->srv->hb_tv) < 0)
 		return conn_arm_failed(c, "the heartbeat deadline");
 	return 0;
@@ -430,6 +431,7 @@ static int conn_deadline_due(struct event *alarm, int64_t start_us, int64_t time
 	if (look_ms > 0 && left > look_ms * 1000)
 		left = look_ms * 1000;
 	tv = clock_us_to_tv(left);
+	errno = 0; /* event_add may fail without setting it: not a stale recv's EAGAIN */
 	return evtimer_add(alarm, &tv) < 0 ? -1 : 0;
 }
 
