@@ -83,7 +83,8 @@ build/asan/unit/%: build/asan/obj/tests/unit/%.o build/asan/libserver.a build/as
 	$(CC) $(SAN) -o $@ $^ $(UNIT_LDFLAGS) $(LDLIBS) $(CMOCKA)
 
 # Fault injection: accept4() is wrapped so ENFILE/EMFILE can be injected.
-build/unit/test_server_accept build/asan/unit/test_server_accept: UNIT_LDFLAGS = -Wl,--wrap=accept4
+build/unit/test_server_accept build/asan/unit/test_server_accept: UNIT_LDFLAGS = -Wl,--wrap=accept4 \
+	-Wl,--wrap=event_add
 # No DNS query leaves the machine: names resolve numerically only (tests/no_dns.h).
 build/unit/test_sock build/asan/unit/test_sock: UNIT_LDFLAGS = -Wl,--wrap=getaddrinfo
 
@@ -98,7 +99,7 @@ UNIT_ASAN_BINS := $(addprefix build/asan/unit/,$(UNIT_NAMES))
 SHIMS := $(patsubst tests/shim/%.c,build/shim/%.so,$(wildcard tests/shim/*.c))
 build/shim/%.so: tests/shim/%.c
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -fPIC -shared -o $@ $< -ldl
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -ldl
 
 deps:
 	@tests/install-deps.sh
@@ -113,7 +114,7 @@ test: deps
 # make test-long: the slow integration tests (tests/long/), which import the harness of
 # tests/integration; not part of `make test`.
 test-long: deps
-	@$(MAKE) --no-print-directory all asan
+	@$(MAKE) --no-print-directory all asan $(SHIMS)
 	@PYTHONPATH=tests/integration python3 tests/run.py --integration tests/long
 
 unit: $(UNIT_BINS) $(UNIT_ASAN_BINS)

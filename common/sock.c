@@ -8,7 +8,9 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/sockios.h> /* SIOCOUTQ */
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -285,4 +287,13 @@ const char *sock_addr_str(const struct sockaddr *sa, char *buf, size_t len)
 		snprintf(buf, len, "?");
 	}
 	return buf;
+}
+
+int sock_send_queue(int fd, int *queued, int *bufsize)
+{
+	socklen_t len = sizeof(*bufsize);
+
+	if (ioctl(fd, SIOCOUTQ, queued) < 0)
+		return -1;
+	return getsockopt(fd, SOL_SOCKET, SO_SNDBUF, bufsize, &len);
 }

@@ -71,5 +71,9 @@ int sock_accept_exhausted(int err);
 int sock_local_port(int fd);
 /* "1.2.3.4:80" or "[::1]:80" into buf. Returns buf. */
 const char *sock_addr_str(const struct sockaddr *sa, char *buf, size_t len);
+/* The bytes in a TCP socket's send queue not yet acknowledged by the peer (SIOCOUTQ:
+ * unsent ones included) and the send buffer's size (SO_SNDBUF, which the kernel doubles
+ * for its bookkeeping and grows by autotuning). 0, or -1 with errno. */
+int sock_send_queue(int fd, int *queued, int *bufsize);
 
 #endif

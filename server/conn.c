@@ -27,6 +27,21 @@
  *   lags CLOCK_MONOTONIC (up to 7.3 ms measured here, more than its 4 ms tick); the check
  *   against CLOCK_MONOTONIC makes every deadline never early; a re-armed alarm rings on the
  *   coarse clock again, so a close can come a few ms late.
+ *
+ * Free-safety: a handler may close the connection (conn_close frees it) deep inside what
+ * it calls. Every function here that returns int follows one rule: -1 means the
+ * connection was closed and freed, and the caller returns at once without touching c
+ * again; 0 or more means it is still open.
+ *
+ * A stalled loop (SIGSTOP/SIGCONT, a VM pause, CPU starvation, a slow callback) makes
+ * every alarm ring late, and after SIGCONT epoll_wait fails with EINTR (signal(7): it is
+ * never restarted after a stop), so libevent runs every expired alarm in that pass before
+ * any byte that arrived meanwhile is read. By the clock alone every connection was then
+ * silent, or made no progress, for the whole stall. So a deadline that finds itself past
+ * asks the socket before it closes: the heartbeat reads once (input waiting means the
+ * peer is alive; an EOF or an error gets its own reason), the write deadline looks at the
+ * kernel's send queue (room in it means the loop, not the peer, was late). The evidence
+ * is then taken after the stall, never from the clock across it.
  */
 #include "conn.h"
 #include "clock.h"
@@ -50,7 +65,7 @@ static void conn_on_closed(evutil_socket_t fd, short what, void *arg);
 static void conn_on_heartbeat(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg);
 static void conn_on_fin_timeout(evutil_socket_t fd, short what, void *arg);
-static void conn_drain_step(struct conn *c);
+static int conn_drain_step(struct conn *c);
 static void conn_close(struct conn *c, enum close_reason reason, int err);
 
 static const char *conn_peer(const struct conn *c, char *buf, size_t len)
@@ -85,12 +100,18 @@ int conn_listener_options(const struct server_config *cfg, int lfd)
 	return 0;
 }
 
-/* The heartbeat deadline starts now (accept, or reading resumed after a pause). */
-static void conn_heartbeat_start(struct conn *c)
+static int conn_arm_failed(struct conn *c, const char *what);
+
+/* The heartbeat deadline starts now (accept, or reading resumed after a pause). 0, or -1
+ * when its alarm could not be armed and the connection was closed (reason error): a
+ * connection without its deadline would never be closed for silence. */
+static int conn_heartbeat_start(struct conn *c)
 {
 	c->rx_us = clock_mono_us();
-	if (c->srv->hb_tv != NULL)
-		event_add(&c->ev_heartbeat, c->srv->hb_tv);
+	errno = 0; /* event_add may fail without setting it */
+	if (c->srv->hb_tv != NULL && event_add(&c->ev_heartbeat, c->srv->hb_tv) < 0)
+		return conn_arm_failed(c, "the heartbeat deadline");
+	return 0;
 }
 
 int conn_accept(struct server *srv, int fd, const struct sockaddr *peer, socklen_t len)
@@ -108,14 +129,12 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr *peer, socklen
 	event_assign(&c->ev_read, srv->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
 	event_assign(&c->ev_write, srv->base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
 	evtimer_assign(&c->ev_heartbeat, srv->base, conn_on_heartbeat, c);
-	if (event_add(&c->ev_read, NULL) < 0) {
-		log_error("event_add for %s failed", sock_addr_str(peer, name, sizeof(name)));
-		goto fail;
-	}
-	conn_heartbeat_start(c);
+	/* In the table first: from here on a failure is a close like any other. */
 	TAILQ_INSERT_TAIL(&srv->conns, c, link);
 	srv->stats.open++;
-	return 0;
+	if (event_add(&c->ev_read, NULL) < 0)
+		return conn_arm_failed(c, "EV_READ");
+	return conn_heartbeat_start(c);
 fail:
 	free(c);
 	close(fd);
@@ -156,16 +175,20 @@ static int64_t conn_write_look_ms(const struct conn *c)
 }
 
 /* Output is queued: wait for the socket to be writable, and give the peer write_timeout
- * to make room. 0, or -1 when the connection had to be closed. */
+ * to make room. 0, or -1 when the connection had to be closed (also when the write
+ * deadline's alarm cannot be created or armed: without it a peer that never reads would
+ * hold its connection and its queued echo for ever). */
 static int conn_write_arm(struct conn *c)
 {
 	const struct server *srv = c->srv;
 
 	if (!event_pending(&c->ev_write, EV_WRITE, NULL) && event_add(&c->ev_write, NULL) < 0)
 		return conn_arm_failed(c, "EV_WRITE");
-	if (srv->cfg->write_timeout > 0 &&
-	    conn_timer(c, &c->ev_wtimeout, conn_on_write_timeout) != NULL &&
-	    !evtimer_pending(c->ev_wtimeout, NULL)) {
+	if (srv->cfg->write_timeout <= 0)
+		return 0;
+	if (conn_timer(c, &c->ev_wtimeout, conn_on_write_timeout) == NULL)
+		return conn_arm_failed(c, "the write deadline");
+	if (!evtimer_pending(c->ev_wtimeout, NULL)) {
 		struct timeval look = clock_ms_to_tv(conn_write_look_ms(c));
 		uint32_t mss;
 
@@ -207,7 +230,7 @@ static int conn_resume(struct conn *c)
 	if (event_add(&c->ev_read, NULL) < 0)
 		return conn_arm_failed(c, "EV_READ");
 	if (!(c->flags & CONN_PEER_FIN))
-		conn_heartbeat_start(c);
+		return conn_heartbeat_start(c);
 	return 0;
 }
 
@@ -222,62 +245,69 @@ static int conn_queue(struct conn *c, const char *data, size_t n)
 	return 0;
 }
 
-static void conn_fail(struct conn *c, int err)
+/* Always -1: the connection is closed. */
+static int conn_fail(struct conn *c, int err)
 {
 	conn_close(c, stats_reason_for_errno(err), err);
+	return -1;
 }
 
 /* Echo: send straight back what was read; queue only what the kernel did not take (and
- * everything while older output is still queued, to keep the order). */
-static void conn_on_data(struct conn *c, const char *data, size_t n)
+ * everything while older output is still queued, to keep the order). 0, or -1 when the
+ * connection was closed. */
+static int conn_on_data(struct conn *c, const char *data, size_t n)
 {
 	struct server *srv = c->srv;
 
+	/* Once our FIN is sent, input is read and discarded. */
 	if (c->flags & CONN_SHUT_WR)
-		return; /* our FIN is sent: input is read and discarded */
+		return 0;
 	c->rx_us = clock_mono_us(); /* the heartbeat deadline moves (no event_add) */
 	if (conn_out_len(c) == 0) {
 		ssize_t w = send(c->fd, data, n, MSG_NOSIGNAL);
-		if (w < 0 && !sock_errno_transient(errno)) {
-			conn_fail(c, errno);
-			return;
-		}
+		if (w < 0 && !sock_errno_transient(errno))
+			return conn_fail(c, errno);
 		if (w > 0) {
 			srv->stats.bytes_out += (uint64_t)w;
 			data += w;
 			n -= (size_t)w;
 		}
-		if (n == 0) {
-			if (c->flags & CONN_DRAINING)
-				conn_drain_step(c);
-			return;
-		}
+		if (n == 0)
+			return (c->flags & CONN_DRAINING) ? conn_drain_step(c) : 0;
 	}
 	if (conn_queue(c, data, n) < 0 || conn_write_arm(c) < 0)
-		return;
+		return -1;
 	if (conn_out_len(c) >= (size_t)srv->cfg->output_high_watermark)
-		conn_pause(c);
+		return conn_pause(c);
+	return 0;
 }
 
 /* The peer's FIN is known: from recv()==0, or from EPOLLRDHUP while paused. The heartbeat
- * ends here; fin_timeout bounds the time left to flush the echo. */
-static void conn_note_fin(struct conn *c)
+ * ends here; fin_timeout bounds the time left to flush the echo. 0, or -1 when the
+ * fin_timeout alarm could not be created or armed and the connection was closed (reason
+ * error): without it a half-closed peer that never reads would keep it for ever. */
+static int conn_note_fin(struct conn *c)
 {
 	const struct server *srv = c->srv;
 
 	if (c->flags & CONN_PEER_FIN)
-		return;
+		return 0;
 	c->flags |= CONN_PEER_FIN;
 	c->fin_us = clock_mono_us();
 	event_del(&c->ev_heartbeat);
-	if (srv->fin_tv != NULL && conn_timer(c, &c->ev_fin, conn_on_fin_timeout) != NULL)
-		evtimer_add(c->ev_fin, srv->fin_tv);
+	if (srv->fin_tv == NULL)
+		return 0;
+	if (conn_timer(c, &c->ev_fin, conn_on_fin_timeout) == NULL ||
+	    evtimer_add(c->ev_fin, srv->fin_tv) < 0)
+		return conn_arm_failed(c, "the fin_timeout deadline");
+	return 0;
 }
 
 /* recv() returned 0. Correct: close as soon as the echo is flushed (now, usually), so
  * CLOSE_WAIT lasts only as long as that flush. Leaky (close_on_eof=no): the classic bug,
- * the socket is never closed; reading stops so the readable EOF does not spin the loop. */
-static void conn_on_eof(struct conn *c)
+ * the socket is never closed; reading stops so the readable EOF does not spin the loop.
+ * 0, or -1 when the connection was closed. */
+static int conn_on_eof(struct conn *c)
 {
 	char name[64];
 
@@ -285,93 +315,111 @@ static void conn_on_eof(struct conn *c)
 	event_del(&c->ev_read);
 	if (c->flags & CONN_SHUT_WR) {
 		conn_close(c, CLOSE_SHUTDOWN, 0); /* drain complete: both FINs exchanged */
-		return;
+		return -1;
 	}
-	conn_note_fin(c);
+	if (c->srv->cfg->close_on_eof && conn_out_len(c) == 0) {
+		/* The usual case, closed at once: no fin_timeout needed. */
+		if (!(c->flags & CONN_PEER_FIN))
+			c->fin_us = clock_mono_us(); /* else EPOLLRDHUP told earlier */
+		conn_close(c, CLOSE_EOF, 0);
+		return -1;
+	}
+	if (conn_note_fin(c) < 0)
+		return -1;
 	if (!c->srv->cfg->close_on_eof) {
 		c->flags |= CONN_EOF_IGNORED;
 		c->srv->stats.eof_ignored++;
 		log_debug("eof from %s ignored (close_on_eof=no): socket stays in CLOSE_WAIT",
 			  conn_peer(c, name, sizeof(name)));
-		return;
 	}
-	if (conn_out_len(c) == 0)
-		conn_close(c, CLOSE_EOF, 0);
-	/* else ev_write is armed; conn_after_flush closes */
+	return 0; /* correct mode: echo queued, ev_write armed; conn_after_flush closes */
+}
+
+/* One non-blocking read and what follows from it (echo, EOF, error). 1 when bytes were
+ * read, 0 when there was nothing to read or the EOF left the connection open (flushing),
+ * -1 when the connection was closed. */
+static int conn_read_once(struct conn *c)
+{
+	struct server *srv = c->srv;
+	ssize_t n = recv(c->fd, srv->scratch, srv->scratch_len, 0);
+
+	if (n > 0) {
+		srv->stats.bytes_in += (uint64_t)n;
+		return conn_on_data(c, srv->scratch, (size_t)n) < 0 ? -1 : 1;
+	}
+	if (n == 0)
+		return conn_on_eof(c);
+	return sock_errno_transient(errno) ? 0 : conn_fail(c, errno);
 }
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
-	struct conn *c = arg;
-	struct server *srv = c->srv;
-	ssize_t n = recv(fd, srv->scratch, srv->scratch_len, 0);
-
+	(void)fd;
 	(void)what;
-	if (n > 0) {
-		srv->stats.bytes_in += (uint64_t)n;
-		conn_on_data(c, srv->scratch, (size_t)n);
-	} else if (n == 0) {
-		conn_on_eof(c);
-	} else if (!sock_errno_transient(errno)) {
-		conn_fail(c, errno);
-	}
+	conn_read_once(arg);
 }
 
 /* ---- flush ------------------------------------------------------------------------- */
 
-static void conn_after_flush(struct conn *c)
+/* 0, or -1 when the connection was closed. */
+static int conn_after_flush(struct conn *c)
 {
 	size_t left = conn_out_len(c);
 
 	if (left > 0) {
 		if ((c->flags & CONN_PAUSED) &&
 		    left <= (size_t)c->srv->cfg->output_high_watermark / 2)
-			conn_resume(c);
-		return;
+			return conn_resume(c);
+		return 0;
 	}
 	event_del(&c->ev_write);
 	if (c->ev_wtimeout != NULL)
 		evtimer_del(c->ev_wtimeout);
 	if ((c->flags & CONN_PAUSED) && conn_resume(c) < 0)
-		return;
-	if ((c->flags & CONN_EOF_READ) && c->srv->cfg->close_on_eof)
+		return -1;
+	if ((c->flags & CONN_EOF_READ) && c->srv->cfg->close_on_eof) {
 		conn_close(c, CLOSE_EOF, 0);
-	else if (c->flags & CONN_DRAINING)
-		conn_drain_step(c);
+		return -1;
+	}
+	if (c->flags & CONN_DRAINING)
+		return conn_drain_step(c);
+	return 0;
+}
+
+/* Writes what the kernel takes of the queued echo. The bytes written (0 or more), or -1
+ * when the connection was closed. */
+static int conn_flush(struct conn *c)
+{
+	int n = evbuffer_write(c->out, c->fd);
+
+	if (n < 0)
+		return sock_errno_transient(errno) ? 0 : conn_fail(c, errno);
+	c->srv->stats.bytes_out += (uint64_t)n;
+	if (n > 0)
+		c->wto_us = clock_mono_us(); /* progress: the write deadline moves */
+	return conn_after_flush(c) < 0 ? -1 : n;
 }
 
 static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
-	struct conn *c = arg;
-	int n = evbuffer_write(c->out, fd);
-
+	(void)fd;
 	(void)what;
-	if (n < 0) {
-		if (!sock_errno_transient(errno))
-			conn_fail(c, errno);
-		return;
-	}
-	c->srv->stats.bytes_out += (uint64_t)n;
-	if (n > 0)
-		c->wto_us = clock_mono_us(); /* progress: the write deadline moves */
-	conn_after_flush(c);
+	conn_flush(arg);
 }
 
 /* EPOLLRDHUP while paused: the peer half-closed and is perhaps not reading either. */
 static void conn_on_closed(evutil_socket_t fd, short what, void *arg)
 {
-	struct conn *c = arg;
-
 	(void)fd;
 	(void)what;
-	conn_note_fin(c);
+	conn_note_fin(arg); /* may close: nothing follows */
 }
 
 /* ---- deadlines --------------------------------------------------------------------- */
 
 /* An alarm rang for the deadline start_us + timeout_ms (CLOCK_MONOTONIC). 1 when it has
  * passed; otherwise the alarm is re-armed for what is left (at most look_ms, when that is
- * not 0) and 0 returned. */
+ * not 0) and 0 returned; -1 (errno kept) when it could not be re-armed. */
 static int conn_deadline_due(struct event *alarm, int64_t start_us, int64_t timeout_ms,
 			     int64_t look_ms)
 {
@@ -383,17 +431,61 @@ static int conn_deadline_due(struct event *alarm, int64_t start_us, int64_t time
 	if (look_ms > 0 && left > look_ms * 1000)
 		left = look_ms * 1000;
 	tv = clock_us_to_tv(left);
-	return evtimer_add(alarm, &tv) < 0; /* cannot re-arm: close now rather than never */
+	errno = 0; /* event_add may fail without setting it: not a stale recv's EAGAIN */
+	return evtimer_add(alarm, &tv) < 0 ? -1 : 0;
 }
 
+/* Closes for a deadline that conn_deadline_due found passed (due 1: reason) or could not
+ * re-arm (due -1: reason error, since the connection would otherwise lose its deadline);
+ * due 0 leaves it open. */
+static void conn_deadline_close(struct conn *c, int due, enum close_reason reason)
+{
+	if (due > 0)
+		conn_close(c, reason, 0);
+	else if (due < 0)
+		conn_arm_failed(c, "a deadline's alarm");
+}
+
+/* While the heartbeat runs the connection is being read: not paused, no FIN known, our
+ * own FIN not sent (each of those ends or suspends it). */
+static int conn_heartbeat_running(const struct conn *c)
+{
+	return !(c->flags & (CONN_PAUSED | CONN_PEER_FIN | CONN_SHUT_WR));
+}
+
+/* By the clock the peer sent nothing for heartbeat_timeout; after a stall of the loop that
+ * is the clock's word only. The read path runs once first (recv does not block): input
+ * waiting is echoed and restarts the deadline, an EOF takes the EOF path (reason eof), an
+ * error its own reason; only an empty receive queue is silence. */
 static void conn_on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	int64_t timeout = c->srv->cfg->heartbeat_timeout;
+	int due = conn_deadline_due(&c->ev_heartbeat, c->rx_us, timeout, 0);
 
 	(void)fd;
 	(void)what;
-	if (conn_deadline_due(&c->ev_heartbeat, c->rx_us, c->srv->cfg->heartbeat_timeout, 0))
-		conn_close(c, CLOSE_HEARTBEAT, 0);
+	if (due == 1) {
+		if (conn_read_once(c) < 0)
+			return; /* closed by the read path: c is gone */
+		if (!conn_heartbeat_running(c))
+			return; /* the read paused reading or found the FIN: no heartbeat now */
+		due = conn_deadline_due(&c->ev_heartbeat, c->rx_us, timeout, 0);
+	}
+	conn_deadline_close(c, due, CLOSE_HEARTBEAT);
+}
+
+/* Room in the kernel's send queue: empty, or no more than two thirds full, which is when
+ * the kernel reports the socket writable (sk_stream_is_writeable: free space at least
+ * half of what is queued). The peer has taken what we gave it; if echo is still queued
+ * here, it is because the loop did not run, not because the peer stopped reading. */
+static int conn_send_room(const struct conn *c)
+{
+	int queued, size;
+
+	if (sock_send_queue(c->fd, &queued, &size) < 0)
+		return 0; /* unknown: the clock decides, as before */
+	return queued == 0 || (int64_t)queued * 3 <= (int64_t)size * 2;
 }
 
 /* Progress is not only a write of ours. The kernel reports the socket writable only once
@@ -406,32 +498,52 @@ static void conn_on_heartbeat(evutil_socket_t fd, short what, void *arg)
  * late. Acknowledged means taken into the peer's receive buffer, so a peer that stops
  * reading is closed write_timeout after that buffer is full. A segment, not a byte: a peer
  * must not hold its queue open by acknowledging a byte at a time. */
-static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg)
+static void conn_note_acked(struct conn *c)
 {
-	struct conn *c = arg;
 	uint64_t acked;
 	uint32_t mss;
 
-	(void)fd;
-	(void)what;
 	if (c->wto_acked != UINT64_MAX && tcpinfo_bytes_acked(c->fd, &acked, &mss) == 0 &&
 	    acked - c->wto_acked >= (mss > 0 ? mss : 1)) {
 		c->wto_acked = acked;
 		c->wto_us = clock_mono_us();
 	}
-	if (conn_deadline_due(c->ev_wtimeout, c->wto_us, c->srv->cfg->write_timeout,
-			      conn_write_look_ms(c)))
-		conn_close(c, CLOSE_WRITE_TIMEOUT, 0);
 }
 
+/* Before a write-timeout close, the send queue is asked (conn_send_room): with room in
+ * it the stall was ours, so the echo is written now, which restarts the deadline; a
+ * flush that empties the queue ends it. This also covers a kernel without
+ * tcpi_bytes_acked, where only our own writes count as progress. */
+static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	int64_t timeout = c->srv->cfg->write_timeout;
+	int due;
+
+	(void)fd;
+	(void)what;
+	conn_note_acked(c);
+	due = conn_deadline_due(c->ev_wtimeout, c->wto_us, timeout, conn_write_look_ms(c));
+	if (due == 1 && conn_send_room(c)) {
+		if (conn_flush(c) < 0)
+			return; /* closed (an error, or the flush ended an EOF'd connection) */
+		if (conn_out_len(c) == 0)
+			return; /* all written: conn_after_flush ended the deadline */
+		due = conn_deadline_due(c->ev_wtimeout, c->wto_us, timeout, conn_write_look_ms(c));
+	}
+	conn_deadline_close(c, due, CLOSE_WRITE_TIMEOUT);
+}
+
+/* fin_timeout stays an absolute deadline from the FIN, stall or not: it bounds how long a
+ * half-closed peer may take to read its echo, however the time was spent. */
 static void conn_on_fin_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
 	(void)fd;
 	(void)what;
-	if (conn_deadline_due(c->ev_fin, c->fin_us, c->srv->cfg->fin_timeout, 0))
-		conn_close(c, CLOSE_FIN_TIMEOUT, 0);
+	conn_deadline_close(c, conn_deadline_due(c->ev_fin, c->fin_us, c->srv->cfg->fin_timeout, 0),
+			    CLOSE_FIN_TIMEOUT);
 }
 
 /* ---- graceful drain ---------------------------------------------------------------- */
@@ -462,25 +574,25 @@ static int conn_shutdown_errno(const struct conn *c, int err)
  * RST discards the echo still in our send queue. A connection whose EOF was read and
  * ignored (close_on_eof=no) has nothing left to read: once its echo is flushed
  * (conn_after_flush calls again) it is closed, and close() sends the FIN after the send
- * queue. Either way shutdown_timeout bounds the flush. */
-static void conn_drain_step(struct conn *c)
+ * queue. Either way shutdown_timeout bounds the flush. 0, or -1 when the connection was
+ * closed. */
+static int conn_drain_step(struct conn *c)
 {
 	int unread = 0;
 
 	if ((c->flags & CONN_SHUT_WR) || conn_out_len(c) > 0)
-		return; /* already sent, or conn_after_flush calls again */
+		return 0; /* already sent, or conn_after_flush calls again */
 	if (c->flags & CONN_EOF_IGNORED) {
 		conn_close(c, CLOSE_SHUTDOWN, 0);
-		return;
+		return -1;
 	}
 	if (ioctl(c->fd, SIOCINQ, &unread) == 0 && unread > 0)
-		return; /* conn_on_data calls again once it is echoed */
-	if (shutdown(c->fd, SHUT_WR) < 0) {
-		conn_fail(c, conn_shutdown_errno(c, errno));
-		return;
-	}
+		return 0; /* conn_on_data calls again once it is echoed */
+	if (shutdown(c->fd, SHUT_WR) < 0)
+		return conn_fail(c, conn_shutdown_errno(c, errno));
 	c->flags |= CONN_SHUT_WR;
 	event_del(&c->ev_heartbeat);
+	return 0;
 }
 
 /* SO_LINGER {1, 0}: the close() that follows sends RST. A failure only costs the RST

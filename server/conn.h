@@ -8,7 +8,10 @@
  *   conn_on_eof      recv()==0: stop reading, flush the queued echo, then close
  *   conn_on_closed   EPOLLRDHUP while paused: remember the FIN, start fin_timeout
  *   conn_on_*timeout heartbeat / write-timeout / fin-timeout: an alarm rings, the
- *                    deadline is checked against the clock, and re-armed if not yet due
+ *                    deadline is checked against the clock, and re-armed if not yet due;
+ *                    a passed heartbeat or write deadline asks the socket first (a
+ *                    stalled loop rings every alarm late: read once, or write when the
+ *                    send queue has room)
  *   conn_close       exactly one reason, counted; SO_LINGER 0 first for dead peers
  */
 #ifndef TEARDOWN_SERVER_CONN_H

@@ -5,6 +5,7 @@
 #include "httpreq.h"
 #include "kstat.h"
 #include "log.h"
+#include "looplag.h"
 #include "metrics_text.h"
 #include "server.h"
 #include "slots.h"
@@ -220,6 +221,8 @@ static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 	struct watchdog_close_wait cw = {0};
 	struct metrics_view v = {0};
 	struct kstat now;
+	int64_t start = clock_mono_us();
+	int rc;
 
 	*m->total = srv->stats;
 	if (watchdog_fds(srv) != NULL)
@@ -237,7 +240,9 @@ static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 		v.kbase = &m->kbase;
 		v.know = &now;
 	}
-	return metrics_text_render(&v, body);
+	rc = metrics_text_render(&v, body);
+	looplag_note(srv->lag, "/metrics render", start);
+	return rc;
 }
 
 /* ---- HTTP responses ---------------------------------------------------------------- */

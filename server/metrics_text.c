@@ -20,6 +20,16 @@ const struct mtext_bound metrics_text_fin_bounds[] = {
 const size_t metrics_text_nfin_bounds =
     sizeof(metrics_text_fin_bounds) / sizeof(metrics_text_fin_bounds[0]);
 
+/* Event-loop lag: a few ms is the coarse clock and a busy machine; a second or more is a
+ * stall (SIGSTOP, a VM pause, a slow callback) that deadlines must survive. */
+const struct mtext_bound metrics_text_lag_bounds[] = {
+    {"0.001", 1000},  {"0.0025", 2500}, {"0.005", 5000},  {"0.01", 10000},  {"0.025", 25000},
+    {"0.05", 50000},  {"0.1", 100000},	{"0.25", 250000}, {"0.5", 500000},  {"1", 1000000},
+    {"2.5", 2500000}, {"5", 5000000},	{"10", 10000000}, {"30", 30000000}, {"60", 60000000},
+};
+const size_t metrics_text_nlag_bounds =
+    sizeof(metrics_text_lag_bounds) / sizeof(metrics_text_lag_bounds[0]);
+
 /* ---- writer ------------------------------------------------------------------------ */
 
 static void mtext_printf(struct mtext *w, const char *fmt, ...)
@@ -233,6 +243,16 @@ static void render_listener(struct mtext *w, const struct metrics_view *v)
 		  v->metrics_cap_pauses);
 }
 
+static void render_loop(struct mtext *w, const struct metrics_view *v)
+{
+	metrics_text_histogram(
+	    w, "teardown_event_loop_lag_seconds",
+	    "How late a timer asked to ring every 100 ms rang, against "
+	    "CLOCK_MONOTONIC, in seconds: the event loop's lag (a stall shows as "
+	    "one late ring; summed over the workers).",
+	    &v->stats->loop_lag_us, metrics_text_lag_bounds, metrics_text_nlag_bounds, 1e6);
+}
+
 static void render_fds(struct mtext *w, const struct watchdog_fds *f)
 {
 	mtext_one(w, "teardown_fds_open", "gauge", "Open fds (entries of /proc/self/fd).", f->open);
@@ -325,6 +345,7 @@ int metrics_text_render(const struct metrics_view *v, struct evbuffer *out)
 
 	render_connections(&w, v);
 	render_listener(&w, v);
+	render_loop(&w, v);
 	if (v->fds != NULL && v->fds->valid)
 		render_fds(&w, v->fds);
 	if (v->cw != NULL)

@@ -46,6 +46,8 @@ struct mtext_bound {
 };
 extern const struct mtext_bound metrics_text_fin_bounds[];
 extern const size_t metrics_text_nfin_bounds;
+extern const struct mtext_bound metrics_text_lag_bounds[];
+extern const size_t metrics_text_nlag_bounds;
 
 /* Escapes a label value ('\', '"', newline) into out. Returns the length written, or -1 when
  * it does not fit (out then holds a truncated, NUL-terminated prefix). */

@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "log.h"
+#include "looplag.h"
 #include "metrics.h"
 #include "sock.h"
 #include "tcpinfo.h"
@@ -68,13 +69,22 @@ static struct event_base *server_new_base(void)
 	return base;
 }
 
-static const struct timeval *server_common_timeout(struct server *srv, int64_t ms)
+const struct timeval *server_deadline_tv(struct event_base *base, int64_t ms,
+					 struct timeval *fallback)
 {
 	struct timeval tv = clock_ms_to_tv(ms);
+	const struct timeval *common;
 
 	if (ms <= 0)
 		return NULL;
-	return event_base_init_common_timeout(srv->base, &tv);
+	common = event_base_init_common_timeout(base, &tv);
+	if (common != NULL)
+		return common;
+	log_warn("no libevent common timeout left for %lldms (at most 256 per event loop): "
+		 "that deadline uses a plain timer",
+		 (long long)ms);
+	*fallback = tv;
+	return fallback;
 }
 
 int server_write_port_file(const char *path, int port)
@@ -155,14 +165,15 @@ static int server_setup_events(struct server *srv)
 {
 	const struct server_config *cfg = srv->cfg;
 
-	srv->hb_tv = server_common_timeout(srv, cfg->heartbeat_timeout);
-	srv->fin_tv = server_common_timeout(srv, cfg->fin_timeout);
+	srv->hb_tv = server_deadline_tv(srv->base, cfg->heartbeat_timeout, &srv->hb_plain);
+	srv->fin_tv = server_deadline_tv(srv->base, cfg->fin_timeout, &srv->fin_plain);
 	srv->ev_accept =
 		event_new(srv->base, srv->lfd, EV_READ | EV_PERSIST, server_on_accept, srv);
 	srv->ev_accept_resume = evtimer_new(srv->base, server_on_accept_resume, srv);
 	if (srv->ev_accept == NULL || srv->ev_accept_resume == NULL ||
 	    event_add(srv->ev_accept, NULL) < 0)
 		return -1;
+	srv->lag = looplag_start(srv->base, &srv->stats); /* runs without it */
 	return server_add_signals(srv);
 }
 
@@ -253,7 +264,10 @@ static int server_shed(struct server *srv, int *empty)
  * found the queue empty, e.g. the accept batch went on after taking the last fd) nothing
  * is counted and the listener stays armed, since an empty queue is not readable. With
  * someone waiting, or no reserve fd to find out, the listener pauses for accept_pause
- * instead of spinning on a listener that stays readable, and the pause is counted. */
+ * instead of spinning on a listener that stays readable, and the pause is counted. The
+ * resume timer is armed before the listener is unwatched: a pause that could not end
+ * would stop accepting for good, so without its timer the listener stays armed (its
+ * readiness retries, and the reserve fd sheds). */
 static void server_on_emfile(struct server *srv, int err)
 {
 	struct timeval tv = clock_ms_to_tv(srv->cfg->accept_pause);
@@ -261,11 +275,16 @@ static void server_on_emfile(struct server *srv, int err)
 
 	if (empty)
 		return;
+	if (evtimer_add(srv->ev_accept_resume, &tv) < 0) {
+		log_warn("accept: %s: shed %d queued connections; the pause timer cannot be "
+			 "armed (%s): the listener is not paused",
+			 strerror(err), shed, strerror(errno));
+		return;
+	}
 	srv->stats.emfile_pauses++;
 	log_warn("accept: %s: shed %d queued connections, pausing the listener for %lldms",
 		 strerror(err), shed, (long long)srv->cfg->accept_pause);
 	event_del(srv->ev_accept);
-	evtimer_add(srv->ev_accept_resume, &tv);
 }
 
 /* Above max_connections: accepted and closed at once, counted as overload. */
@@ -338,7 +357,10 @@ static void server_on_accept_resume(evutil_socket_t fd, short what, void *arg)
 
 		log_warn("re-arming the listener failed: trying again in %lldms",
 			 (long long)srv->cfg->accept_pause);
-		evtimer_add(srv->ev_accept_resume, &tv);
+		if (evtimer_add(srv->ev_accept_resume, &tv) < 0)
+			log_error("re-arming the listener and its retry timer failed (%s): no "
+				  "new connection is accepted",
+				  strerror(errno));
 	}
 }
 
@@ -474,6 +496,7 @@ void server_free(struct server *srv)
 		event_free(srv->ev_shutdown);
 	watchdog_stop(srv);
 	metrics_stop(srv);
+	looplag_stop(srv->lag);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	if (srv->reserve_fd >= 0)

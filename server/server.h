@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 struct event_base;
 struct event;
@@ -40,6 +41,9 @@ struct server {
 	struct stats stats;
 	struct metrics *metrics;   /* the /metrics endpoint, NULL when this process has none */
 	struct watchdog *watchdog; /* census timer, CLOSE_WAIT watchdog, fd accounting */
+	struct looplag *lag;       /* the event loop's lateness; NULL when not measured */
+	/* hb_tv, fin_tv when no common timeout was left (server_deadline_tv). */
+	struct timeval hb_plain, fin_plain;
 };
 
 /* Resolves, binds and listens; writes the port file. Returns 0, or -1 after logging
@@ -57,6 +61,16 @@ int server_write_port_file(const char *path, int port);
 /* The exit status for a failed bind or listen: 2 when the config must change (the
  * address is in use, not local, or privileged), 1 otherwise. */
 int server_listen_exit_code(int err);
+
+/* The timeval that arms a deadline of ms milliseconds, NULL when ms <= 0 (off). Normally
+ * libevent's common timeout for that duration: one queue per distinct duration, O(1) to
+ * add; event_base_init_common_timeout returns the one the base already has for a
+ * duration, so each value is reused. libevent allows at most 256 per base
+ * (MAX_COMMON_TIMEOUTS): past that, or without memory, *fallback is set to the plain
+ * duration and returned (a heap timer, O(log n) to add), so a deadline is never turned off
+ * for want of a queue. */
+const struct timeval *server_deadline_tv(struct event_base *base, int64_t ms,
+					 struct timeval *fallback);
 
 /* Called by conn.c when a connection is gone (the drain may be complete). */
 void server_conn_closed(struct server *srv);

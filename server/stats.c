@@ -82,10 +82,12 @@ const char *stats_json(const struct stats *s, char *buf, size_t len)
 	APPEND(",\"lost\":%llu,\"lost_unknown\":%llu", (unsigned long long)s->lost,
 	       (unsigned long long)s->lost_unknown);
 	APPEND(",\"bytes_in\":%llu,\"bytes_out\":%llu,\"emfile_pauses\":%llu,\"shed\":%llu,"
-	       "\"eof_ignored\":%llu,\"fd_unaccounted\":%lld,\"heap_kb\":%lu,\"rss_kb\":%lu}",
+	       "\"eof_ignored\":%llu,\"fd_unaccounted\":%lld,\"heap_kb\":%lu,\"rss_kb\":%lu",
 	       (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
 	       (unsigned long long)s->emfile_pauses, (unsigned long long)s->shed,
 	       (unsigned long long)s->eof_ignored, (long long)s->fd_unaccounted, stats_heap_kb(), stats_rss_kb());
+	APPEND(",\"loop_lag_max_us\":%llu", (unsigned long long)s->loop_lag_max_us);
+	APPEND("}");
 #undef APPEND
 	if (n >= len && len > 0)
 		buf[len - 1] = '\0';
@@ -105,6 +107,9 @@ void stats_add_counters(struct stats *a, const struct stats *b)
 	hist_merge(&a->fin_to_close_us, &b->fin_to_close_us);
 	a->lost += b->lost;
 	a->lost_unknown += b->lost_unknown;
+	hist_merge(&a->loop_lag_us, &b->loop_lag_us);
+	if (b->loop_lag_max_us > a->loop_lag_max_us)
+		a->loop_lag_max_us = b->loop_lag_max_us;
 }
 
 void stats_log(const struct stats *s)

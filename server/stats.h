@@ -40,6 +40,10 @@ struct stats {
 	 * of counting an accept or a close (that one connection's fate is unknown). */
 	uint64_t lost;
 	uint64_t lost_unknown;
+	/* How late the event loop ran: a 100 ms timer's lateness, in microseconds, and the
+	 * worst since start (looplag.c). */
+	struct hist loop_lag_us;
+	uint64_t loop_lag_max_us;
 };
 
 const char *stats_reason_name(enum close_reason r);

@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "log.h"
+#include "looplag.h"
 #include "metrics.h"
 #include "server.h"
 #include "sock.h"
@@ -472,6 +473,7 @@ static void watchdog_on_tick(evutil_socket_t fd, short what, void *arg)
 		watchdog_check_close_wait(w, now);
 	watchdog_refresh_fds(w->srv);
 	metrics_publish(w->srv);
+	looplag_note(w->srv->lag, "census tick", now);
 }
 
 static int watchdog_open(struct watchdog *w)

@@ -50,6 +50,18 @@ def server_env():
     return env
 
 
+def shim_env(rules):
+    """The environment that preloads the fault-injection shim (tests/shim/stall.c, built
+    into build/shim/stall.so) with TEARDOWN_SHIM=rules. The ASan runtime wants to come
+    first in the library list: it is told not to check."""
+    so = REPO / "build" / "shim" / "stall.so"
+    if not so.exists():
+        raise AssertionError(f"{so} does not exist (make build/shim/stall.so)")
+    asan = os.environ.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    return {"LD_PRELOAD": str(so), "TEARDOWN_SHIM": rules,
+            "ASAN_OPTIONS": asan + ":verify_asan_link_order=0"}
+
+
 def wait_until(cond, timeout, what, interval=0.01):
     """Polls cond() until it returns a true value (returned) or fails the test after
     timeout seconds, naming what it waited for."""
@@ -297,8 +309,9 @@ class Server:
     """One echo-server process on a free port."""
 
     def __init__(self, test, mode=None, sets=None, listen="127.0.0.1:0", config=None,
-                 extra=()):
+                 extra=(), env=None):
         self.test = test
+        self.env = dict(env or {})  # variables added to the server's environment
         self.dir = tempfile.mkdtemp(prefix="teardown-it-")
         self.port_file = os.path.join(self.dir, "port")
         self.log_path = os.path.join(self.dir, "stderr.log")
@@ -323,7 +336,8 @@ class Server:
         self._err = open(self.log_path, "wb")
         self._out = open(os.path.join(self.dir, "stdout.log"), "wb")
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self._out,
-                                     stderr=self._err, env=server_env(), cwd=str(REPO))
+                                     stderr=self._err, env=dict(server_env(), **self.env),
+                                     cwd=str(REPO))
         self.test.addCleanup(self.cleanup)
 
         def port_ready():

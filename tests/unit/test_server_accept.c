@@ -1,7 +1,8 @@
 /* Unit test of server.c's accept path with fault injection: accept4() is wrapped at link
  * time (-Wl,--wrap=accept4), so ENFILE and EMFILE, which cannot be provoked on a shared
  * host without starving it, are injected. The server must pause its listener for
- * accept_pause (not spin), shed the waiting client with the reserve fd, and resume. */
+ * accept_pause (not spin), shed the waiting client with the reserve fd, and resume.
+ * event_add() is wrapped too (-Wl,--wrap=event_add), so arming one given event fails. */
 #include "server/config.h"
 #include "server/server.h"
 #include "log.h"
@@ -21,6 +22,21 @@
 
 int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int __real_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
+
+int __wrap_event_add(struct event *ev, const struct timeval *tv);
+int __real_event_add(struct event *ev, const struct timeval *tv);
+
+static struct event *fail_add; /* the next event_add of this event fails, once */
+
+int __wrap_event_add(struct event *ev, const struct timeval *tv)
+{
+	if (ev != NULL && ev == fail_add) {
+		fail_add = NULL;
+		errno = ENOMEM;
+		return -1;
+	}
+	return __real_event_add(ev, tv);
+}
 
 static int inject_errno; /* the next accept4 fails with this, once */
 static int inject_skip;  /* ... after this many calls that are not failed */
@@ -162,6 +178,35 @@ static void test_emfile_on_empty_queue_is_no_pause(void **state)
 	server_free(&srv);
 }
 
+/* The pause timer cannot be armed: the listener must not be unwatched, since nothing
+ * would watch it again; the next client is served. */
+static void test_pause_timer_fails_listener_stays(void **state)
+{
+	struct server srv;
+	struct server_config cfg;
+	int port, shed, served;
+
+	(void)state;
+	start(&srv, &cfg);
+	port = listener_port(&srv);
+	shed = client_to(port);
+	inject_errno = EMFILE;
+	fail_add = srv.ev_accept_resume;
+	event_base_loop(srv.base, EVLOOP_ONCE);
+	assert_null(fail_add); /* the failure was injected */
+	assert_int_equal(srv.stats.shed, 1);
+	assert_int_equal(srv.stats.emfile_pauses, 0); /* not paused */
+	assert_true(event_pending(srv.ev_accept, EV_READ, NULL));
+	assert_false(evtimer_pending(srv.ev_accept_resume, NULL));
+	served = client_to(port);
+	while (srv.stats.accepted == 0)
+		event_base_loop(srv.base, EVLOOP_ONCE);
+	assert_int_equal(srv.stats.open, 1);
+	close(shed);
+	close(served);
+	server_free(&srv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +214,7 @@ int main(void)
 		cmocka_unit_test(test_emfile),
 		cmocka_unit_test(test_econnaborted_is_skipped),
 		cmocka_unit_test(test_emfile_on_empty_queue_is_no_pause),
+		cmocka_unit_test(test_pause_timer_fails_listener_stays),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

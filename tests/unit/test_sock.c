@@ -213,6 +213,43 @@ static void test_listen_port_in_use(void **state)
 	close(a);
 }
 
+/* SIOCOUTQ and SO_SNDBUF: empty on a fresh connection; with a peer that does not read,
+ * what could not be delivered stays queued, within the send buffer. */
+static void test_send_queue(void **state)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char err[128], buf[65536];
+	int l, c, a, queued = -1, size = -1, small = 4096;
+
+	(void)state;
+	memset(buf, 'q', sizeof(buf));
+	assert_int_equal(sock_parse_hostport("127.0.0.1:0", &ss, &len, err, sizeof(err)), 0);
+	l = sock_listen((struct sockaddr *)&ss, len, 4, 0);
+	assert_true(l >= 0);
+	len = sizeof(ss);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&ss, &len), 0);
+	c = tcp_socket();
+	assert_int_equal(setsockopt(c, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&ss, len), 0);
+	a = accept(l, NULL, NULL);
+	assert_true(a >= 0);
+	assert_int_equal(sock_send_queue(a, &queued, &size), 0);
+	assert_int_equal(queued, 0);
+	assert_int_equal(size, get_int(a, SOL_SOCKET, SO_SNDBUF));
+	assert_int_equal(sock_set_nonblocking(a), 0);
+	while (send(a, buf, sizeof(buf), MSG_NOSIGNAL) > 0)
+		;
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(sock_send_queue(a, &queued, &size), 0);
+	assert_true(queued > 0);
+	assert_true(queued <= size);
+	assert_int_equal(sock_send_queue(-1, &queued, &size), -1);
+	close(a);
+	close(c);
+	close(l);
+}
+
 /* The errno classes the accept loops and the echo path act on. */
 static void test_errno_classes(void **state)
 {
@@ -245,6 +282,7 @@ int main(void)
 		cmocka_unit_test(test_parse_hostport),
 		cmocka_unit_test(test_listen_port_in_use),
 		cmocka_unit_test(test_errno_classes),
+		cmocka_unit_test(test_send_queue),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
