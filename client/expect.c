@@ -38,6 +38,8 @@ static const struct counter counters[] = {
     C(closed_by_server),
     C(echo_mismatch),
     C(messages),
+    C(reconnects),
+    C(interrupted),
     C(bytes_sent),
     C(bytes_received),
     {"crashed", offsetof(struct result, crashed.count)},

@@ -39,7 +39,9 @@ static void timeline_header(FILE *f)
 			fprintf(f, ",%s_%s", side ? "server" : "client",
 				census_state_key(timeline_states[i]));
 	}
-	fprintf(f, ",attempted,established,failed,open,rtt_p50_ms,rtt_p99_ms\n");
+	/* The counts after the RTT, so that the columns the plot reads keep their numbers. */
+	fprintf(f, ",attempted,established,failed,open,rtt_p50_ms,rtt_p99_ms,closed_by_server,"
+		   "reconnects,interrupted\n");
 }
 
 int monitor_init(struct monitor *m, const struct client_opts *o, struct result *results,
@@ -89,6 +91,7 @@ int monitor_init(struct monitor *m, const struct client_opts *o, struct result *
 /* The live counters of every worker, summed (each read may be a moment old). */
 struct progress {
 	uint64_t attempted, established, failed, messages, open_now, closing_now, dead;
+	uint64_t closed_by_server, reconnects, interrupted;
 };
 
 static void monitor_sum(const struct monitor *m, struct progress *sum)
@@ -103,6 +106,9 @@ static void monitor_sum(const struct monitor *m, struct progress *sum)
 		sum->open_now += r->open_now;
 		sum->closing_now += r->closing_now;
 		sum->dead += r->crashed.count + r->vanished.count;
+		sum->closed_by_server += r->closed_by_server;
+		sum->reconnects += r->reconnects;
+		sum->interrupted += r->interrupted;
 	}
 }
 
@@ -163,7 +169,8 @@ static void timeline_row(struct monitor *m, const struct progress *sum, int64_t 
 		(unsigned long long)sum->established, (unsigned long long)sum->failed,
 		(unsigned long long)sum->open_now);
 	timeline_rtt(m);
-	fprintf(m->timeline, "\n");
+	fprintf(m->timeline, ",%llu,%llu,%llu\n", (unsigned long long)sum->closed_by_server,
+		(unsigned long long)sum->reconnects, (unsigned long long)sum->interrupted);
 	fflush(m->timeline);
 }
 
@@ -177,10 +184,10 @@ void monitor_tick(void *arg)
 	if (m->o->progress) {
 		double dt = (double)(now - m->last_us) / 1e6;
 		log_info("progress: established %llu, open %llu, closing %llu, failed %llu, "
-			 "dead %llu, %.0f msgs/s",
+			 "dead %llu, reconnects %llu, %.0f msgs/s",
 			 (unsigned long long)sum.established, (unsigned long long)sum.open_now,
 			 (unsigned long long)sum.closing_now, (unsigned long long)sum.failed,
-			 (unsigned long long)sum.dead,
+			 (unsigned long long)sum.dead, (unsigned long long)sum.reconnects,
 			 dt > 0 ? (double)(sum.messages - m->last_messages) / dt : 0.0);
 	}
 	m->last_messages = sum.messages;

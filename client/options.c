@@ -147,6 +147,26 @@ static const struct conf_key num_flags[] = {
      OFF(user_timeout_ms),
      CONF_F_ZERO_OFF},
     {"procs", CONF_INT, {"1", NULL}, 1, 256, "", "worker processes", NULL, OFF(procs), 0},
+    {"reconnect-delay",
+     CONF_DURATION,
+     {"100ms", NULL},
+     0,
+     3600000,
+     "",
+     "wait before a reconnect (jitter +-50 %)",
+     NULL,
+     OFF(reconnect_delay_ms),
+     0},
+    {"reconnect-rate",
+     CONF_INT,
+     {"0", NULL},
+     0,
+     10000000,
+     "/s",
+     "reconnects per second (0: unlimited)",
+     NULL,
+     OFF(reconnect_rate),
+     0},
 };
 #define NUM_FLAGS (sizeof(num_flags) / sizeof(num_flags[0]))
 
@@ -168,6 +188,7 @@ void options_usage(void)
 	    "         [--backoff T] [--settle T] [--keepalive IDLE,INTERVAL,COUNT] "
 	    "[--user-timeout T]\n"
 	    "         [--procs P] [--sources 127.0.0.2-127.0.0.40] [--crash-source ADDR]\n"
+	    "         [--reconnect [--reconnect-delay T] [--reconnect-rate R/s]]\n"
 	    "         [--json] [--progress|--quiet]\n"
 	    "         [--timeline F.csv] [--plot F.png] [--expect KEY=VALUE ...]\n"
 	    "       load-client states --port PORT [--json]\n"
@@ -194,9 +215,15 @@ void options_usage(void)
 	    "          --hold must outlast the server's detection: after it the server's next\n"
 	    "          segment is answered by RST.\n"
 	    "  Both need CAP_NET_ADMIN: without it \"skipped: needs CAP_NET_ADMIN\", exit 3.\n"
+	    "--reconnect: a connection the server closes (FIN or RST) while its scenario still\n"
+	    "  wants it is counted closed_by_server, not failed, and its slot reconnects after\n"
+	    "  --reconnect-delay (default 100ms, each one +-50 %% at random), at most\n"
+	    "  --reconnect-rate a second (default 0: unlimited), going on with its messages.\n"
+	    "  With or without it, messages unanswered at the close count as interrupted.\n"
 	    "expect keys (KEY=VALUE, also != <= >= < >; see man load-client):\n"
 	    "  attempted connected established completed failed cancelled closed_by_server\n"
-	    "  echo_mismatch messages bytes_sent bytes_received crashed vanished\n"
+	    "  echo_mismatch messages reconnects interrupted bytes_sent bytes_received crashed\n"
+	    "  vanished\n"
 	    "  dropped_from_server dropped_to_server; failed.PHASE (connect first_reply echo\n"
 	    "  close), failed.KIND (an errno name, deadline, eof, mismatch, crash_ports);\n"
 	    "  client.STATE, server.STATE (established time_wait close_wait fin_wait2 ...),\n"
@@ -247,7 +274,7 @@ static int parse_num(struct client_opts *o, const struct conf_key *k, const char
 	char reason[CONF_ERR_MAX], tmp[64];
 
 	/* --rate 500/s reads as the usage line writes it. */
-	if (strcmp(k->name, "rate") == 0 && strlen(val) < sizeof(tmp)) {
+	if (strcmp(k->unit, "/s") == 0 && strlen(val) < sizeof(tmp)) {
 		size_t n = strlen(val);
 		strcpy(tmp, val);
 		if (n > 2 && strcmp(tmp + n - 2, "/s") == 0)
@@ -410,6 +437,8 @@ static int parse_switch(struct client_opts *o, const char *name)
 		o->progress = 1;
 	else if (strcmp(name, "quiet") == 0)
 		o->progress = 0;
+	else if (strcmp(name, "reconnect") == 0)
+		o->reconnect = 1;
 	else
 		return 0;
 	return 1;
@@ -548,6 +577,7 @@ static int options_check(struct client_opts *o, int mix_given)
 int options_parse(struct client_opts *o, int argc, char **argv)
 {
 	int mix_given = 0;
+	char tuned[80] = "";
 
 	options_defaults(o);
 	for (int i = 1; i < argc; i++) {
@@ -574,7 +604,12 @@ int options_parse(struct client_opts *o, int argc, char **argv)
 		}
 		if (parse_flag(o, name, val, &mix_given) < 0)
 			return -1;
+		if (strncmp(name, "reconnect-", 10) == 0)
+			snprintf(tuned, sizeof(tuned), "--%s", name);
 	}
+	/* A delay or rate without --reconnect would be silently without effect. */
+	if (tuned[0] != '\0' && !o->reconnect)
+		return usage_error("%s goes with --reconnect", tuned);
 	return options_check(o, mix_given);
 }
 

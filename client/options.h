@@ -51,6 +51,12 @@ struct client_opts {
 	int64_t keepalive[3];	/* idle, interval (ms, whole seconds), count; [0] = 0: off */
 	int64_t user_timeout_ms;
 	int64_t procs;
+	/* --reconnect: a connection the server closed is replaced by one that goes on with
+	 * its messages (client/reconnect.h), after a delay, at most reconnect_rate a second
+	 * (0: unlimited; split between the workers like --rate). */
+	int reconnect;
+	int64_t reconnect_delay_ms;
+	int64_t reconnect_rate;
 
 	/* reporting */
 	int json;

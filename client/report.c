@@ -149,6 +149,8 @@ static void counts_json(struct jw *w, const struct result *r)
 	jw_u64(w, "closed_by_server", r->closed_by_server);
 	jw_u64(w, "echo_mismatch", r->echo_mismatch);
 	jw_u64(w, "messages", r->messages);
+	jw_u64(w, "reconnects", r->reconnects);
+	jw_u64(w, "interrupted", r->interrupted);
 	jw_u64(w, "bytes_sent", r->bytes_sent);
 	jw_u64(w, "bytes_received", r->bytes_received);
 	jw_obj_end(w);
@@ -392,6 +394,8 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 		(unsigned long long)r->attempted, (unsigned long long)r->established,
 		(unsigned long long)r->connected, (unsigned long long)r->completed,
 		(unsigned long long)r->cancelled, (unsigned long long)r->closed_by_server);
+	fprintf(f, "reconnects     %llu  (interrupted messages %llu)\n",
+		(unsigned long long)r->reconnects, (unsigned long long)r->interrupted);
 	failures_table(f, r);
 	dead_table(f, r);
 	fprintf(f, "echo mismatch  %llu\n", (unsigned long long)r->echo_mismatch);
@@ -494,6 +498,12 @@ static int read_counts(struct result *r, const struct jnode *doc, char *err, siz
 			return -1;
 		}
 	}
+	/* Results written before --reconnect existed lack these: 0 then. */
+	if ((json_get(counts, "reconnects") != NULL &&
+	     json_get_u64(counts, "reconnects", &r->reconnects) < 0) ||
+	    (json_get(counts, "interrupted") != NULL &&
+	     json_get_u64(counts, "interrupted", &r->interrupted) < 0))
+		return read_fail(err, errlen, "counts.reconnects or .interrupted not a whole number");
 	for (int s = 0; s < SCEN_N; s++) {
 		/* Results written before crash and vanish existed lack them. */
 		if (json_get_u64(by, scenario_name(s), &r->by_scenario[s]) < 0 &&

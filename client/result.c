@@ -66,6 +66,8 @@ void result_merge(struct result *dst, const struct result *src)
 	dst->closed_by_server += src->closed_by_server;
 	dst->echo_mismatch += src->echo_mismatch;
 	dst->messages += src->messages;
+	dst->reconnects += src->reconnects;
+	dst->interrupted += src->interrupted;
 	dst->bytes_sent += src->bytes_sent;
 	dst->bytes_received += src->bytes_received;
 	for (int s = 0; s < SCEN_N; s++)

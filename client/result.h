@@ -53,9 +53,13 @@ struct result {
 	uint64_t completed;	   /* scenario finished as planned */
 	uint64_t failed;	   /* ended by a failure (counted in fail[][]) */
 	uint64_t cancelled;	   /* still connecting when the run ended */
-	uint64_t closed_by_server; /* silent connections the server closed (EOF or RST) */
+	/* Connections the server closed (FIN or RST) that are not failures: silent ones while
+	 * held, and with --reconnect any it closed while the scenario still wanted it. */
+	uint64_t closed_by_server;
 	uint64_t echo_mismatch;	   /* messages whose echo differed */
 	uint64_t messages;	   /* echoes received complete and correct */
+	uint64_t reconnects;  /* connections opened to replace one the server closed */
+	uint64_t interrupted; /* messages unanswered or partly echoed at the server's close */
 	uint64_t bytes_sent, bytes_received;
 	uint64_t by_scenario[SCEN_N]; /* connections started per scenario */
 	struct dead_peers crashed;    /* crash connections closed in repair mode */

@@ -232,7 +232,8 @@ static int output(int json, const struct run_info *info, const struct result *to
 }
 
 /* Timeline columns: 1 time_s, 2..12 the client's states, 13..23 the server's, 24..27
- * attempted, established, failed, open, 28..29 rtt_p50_ms, rtt_p99_ms. */
+ * attempted, established, failed, open, 28..29 rtt_p50_ms, rtt_p99_ms (then 30..32
+ * closed_by_server, reconnects, interrupted, which the plot does not draw). */
 #define TL_STATES   11
 #define TL_RTT_P50  28
 #define TL_COLUMNS  29

@@ -236,6 +236,50 @@ static void test_crash_source(void **state)
 	free(o);
 }
 
+/* --reconnect and its delay and rate; the delay and the rate alone are refused, since
+ * they would do nothing. */
+static void test_reconnect(void **state)
+{
+	struct client_opts *o = malloc(sizeof(*o));
+	const char *plain[] = {"--server", "127.0.0.1:80", NULL};
+	const char *on[] = {"--server", "127.0.0.1:80", "--reconnect", NULL};
+	const char *tuned[] = {"--server",	    "127.0.0.1:80", "--reconnect-delay", "2s",
+			       "--reconnect-rate=50/s", "--reconnect",  NULL};
+	const char *zero[] = {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-delay=0",
+			      NULL};
+	static const char *bad[][6] = {
+	    {"--server", "127.0.0.1:80", "--reconnect-delay", "1s", NULL}, /* no --reconnect */
+	    {"--server", "127.0.0.1:80", "--reconnect-rate", "10", NULL},  /* no --reconnect */
+	    {"--server", "127.0.0.1:80", "--reconnect=yes", NULL},	       /* a switch */
+	    {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-delay", "10"}, /* no unit */
+	    {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-delay", "2h"}, /* > 1 h */
+	    {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-rate", "-1"},
+	    {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-rate", "x/s"},
+	    {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-rate", NULL}, /* no value */
+	};
+
+	(void)state;
+	assert_int_equal(parse(o, plain), 0);
+	assert_int_equal(o->reconnect, 0);
+	assert_int_equal(o->reconnect_delay_ms, 100);
+	assert_int_equal(o->reconnect_rate, 0);
+	assert_int_equal(parse(o, on), 0);
+	assert_int_equal(o->reconnect, 1);
+	assert_int_equal(o->reconnect_delay_ms, 100);
+	assert_int_equal(parse(o, tuned), 0);
+	assert_int_equal(o->reconnect, 1);
+	assert_int_equal(o->reconnect_delay_ms, 2000);
+	assert_int_equal(o->reconnect_rate, 50);
+	assert_int_equal(parse(o, zero), 0);
+	assert_int_equal(o->reconnect_delay_ms, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (parse(o, bad[i]) != -1)
+			fail_msg("reconnect case %zu (%s %s) was accepted", i, bad[i][2],
+				 bad[i][3] ? bad[i][3] : "");
+	}
+	free(o);
+}
+
 static void test_share(void **state)
 {
 	(void)state;
@@ -255,7 +299,7 @@ int main(void)
 	    cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_sources),  cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_share),    cmocka_unit_test(test_crash_source),
-	    cmocka_unit_test(test_plot_timeline),
+	    cmocka_unit_test(test_plot_timeline), cmocka_unit_test(test_reconnect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,8 @@ static struct result *sample(uint64_t seed)
 	r->closed_by_server = 2;
 	r->echo_mismatch = seed;
 	r->messages = 1000 * seed;
+	r->reconnects = 30 + seed;
+	r->interrupted = 11 * seed + 1;
 	r->bytes_sent = 64000 * seed;
 	r->bytes_received = 64000 * seed + 5;
 	r->by_scenario[SCEN_ECHO] = 50;
@@ -176,6 +178,8 @@ static void test_merge_exact(void **state)
 	assert_int_equal(direct->vanished.count, 14);
 	assert_true(direct->vanished.first_unix_us == 1700000002000000);
 	assert_int_equal(direct->dropped_from_server, 8 + 9);
+	assert_int_equal(direct->reconnects, 31 + 32);
+	assert_int_equal(direct->interrupted, 12 + 23);
 	/* kernel: deltas summed, sockstat the largest, limits the smallest */
 	assert_true(direct->kernel.available);
 	assert_int_equal(direct->kernel.k.tcpext[KSTAT_ABORT_ON_DATA], 51 + 52);
@@ -299,7 +303,9 @@ static void test_read_older(void **state)
 	memset(&a->vanished, 0, sizeof(a->vanished));
 	a->by_scenario[SCEN_CRASH] = a->by_scenario[SCEN_VANISH] = 0;
 	a->dropped_from_server = a->dropped_to_server = 0;
+	a->reconnects = a->interrupted = 0;
 	text = to_json(a);
+	cut(text, ",\"reconnects\":0,\"interrupted\":0"); /* before --reconnect */
 	cut(text, ",\"crash\":0,\"vanish\":0");
 	cut(text, "\"dead_peers\":{\"crash\":{\"count\":0,\"first_unix_us\":0,\"last_unix_us\":0},"
 		  "\"vanish\":{\"count\":0,\"first_unix_us\":0,\"last_unix_us\":0},"
