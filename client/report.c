@@ -133,6 +133,12 @@ static void run_json(struct jw *w, const struct run_info *info)
 		jw_u64(w, "messages", info->messages);
 		jw_u64(w, "size", info->size);
 		jw_u64(w, "pipeline", info->pipeline);
+		if (info->reconnect) {
+			jw_obj(w, "reconnect");
+			jw_i64(w, "delay_ms", info->reconnect_delay_ms);
+			jw_i64(w, "rate", info->reconnect_rate);
+			jw_obj_end(w);
+		}
 	}
 	jw_obj_end(w);
 }

@@ -1,7 +1,8 @@
 /* report: the final table (stdout), the --json document, and reading it back for merge.
  *
  * JSON layout (version 1):
- *   {"version":1, "run":{...how it was run...}, "counts":{attempted, connected, ...},
+ *   {"version":1, "run":{...how it was run; "reconnect":{delay_ms, rate} with it...},
+ *    "counts":{attempted, connected, ..., reconnects, interrupted, ...},
  *    "by_scenario":{"echo":N,...},
  *    "dead_peers":{"crash":D, "vanish":D, "dropped_from_server":N, "dropped_to_server":N},
  *    "failures":{"connect":{"ECONNREFUSED":N,...},...},
@@ -35,6 +36,8 @@ struct run_info {
 	uint64_t procs;
 	int64_t duration_ms;
 	uint64_t size, messages, pipeline;
+	int reconnect; /* --reconnect, with its delay and rate */
+	int64_t reconnect_delay_ms, reconnect_rate;
 	uint32_t merged; /* > 0: a merge of that many documents */
 };
 

@@ -201,6 +201,9 @@ static void run_info_fill(struct run_info *info, const struct client_opts *o)
 	info->size = (uint64_t)o->size;
 	info->messages = (uint64_t)o->messages;
 	info->pipeline = (uint64_t)o->pipeline;
+	info->reconnect = o->reconnect;
+	info->reconnect_delay_ms = o->reconnect_delay_ms;
+	info->reconnect_rate = o->reconnect_rate;
 }
 
 /* Prints the table or the JSON on stdout. 0, or -1 when it could not be written. */

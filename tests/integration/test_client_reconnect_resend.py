@@ -1,5 +1,7 @@
 # Goal of this test: a message only partly echoed when the server's FIN arrives is counted as interrupted, never as a mismatch; with --reconnect it is sent again, byte for byte the same, on the new connection and completes there; a wrong echoed byte before the FIN is still a mismatch.
+import os
 import socket
+import tempfile
 import threading
 import unittest
 
@@ -102,6 +104,17 @@ class ClientReconnectResendTest(unittest.TestCase):
         self.assertEqual(c["established"], 2)
         # The same bytes again: the check of the echo is against the same pattern.
         self.assertEqual(srv.second_head, srv.first_msg1)
+        self.assertEqual(run.doc["run"]["reconnect"], {"delay_ms": 50, "rate": 0})
+        # merge sums them exactly, and --expect reads them
+        fd, path = tempfile.mkstemp(prefix="teardown-rc-", suffix=".json")
+        self.addCleanup(os.unlink, path)
+        with os.fdopen(fd, "w") as f:
+            f.write(run.out)
+        m = run_client(self, ["merge", path, path, "--json", "--expect", "reconnects=2",
+                              "--expect", "interrupted=2", "--expect", "closed_by_server=2"])
+        self.assertEqual(m.rc, 0, str(m))
+        self.assertEqual(m.counts()["interrupted"], 2)
+        self.assertEqual(m.counts()["reconnects"], 2)
 
     def test_interrupted_without_reconnect(self):
         srv = FakeServer(self)
