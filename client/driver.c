@@ -1236,7 +1236,7 @@ static int driver_events(struct driver *d)
 
 static void driver_free(struct driver *d)
 {
-	struct event *evs[] = {d->pump_ev,    d->stop_ev,  d->tick_ev,     d->sigint_ev,
+	struct event *evs[] = {d->pump_ev,    d->stop_ev,    d->tick_ev,  d->sigint_ev,
 			       d->sigterm_ev, d->backoff_ev, d->fault_ev, d->reconnect_ev};
 
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {

@@ -21,7 +21,8 @@ int64_t reconnect_delay_us(int64_t delay_ms, uint64_t id, uint64_t n)
 {
 	int64_t d = delay_ms * 1000;
 	/* 53 random bits: a double in [0, 1). */
-	double u = (double)(mix64(mix64(id) ^ (n * 0xd1342543de82ef95ULL)) >> 11) / 9007199254740992.0;
+	double u =
+	    (double)(mix64(mix64(id) ^ (n * 0xd1342543de82ef95ULL)) >> 11) / 9007199254740992.0;
 
 	if (d <= 0)
 		return 0;

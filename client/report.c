@@ -509,7 +509,8 @@ static int read_counts(struct result *r, const struct jnode *doc, char *err, siz
 	     json_get_u64(counts, "reconnects", &r->reconnects) < 0) ||
 	    (json_get(counts, "interrupted") != NULL &&
 	     json_get_u64(counts, "interrupted", &r->interrupted) < 0))
-		return read_fail(err, errlen, "counts.reconnects or .interrupted not a whole number");
+		return read_fail(err, errlen,
+				 "counts.reconnects or .interrupted not a whole number");
 	for (int s = 0; s < SCEN_N; s++) {
 		/* Results written before crash and vanish existed lack them. */
 		if (json_get_u64(by, scenario_name(s), &r->by_scenario[s]) < 0 &&

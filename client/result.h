@@ -58,8 +58,8 @@ struct result {
 	uint64_t closed_by_server;
 	uint64_t echo_mismatch;	   /* messages whose echo differed */
 	uint64_t messages;	   /* echoes received complete and correct */
-	uint64_t reconnects;  /* connections opened to replace one the server closed */
-	uint64_t interrupted; /* messages unanswered or partly echoed at the server's close */
+	uint64_t reconnects;	   /* connections opened to replace one the server closed */
+	uint64_t interrupted;	   /* messages unanswered or partly echoed at the server's close */
 	uint64_t bytes_sent, bytes_received;
 	uint64_t by_scenario[SCEN_N]; /* connections started per scenario */
 	struct dead_peers crashed;    /* crash connections closed in repair mode */

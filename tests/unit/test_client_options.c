@@ -243,14 +243,15 @@ static void test_reconnect(void **state)
 	struct client_opts *o = malloc(sizeof(*o));
 	const char *plain[] = {"--server", "127.0.0.1:80", NULL};
 	const char *on[] = {"--server", "127.0.0.1:80", "--reconnect", NULL};
-	const char *tuned[] = {"--server",	    "127.0.0.1:80", "--reconnect-delay", "2s",
-			       "--reconnect-rate=50/s", "--reconnect",  NULL};
+	const char *tuned[] = {"--server", "127.0.0.1:80",	    "--reconnect-delay",
+			       "2s",	   "--reconnect-rate=50/s", "--reconnect",
+			       NULL};
 	const char *zero[] = {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-delay=0",
 			      NULL};
 	static const char *bad[][6] = {
 	    {"--server", "127.0.0.1:80", "--reconnect-delay", "1s", NULL}, /* no --reconnect */
 	    {"--server", "127.0.0.1:80", "--reconnect-rate", "10", NULL},  /* no --reconnect */
-	    {"--server", "127.0.0.1:80", "--reconnect=yes", NULL},	       /* a switch */
+	    {"--server", "127.0.0.1:80", "--reconnect=yes", NULL},	   /* a switch */
 	    {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-delay", "10"}, /* no unit */
 	    {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-delay", "2h"}, /* > 1 h */
 	    {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-rate", "-1"},
@@ -296,9 +297,9 @@ static void test_share(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),
-	    cmocka_unit_test(test_sources),  cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_share),    cmocka_unit_test(test_crash_source),
+	    cmocka_unit_test(test_defaults),	  cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_sources),	  cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_share),	  cmocka_unit_test(test_crash_source),
 	    cmocka_unit_test(test_plot_timeline), cmocka_unit_test(test_reconnect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

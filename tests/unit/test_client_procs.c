@@ -28,7 +28,7 @@ pid_t __real_fork(void);
 pid_t __wrap_waitpid(pid_t pid, int *status, int options);
 pid_t __real_waitpid(pid_t pid, int *status, int options);
 
-static int pipe_calls, pipe_fail_at;	/* fail call number pipe_fail_at (1, 2, ...) */
+static int pipe_calls, pipe_fail_at; /* fail call number pipe_fail_at (1, 2, ...) */
 static int fork_calls, fork_fail_at;
 static int waitpid_fail;
 
