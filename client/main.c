@@ -50,9 +50,9 @@ static int states_print(int port, const struct census_view *local, const struct 
 		char title[128];
 		snprintf(title, sizeof(title), "port %d, local side (listeners, accepted sockets)",
 			 port);
-		report_census_table(stdout, title, local);
+		report_census_table(stdout, title, local, "nothing listens on the port");
 		snprintf(title, sizeof(title), "port %d, remote side (clients of the port)", port);
-		report_census_table(stdout, title, remote);
+		report_census_table(stdout, title, remote, NULL);
 		printf("census took %.2f ms\n",
 		       (double)(local->c.elapsed_us + remote->c.elapsed_us) / 1000.0);
 	}

@@ -62,6 +62,10 @@ void report_census_json(struct jw *w, const char *key, const struct census_view 
 
 	jw_obj(w, key);
 	jw_bool(w, "visible", v->visible);
+	if (!v->visible && census_unseen_key(v->unseen) != NULL)
+		jw_str(w, "unseen", census_unseen_key(v->unseen));
+	if (v->port > 0)
+		jw_u64(w, "port", (uint64_t)v->port);
 	if (v->visible) {
 		jw_u64(w, "total", c->total);
 		jw_obj(w, "states");
@@ -93,16 +97,19 @@ static void census_timer_text(FILE *f, const struct census_counts *c, int st)
 	}
 }
 
-void report_census_table(FILE *f, const char *title, const struct census_view *v)
+void report_census_table(FILE *f, const char *title, const struct census_view *v,
+			 const char *no_listener)
 {
 	const struct census_counts *c = &v->c;
+	char why[160];
 
 	if (!v->visible) {
-		fprintf(f, "%s: not visible from here (another host or network namespace)\n",
-			title);
+		fprintf(f, "%s: %s\n", title, census_unseen_text(v, why, sizeof(why)));
 		return;
 	}
 	fprintf(f, "%s: %llu sockets\n", title, (unsigned long long)c->total);
+	if (no_listener != NULL && c->state[CENSUS_LISTEN] == 0)
+		fprintf(f, "  %s\n", no_listener);
 	for (size_t i = 0; i < NREPORT_STATES; i++) {
 		int st = report_states[i];
 		if (c->state[st] == 0)
@@ -415,8 +422,11 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 	hist_row(f, "echo rtt", &r->rtt_us);
 	hist_row(f, "fin-to-fin", &r->fin_to_fin_us);
 	hist_row(f, "server close", &r->server_close_us);
-	report_census_table(f, "census client sockets (this run's)", &r->client);
-	report_census_table(f, "census server port (local port)", &r->server);
+	report_census_table(f, "census client sockets (this run's)", &r->client, NULL);
+	/* Seen at the start (a listener of the server's), gone at the end: e.g. inetd's rate
+	 * limit closed it, or the server exited. */
+	report_census_table(f, "census server port (local port)", &r->server,
+			    "no listener at the end (there was one at the start)");
 	kernel_table(f, &r->kernel, info->merged > 0);
 	expect_table(f, ex);
 }
@@ -465,10 +475,19 @@ int report_census_read(struct census_view *v, const struct jnode *n, char *err, 
 	const struct jnode *vis = json_get(n, "visible");
 	uint64_t elapsed = 0;
 
+	const struct jnode *unseen = json_get(n, "unseen");
+	uint64_t port = 0;
+
 	memset(v, 0, sizeof(*v));
 	if (vis == NULL || vis->type != J_BOOL)
 		return read_fail(err, errlen, "census without \"visible\"");
 	v->visible = vis->num != 0;
+	/* Both optional: results written before them have neither. */
+	if (json_get_u64(n, "port", &port) == 0 && port <= 65535)
+		v->port = (int)port;
+	if (unseen != NULL &&
+	    (unseen->type != J_STR || (v->unseen = census_unseen_parse(unseen->str)) < 0))
+		return read_fail(err, errlen, "census: unknown \"unseen\"");
 	if (!v->visible)
 		return 0;
 	if (read_census_states(&v->c, n, err, errlen) < 0)

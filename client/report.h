@@ -14,10 +14,12 @@
  * where D is {"count":N, "first_unix_us":T, "last_unix_us":T} (wall clock, 0 when count
  * is 0; merged as the earliest and the latest), H is common/hist.c's JSON form (exact) and
  * C is
- *   {"visible":true, "total":N, "states":{"established":N,...}, "timers":{...},
+ *   {"visible":true, "port":P, "total":N, "states":{"established":N,...}, "timers":{...},
  *    "accept_queue":N, "accept_backlog":N, "recv_q":N, "send_q":N, "elapsed_us":N}
- * and K the kernel's counters of the run's network namespace (client/kernel.h; once per
- * run, not in "procs"; results written before it existed read as not available). */
+ * or, not counted, {"visible":false, "unseen":"remote"|"no_listener"|"other_listener"|
+ * "no_census", "port":P} ("unseen" and "port" are absent in older results), and K the kernel's
+ * counters of the run's network namespace (client/kernel.h; once per run, not in "procs"; results
+ * written before it existed read as not available). */
 #ifndef TEARDOWN_REPORT_H
 #define TEARDOWN_REPORT_H
 
@@ -42,8 +44,11 @@ struct run_info {
 };
 
 void report_census_json(struct jw *w, const char *key, const struct census_view *v);
-/* "LISTEN 1 (accept queue 0/128), ESTABLISHED 100 (keepalive 100, next in <= 7199 s)". */
-void report_census_table(FILE *f, const char *title, const struct census_view *v);
+/* "LISTEN 1 (accept queue 0/128), ESTABLISHED 100 (keepalive 100, next in <= 7199 s)";
+ * a census not counted gives its reason; no_listener (may be NULL) is said when no socket
+ * of the census listens. */
+void report_census_table(FILE *f, const char *title, const struct census_view *v,
+			 const char *no_listener);
 
 /* The whole document; parts (may be NULL) are the per-worker results of --procs. */
 void report_json(struct jw *w, const struct run_info *info, const struct result *r,

@@ -33,10 +33,28 @@ enum {
 	FAIL_KINDS
 };
 
+/* Why a census was not counted (census_view.unseen). */
+enum census_unseen {
+	UNSEEN_UNKNOWN,	       /* not said (a result written before the reasons were) */
+	UNSEEN_REMOTE,	       /* not an address of this host: another host or namespace */
+	UNSEEN_NO_LISTENER,    /* an address of this host, but nothing listens on the port */
+	UNSEEN_OTHER_LISTENER, /* only listeners of the port on another address or family */
+	UNSEEN_NO_CENSUS,      /* sock_diag could not be opened or read */
+	UNSEEN_N
+};
+
 struct census_view {
-	int visible; /* 1: counted here; 0: not visible from here (another host, namespace) */
+	int visible; /* 1: counted here; 0: not, for the reason in unseen */
+	int unseen;  /* enum census_unseen */
+	int port;    /* the port it is (or would be) of; 0: not said */
 	struct census_counts c;
 };
+
+/* "remote", "no_listener", ... (the JSON's names), or NULL for UNSEEN_UNKNOWN. */
+const char *census_unseen_key(int unseen);
+int census_unseen_parse(const char *key);
+/* Why v was not counted, for a reader: "nothing listens on port 7000 here", ... */
+const char *census_unseen_text(const struct census_view *v, char *buf, size_t len);
 
 /* When peers of this run died (crash, vanish): wall-clock times, so the results of
  * several processes or machines merge (earliest first, latest last) and compare with a
