@@ -126,11 +126,53 @@ void report_census_table(FILE *f, const char *title, const struct census_view *v
 
 /* ---- result ---- */
 
+void run_names_add(struct run_names *s, const char *name)
+{
+	for (int i = 0; i < s->n; i++) {
+		if (strcmp(s->name[i], name) == 0)
+			return;
+	}
+	if (s->n == RUN_NAMES_MAX) {
+		s->more = 1;
+		return;
+	}
+	snprintf(s->name[s->n++], sizeof(s->name[0]), "%s", name);
+}
+
+const char *run_names_text(const struct run_names *s, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < s->n && used < len; i++) {
+		int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", s->name[i]);
+		used += n > 0 ? (size_t)n : 0;
+	}
+	if (s->more && used < len)
+		snprintf(buf + used, len - used, " and more");
+	return buf;
+}
+
+static void names_json(struct jw *w, const char *key, const struct run_names *s)
+{
+	jw_arr(w, key);
+	for (int i = 0; i < s->n; i++)
+		jw_str(w, NULL, s->name[i]);
+	jw_arr_end(w);
+	if (s->more) {
+		char more[32];
+		snprintf(more, sizeof(more), "%s_more", key);
+		jw_bool(w, more, 1);
+	}
+}
+
 static void run_json(struct jw *w, const struct run_info *info)
 {
 	jw_obj(w, "run");
 	if (info->merged > 0) {
 		jw_u64(w, "merged", info->merged);
+		names_json(w, "servers", &info->servers);
+		names_json(w, "scenarios", &info->scenarios);
 	} else {
 		jw_str(w, "server", info->server);
 		jw_str(w, "scenario", info->scenario);
@@ -395,9 +437,19 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 {
 	double s = (double)r->elapsed_us / 1e6;
 
-	if (info->merged > 0)
-		fprintf(f, "merged %u results\n", info->merged);
-	else
+	if (info->merged > 0) {
+		char names[1024];
+		fprintf(f, "merged %u results", info->merged);
+		if (info->servers.n > 0)
+			fprintf(f, "  server%s %s",
+				info->servers.n + info->servers.more > 1 ? "s" : "",
+				run_names_text(&info->servers, names, sizeof(names)));
+		if (info->scenarios.n > 0)
+			fprintf(f, "  scenario%s %s",
+				info->scenarios.n + info->scenarios.more > 1 ? "s" : "",
+				run_names_text(&info->scenarios, names, sizeof(names)));
+		fprintf(f, "\n");
+	} else
 		fprintf(f, "server %s  scenario %s  connections %llu  procs %llu\n", info->server,
 			info->scenario, (unsigned long long)info->connections,
 			(unsigned long long)info->procs);
@@ -607,6 +659,25 @@ static int read_hists(struct result *r, const struct jnode *doc, char *err, size
 	return 0;
 }
 
+/* A name, or a merged document's list of them (absent in older documents: none). */
+static void read_names(struct run_names *s, const struct jnode *run, const char *one,
+		       const char *many)
+{
+	const struct jnode *n = json_get(run, one), *arr = json_get(run, many), *more;
+	char key[32];
+
+	if (n != NULL && n->type == J_STR)
+		run_names_add(s, n->str);
+	for (const struct jnode *e = arr ? arr->child : NULL; e != NULL; e = e->next) {
+		if (e->type == J_STR)
+			run_names_add(s, e->str);
+	}
+	snprintf(key, sizeof(key), "%s_more", many);
+	more = json_get(run, key);
+	if (more != NULL && more->type == J_BOOL && more->num != 0)
+		s->more = 1;
+}
+
 int report_read(struct result *r, struct run_info *info, const struct jnode *doc, char *err,
 		size_t errlen)
 {
@@ -617,6 +688,8 @@ int report_read(struct result *r, struct run_info *info, const struct jnode *doc
 	memset(info, 0, sizeof(*info));
 	if (json_get_u64(doc, "version", &version) < 0 || version != 1)
 		return read_fail(err, errlen, "not a load-client result (version 1)");
+	read_names(&info->servers, json_get(doc, "run"), "server", "servers");
+	read_names(&info->scenarios, json_get(doc, "run"), "scenario", "scenarios");
 	if (read_counts(r, doc, err, errlen) < 0 || read_dead_peers(r, doc, err, errlen) < 0 ||
 	    read_failures(r, doc, err, errlen) < 0 || read_hists(r, doc, err, errlen) < 0)
 		return -1;

@@ -30,6 +30,19 @@
 
 struct expect_set;
 
+/* Distinct names (servers, scenarios) of the results a merge combined, in the order
+ * first seen; beyond RUN_NAMES_MAX only marked as more. */
+#define RUN_NAMES_MAX 8
+struct run_names {
+	int n, more; /* more: there were others */
+	char name[RUN_NAMES_MAX][300];
+};
+
+/* Adds name unless it is there already. */
+void run_names_add(struct run_names *s, const char *name);
+/* "a, b and more" into buf. */
+const char *run_names_text(const struct run_names *s, char *buf, size_t len);
+
 /* How the run was made, for the reader of a report. */
 struct run_info {
 	char server[300];
@@ -41,6 +54,9 @@ struct run_info {
 	int reconnect; /* --reconnect, with its delay and rate */
 	int64_t reconnect_delay_ms, reconnect_rate;
 	uint32_t merged; /* > 0: a merge of that many documents */
+	/* Read from a document (report_read), and of a merge: the servers and scenarios
+	 * of the results (a merged document's own lists; none from older documents). */
+	struct run_names servers, scenarios;
 };
 
 void report_census_json(struct jw *w, const char *key, const struct census_view *v);
@@ -57,7 +73,8 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 		  const struct expect_set *ex);
 
 /* Reads the counters, failures, histograms and censuses of a document written by
- * report_json into r (initialised here). 0, or -1 with a reason. */
+ * report_json into r (initialised here), and its servers and scenarios into info. 0, or
+ * -1 with a reason. */
 int report_read(struct result *r, struct run_info *info, const struct jnode *doc, char *err,
 		size_t errlen);
 int report_census_read(struct census_view *v, const struct jnode *n, char *err, size_t errlen);
