@@ -260,8 +260,9 @@ void options_usage(void)
 	      "  {connect,rtt,fin_to_fin,server_close}_{p50,p99,p99.9,max,min,mean}_ms;\n"
 	      "  msgs_per_s, mb_per_s; kernel.COUNTER (TCPAbortOnClose ... ListenDrops: deltas\n"
 	      "  over the run in this network namespace), kernel.sockstat.NAME (inuse orphan tw\n"
-	      "  alloc mem). failed=0 (failed.unnamed=0 when some failures are named) and\n"
-	      "  echo_mismatch=0 are expected unless named.\n"
+	      "  alloc mem; inuse IPv4 only), kernel.sockstat6.inuse (IPv6). failed=0\n"
+	      "  (failed.unnamed=0 when some failures are named) and echo_mismatch=0 are\n"
+	      "  expected unless named.\n"
 	      "exit status: 0 ok; 1 a failure or a violated --expect; 2 a usage error (or vanish\n"
 	      "  refused); 3 an expectation that could not be checked, or crash/vanish without\n"
 	      "  CAP_NET_ADMIN or nft\n",

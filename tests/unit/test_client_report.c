@@ -75,6 +75,8 @@ static struct result *sample(uint64_t seed)
 	r->kernel.k.sockstat[KSTAT_TCP_TW] = 1000 - seed;
 	r->kernel.limits.found = 1U << KSTAT_MAX_ORPHANS;
 	r->kernel.limits.v[KSTAT_MAX_ORPHANS] = 4096 * seed;
+	r->kernel.inuse6_found = 1;
+	r->kernel.inuse6 = 100 + seed;
 	return r;
 }
 
@@ -139,6 +141,8 @@ static void assert_same(const struct result *a, const struct result *b)
 			    sizeof(a->kernel.k.sockstat));
 	assert_int_equal(a->kernel.limits.found, b->kernel.limits.found);
 	assert_memory_equal(a->kernel.limits.v, b->kernel.limits.v, sizeof(a->kernel.limits.v));
+	assert_int_equal(a->kernel.inuse6_found, b->kernel.inuse6_found);
+	assert_int_equal(a->kernel.inuse6, b->kernel.inuse6);
 }
 
 static void test_round_trip(void **state)
@@ -244,7 +248,7 @@ static void test_kernel_table(void **state)
 				     "deltas over the run"));
 	assert_non_null(strstr(text, "  TCPAbortOnClose 2  TCPAbortOnData 52"));
 	assert_non_null(strstr(text, "ListenDrops 0\n"));
-	assert_non_null(strstr(text, "  sockstat: inuse 0  tw 998\n"));
+	assert_non_null(strstr(text, "  sockstat: inuse 102 (IPv4 0, IPv6 102)  tw 998\n"));
 	assert_non_null(strstr(text, "  host-wide: orphan 20 (tcp_max_orphans 8192)  alloc 0  "
 				     "mem 0 pages\n"));
 	assert_non_null(strstr(text, "kernel (this network namespace): not in every merged"));
@@ -431,6 +435,36 @@ static void test_census_unseen(void **state)
 	free(b);
 }
 
+/* /proc/net/sockstat6's TCP6 line: the IPv6 sockets that sockstat's inuse leaves out. */
+static void test_sockstat6(void **state)
+{
+	uint64_t n = 0;
+	struct result *a = sample(1), *b = sample(2);
+	double v;
+	char why[64];
+
+	(void)state;
+	assert_int_equal(kernel_parse_sockstat6("TCP6: inuse 345\nUDP6: inuse 2\n", &n), 0);
+	assert_int_equal(n, 345);
+	assert_int_equal(kernel_parse_sockstat6("UDP6: inuse 2\nTCP6: inuse 7", &n), 0);
+	assert_int_equal(n, 7);
+	assert_int_equal(kernel_parse_sockstat6("UDP6: inuse 2\n", &n), -1);
+	assert_int_equal(kernel_parse_sockstat6("TCP6: inuse x\n", &n), -1);
+	assert_int_equal(kernel_parse_sockstat6("", &n), -1);
+	/* merged: the largest, like the other sockstat figures; the key reads it */
+	kernel_merge(&a->kernel, &b->kernel, 0);
+	assert_true(a->kernel.inuse6_found);
+	assert_int_equal(a->kernel.inuse6, 102);
+	assert_int_equal(kernel_lookup(&a->kernel, "sockstat6.inuse", &v, why, sizeof(why)), 0);
+	assert_true(v == 102);
+	b->kernel.inuse6_found = 0; /* one result without it: unknown, not a partial figure */
+	kernel_merge(&a->kernel, &b->kernel, 0);
+	assert_false(a->kernel.inuse6_found);
+	assert_int_equal(kernel_lookup(&a->kernel, "sockstat6.inuse", &v, why, sizeof(why)), 1);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +473,7 @@ int main(void)
 	    cmocka_unit_test(test_read_rejects), cmocka_unit_test(test_dead_merge),
 	    cmocka_unit_test(test_read_older),	 cmocka_unit_test(test_kernel_merge),
 	    cmocka_unit_test(test_kernel_table), cmocka_unit_test(test_census_unseen),
+	    cmocka_unit_test(test_sockstat6),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
