@@ -87,6 +87,8 @@ build/unit/test_server_accept build/asan/unit/test_server_accept: UNIT_LDFLAGS =
 	-Wl,--wrap=event_add
 # No DNS query leaves the machine: names resolve numerically only (tests/no_dns.h).
 build/unit/test_sock build/asan/unit/test_sock: UNIT_LDFLAGS = -Wl,--wrap=getaddrinfo
+# Fault injection: the client's worker spawning with failing pipe2, fork and waitpid.
+build/unit/test_client_procs build/asan/unit/test_client_procs: UNIT_LDFLAGS = -Wl,--wrap=pipe2 -Wl,--wrap=fork -Wl,--wrap=waitpid
 
 # The unit tests' objects are intermediate files of a pattern chain: without this, make
 # deletes them after linking and rebuilds them on every run.

@@ -3,6 +3,7 @@
 #include "crashport.h"
 #include "fault.h"
 #include "log.h"
+#include "reconnect.h"
 #include "sock.h"
 
 #include <errno.h>
@@ -26,6 +27,7 @@ enum cstate {
 	CS_ECHO,	/* established, exchanging messages */
 	CS_HOLD,	/* idle / silent: established, held */
 	CS_HALF_CLOSED, /* half-close: our FIN sent, reading the rest and the server's FIN */
+	CS_WAIT,	/* --reconnect: closed by the server; its slot reconnects (no socket) */
 	/* vanish, in this order: */
 	CS_DYING, /* its drop rule is queued for the next nft call */
 	CS_DEAD,  /* vanished: its packets are dropped; held, sending nothing */
@@ -48,6 +50,8 @@ struct conn {
 	uint8_t state;
 	uint8_t stopping;  /* no new messages; finish when the outstanding ones are answered */
 	uint8_t assigned;  /* rev, wev, tev are set up */
+	uint8_t reconnecting; /* a reconnect not established yet (or waiting to be made) */
+	uint32_t attempts;    /* reconnects of this connection so far (the delay's jitter) */
 	uint64_t planned;  /* messages to send (UINT64_MAX: until the run ends) */
 	uint64_t sent;	   /* messages completely written */
 	uint64_t send_off; /* bytes of message `sent` written so far */
@@ -75,6 +79,12 @@ struct driver {
 	uint64_t *waitq, whead, wlen; /* slots waiting out --backoff */
 	int64_t *wait_until;
 	uint64_t connecting, live, halfclosed;
+	/* --reconnect: connections in CS_WAIT (not live: no socket), and the slots whose
+	 * delay is over, waiting for a token of --reconnect-rate, in order. */
+	uint64_t waiting;
+	uint64_t *rq, rhead, rlen;
+	struct bucket reconnect_bucket;
+	struct event *reconnect_ev;
 	double rate, tokens; /* per second, this worker's share */
 	int64_t t_tokens;
 	int stopping, signals;
@@ -97,6 +107,7 @@ struct driver {
 
 static void conn_send(struct conn *c);
 static void conn_arm(struct conn *c);
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void driver_pump(struct driver *d);
 static void driver_stop(struct driver *d);
 
@@ -135,7 +146,8 @@ static uint64_t conn_outstanding(const struct conn *c)
 /* Nothing open and nothing more to open. */
 static int driver_finished(const struct driver *d)
 {
-	return d->live == 0 && (d->stopping || (d->o->duration_ms == 0 && d->qlen == 0));
+	return d->live == 0 && d->waiting == 0 &&
+	       (d->stopping || (d->o->duration_ms == 0 && d->qlen == 0));
 }
 
 static void driver_maybe_done(struct driver *d)
@@ -201,7 +213,8 @@ static void slot_end(struct driver *d, uint64_t slot, int failed)
 
 /* ---- a connection's end ---- */
 
-static void conn_free(struct conn *c)
+/* Lets go of the socket and its events: the connection no longer counts as open. */
+static void conn_detach(struct conn *c)
 {
 	struct driver *d = c->d;
 
@@ -212,6 +225,11 @@ static void conn_free(struct conn *c)
 	}
 	if (c->fd >= 0)
 		close(c->fd);
+	c->fd = -1;
+	if (c->state == CS_WAIT) {
+		d->waiting--;
+		return;
+	}
 	if (c->state == CS_CONNECTING || c->state == CS_FIRST)
 		d->connecting--;
 	if (c->state == CS_HALF_CLOSED)
@@ -219,7 +237,71 @@ static void conn_free(struct conn *c)
 	d->live--;
 	d->r->open_now = d->live;
 	d->r->closing_now = d->halfclosed;
+}
+
+static void conn_free(struct conn *c)
+{
+	conn_detach(c);
 	free(c);
+}
+
+/* --reconnect: the server closed c, or a reconnect of it failed. It keeps its slot, its
+ * id and its messages, without a socket, and reconnects after the delay; the messages
+ * not completely echoed are sent again from their first byte (the same bytes: the pattern
+ * is a function of the id and the message number). */
+static void conn_wait(struct conn *c)
+{
+	struct driver *d = c->d;
+	struct timeval tv;
+
+	conn_detach(c);
+	c->state = CS_WAIT;
+	d->waiting++;
+	c->reconnecting = 1;
+	c->sent = c->recvd;
+	c->send_off = 0;
+	c->recv_off = 0;
+	if (c->planned <= c->recvd)
+		c->planned = c->recvd + 1; /* silent: one message makes it established again */
+	if (!c->assigned)
+		evtimer_assign(&c->tev, d->base, conn_timer_cb, c);
+	tv = clock_us_to_tv(reconnect_delay_us(d->o->reconnect_delay_ms, c->id, c->attempts));
+	evtimer_add(&c->tev, &tv);
+}
+
+/* The slots whose delay is over open in that order, as --reconnect-rate allows, through
+ * the queue of every new connection (--rate and --max-connecting apply too). */
+static void reconnect_pump(struct driver *d)
+{
+	while (d->rlen > 0 && !d->stopping) {
+		int64_t wait = bucket_take(&d->reconnect_bucket, now_us());
+		if (wait > 0) {
+			struct timeval tv = clock_us_to_tv(wait);
+			evtimer_add(d->reconnect_ev, &tv);
+			return;
+		}
+		slot_enqueue(d, d->rq[d->rhead]);
+		d->rhead = (d->rhead + 1) % d->nslots;
+		d->rlen--;
+	}
+	driver_pump(d);
+}
+
+static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	reconnect_pump(arg);
+}
+
+/* A waiting connection's delay is over. */
+static void conn_reconnect_due(struct conn *c)
+{
+	struct driver *d = c->d;
+
+	d->rq[(d->rhead + d->rlen) % d->nslots] = c->slot;
+	if (d->rlen++ == 0) /* else the queue's timer is set */
+		reconnect_pump(d);
 }
 
 static const char *fail_hint(int kind)
@@ -267,6 +349,12 @@ static void conn_fail(struct conn *c, int kind)
 			 kind < FAIL_ERRNO_MAX ? strerror(kind) : "",
 			 kind < FAIL_ERRNO_MAX ? ")" : "", fail_hint(kind));
 	}
+	/* A reconnect that failed (nothing listens yet: a restart) is tried again while the
+	 * run lasts; in a one-pass run the slot gives up, so the run ends. */
+	if (c->reconnecting && d->o->duration_ms > 0 && !d->stopping) {
+		conn_wait(c);
+		return;
+	}
 	conn_free(c);
 	slot_end(d, slot, 1);
 }
@@ -281,17 +369,54 @@ static void conn_done(struct conn *c)
 	slot_end(d, slot, 0);
 }
 
-/* A silent connection the server closed (EOF or RST): the outcome the scenario measures
- * (the server's idle or heartbeat timeout), not a failure. */
+/* Counts a close by the server that is not a failure; for a held connection, with the
+ * time since its last byte (the server's idle or heartbeat timeout). */
+static void closed_count(struct conn *c)
+{
+	struct driver *d = c->d;
+
+	d->r->closed_by_server++;
+	if (c->state == CS_HOLD || c->state >= CS_DYING)
+		hist_record(&d->r->server_close_us, (uint64_t)(now_us() - c->t_last_send));
+}
+
+/* A connection the server closed (EOF or RST) as the run expects: a held silent one (the
+ * outcome the scenario measures), or any with --reconnect when it is not replaced. */
 static void conn_closed_by_server(struct conn *c)
 {
 	struct driver *d = c->d;
 	uint64_t slot = c->slot;
 
-	d->r->closed_by_server++;
-	hist_record(&d->r->server_close_us, (uint64_t)(now_us() - c->t_last_send));
+	closed_count(c);
 	conn_free(c);
 	slot_end(d, slot, 0);
+}
+
+/* The server closed c (its FIN: kind FAIL_EOF; its RST: the errno) while the scenario
+ * still wanted it (client/reconnect.h). */
+static void conn_server_closed(struct conn *c, int kind)
+{
+	struct driver *d = c->d;
+	struct close_facts f = {
+	    .reconnect = d->o->reconnect,
+	    .stopping = c->stopping || d->stopping,
+	    .held = c->state == CS_HOLD,
+	    .silent = c->scen == SCEN_SILENT,
+	};
+
+	d->r->interrupted += conn_outstanding(c);
+	switch (reconnect_verdict(&f)) {
+	case CLOSE_FAILED:
+		conn_fail(c, kind);
+		return;
+	case CLOSE_BY_SERVER:
+		conn_closed_by_server(c);
+		return;
+	case CLOSE_RECONNECT:
+		closed_count(c);
+		conn_wait(c);
+		return;
+	}
 }
 
 static void conn_half_close(struct conn *c)
@@ -512,10 +637,12 @@ static void conn_established(struct conn *c)
 
 	d->r->established++;
 	d->connecting--;
+	c->reconnecting = 0;
 	c->state = scenario_holds(c->scen) ? CS_HOLD : CS_ECHO;
 	/* Held until the run ends only when holding is the whole run; in a mix, for --hold,
-	 * so the mix does not fill up with held connections. */
-	if (c->state == CS_HOLD && (d->o->duration_ms == 0 || d->o->scenario == SCEN_MIXED))
+	 * so the mix does not fill up with held connections. A reconnect keeps its hold. */
+	if (c->state == CS_HOLD && c->hold_until == 0 &&
+	    (d->o->duration_ms == 0 || d->o->scenario == SCEN_MIXED))
 		c->hold_until = now_us() + d->o->hold_ms * 1000;
 	driver_pump(d);
 }
@@ -563,10 +690,10 @@ static void conn_eof(struct conn *c)
 	else if (c->state == CS_HALF_CLOSED && conn_outstanding(c) == 0) {
 		hist_record(&d->r->fin_to_fin_us, (uint64_t)(now_us() - c->t_fin));
 		conn_done(c);
-	} else if (c->state == CS_HOLD && c->scen == SCEN_SILENT) {
-		conn_closed_by_server(c);
+	} else if (c->state == CS_HALF_CLOSED) {
+		conn_fail(c, FAIL_EOF); /* its echo must come before the server's FIN */
 	} else {
-		conn_fail(c, FAIL_EOF);
+		conn_server_closed(c, FAIL_EOF);
 	}
 }
 
@@ -574,8 +701,8 @@ static void conn_error(struct conn *c, int err)
 {
 	if (c->state >= CS_DYING)
 		conn_dead_end(c, err == ECONNRESET ? OUTCOME_CLOSED : err);
-	else if (c->state == CS_HOLD && c->scen == SCEN_SILENT && err == ECONNRESET)
-		conn_closed_by_server(c);
+	else if ((err == ECONNRESET || err == EPIPE) && c->state != CS_HALF_CLOSED)
+		conn_server_closed(c, err); /* EPIPE: our send after the server's RST */
 	else
 		conn_fail(c, err);
 }
@@ -623,7 +750,9 @@ static int conn_may_start(const struct conn *c, uint64_t seq, int64_t now)
 		return 0;
 	if (seq - c->recvd >= (uint64_t)o->pipeline)
 		return 0;
-	if (c->scen == SCEN_IDLE && seq > 0)
+	/* idle: a heartbeat every --heartbeat once established; a reconnect's first
+	 * message goes at once, as a new connection's. */
+	if (c->scen == SCEN_IDLE && seq > 0 && c->state != CS_FIRST)
 		return seq == c->recvd && now >= c->t_last_send + o->heartbeat_ms * 1000;
 	return 1;
 }
@@ -755,6 +884,10 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->state == CS_WAIT) {
+		conn_reconnect_due(c);
+		return;
+	}
 	if (c->state >= CS_DYING) {
 		if (c->state == CS_DEAD && c->hold_until > 0 && now >= c->hold_until)
 			conn_bury(c, OUTCOME_DONE);
@@ -873,8 +1006,17 @@ static struct conn *conn_new(struct driver *d, uint64_t slot)
 static void conn_start(struct driver *d, uint64_t slot)
 {
 	const struct client_opts *o = d->o;
-	struct conn *c = conn_new(d, slot);
+	struct conn *c = d->slots[slot];
 	int rc;
+
+	if (c != NULL) { /* CS_WAIT: a reconnect */
+		d->waiting--;
+		d->r->reconnects++;
+		c->attempts++;
+		c->state = CS_CONNECTING;
+	} else {
+		c = conn_new(d, slot);
+	}
 
 	if (c == NULL) {
 		log_error("out of memory for a connection");
@@ -991,6 +1133,11 @@ static void pump_cb(evutil_socket_t fd, short what, void *arg)
  * sent, is cancelled; the others finish their scenario's ending. */
 static void conn_stop(struct conn *c)
 {
+	if (c->state == CS_WAIT) { /* not reconnected: it was counted when the server closed */
+		c->d->slots[c->slot] = NULL;
+		conn_free(c);
+		return;
+	}
 	if (c->state >= CS_DYING) {
 		conn_dead_end(c, OUTCOME_DONE);
 		return;
@@ -1016,6 +1163,7 @@ static void driver_stop(struct driver *d)
 	d->stopping = 1;
 	evtimer_del(d->pump_ev);
 	evtimer_del(d->backoff_ev);
+	evtimer_del(d->reconnect_ev);
 	for (uint64_t i = 0; i < d->nslots; i++) {
 		if (d->slots[i] != NULL)
 			conn_stop(d->slots[i]);
@@ -1068,8 +1216,9 @@ static int driver_events(struct driver *d)
 	d->sigterm_ev = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->backoff_ev = evtimer_new(d->base, backoff_cb, d);
 	d->fault_ev = event_new(d->base, -1, 0, fault_flush_cb, d);
+	d->reconnect_ev = evtimer_new(d->base, reconnect_cb, d);
 	if (!d->pump_ev || !d->stop_ev || !d->tick_ev || !d->sigint_ev || !d->sigterm_ev ||
-	    !d->backoff_ev || !d->fault_ev)
+	    !d->backoff_ev || !d->fault_ev || !d->reconnect_ev)
 		return -1;
 	if (d->o->duration_ms > 0) {
 		struct timeval tv = clock_ms_to_tv(d->o->duration_ms);
@@ -1087,8 +1236,8 @@ static int driver_events(struct driver *d)
 
 static void driver_free(struct driver *d)
 {
-	struct event *evs[] = {d->pump_ev,    d->stop_ev,    d->tick_ev, d->sigint_ev,
-			       d->sigterm_ev, d->backoff_ev, d->fault_ev};
+	struct event *evs[] = {d->pump_ev,    d->stop_ev,    d->tick_ev,  d->sigint_ev,
+			       d->sigterm_ev, d->backoff_ev, d->fault_ev, d->reconnect_ev};
 
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
 		if (evs[i] != NULL)
@@ -1104,6 +1253,7 @@ static void driver_free(struct driver *d)
 	free(d->queue);
 	free(d->waitq);
 	free(d->wait_until);
+	free(d->rq);
 	free(d->add_q);
 	free(d->del_q);
 	free(d->add_spare);
@@ -1131,6 +1281,10 @@ static struct driver *driver_new(const struct client_opts *o, int worker, int nw
 	d->queue = calloc(d->nslots, sizeof(*d->queue));
 	d->waitq = calloc(d->nslots, sizeof(*d->waitq));
 	d->wait_until = calloc(d->nslots, sizeof(*d->wait_until));
+	if (o->reconnect && (d->rq = calloc(d->nslots, sizeof(*d->rq))) == NULL) {
+		driver_free(d);
+		return NULL;
+	}
 	if (options_runs(o, SCEN_VANISH)) {
 		d->add_q = calloc(d->nslots, sizeof(*d->add_q));
 		d->del_q = calloc(d->nslots, sizeof(*d->del_q));
@@ -1187,6 +1341,7 @@ int driver_run(const struct client_opts *o, int worker, int nworkers, struct res
 	d->t_start = now_us();
 	d->t_tokens = d->t_start;
 	d->tokens = 1.0;
+	bucket_init(&d->reconnect_bucket, (double)o->reconnect_rate / nworkers, d->t_start);
 	if (d->nslots > 0) {
 		driver_pump(d);
 		/* A loopbreak before the loop runs is forgotten: check first. */

@@ -38,6 +38,8 @@ static const struct counter counters[] = {
     C(closed_by_server),
     C(echo_mismatch),
     C(messages),
+    C(reconnects),
+    C(interrupted),
     C(bytes_sent),
     C(bytes_received),
     {"crashed", offsetof(struct result, crashed.count)},
@@ -84,7 +86,11 @@ static int lookup_census(const struct census_view *v, const char *side, const ch
 	if (st < 0 && strcmp(what, "total") != 0 && strcmp(what, "accept_queue") != 0)
 		return -1;
 	if (!v->visible) {
-		snprintf(why, whylen, "the %s's sockets are not visible from here", side);
+		char text[160];
+		census_unseen_text(v, text, sizeof(text));
+		/* "... are not visible from here (another host ...)", "...: nothing listens" */
+		snprintf(why, whylen, "the %s's sockets%s %s", side,
+			 strncmp(text, "not visible", 11) == 0 ? " are" : ":", text);
 		return 1;
 	}
 	if (st >= 0)

@@ -1,9 +1,42 @@
 /* kernel: TcpExt deltas and sockstat of a run, per network namespace (see kernel.h). */
 #include "kernel.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define BIT(i) (1U << (i))
+
+int kernel_parse_sockstat6(const char *text, uint64_t *inuse)
+{
+	for (const char *p = text; p != NULL && *p != '\0';
+	     p = strchr(p, '\n'), p = p ? p + 1 : p) {
+		char *end;
+		if (strncmp(p, "TCP6: inuse ", 12) != 0)
+			continue;
+		if (p[12] < '0' || p[12] > '9')
+			return -1;
+		errno = 0;
+		*inuse = strtoull(p + 12, &end, 10);
+		return errno == 0 && (*end == '\n' || *end == ' ' || *end == '\0') ? 0 : -1;
+	}
+	return -1;
+}
+
+/* TCP6 inuse at the end; not found when the file is absent (IPv6 off) or unreadable. */
+static void read_sockstat6(struct kernel_view *v)
+{
+	char text[1024];
+	FILE *f = fopen("/proc/net/sockstat6", "r");
+	size_t n;
+
+	if (f == NULL)
+		return;
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	v->inuse6_found = kernel_parse_sockstat6(text, &v->inuse6) == 0;
+}
 
 void kernel_start(struct kernel_watch *w)
 {
@@ -24,6 +57,7 @@ void kernel_end(struct kernel_watch *w, struct kernel_view *v)
 	kstat_close(&w->f);
 	kstat_delta(&w->start, &end, &v->k);
 	kstat_read_limits(&v->limits);
+	read_sockstat6(v);
 	v->available = v->k.tcpext_found != 0 || v->k.sockstat_found != 0;
 }
 
@@ -50,6 +84,8 @@ void kernel_merge(struct kernel_view *dst, const struct kernel_view *src, int fi
 	dst->k.tcpext_found &= src->k.tcpext_found;
 	dst->k.sockstat_found &= src->k.sockstat_found;
 	dst->limits.found &= src->limits.found;
+	dst->inuse6_found &= src->inuse6_found;
+	dst->inuse6 = dst->inuse6_found ? max_u64(dst->inuse6, src->inuse6) : 0;
 	for (int i = 0; i < KSTAT_NCOUNTERS; i++)
 		dst->k.tcpext[i] =
 		    dst->k.tcpext_found & BIT(i) ? dst->k.tcpext[i] + src->k.tcpext[i] : 0;
@@ -82,6 +118,11 @@ void kernel_json(struct jw *w, const struct kernel_view *v)
 				jw_u64(w, kstat_sockstat_name((enum kstat_sockstat)i),
 				       v->k.sockstat[i]);
 		jw_obj_end(w);
+		if (v->inuse6_found) {
+			jw_obj(w, "sockstat6");
+			jw_u64(w, "inuse", v->inuse6);
+			jw_obj_end(w);
+		}
 		jw_obj(w, "limits");
 		for (int i = 0; i < KSTAT_NLIMITS; i++)
 			if (v->limits.found & BIT(i))
@@ -135,6 +176,14 @@ int kernel_read(struct kernel_view *v, const struct jnode *n, char *err, size_t 
 	    read_group(json_get(n, "limits"), kstat_limit_parse, v->limits.v, &v->limits.found,
 		       "limits", err, errlen) < 0)
 		return -1;
+	if (json_get(n, "sockstat6") != NULL) {
+		if (json_get_u64(json_get(n, "sockstat6"), "inuse", &v->inuse6) < 0) {
+			snprintf(err, errlen,
+				 "kernel.sockstat6.inuse missing or not a whole number");
+			return -1;
+		}
+		v->inuse6_found = 1;
+	}
 	v->available = v->k.tcpext_found != 0 || v->k.sockstat_found != 0;
 	return 0;
 }
@@ -203,7 +252,16 @@ void kernel_table(FILE *f, const struct kernel_view *v, int merged)
 	if (v->k.sockstat_found & (BIT(KSTAT_TCP_INUSE) | BIT(KSTAT_TCP_TW))) {
 		int m = 0;
 		fprintf(f, "  sockstat:");
-		sockstat_text(f, v, KSTAT_TCP_INUSE, &m);
+		if ((v->k.sockstat_found & BIT(KSTAT_TCP_INUSE)) && v->inuse6_found) {
+			/* sockstat's inuse is IPv4 only; sockstat6 has the IPv6 ones */
+			fprintf(f, " inuse %llu (IPv4 %llu, IPv6 %llu)",
+				(unsigned long long)(v->k.sockstat[KSTAT_TCP_INUSE] + v->inuse6),
+				(unsigned long long)v->k.sockstat[KSTAT_TCP_INUSE],
+				(unsigned long long)v->inuse6);
+			m++;
+		} else {
+			sockstat_text(f, v, KSTAT_TCP_INUSE, &m);
+		}
 		sockstat_text(f, v, KSTAT_TCP_TW, &m);
 		fprintf(f, "\n");
 	}
@@ -221,6 +279,14 @@ int kernel_lookup(const struct kernel_view *v, const char *what, double *out, ch
 	int i = sockstat ? kstat_sockstat_parse(what + 9) : kstat_counter_parse(what);
 	unsigned found = sockstat ? v->k.sockstat_found : v->k.tcpext_found;
 
+	if (strcmp(what, "sockstat6.inuse") == 0) {
+		if (!v->inuse6_found) {
+			snprintf(why, whylen, "the kernel's /proc/net/sockstat6 could not be read");
+			return 1;
+		}
+		*out = (double)v->inuse6;
+		return 0;
+	}
 	if (i < 0)
 		return -1;
 	if (!v->available || !(found & BIT(i))) {

@@ -16,8 +16,12 @@
  * case. A figure that one of the merged results lacks is missing from the merge, so an
  * expectation about it is unknown rather than checked against part of the run.
  *
+ * /proc/net/sockstat's inuse counts IPv4 sockets only (its other figures cover both
+ * families): the IPv6 ones are the TCP6 line of /proc/net/sockstat6, read beside it.
+ *
  * JSON: "kernel": {"available": true, "delta": {"TCPAbortOnClose": N, ...},
  *   "sockstat": {"inuse": N, "orphan": N, "tw": N, "alloc": N, "mem": N},
+ *   "sockstat6": {"inuse": N} (absent when unreadable, and in older results),
  *   "limits": {"tcp_max_orphans": N, "tcp_mem_low": N, ...}}, or {"available": false};
  * figures that could not be read are left out. */
 #ifndef TEARDOWN_KERNEL_H
@@ -32,7 +36,12 @@ struct kernel_view {
 	int available;		    /* 1: read at the start and at the end of the run */
 	struct kstat k;		    /* TcpExt: deltas over the run; sockstat: at the end */
 	struct kstat_limits limits; /* at the end */
+	int inuse6_found;	    /* TCP6 inuse of /proc/net/sockstat6 could be read */
+	uint64_t inuse6;	    /* IPv6 TCP sockets in use at the end */
 };
+
+/* The inuse figure of the "TCP6:" line of /proc/net/sockstat6's text. 0, or -1. */
+int kernel_parse_sockstat6(const char *text, uint64_t *inuse);
 
 /* The counters at the start of a run, and the files to read them again at its end. */
 struct kernel_watch {
@@ -57,8 +66,8 @@ int kernel_read(struct kernel_view *v, const struct jnode *n, char *err, size_t 
 void kernel_table(FILE *f, const struct kernel_view *v, int merged);
 
 /* An --expect key after "kernel.": a TcpExt name (delta over the run, e.g. TCPAbortOnClose)
- * or sockstat.NAME (at the end: inuse, orphan, tw, alloc, mem). 0 with *out; 1 when it
- * cannot be known (reason in why); -1 when there is no such key. */
+ * or sockstat.NAME (at the end: inuse, orphan, tw, alloc, mem), sockstat6.inuse. 0 with
+ * *out; 1 when it cannot be known (reason in why); -1 when there is no such key. */
 int kernel_lookup(const struct kernel_view *v, const char *what, double *out, char *why,
 		  size_t whylen);
 

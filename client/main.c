@@ -26,18 +26,6 @@ static int states_usage(const char *why, const char *arg)
 	return 2;
 }
 
-static int parse_port_arg(const char *s)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v < 1 || v > 65535)
-		return -1;
-	return (int)v;
-}
-
 static int states_print(int port, const struct census_view *local, const struct census_view *remote,
 			int json)
 {
@@ -62,9 +50,9 @@ static int states_print(int port, const struct census_view *local, const struct 
 		char title[128];
 		snprintf(title, sizeof(title), "port %d, local side (listeners, accepted sockets)",
 			 port);
-		report_census_table(stdout, title, local);
+		report_census_table(stdout, title, local, "nothing listens on the port");
 		snprintf(title, sizeof(title), "port %d, remote side (clients of the port)", port);
-		report_census_table(stdout, title, remote);
+		report_census_table(stdout, title, remote, NULL);
 		printf("census took %.2f ms\n",
 		       (double)(local->c.elapsed_us + remote->c.elapsed_us) / 1000.0);
 	}
@@ -87,8 +75,8 @@ static int cmd_states(int argc, char **argv)
 			val = argv[i] + 7;
 		else
 			return states_usage("unexpected argument ", argv[i]);
-		if (val != NULL && (port = parse_port_arg(val)) < 0)
-			return states_usage("--port: expected a number from 1 to 65535, not ", val);
+		if (val != NULL && (port = options_parse_port(val)) < 0)
+			return states_usage("--port: " OPTIONS_PORT_RULE ", not ", val);
 	}
 	if (port < 0)
 		return states_usage("--port PORT is required", "");
@@ -123,7 +111,7 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			options_usage(); /* anywhere on the line, as one adds it to a failed one */
-			return 0;
+			return fflush(stdout) == 0 ? 0 : 1;
 		}
 	}
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {

@@ -31,6 +31,60 @@ static int address_is_local(const struct client_opts *o)
 	return sock_bind_check(&o->addr, o->addrlen) == 0;
 }
 
+/* Whether a socket of the server's port is the server's: bound to its address, or to
+ * its family's wildcard (a listener on 0.0.0.0 or ::); for an IPv4 server also an IPv6
+ * socket of a dual-stack listener (:: itself, or ::ffff:a.b.c.d accepted through it,
+ * which sock_diag reports as AF_INET6). Not a listener of the same port on another
+ * address or family: its sockets (say a leaky server's CLOSE_WAIT) are not this
+ * server's. A wildcard --server (0.0.0.0, ::) takes every socket of its family. */
+static int server_sock(const struct census_sock_info *s, void *arg)
+{
+	const struct monitor *m = arg;
+	static const uint32_t zero[4];
+
+	if (m->o->addr.ss_family == AF_INET) {
+		uint32_t ip = ((const struct sockaddr_in *)&m->o->addr)->sin_addr.s_addr;
+		if (s->family == AF_INET)
+			return ip == 0 || s->src[0] == ip || s->src[0] == 0;
+		if (memcmp(s->src, zero, sizeof(zero)) == 0)
+			return 1;
+		return s->src[0] == 0 && s->src[1] == 0 && s->src[2] == htonl(0xffff) &&
+		       (ip == 0 || s->src[3] == ip);
+	}
+	if (s->family != AF_INET6)
+		return 0;
+	const void *ip6 = &((const struct sockaddr_in6 *)&m->o->addr)->sin6_addr;
+	return memcmp(ip6, zero, sizeof(zero)) == 0 || memcmp(s->src, ip6, 16) == 0 ||
+	       memcmp(s->src, zero, sizeof(zero)) == 0;
+}
+
+/* The server's sockets of the port (server_sock). */
+static int census_server(struct monitor *m, struct census_counts *out)
+{
+	return census_port_keep(m->cs, m->o->port, CENSUS_LOCAL, server_sock, m, out);
+}
+
+/* Whether the server's sockets can be counted here, and why not: the census, its
+ * address one of this host's, a listener of its own on the port. */
+static void server_visibility(struct monitor *m)
+{
+	struct census_counts c;
+
+	m->server_visible = 0;
+	if (m->cs == NULL)
+		m->server_unseen = UNSEEN_NO_CENSUS;
+	else if (!address_is_local(m->o))
+		m->server_unseen = UNSEEN_REMOTE;
+	else if (census_server(m, &c) < 0)
+		m->server_unseen = UNSEEN_NO_CENSUS;
+	else if (census_listening(&c))
+		m->server_visible = 1;
+	else if (census_port(m->cs, m->o->port, CENSUS_LOCAL, &c) == 0 && census_listening(&c))
+		m->server_unseen = UNSEEN_OTHER_LISTENER;
+	else
+		m->server_unseen = UNSEEN_NO_LISTENER;
+}
+
 static void timeline_header(FILE *f)
 {
 	fprintf(f, "time_s");
@@ -39,14 +93,14 @@ static void timeline_header(FILE *f)
 			fprintf(f, ",%s_%s", side ? "server" : "client",
 				census_state_key(timeline_states[i]));
 	}
-	fprintf(f, ",attempted,established,failed,open,rtt_p50_ms,rtt_p99_ms\n");
+	/* The counts after the RTT, so that the columns the plot reads keep their numbers. */
+	fprintf(f, ",attempted,established,failed,open,rtt_p50_ms,rtt_p99_ms,closed_by_server,"
+		   "reconnects,interrupted\n");
 }
 
 int monitor_init(struct monitor *m, const struct client_opts *o, struct result *results,
 		 int nresults)
 {
-	struct census_counts c;
-
 	memset(m, 0, sizeof(*m));
 	m->o = o;
 	m->results = results;
@@ -62,14 +116,13 @@ int monitor_init(struct monitor *m, const struct client_opts *o, struct result *
 		log_warn("census: cannot open a sock_diag socket (%s): socket states will be "
 			 "unknown",
 			 strerror(errno));
-	if (m->cs != NULL && address_is_local(o) &&
-	    census_port(m->cs, o->port, CENSUS_LOCAL, &c) == 0 && census_listening(&c))
-		m->server_visible = 1;
-	if (!m->server_visible)
-		log_info("the server %s is not visible from here (not a local address, or nothing "
-			 "listens on port %d in this network namespace): its socket states are "
-			 "unknown",
-			 o->server, o->port);
+	server_visibility(m);
+	if (!m->server_visible) {
+		struct census_view v = {.unseen = m->server_unseen, .port = o->port};
+		char why[160];
+		log_info("the server %s: %s; its socket states are unknown", o->server,
+			 census_unseen_text(&v, why, sizeof(why)));
+	}
 	if (o->timeline[0] != '\0') {
 		m->timeline = fopen(o->timeline, "w");
 		if (m->timeline == NULL) {
@@ -89,6 +142,7 @@ int monitor_init(struct monitor *m, const struct client_opts *o, struct result *
 /* The live counters of every worker, summed (each read may be a moment old). */
 struct progress {
 	uint64_t attempted, established, failed, messages, open_now, closing_now, dead;
+	uint64_t closed_by_server, reconnects, interrupted;
 };
 
 static void monitor_sum(const struct monitor *m, struct progress *sum)
@@ -103,6 +157,9 @@ static void monitor_sum(const struct monitor *m, struct progress *sum)
 		sum->open_now += r->open_now;
 		sum->closing_now += r->closing_now;
 		sum->dead += r->crashed.count + r->vanished.count;
+		sum->closed_by_server += r->closed_by_server;
+		sum->reconnects += r->reconnects;
+		sum->interrupted += r->interrupted;
 	}
 }
 
@@ -147,8 +204,7 @@ static void timeline_row(struct monitor *m, const struct progress *sum, int64_t 
 	int ok[2];
 
 	ok[0] = m->cs && census_client(m, &side[0]) == 0;
-	ok[1] = m->cs && m->server_visible &&
-		census_port(m->cs, m->o->port, CENSUS_LOCAL, &side[1]) == 0;
+	ok[1] = m->cs && m->server_visible && census_server(m, &side[1]) == 0;
 	fprintf(m->timeline, "%.3f", (double)(now - m->t0_us) / 1e6);
 	for (int s = 0; s < 2; s++) {
 		for (size_t i = 0; i < NTL; i++) {
@@ -163,7 +219,8 @@ static void timeline_row(struct monitor *m, const struct progress *sum, int64_t 
 		(unsigned long long)sum->established, (unsigned long long)sum->failed,
 		(unsigned long long)sum->open_now);
 	timeline_rtt(m);
-	fprintf(m->timeline, "\n");
+	fprintf(m->timeline, ",%llu,%llu,%llu\n", (unsigned long long)sum->closed_by_server,
+		(unsigned long long)sum->reconnects, (unsigned long long)sum->interrupted);
 	fflush(m->timeline);
 }
 
@@ -177,10 +234,10 @@ void monitor_tick(void *arg)
 	if (m->o->progress) {
 		double dt = (double)(now - m->last_us) / 1e6;
 		log_info("progress: established %llu, open %llu, closing %llu, failed %llu, "
-			 "dead %llu, %.0f msgs/s",
+			 "dead %llu, reconnects %llu, %.0f msgs/s",
 			 (unsigned long long)sum.established, (unsigned long long)sum.open_now,
 			 (unsigned long long)sum.closing_now, (unsigned long long)sum.failed,
-			 (unsigned long long)sum.dead,
+			 (unsigned long long)sum.dead, (unsigned long long)sum.reconnects,
 			 dt > 0 ? (double)(sum.messages - m->last_messages) / dt : 0.0);
 	}
 	m->last_messages = sum.messages;
@@ -202,7 +259,7 @@ static int census_both(struct monitor *m, struct result *r)
 {
 	if (census_client(m, &r->client.c) < 0)
 		return -1;
-	if (m->server_visible && census_port(m->cs, m->o->port, CENSUS_LOCAL, &r->server.c) < 0)
+	if (m->server_visible && census_server(m, &r->server.c) < 0)
 		return -1;
 	return 0;
 }
@@ -214,6 +271,9 @@ void monitor_final(struct monitor *m, struct result *r)
 
 	r->client.visible = 0;
 	r->server.visible = 0;
+	r->client.port = r->server.port = m->o->port;
+	r->client.unseen = UNSEEN_NO_CENSUS;
+	r->server.unseen = m->server_visible ? UNSEEN_NO_CENSUS : m->server_unseen;
 	if (m->cs == NULL)
 		return;
 	for (;;) {

@@ -21,6 +21,7 @@ struct monitor {
 	struct census_sock *cs; /* NULL: no census (sock_diag unavailable) */
 	struct own_ports *ports; /* the run's local ports (its workers add them) */
 	int server_visible;
+	int server_unseen;	/* enum census_unseen, when not visible */
 	struct result *results; /* the workers' live results */
 	int nresults;
 	FILE *timeline;

@@ -147,6 +147,26 @@ static const struct conf_key num_flags[] = {
      OFF(user_timeout_ms),
      CONF_F_ZERO_OFF},
     {"procs", CONF_INT, {"1", NULL}, 1, 256, "", "worker processes", NULL, OFF(procs), 0},
+    {"reconnect-delay",
+     CONF_DURATION,
+     {"100ms", NULL},
+     0,
+     3600000,
+     "",
+     "wait before a reconnect (jitter +-50 %)",
+     NULL,
+     OFF(reconnect_delay_ms),
+     0},
+    {"reconnect-rate",
+     CONF_INT,
+     {"0", NULL},
+     0,
+     10000000,
+     "/s",
+     "reconnects per second (0: unlimited)",
+     NULL,
+     OFF(reconnect_rate),
+     0},
 };
 #define NUM_FLAGS (sizeof(num_flags) / sizeof(num_flags[0]))
 
@@ -156,66 +176,97 @@ void options_usage_short(void)
 		  "them and the --expect keys (man load-client has it all)\n");
 }
 
+/* The value a numeric flag takes, for the usage line. */
+static const char *num_flag_arg(const struct conf_key *k)
+{
+	if (strcmp(k->unit, "/s") == 0)
+		return "R/s";
+	switch (k->type) {
+	case CONF_DURATION:
+		return "T";
+	case CONF_SIZE:
+		return "B";
+	default:
+		return "N";
+	}
+}
+
+static void usage_flag(FILE *f, const char *flag, const char *help, const char *def)
+{
+	fprintf(f, "  %-31s %s%s%s\n", flag, help, def ? "; default " : "", def ? def : "");
+}
+
+/* Every numeric flag from the table, with its default. */
+static void usage_num_flags(FILE *f)
+{
+	for (size_t i = 0; i < NUM_FLAGS; i++) {
+		const struct conf_key *k = &num_flags[i];
+		char flag[64];
+		snprintf(flag, sizeof(flag), "--%s %s", k->name, num_flag_arg(k));
+		usage_flag(f, flag, k->help, k->def[0]);
+	}
+}
+
 void options_usage(void)
 {
-	log_plain(
-	    "usage: load-client --server HOST:PORT [--connections N] [--scenario S] [--mix "
-	    "echo=50,close=50]\n"
-	    "         [--rate R/s] [--duration T] [--hold T] [--messages M] [--size B] "
-	    "[--pipeline D]\n"
-	    "         [--connect-timeout T] [--reply-timeout T] [--heartbeat T] "
-	    "[--max-connecting N]\n"
-	    "         [--backoff T] [--settle T] [--keepalive IDLE,INTERVAL,COUNT] "
-	    "[--user-timeout T]\n"
-	    "         [--procs P] [--sources 127.0.0.2-127.0.0.40] [--crash-source ADDR]\n"
-	    "         [--json] [--progress|--quiet]\n"
-	    "         [--timeline F.csv] [--plot F.png] [--expect KEY=VALUE ...]\n"
-	    "       load-client states --port PORT [--json]\n"
-	    "       load-client merge A.json B.json ... [--json] [--expect KEY=VALUE ...]\n"
-	    "       load-client --help | --version\n"
-	    "scenarios: echo close half-close reset idle silent crash vanish mixed\n"
-	    "  crash   --messages echoes, then the socket disappears without FIN or RST "
-	    "(TCP_REPAIR\n"
-	    "          close): the server's next segment is answered by RST. Churns like reset.\n"
-	    "          In a mix, crash connections need a source address of their own:\n"
-	    "          --crash-source ADDR, or the last address of --sources is kept for them.\n"
-	    "          Each binds a source port no earlier crash of the run used (ports used\n"
-	    "          up: the connection fails as crash_ports).\n"
-	    "  vanish  the first echo, then the connection's packets are dropped both ways\n"
-	    "          (nftables table load_client_PID in this network namespace, deleted at "
-	    "exit);\n"
-	    "          held open and silent for --hold (until the end with --duration), then\n"
-	    "          closed with RST, dropped too. Refused in the initial network namespace: "
-	    "run\n"
-	    "          it under `ip netns exec`. The client sees nothing after the vanish: the\n"
-	    "          report gives when each connection vanished and the packets dropped; the\n"
-	    "          server's own close (or the server census, when visible) shows its "
-	    "detection.\n"
-	    "          --hold must outlast the server's detection: after it the server's next\n"
-	    "          segment is answered by RST.\n"
-	    "  Both need CAP_NET_ADMIN: without it \"skipped: needs CAP_NET_ADMIN\", exit 3.\n"
-	    "expect keys (KEY=VALUE, also != <= >= < >; see man load-client):\n"
-	    "  attempted connected established completed failed cancelled closed_by_server\n"
-	    "  echo_mismatch messages bytes_sent bytes_received crashed vanished\n"
-	    "  dropped_from_server dropped_to_server; failed.PHASE (connect first_reply echo\n"
-	    "  close), failed.KIND (an errno name, deadline, eof, mismatch, crash_ports);\n"
-	    "  client.STATE, server.STATE (established time_wait close_wait fin_wait2 ...),\n"
-	    "  client.total, server.total, server.accept_queue;\n"
-	    "  {connect,rtt,fin_to_fin,server_close}_{p50,p99,p99.9,max,min,mean}_ms;\n"
-	    "  msgs_per_s, mb_per_s; kernel.COUNTER,\n"
-	    "  kernel.sockstat.NAME. failed=0 (failed.unnamed=0 when some failures are\n"
-	    "  named) and echo_mismatch=0 are expected unless named.\n"
-	    "kernel counters: the report gives the deltas over the run of TcpExt TCPAbortOnClose,\n"
-	    "  TCPAbortOnData, TCPAbortOnTimeout, TCPAbortOnMemory, TCPTimeWaitOverflow,\n"
-	    "  ListenOverflows, ListenDrops, and /proc/net/sockstat at the end (--expect\n"
-	    "  kernel.TCPAbortOnClose=0, kernel.sockstat.orphan<=N). They are per network\n"
-	    "  namespace, not per process: every process in the client's namespace (a server\n"
-	    "  there too) adds to them; sockstat orphan, alloc and mem are host-wide.\n"
-	    "durations take a unit (ms, s, m, h); sizes are bytes or k/m; exit status: 0 ok, "
-	    "1 failure or\n"
-	    "violated --expect, 2 usage (or vanish refused), 3 an expectation that could not be "
-	    "checked\n"
-	    "or a scenario that could not run (crash, vanish without CAP_NET_ADMIN or nft)\n");
+	FILE *f = stdout;
+
+	fputs("usage: load-client --server HOST:PORT [options]\n"
+	      "       load-client states --port PORT [--json]\n"
+	      "       load-client merge A.json B.json ... [--json] [--expect KEY=VALUE ...]\n"
+	      "       load-client --help | --version\n"
+	      "options (durations take ms, s, m or h; sizes are bytes or k/m):\n",
+	      f);
+	usage_flag(f, "--server HOST:PORT", "the echo server (required), [::1]:PORT for IPv6",
+		   NULL);
+	usage_flag(f, "--scenario S", "one of the scenarios below", "echo (mixed with --mix)");
+	usage_flag(f, "--mix S=W,...", "weights of a mixed run, e.g. echo=50,close=50", NULL);
+	usage_num_flags(f);
+	usage_flag(f, "--keepalive IDLE,INTERVAL,COUNT", "TCP keepalive, e.g. 30s,10s,3", "off");
+	usage_flag(f, "--sources A-B", "IPv4 source addresses, round robin", "the kernel's");
+	usage_flag(f, "--crash-source ADDR", "source address of crash connections", "none");
+	usage_flag(f, "--reconnect", "replace connections the server closes", "off");
+	usage_flag(f, "--json", "the result as one JSON object", "a table");
+	usage_flag(f, "--progress | --quiet", "a progress line a second on stderr",
+		   "when stderr is a terminal");
+	usage_flag(f, "--timeline F.csv", "one row of states and counts a second", "none");
+	usage_flag(f, "--plot F.png", "the timeline drawn by gnuplot", "none");
+	usage_flag(f, "--expect KEY=VALUE", "check the result (repeatable; keys below)", NULL);
+	fputs("scenarios (man load-client has the details):\n"
+	      "  echo        messages until the run ends (--messages without --duration)\n"
+	      "  close       --messages echoes, then close(); replaced while the run lasts\n"
+	      "  half-close  --messages echoes, shutdown(SHUT_WR), the rest of the echo, the "
+	      "server's FIN\n"
+	      "  reset       --messages echoes, then close() with SO_LINGER 0 (RST)\n"
+	      "  idle        held, one message every --heartbeat; a server's close is a failure\n"
+	      "  silent      held, sending nothing; a server's close counts as closed_by_server\n"
+	      "  crash       --messages echoes, then gone without FIN or RST (CAP_NET_ADMIN)\n"
+	      "  vanish      the first echo, then its packets dropped both ways (CAP_NET_ADMIN, "
+	      "nft,\n"
+	      "              not in the initial network namespace)\n"
+	      "  mixed       each connection one of the above by --mix weight\n"
+	      "--reconnect: a connection the server closes (FIN or RST) while its scenario still\n"
+	      "  wants it is counted closed_by_server, not failed, and reconnects after\n"
+	      "  --reconnect-delay (each +-50 % at random), at most --reconnect-rate a second,\n"
+	      "  going on with its messages. Messages unanswered at a close count as interrupted.\n"
+	      "expect keys (KEY=VALUE, also != <= >= < >; see man load-client):\n"
+	      "  attempted connected established completed failed cancelled closed_by_server\n"
+	      "  echo_mismatch messages reconnects interrupted bytes_sent bytes_received crashed\n"
+	      "  vanished dropped_from_server dropped_to_server;\n"
+	      "  failed.PHASE (connect first_reply echo close), failed.KIND (an errno name,\n"
+	      "  deadline, eof, mismatch, crash_ports);\n"
+	      "  client.STATE, server.STATE (established time_wait close_wait fin_wait2 ...),\n"
+	      "  client.total, server.total, server.accept_queue;\n"
+	      "  {connect,rtt,fin_to_fin,server_close}_{p50,p99,p99.9,max,min,mean}_ms;\n"
+	      "  msgs_per_s, mb_per_s; kernel.COUNTER (TCPAbortOnClose ... ListenDrops: deltas\n"
+	      "  over the run in this network namespace), kernel.sockstat.NAME (inuse orphan tw\n"
+	      "  alloc mem; inuse IPv4 only), kernel.sockstat6.inuse (IPv6). failed=0\n"
+	      "  (failed.unnamed=0 when some failures are named) and echo_mismatch=0 are\n"
+	      "  expected unless named.\n"
+	      "exit status: 0 ok; 1 a failure or a violated --expect; 2 a usage error (or vanish\n"
+	      "  refused); 3 an expectation that could not be checked, or crash/vanish without\n"
+	      "  CAP_NET_ADMIN or nft\n",
+	      f);
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -247,7 +298,7 @@ static int parse_num(struct client_opts *o, const struct conf_key *k, const char
 	char reason[CONF_ERR_MAX], tmp[64];
 
 	/* --rate 500/s reads as the usage line writes it. */
-	if (strcmp(k->name, "rate") == 0 && strlen(val) < sizeof(tmp)) {
+	if (strcmp(k->unit, "/s") == 0 && strlen(val) < sizeof(tmp)) {
 		size_t n = strlen(val);
 		strcpy(tmp, val);
 		if (n > 2 && strcmp(tmp + n - 2, "/s") == 0)
@@ -358,18 +409,42 @@ static int parse_crash_source(struct client_opts *o, const char *val)
 	return 0;
 }
 
+int options_parse_port(const char *s)
+{
+	long v = 0;
+
+	if (s[0] == '\0' || strspn(s, "0123456789") != strlen(s) || strlen(s) > 5)
+		return -1;
+	v = strtol(s, NULL, 10);
+	return v >= 1 && v <= 65535 ? (int)v : -1;
+}
+
+/* The PORT of HOST:PORT or [V6]:PORT; NULL when there is none (the address parser then
+ * says what was expected). */
+static const char *port_text(const char *val)
+{
+	const char *close = strchr(val, ']');
+
+	if (val[0] == '[')
+		return close != NULL && close[1] == ':' ? close + 2 : NULL;
+	close = strrchr(val, ':');
+	return close != NULL ? close + 1 : NULL;
+}
+
 static int parse_server(struct client_opts *o, const char *val)
 {
 	char err[256];
 	struct sockaddr_storage ss;
+	const char *port = port_text(val);
 
+	/* One rule for every bad port (0, 99999, -1, abc): a server listens on 1 .. 65535. */
+	if (port != NULL && options_parse_port(port) < 0)
+		return usage_error("--server: %s: %s", val, OPTIONS_PORT_RULE);
 	if (sock_parse_hostport(val, &ss, &o->addrlen, err, sizeof(err)) < 0)
 		return usage_error("--server: %s: %s", val, err);
 	o->addr = ss;
 	o->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
 					   : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	if (o->port == 0)
-		return usage_error("--server: %s: %s", val, "the port must not be 0");
 	snprintf(o->server, sizeof(o->server), "%s", val);
 	return 0;
 }
@@ -410,6 +485,8 @@ static int parse_switch(struct client_opts *o, const char *name)
 		o->progress = 1;
 	else if (strcmp(name, "quiet") == 0)
 		o->progress = 0;
+	else if (strcmp(name, "reconnect") == 0)
+		o->reconnect = 1;
 	else
 		return 0;
 	return 1;
@@ -548,6 +625,7 @@ static int options_check(struct client_opts *o, int mix_given)
 int options_parse(struct client_opts *o, int argc, char **argv)
 {
 	int mix_given = 0;
+	char tuned[80] = "";
 
 	options_defaults(o);
 	for (int i = 1; i < argc; i++) {
@@ -574,7 +652,12 @@ int options_parse(struct client_opts *o, int argc, char **argv)
 		}
 		if (parse_flag(o, name, val, &mix_given) < 0)
 			return -1;
+		if (strncmp(name, "reconnect-", 10) == 0)
+			snprintf(tuned, sizeof(tuned), "--%s", name);
 	}
+	/* A delay or rate without --reconnect would be silently without effect. */
+	if (tuned[0] != '\0' && !o->reconnect)
+		return usage_error("%s goes with --reconnect", tuned);
 	return options_check(o, mix_given);
 }
 

@@ -51,6 +51,12 @@ struct client_opts {
 	int64_t keepalive[3];	/* idle, interval (ms, whole seconds), count; [0] = 0: off */
 	int64_t user_timeout_ms;
 	int64_t procs;
+	/* --reconnect: a connection the server closed is replaced by one that goes on with
+	 * its messages (client/reconnect.h), after a delay, at most reconnect_rate a second
+	 * (0: unlimited; split between the workers like --rate). */
+	int reconnect;
+	int64_t reconnect_delay_ms;
+	int64_t reconnect_rate;
 
 	/* reporting */
 	int json;
@@ -62,11 +68,17 @@ struct client_opts {
 };
 
 /* Parses the arguments of a run (argv[0] is the program). 0, or -1 after printing the
- * reason and the usage to stderr (exit status 2). */
+ * reason and where the usage is to stderr (exit status 2). */
 int options_parse(struct client_opts *o, int argc, char **argv);
+/* The usage asked for (--help): on stdout, every flag with its default. */
 void options_usage(void);
-/* One line after a usage error: where the full usage is. */
+/* One line on stderr after a usage error: where the full usage is. */
 void options_usage_short(void);
+
+/* A server's port (--server, states --port): 1 .. 65535, digits only; else -1, and the
+ * message is OPTIONS_PORT_RULE. */
+#define OPTIONS_PORT_RULE "the port must be a number from 1 to 65535"
+int options_parse_port(const char *s);
 
 /* The source address of connection number `id` (network byte order). */
 uint32_t options_source(const struct client_opts *o, uint64_t id);

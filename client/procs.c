@@ -56,26 +56,33 @@ static void worker_main(const struct client_opts *o, int i, struct result *r,
 	_exit(rc);
 }
 
-/* Forks every worker. Each keeps only the write end of its own pipe. */
+/* Forks every worker. Each keeps only the write end of its own pipe; the parent keeps
+ * the read ends (w[i].rfd). On failure every pipe is closed again (the workers already
+ * forked are the caller's to kill and reap). */
 static int spawn(const struct client_opts *o, struct result *results, struct own_ports *ports,
 		 struct worker *w, int n)
 {
 	int(*fds)[2] = n > 0 ? calloc((unsigned)n, sizeof(*fds)) : NULL;
+	int i, rc = -1;
 
-	if (fds == NULL)
+	if (fds == NULL) {
+		log_error("out of memory for the workers' pipes");
 		return -1;
-	for (int i = 0; i < n; i++) {
+	}
+	for (i = 0; i < n; i++)
+		fds[i][0] = fds[i][1] = -1;
+	for (i = 0; i < n; i++) {
 		if (pipe2(fds[i], O_CLOEXEC) < 0) {
-			log_error("pipe: %s", strerror(errno));
-			return -1;
+			log_error("pipe2: %s", strerror(errno));
+			goto out;
 		}
 	}
 	fflush(NULL);
-	for (int i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		w[i].pid = fork();
 		if (w[i].pid < 0) {
 			log_error("fork of worker %d: %s", i, strerror(errno));
-			return -1;
+			goto out;
 		}
 		if (w[i].pid == 0) {
 			for (int j = 0; j < n; j++) {
@@ -86,12 +93,20 @@ static int spawn(const struct client_opts *o, struct result *results, struct own
 			worker_main(o, i, &results[i], ports, fds[i][1]);
 		}
 	}
-	for (int i = 0; i < n; i++) {
-		close(fds[i][1]);
+	for (i = 0; i < n; i++) {
 		w[i].rfd = fds[i][0];
+		fds[i][0] = -1;
+	}
+	rc = 0;
+out:
+	for (i = 0; i < n; i++) {
+		if (fds[i][0] >= 0)
+			close(fds[i][0]);
+		if (fds[i][1] >= 0)
+			close(fds[i][1]);
 	}
 	free(fds);
-	return 0;
+	return rc;
 }
 
 static void worker_gone_cb(evutil_socket_t fd, short what, void *arg)
@@ -192,10 +207,17 @@ static int reap(struct parent *p)
 
 	for (int i = 0; i < p->n; i++) {
 		int st;
+		pid_t got;
 		if (p->w[i].pid <= 0)
 			continue;
-		while (waitpid(p->w[i].pid, &st, 0) < 0 && errno == EINTR)
+		while ((got = waitpid(p->w[i].pid, &st, 0)) < 0 && errno == EINTR)
 			;
+		if (got < 0) { /* st is unspecified then: the worker's end is unknown */
+			log_error("waitpid of worker %d (pid %d): %s: its end is unknown", i,
+				  (int)p->w[i].pid, strerror(errno));
+			bad = 1;
+			continue;
+		}
 		if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 			continue;
 		bad = 1;

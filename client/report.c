@@ -62,6 +62,10 @@ void report_census_json(struct jw *w, const char *key, const struct census_view 
 
 	jw_obj(w, key);
 	jw_bool(w, "visible", v->visible);
+	if (!v->visible && census_unseen_key(v->unseen) != NULL)
+		jw_str(w, "unseen", census_unseen_key(v->unseen));
+	if (v->port > 0)
+		jw_u64(w, "port", (uint64_t)v->port);
 	if (v->visible) {
 		jw_u64(w, "total", c->total);
 		jw_obj(w, "states");
@@ -93,16 +97,19 @@ static void census_timer_text(FILE *f, const struct census_counts *c, int st)
 	}
 }
 
-void report_census_table(FILE *f, const char *title, const struct census_view *v)
+void report_census_table(FILE *f, const char *title, const struct census_view *v,
+			 const char *no_listener)
 {
 	const struct census_counts *c = &v->c;
+	char why[160];
 
 	if (!v->visible) {
-		fprintf(f, "%s: not visible from here (another host or network namespace)\n",
-			title);
+		fprintf(f, "%s: %s\n", title, census_unseen_text(v, why, sizeof(why)));
 		return;
 	}
 	fprintf(f, "%s: %llu sockets\n", title, (unsigned long long)c->total);
+	if (no_listener != NULL && c->state[CENSUS_LISTEN] == 0)
+		fprintf(f, "  %s\n", no_listener);
 	for (size_t i = 0; i < NREPORT_STATES; i++) {
 		int st = report_states[i];
 		if (c->state[st] == 0)
@@ -119,11 +126,53 @@ void report_census_table(FILE *f, const char *title, const struct census_view *v
 
 /* ---- result ---- */
 
+void run_names_add(struct run_names *s, const char *name)
+{
+	for (int i = 0; i < s->n; i++) {
+		if (strcmp(s->name[i], name) == 0)
+			return;
+	}
+	if (s->n == RUN_NAMES_MAX) {
+		s->more = 1;
+		return;
+	}
+	snprintf(s->name[s->n++], sizeof(s->name[0]), "%s", name);
+}
+
+const char *run_names_text(const struct run_names *s, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < s->n && used < len; i++) {
+		int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", s->name[i]);
+		used += n > 0 ? (size_t)n : 0;
+	}
+	if (s->more && used < len)
+		snprintf(buf + used, len - used, " and more");
+	return buf;
+}
+
+static void names_json(struct jw *w, const char *key, const struct run_names *s)
+{
+	jw_arr(w, key);
+	for (int i = 0; i < s->n; i++)
+		jw_str(w, NULL, s->name[i]);
+	jw_arr_end(w);
+	if (s->more) {
+		char more[32];
+		snprintf(more, sizeof(more), "%s_more", key);
+		jw_bool(w, more, 1);
+	}
+}
+
 static void run_json(struct jw *w, const struct run_info *info)
 {
 	jw_obj(w, "run");
 	if (info->merged > 0) {
 		jw_u64(w, "merged", info->merged);
+		names_json(w, "servers", &info->servers);
+		names_json(w, "scenarios", &info->scenarios);
 	} else {
 		jw_str(w, "server", info->server);
 		jw_str(w, "scenario", info->scenario);
@@ -133,6 +182,12 @@ static void run_json(struct jw *w, const struct run_info *info)
 		jw_u64(w, "messages", info->messages);
 		jw_u64(w, "size", info->size);
 		jw_u64(w, "pipeline", info->pipeline);
+		if (info->reconnect) {
+			jw_obj(w, "reconnect");
+			jw_i64(w, "delay_ms", info->reconnect_delay_ms);
+			jw_i64(w, "rate", info->reconnect_rate);
+			jw_obj_end(w);
+		}
 	}
 	jw_obj_end(w);
 }
@@ -149,6 +204,8 @@ static void counts_json(struct jw *w, const struct result *r)
 	jw_u64(w, "closed_by_server", r->closed_by_server);
 	jw_u64(w, "echo_mismatch", r->echo_mismatch);
 	jw_u64(w, "messages", r->messages);
+	jw_u64(w, "reconnects", r->reconnects);
+	jw_u64(w, "interrupted", r->interrupted);
 	jw_u64(w, "bytes_sent", r->bytes_sent);
 	jw_u64(w, "bytes_received", r->bytes_received);
 	jw_obj_end(w);
@@ -380,9 +437,19 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 {
 	double s = (double)r->elapsed_us / 1e6;
 
-	if (info->merged > 0)
-		fprintf(f, "merged %u results\n", info->merged);
-	else
+	if (info->merged > 0) {
+		char names[1024];
+		fprintf(f, "merged %u results", info->merged);
+		if (info->servers.n > 0)
+			fprintf(f, "  server%s %s",
+				info->servers.n + info->servers.more > 1 ? "s" : "",
+				run_names_text(&info->servers, names, sizeof(names)));
+		if (info->scenarios.n > 0)
+			fprintf(f, "  scenario%s %s",
+				info->scenarios.n + info->scenarios.more > 1 ? "s" : "",
+				run_names_text(&info->scenarios, names, sizeof(names)));
+		fprintf(f, "\n");
+	} else
 		fprintf(f, "server %s  scenario %s  connections %llu  procs %llu\n", info->server,
 			info->scenario, (unsigned long long)info->connections,
 			(unsigned long long)info->procs);
@@ -392,6 +459,8 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 		(unsigned long long)r->attempted, (unsigned long long)r->established,
 		(unsigned long long)r->connected, (unsigned long long)r->completed,
 		(unsigned long long)r->cancelled, (unsigned long long)r->closed_by_server);
+	fprintf(f, "reconnects     %llu  (interrupted messages %llu)\n",
+		(unsigned long long)r->reconnects, (unsigned long long)r->interrupted);
 	failures_table(f, r);
 	dead_table(f, r);
 	fprintf(f, "echo mismatch  %llu\n", (unsigned long long)r->echo_mismatch);
@@ -405,8 +474,11 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 	hist_row(f, "echo rtt", &r->rtt_us);
 	hist_row(f, "fin-to-fin", &r->fin_to_fin_us);
 	hist_row(f, "server close", &r->server_close_us);
-	report_census_table(f, "census client sockets (this run's)", &r->client);
-	report_census_table(f, "census server port (local port)", &r->server);
+	report_census_table(f, "census client sockets (this run's)", &r->client, NULL);
+	/* Seen at the start (a listener of the server's), gone at the end: e.g. inetd's rate
+	 * limit closed it, or the server exited. */
+	report_census_table(f, "census server port (local port)", &r->server,
+			    "no listener at the end (there was one at the start)");
 	kernel_table(f, &r->kernel, info->merged > 0);
 	expect_table(f, ex);
 }
@@ -455,10 +527,19 @@ int report_census_read(struct census_view *v, const struct jnode *n, char *err, 
 	const struct jnode *vis = json_get(n, "visible");
 	uint64_t elapsed = 0;
 
+	const struct jnode *unseen = json_get(n, "unseen");
+	uint64_t port = 0;
+
 	memset(v, 0, sizeof(*v));
 	if (vis == NULL || vis->type != J_BOOL)
 		return read_fail(err, errlen, "census without \"visible\"");
 	v->visible = vis->num != 0;
+	/* Both optional: results written before them have neither. */
+	if (json_get_u64(n, "port", &port) == 0 && port <= 65535)
+		v->port = (int)port;
+	if (unseen != NULL &&
+	    (unseen->type != J_STR || (v->unseen = census_unseen_parse(unseen->str)) < 0))
+		return read_fail(err, errlen, "census: unknown \"unseen\"");
 	if (!v->visible)
 		return 0;
 	if (read_census_states(&v->c, n, err, errlen) < 0)
@@ -494,6 +575,13 @@ static int read_counts(struct result *r, const struct jnode *doc, char *err, siz
 			return -1;
 		}
 	}
+	/* Results written before --reconnect existed lack these: 0 then. */
+	if ((json_get(counts, "reconnects") != NULL &&
+	     json_get_u64(counts, "reconnects", &r->reconnects) < 0) ||
+	    (json_get(counts, "interrupted") != NULL &&
+	     json_get_u64(counts, "interrupted", &r->interrupted) < 0))
+		return read_fail(err, errlen,
+				 "counts.reconnects or .interrupted not a whole number");
 	for (int s = 0; s < SCEN_N; s++) {
 		/* Results written before crash and vanish existed lack them. */
 		if (json_get_u64(by, scenario_name(s), &r->by_scenario[s]) < 0 &&
@@ -571,6 +659,25 @@ static int read_hists(struct result *r, const struct jnode *doc, char *err, size
 	return 0;
 }
 
+/* A name, or a merged document's list of them (absent in older documents: none). */
+static void read_names(struct run_names *s, const struct jnode *run, const char *one,
+		       const char *many)
+{
+	const struct jnode *n = json_get(run, one), *arr = json_get(run, many), *more;
+	char key[32];
+
+	if (n != NULL && n->type == J_STR)
+		run_names_add(s, n->str);
+	for (const struct jnode *e = arr ? arr->child : NULL; e != NULL; e = e->next) {
+		if (e->type == J_STR)
+			run_names_add(s, e->str);
+	}
+	snprintf(key, sizeof(key), "%s_more", many);
+	more = json_get(run, key);
+	if (more != NULL && more->type == J_BOOL && more->num != 0)
+		s->more = 1;
+}
+
 int report_read(struct result *r, struct run_info *info, const struct jnode *doc, char *err,
 		size_t errlen)
 {
@@ -581,6 +688,8 @@ int report_read(struct result *r, struct run_info *info, const struct jnode *doc
 	memset(info, 0, sizeof(*info));
 	if (json_get_u64(doc, "version", &version) < 0 || version != 1)
 		return read_fail(err, errlen, "not a load-client result (version 1)");
+	read_names(&info->servers, json_get(doc, "run"), "server", "servers");
+	read_names(&info->scenarios, json_get(doc, "run"), "scenario", "scenarios");
 	if (read_counts(r, doc, err, errlen) < 0 || read_dead_peers(r, doc, err, errlen) < 0 ||
 	    read_failures(r, doc, err, errlen) < 0 || read_hists(r, doc, err, errlen) < 0)
 		return -1;

@@ -14,10 +14,65 @@ void result_init(struct result *r)
 	r->parts = 1;
 }
 
+static const char *const unseen_keys[UNSEEN_N] = {NULL, "remote", "no_listener", "other_listener",
+						  "no_census"};
+
+const char *census_unseen_key(int unseen)
+{
+	return unseen > 0 && unseen < UNSEEN_N ? unseen_keys[unseen] : NULL;
+}
+
+int census_unseen_parse(const char *key)
+{
+	for (int i = 1; i < UNSEEN_N; i++) {
+		if (strcmp(key, unseen_keys[i]) == 0)
+			return i;
+	}
+	return -1;
+}
+
+const char *census_unseen_text(const struct census_view *v, char *buf, size_t len)
+{
+	char port[16] = "its port";
+
+	if (v->port > 0)
+		snprintf(port, sizeof(port), "port %d", v->port);
+	switch (v->unseen) {
+	case UNSEEN_NO_LISTENER:
+		snprintf(buf, len, "nothing listens on %s here", port);
+		break;
+	case UNSEEN_OTHER_LISTENER:
+		snprintf(buf, len,
+			 "not counted: %s has another listener here (another address or family), "
+			 "not the server's",
+			 port);
+		break;
+	case UNSEEN_NO_CENSUS:
+		snprintf(buf, len, "unknown: no sock_diag census");
+		break;
+	default:
+		snprintf(buf, len, "not visible from here (another host or network namespace)");
+		break;
+	}
+	return buf;
+}
+
+/* Two censuses not counted: the first reason said is kept. */
+static void census_unseen_merge(struct census_view *a, const struct census_view *b)
+{
+	if (a->unseen == UNSEEN_UNKNOWN) {
+		a->unseen = b->unseen;
+		a->port = b->port;
+	}
+}
+
 static void census_view_merge(struct census_view *a, const struct census_view *b)
 {
-	if (!b->visible)
+	if (!b->visible) {
+		if (!a->visible)
+			census_unseen_merge(a, b);
 		return;
+	}
 	if (!a->visible) {
 		*a = *b;
 		return;
@@ -31,8 +86,11 @@ static void census_view_max(struct census_view *a, const struct census_view *b)
 	struct census_counts *x = &a->c;
 	const struct census_counts *y = &b->c;
 
-	if (!b->visible)
+	if (!b->visible) {
+		if (!a->visible)
+			census_unseen_merge(a, b);
 		return;
+	}
 	if (!a->visible) {
 		*a = *b;
 		return;
@@ -66,6 +124,8 @@ void result_merge(struct result *dst, const struct result *src)
 	dst->closed_by_server += src->closed_by_server;
 	dst->echo_mismatch += src->echo_mismatch;
 	dst->messages += src->messages;
+	dst->reconnects += src->reconnects;
+	dst->interrupted += src->interrupted;
 	dst->bytes_sent += src->bytes_sent;
 	dst->bytes_received += src->bytes_received;
 	for (int s = 0; s < SCEN_N; s++)

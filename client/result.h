@@ -33,10 +33,28 @@ enum {
 	FAIL_KINDS
 };
 
+/* Why a census was not counted (census_view.unseen). */
+enum census_unseen {
+	UNSEEN_UNKNOWN,	       /* not said (a result written before the reasons were) */
+	UNSEEN_REMOTE,	       /* not an address of this host: another host or namespace */
+	UNSEEN_NO_LISTENER,    /* an address of this host, but nothing listens on the port */
+	UNSEEN_OTHER_LISTENER, /* only listeners of the port on another address or family */
+	UNSEEN_NO_CENSUS,      /* sock_diag could not be opened or read */
+	UNSEEN_N
+};
+
 struct census_view {
-	int visible; /* 1: counted here; 0: not visible from here (another host, namespace) */
+	int visible; /* 1: counted here; 0: not, for the reason in unseen */
+	int unseen;  /* enum census_unseen */
+	int port;    /* the port it is (or would be) of; 0: not said */
 	struct census_counts c;
 };
+
+/* "remote", "no_listener", ... (the JSON's names), or NULL for UNSEEN_UNKNOWN. */
+const char *census_unseen_key(int unseen);
+int census_unseen_parse(const char *key);
+/* Why v was not counted, for a reader: "nothing listens on port 7000 here", ... */
+const char *census_unseen_text(const struct census_view *v, char *buf, size_t len);
 
 /* When peers of this run died (crash, vanish): wall-clock times, so the results of
  * several processes or machines merge (earliest first, latest last) and compare with a
@@ -53,9 +71,13 @@ struct result {
 	uint64_t completed;	   /* scenario finished as planned */
 	uint64_t failed;	   /* ended by a failure (counted in fail[][]) */
 	uint64_t cancelled;	   /* still connecting when the run ended */
-	uint64_t closed_by_server; /* silent connections the server closed (EOF or RST) */
+	/* Connections the server closed (FIN or RST) that are not failures: silent ones while
+	 * held, and with --reconnect any it closed while the scenario still wanted it. */
+	uint64_t closed_by_server;
 	uint64_t echo_mismatch;	   /* messages whose echo differed */
 	uint64_t messages;	   /* echoes received complete and correct */
+	uint64_t reconnects;	   /* connections opened to replace one the server closed */
+	uint64_t interrupted;	   /* messages unanswered or partly echoed at the server's close */
 	uint64_t bytes_sent, bytes_received;
 	uint64_t by_scenario[SCEN_N]; /* connections started per scenario */
 	struct dead_peers crashed;    /* crash connections closed in repair mode */

@@ -201,6 +201,9 @@ static void run_info_fill(struct run_info *info, const struct client_opts *o)
 	info->size = (uint64_t)o->size;
 	info->messages = (uint64_t)o->messages;
 	info->pipeline = (uint64_t)o->pipeline;
+	info->reconnect = o->reconnect;
+	info->reconnect_delay_ms = o->reconnect_delay_ms;
+	info->reconnect_rate = o->reconnect_rate;
 }
 
 /* Prints the table or the JSON on stdout. 0, or -1 when it could not be written. */
@@ -232,7 +235,8 @@ static int output(int json, const struct run_info *info, const struct result *to
 }
 
 /* Timeline columns: 1 time_s, 2..12 the client's states, 13..23 the server's, 24..27
- * attempted, established, failed, open, 28..29 rtt_p50_ms, rtt_p99_ms. */
+ * attempted, established, failed, open, 28..29 rtt_p50_ms, rtt_p99_ms (then 30..32
+ * closed_by_server, reconnects, interrupted, which the plot does not draw). */
 #define TL_STATES   11
 #define TL_RTT_P50  28
 #define TL_COLUMNS  29
@@ -425,12 +429,13 @@ static char *read_file(const char *path)
 	return buf;
 }
 
-/* Reads one --json result into r. 0, or -1 (logged). */
-static int merge_read(const char *path, struct result *r)
+/* Reads one --json result into r, its servers and scenarios into the merge's. 0, or -1
+ * (logged). */
+static int merge_read(const char *path, struct result *r, struct run_info *merged,
+		      struct run_info *info)
 {
 	char err[256], *text = read_file(path);
 	struct jnode *doc;
-	struct run_info info;
 	int rc;
 
 	if (text == NULL) {
@@ -443,12 +448,31 @@ static int merge_read(const char *path, struct result *r)
 		free(text);
 		return -1;
 	}
-	rc = report_read(r, &info, doc, err, sizeof(err));
+	rc = report_read(r, info, doc, err, sizeof(err));
 	if (rc < 0)
 		log_error("merge: %s: %s", path, err);
+	for (int i = 0; rc == 0 && i < info->servers.n; i++)
+		run_names_add(&merged->servers, info->servers.name[i]);
+	for (int i = 0; rc == 0 && i < info->scenarios.n; i++)
+		run_names_add(&merged->scenarios, info->scenarios.name[i]);
+	if (rc == 0) {
+		merged->servers.more |= info->servers.more;
+		merged->scenarios.more |= info->scenarios.more;
+	}
 	json_free(doc);
 	free(text);
 	return rc;
+}
+
+/* Results of different servers or scenarios add up to a sum of different things: said
+ * once on stderr (the report's header names them). */
+static void merge_warn(const struct run_names *s, const char *what)
+{
+	char names[1024];
+
+	if (s->n + s->more > 1)
+		log_warn("merge: the results are of different %s (%s): their sums mix them", what,
+			 run_names_text(s, names, sizeof(names)));
 }
 
 static int merge_usage(const char *why)
@@ -464,11 +488,11 @@ int run_merge(int argc, char **argv)
 	const char **expects = calloc((size_t)argc, sizeof(char *));
 	struct expect_set *ex = calloc(1, sizeof(*ex));
 	struct result *total = malloc(sizeof(*total)), *one = malloc(sizeof(*one));
-	struct run_info info = {.merged = 0};
+	struct run_info *info = calloc(2, sizeof(*info)); /* the merge's, one result's */
 	int json = 0, nexp = 0, rc = 1;
 	char err[256];
 
-	if (expects == NULL || ex == NULL || total == NULL || one == NULL) {
+	if (expects == NULL || ex == NULL || total == NULL || one == NULL || info == NULL) {
 		log_error("out of memory");
 		goto out;
 	}
@@ -485,13 +509,13 @@ int run_merge(int argc, char **argv)
 			rc = merge_usage("unknown option");
 			goto out;
 		} else {
-			if (merge_read(argv[i], one) < 0)
+			if (merge_read(argv[i], one, &info[0], &info[1]) < 0)
 				goto out;
 			result_merge(total, one);
-			info.merged++;
+			info[0].merged++;
 		}
 	}
-	if (info.merged == 0) {
+	if (info[0].merged == 0) {
 		rc = merge_usage("no result files given");
 		goto out;
 	}
@@ -500,9 +524,12 @@ int run_merge(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	merge_warn(&info[0].servers, "servers");
+	merge_warn(&info[0].scenarios, "scenarios");
 	expect_eval(ex, total);
-	rc = output(json, &info, total, NULL, 0, ex) < 0 ? 1 : expect_status(ex);
+	rc = output(json, &info[0], total, NULL, 0, ex) < 0 ? 1 : expect_status(ex);
 out:
+	free(info);
 	free(expects);
 	free(ex);
 	free(total);

@@ -97,7 +97,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_CHECK: o->check_config = 1; continue;
 		case OPT_PORT_FILE: o->port_file = optarg; continue;
 		case OPT_METRICS_PORT_FILE: metrics_set_port_file(optarg); continue;
-		case 'h': log_plain("%s", usage_text); return 0;
+		case 'h':
+			fputs(usage_text, stdout);
+			return fflush(stdout) != 0; /* asked: stdout */
 		case OPT_VERSION: log_plain("echo-server %s\n", TEARDOWN_VERSION); return 0;
 		case OPT_MODE: s = shorthand("mode", optarg), origin = "--mode"; break;
 		case OPT_LISTEN: s = shorthand("listen", optarg), origin = "--listen"; break;

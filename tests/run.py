@@ -78,6 +78,14 @@ class Result(unittest.TextTestResult):
         count("failed", self._name(test))
         print(self._exc_info_to_string(err, test), flush=True)
 
+    def addSubTest(self, test, subtest, err):
+        # A failing subTest is reported here only: unittest then calls neither addSuccess
+        # nor addFailure for its test, which would otherwise vanish from the count.
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            count("failed", self._name(subtest))
+            print(self._exc_info_to_string(err, test), flush=True)
+
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
         count("skipped", self._name(test), f"skipped: {reason}")

@@ -27,7 +27,11 @@ class ClientMergeTest(ServerTest):
         self.assertEqual(m.rc, 0, str(m))
         print(f"merged: {m.counts()['established']} established, "
               f"{m.counts()['messages']} messages, rtt p99 {m.doc['summary']['rtt']['p99_ms']} ms")
-        self.assertEqual(m.doc["run"], {"merged": 2})
+        # one server, two scenarios: named in the header, and a warning for the scenarios
+        self.assertEqual(m.doc["run"], {"merged": 2, "servers": [server_addr(srv)],
+                                        "scenarios": ["half-close", "echo"]})
+        self.assertIn("different scenarios (half-close, echo)", m.err)
+        self.assertNotIn("different servers", m.err)
         for k in COUNTERS:
             self.assertEqual(m.counts()[k], a.counts()[k] + b.counts()[k], k)
         self.assertEqual(m.counts()["messages"], 30 * 3 + 20 * 7)
@@ -41,6 +45,30 @@ class ClientMergeTest(ServerTest):
         again = run_client(self, ["merge", pm, "--json"])
         self.assertEqual(again.doc["counts"], m.doc["counts"])
         self.assertEqual(again.doc["hist"], m.doc["hist"])
+
+    def test_merge_names_different_servers(self):
+        # Runs against two servers merge (the sum is still exact) but not silently: the
+        # header names both and stderr warns, also when a merged result is merged again.
+        a_srv, b_srv = self.start_server(), self.start_server()
+        a = run_client(self, ["--server", server_addr(a_srv), "--connections", 3, "--json"])
+        b = run_client(self, ["--server", server_addr(b_srv), "--connections", 4, "--json"])
+        pa, pb = self.write(a.out), self.write(b.out)
+        m = run_client(self, ["merge", pa, pb])
+        header = m.out.splitlines()[0]
+        print("header:", header, "| stderr:", m.err.strip())
+        self.assertEqual(m.rc, 0, str(m))
+        self.assertIn(f"servers {server_addr(a_srv)}, {server_addr(b_srv)}", header)
+        self.assertIn("scenario echo", header)
+        self.assertIn(f"different servers ({server_addr(a_srv)}, {server_addr(b_srv)})", m.err)
+        self.assertNotIn("different scenarios", m.err)
+        same = run_client(self, ["merge", pa, pa])
+        self.assertEqual(same.err, "", str(same))  # one server, one scenario: no warning
+        # a merge of merges keeps the names
+        pm = self.write(run_client(self, ["merge", pa, pb, "--json"]).out)
+        again = run_client(self, ["merge", pm, pa, "--json"])
+        self.assertEqual(again.doc["run"]["servers"], [server_addr(a_srv), server_addr(b_srv)])
+        self.assertIn("different servers", again.err)
+        self.assertEqual(again.counts()["established"], 3 + 4 + 3)
 
     def test_merge_expect_violated_and_bad_input(self):
         srv = self.start_server()

@@ -3,7 +3,8 @@ from harness import ServerTest
 from test_client_helpers import run_client, server_addr
 
 COUNTERS = ("attempted", "connected", "established", "completed", "failed", "cancelled",
-            "closed_by_server", "echo_mismatch", "messages", "bytes_sent", "bytes_received")
+            "closed_by_server", "echo_mismatch", "messages", "reconnects", "interrupted",
+            "bytes_sent", "bytes_received")
 
 
 def bucket_sum(hists):

@@ -68,11 +68,23 @@ class ClientUsageTest(unittest.TestCase):
         self.assertIn("--help", lines[1])
 
     def test_help_anywhere(self):
+        # Help asked for is the output: stdout, exit 0, every flag with its default and
+        # one line per scenario.
         run = run_client(self, ["--server", "127.0.0.1:80", "--connections", "5", "--help"],
                          timeout=20)
         self.assertEqual(run.rc, 0, str(run))
-        self.assertIn("usage:", run.err)
-        self.assertIn("expect keys", run.err)
+        self.assertEqual(run.err, "", str(run))
+        self.assertTrue(run.out.startswith("usage:"), str(run))
+        self.assertIn("expect keys", run.out)
+        lines = run.out.splitlines()
+        for flag, default in (("--connections N", "10"), ("--reconnect-delay T", "100ms"),
+                              ("--duration T", "0"), ("--size B", "64"), ("--rate R/s", "0")):
+            line = next((x for x in lines if x.strip().startswith(flag + " ")), None)
+            self.assertIsNotNone(line, flag)
+            self.assertTrue(line.endswith("; default " + default), line)
+        for scen in ("echo", "close", "half-close", "reset", "idle", "silent", "crash",
+                     "vanish", "mixed"):
+            self.assertEqual(sum(1 for x in lines if x.startswith(f"  {scen} ")), 1, scen)
 
     def test_foreign_source_address(self):
         # A source that is not an address of this host would fail every connection with

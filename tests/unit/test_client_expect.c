@@ -104,15 +104,18 @@ static void test_implicit_failed(void **state)
 
 static void test_eval_status(void **state)
 {
-	const char *texts[] = {"established=3", "server.close_wait=0", "client.fin_wait2=2",
-			       "rtt_max_ms<=2", "failed.ECONNRESET=1", "failed.echo=1"};
+	const char *texts[] = {"established=3",	 "server.close_wait=0", "client.fin_wait2=2",
+			       "rtt_max_ms<=2",	 "failed.ECONNRESET=1", "failed.echo=1",
+			       "reconnects>=40", "interrupted=2"};
 	struct expect_set *s = calloc(1, sizeof(*s));
 	struct result *r = new_result();
 	char err[256];
 
 	(void)state;
-	assert_int_equal(expect_parse(s, texts, 6, err, sizeof(err)), 0);
+	assert_int_equal(expect_parse(s, texts, 8, err, sizeof(err)), 0);
 	r->established = 3;
+	r->reconnects = 41;
+	r->interrupted = 2;
 	r->client.visible = 1;
 	r->client.c.state[CENSUS_FIN_WAIT2] = 2;
 	hist_record(&r->rtt_us, 1500);
@@ -126,6 +129,9 @@ static void test_eval_status(void **state)
 	assert_true(s->e[3].observed > 1.49 && s->e[3].observed < 1.52);
 	assert_int_equal(s->e[4].outcome, EX_OK);
 	assert_int_equal(s->e[5].outcome, EX_OK);
+	assert_int_equal(s->e[6].outcome, EX_OK);
+	assert_true(s->e[6].observed == 41);
+	assert_int_equal(s->e[7].outcome, EX_OK);
 	assert_int_equal(expect_status(s), 3); /* unknown, none violated */
 	r->server.visible = 1;
 	r->server.c.state[CENSUS_CLOSE_WAIT] = 7;

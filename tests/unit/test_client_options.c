@@ -33,6 +33,31 @@ static int parse(struct client_opts *o, const char **args)
 	return rc;
 }
 
+/* Parses like parse() and returns the first line written to stderr (static buffer). */
+static const char *parse_err(struct client_opts *o, const char **args)
+{
+	static char line[512];
+	char *argv[64];
+	int argc = 0, saved = dup(STDERR_FILENO), rc;
+	FILE *tmp = tmpfile();
+
+	assert_non_null(tmp);
+	argv[argc++] = (char *)"load-client";
+	while (*args != NULL && argc < 63)
+		argv[argc++] = (char *)*args++;
+	argv[argc] = NULL;
+	dup2(fileno(tmp), STDERR_FILENO);
+	rc = options_parse(o, argc, argv);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	assert_int_equal(rc, -1);
+	rewind(tmp);
+	if (fgets(line, sizeof(line), tmp) == NULL)
+		line[0] = '\0';
+	fclose(tmp);
+	return line;
+}
+
 static void test_defaults(void **state)
 {
 	struct client_opts *o = malloc(sizeof(*o));
@@ -236,6 +261,78 @@ static void test_crash_source(void **state)
 	free(o);
 }
 
+/* --reconnect and its delay and rate; the delay and the rate alone are refused, since
+ * they would do nothing. */
+static void test_reconnect(void **state)
+{
+	struct client_opts *o = malloc(sizeof(*o));
+	const char *plain[] = {"--server", "127.0.0.1:80", NULL};
+	const char *on[] = {"--server", "127.0.0.1:80", "--reconnect", NULL};
+	const char *tuned[] = {"--server", "127.0.0.1:80",	    "--reconnect-delay",
+			       "2s",	   "--reconnect-rate=50/s", "--reconnect",
+			       NULL};
+	const char *zero[] = {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-delay=0",
+			      NULL};
+	static const char *bad[][6] = {
+	    {"--server", "127.0.0.1:80", "--reconnect-delay", "1s", NULL}, /* no --reconnect */
+	    {"--server", "127.0.0.1:80", "--reconnect-rate", "10", NULL},  /* no --reconnect */
+	    {"--server", "127.0.0.1:80", "--reconnect=yes", NULL},	   /* a switch */
+	    {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-delay", "10"}, /* no unit */
+	    {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-delay", "2h"}, /* > 1 h */
+	    {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-rate", "-1"},
+	    {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-rate", "x/s"},
+	    {"--server", "127.0.0.1:80", "--reconnect", "--reconnect-rate", NULL}, /* no value */
+	};
+
+	(void)state;
+	assert_int_equal(parse(o, plain), 0);
+	assert_int_equal(o->reconnect, 0);
+	assert_int_equal(o->reconnect_delay_ms, 100);
+	assert_int_equal(o->reconnect_rate, 0);
+	assert_int_equal(parse(o, on), 0);
+	assert_int_equal(o->reconnect, 1);
+	assert_int_equal(o->reconnect_delay_ms, 100);
+	assert_int_equal(parse(o, tuned), 0);
+	assert_int_equal(o->reconnect, 1);
+	assert_int_equal(o->reconnect_delay_ms, 2000);
+	assert_int_equal(o->reconnect_rate, 50);
+	assert_int_equal(parse(o, zero), 0);
+	assert_int_equal(o->reconnect_delay_ms, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (parse(o, bad[i]) != -1)
+			fail_msg("reconnect case %zu (%s %s) was accepted", i, bad[i][2],
+				 bad[i][3] ? bad[i][3] : "");
+	}
+	free(o);
+}
+
+/* Every bad port of --server gets the one rule's message, 0 like 99999 (it used to be
+ * "from 0 to 65535" for one and "must not be 0" for the other). */
+static void test_server_port_rule(void **state)
+{
+	static const char *const ports[] = {
+	    "127.0.0.1:0",   "127.0.0.1:99999",	 "127.0.0.1:65536", "127.0.0.1:-1",
+	    "127.0.0.1:abc", "127.0.0.1:",	 "[::1]:0",	    "[::1]:100000",
+	    "127.0.0.1:+80", "127.0.0.1:0080000"};
+	struct client_opts *o = malloc(sizeof(*o));
+	const char *ok[] = {"--server", "[::1]:65535", NULL};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
+		const char *args[] = {"--server", ports[i], NULL};
+		const char *msg = parse_err(o, args);
+		if (strstr(msg, ": the port must be a number from 1 to 65535\n") == NULL)
+			fail_msg("--server %s: '%s'", ports[i], msg);
+	}
+	assert_int_equal(parse(o, ok), 0);
+	assert_int_equal(o->port, 65535);
+	assert_int_equal(options_parse_port("1"), 1);
+	assert_int_equal(options_parse_port("0"), -1);
+	assert_int_equal(options_parse_port("65536"), -1);
+	assert_int_equal(options_parse_port(" 80"), -1);
+	free(o);
+}
+
 static void test_share(void **state)
 {
 	(void)state;
@@ -252,10 +349,15 @@ static void test_share(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),
-	    cmocka_unit_test(test_sources),  cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_share),    cmocka_unit_test(test_crash_source),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_sources),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_share),
+	    cmocka_unit_test(test_crash_source),
 	    cmocka_unit_test(test_plot_timeline),
+	    cmocka_unit_test(test_reconnect),
+	    cmocka_unit_test(test_server_port_rule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
