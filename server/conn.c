@@ -43,8 +43,10 @@
  * it calls. Every function here that returns int follows one rule: -1 means the
  * connection was closed and freed, and the caller returns at once without touching c
  * again; 0 or more means it is still open. Where a caller goes on using c, conn_kept
- * asserts the rule: conn_close sets fd to -1 just before the free, and under ASan any
- * read of the freed connection is reported at that line.
+ * asserts the rule by reading c (an open connection has its fd): a helper that closed
+ * and still returned 0 makes that read a use after free, which ASan reports at that line
+ * (the tests run the server under ASan too). The plain build cannot tell, since the
+ * allocator reuses the freed memory at once.
  *
  * A stalled loop (SIGSTOP/SIGCONT, a VM pause, CPU starvation, a slow callback) makes
  * every alarm ring late, and after SIGCONT epoll_wait fails with EINTR (signal(7): it is
@@ -82,7 +84,8 @@ static void conn_on_fin_timeout(evutil_socket_t fd, short what, void *arg);
 static int conn_settle(struct conn *c);
 static void conn_close(struct conn *c, enum close_reason reason, int err);
 
-/* The free-safety rule (top of the file): rc >= 0 promises that c is still open. */
+/* The free-safety rule (top of the file): rc >= 0 promises that c is still open. Returns
+ * rc. */
 static int conn_kept(const struct conn *c, int rc)
 {
 	assert(rc < 0 || c->fd >= 0);
@@ -818,7 +821,6 @@ static void conn_close(struct conn *c, enum close_reason reason, int err)
 	if (fin_to_close >= 0)
 		hist_record(&srv->stats.fin_to_close_us, (uint64_t)fin_to_close);
 	TAILQ_REMOVE(&srv->conns, c, link);
-	c->fd = -1; /* conn_kept */
 	free(c);
 	server_conn_closed(srv);
 }
