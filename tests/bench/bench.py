@@ -33,6 +33,9 @@ BENCH_SECONDS (the other sections' seconds per run, default 10), BENCH_ONLY=echo
 (a subset of the sections), BENCH_PEERS=go-echo,node-echo,... (a subset of the servers
 compared with epoll-echo; default all), BENCH_SHAPES=1,3 (a subset of the echo shapes, by
 position), BENCH_SYSCALL_SECONDS (the strace runs, default 3),
+BENCH_WARMUP (seconds of load on each fresh server before its measured echo run, so a JIT or
+a runtime's first allocations are not measured; default 0.5), BENCH_CPU=v2|v1|proc (force
+how server CPU time is read: a cgroup v2 or v1 group per server, or /proc/PID/stat),
 BENCH_CLIENT=loadgen to drive the headline echo shapes with loadgen too, BENCH_SERVER=path
 to measure another echo-server binary (before/after a change).
 
@@ -66,6 +69,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "15")))
 ROUND_SECONDS = float(os.environ.get("BENCH_ROUND_SECONDS", min(2.0, SECONDS)))
 PEER_FILTER = [s for s in os.environ.get("BENCH_PEERS", "").split(",") if s]
+WARMUP = float(os.environ.get("BENCH_WARMUP", "0.5"))
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -529,7 +533,9 @@ def wait_rusage(p, timeout):
         time.sleep(0.01)
 
 
-def echo_load_client(srv, conns, size, depth, secs):
+def echo_load_client(srv, conns, size, depth, secs, all_up=True):
+    """One load-client echo run. all_up: every connection must have been established (a
+    server under strace may accept too slowly for that: its counts stay valid)."""
     argv = ["taskset", "-c", CLIENT_CPU, CLIENT, "--server", f"127.0.0.1:{srv.port}",
             "--scenario", "echo", "--connections", conns, "--size", size, "--pipeline", depth,
             "--messages", 1000000000, "--duration", dur(secs), "--settle", "0",
@@ -548,7 +554,7 @@ def echo_load_client(srv, conns, size, depth, secs):
         raise RuntimeError(f"load-client failed against {srv.name}: see {err.name}")
     res = json.loads(out)
     r = res["counts"]
-    if r["failed"] or r["echo_mismatch"] or r["established"] < conns:
+    if r["failed"] or r["echo_mismatch"] or (all_up and r["established"] < conns):
         raise RuntimeError(f"load-client against {srv.name}: {r}")
     return echo_figures(r["messages"], a, b, res["elapsed_us"] / 1e6)
 
@@ -599,8 +605,9 @@ def contenders():
 def paired_rounds(key, rounds, kinds, run_one, what):
     """rounds rounds of run_one(kind, round) for every kind, in an order that rotates every
     round (A B C, B C A, C A B, ...), so a noisy neighbour on this shared machine hits all
-    alike and round i of every kind can be paired. A contender that fails is dropped
-    from then on ({kind: error} in the second value); epoll-echo failing ends the run."""
+    alike and round i of every kind can be paired. A run that fails is tried once more; a
+    contender that fails twice is dropped ({kind: error} in the second value, no figures);
+    epoll-echo failing twice ends the run."""
     runs = {k: [] for k in kinds}
     failed = {}
     for i in range(rounds):
@@ -609,14 +616,20 @@ def paired_rounds(key, rounds, kinds, run_one, what):
         for kind in order:
             log(f"{key}: {kind} {what} (round {i + 1}/{rounds})")
             try:
-                runs[kind].append(run_one(kind, i))
+                try:
+                    runs[kind].append(run_one(kind, i))
+                except KeyboardInterrupt:
+                    raise
+                except Exception as e:
+                    log(f"bench: {kind} failed ({e}), once more")
+                    runs[kind].append(run_one(kind, i))
             except KeyboardInterrupt:
                 raise
             except Exception as e:
                 if kind == "epoll-echo":
                     raise
                 failed[kind] = f"{type(e).__name__}: {e}"
-                log(f"bench: {kind} failed, dropped from {key}: {e}")
+                log(f"bench: {kind} failed again, dropped from {key}: {e}")
                 runs.pop(kind, None)
     return runs, failed
 
@@ -631,6 +644,8 @@ def echo_pair(key, run, rounds, secs, conns, size, depth, contenders=("echo-serv
     def one(kind, i):
         srv = Server(kind, f"{key}-{kind}-{conns}x{size}p{depth}")
         try:
+            if WARMUP > 0 and run is echo_load_client:  # loadgen warms up by itself
+                run(srv, conns, size, depth, WARMUP, all_up=False)
             return run(srv, conns, size, depth, secs)
         finally:
             srv.stop()
@@ -715,7 +730,8 @@ def syscalls_one(kind, conns, size, depth):
                    f"strace to attach to {kind}")
         if tracer.poll() is not None:
             raise RuntimeError(f"strace could not attach to {kind} (exit {tracer.returncode})")
-        msgs = echo_load_client(srv, conns, size, depth, SYSCALL_SECONDS)["messages"]
+        msgs = echo_load_client(srv, conns, size, depth, SYSCALL_SECONDS,
+                                all_up=False)["messages"]
         tracer.send_signal(signal.SIGINT)  # detach and write the summary
         tracer.wait(30)
     finally:
@@ -774,10 +790,16 @@ def ss_timewait():
     return out.count("\n")
 
 
-def churn_one(kind, procs, secs, name):
-    """One churn run against a fresh server of kind: its figures."""
+def churn_one(kind, procs, secs, name, warmup=0.0):
+    """One churn run against a fresh server of kind (after warmup seconds of the same
+    load, not measured): its figures."""
     srv = Server(kind, name)
     try:
+        if warmup > 0:
+            run_client(["--server", f"127.0.0.1:{srv.port}", "--scenario", "close",
+                        "--connections", CHURN_CONCURRENCY, "--messages", 1,
+                        "--duration", dur(warmup), "--sources", CHURN_SOURCES,
+                        "--settle", "0"], name + "-warmup")
         c0 = srv.cpu_seconds()
         r, _ = run_client(["--server", f"127.0.0.1:{srv.port}", "--scenario", "close",
                            "--connections", CHURN_CONCURRENCY, "--messages", 1,
@@ -806,7 +828,7 @@ def churn_peers(res):
     res["peers"] = out
     runs, failed = paired_rounds(
         "churn", ROUNDS, ("epoll-echo",) + kinds,
-        lambda kind, i: churn_one(kind, 1, ROUND_SECONDS, f"churn-{kind}-round"),
+        lambda kind, i: churn_one(kind, 1, ROUND_SECONDS, f"churn-{kind}-round", WARMUP),
         f"connect-echo-close, {ROUND_SECONDS:g} s")
     if failed:
         out["failed"] = failed
@@ -918,6 +940,27 @@ def ss_total():
     return None
 
 
+# The slab caches one loopback connection's two sockets use (the socket, its inode, its file
+# and dentry, an epoll item): the part of Slab that other processes on a shared host
+# disturb least.
+SOCKET_SLABS = ("TCP", "sock_inode_cache", "filp", "dentry", "eventpoll_epi", "eventpoll_pwq")
+
+
+def socket_slab_bytes():
+    """Bytes in use in SOCKET_SLABS (active objects x object size, /proc/slabinfo), or
+    None where slabinfo cannot be read."""
+    try:
+        with open("/proc/slabinfo") as f:
+            total = 0
+            for line in f:
+                v = line.split()
+                if v and v[0] in SOCKET_SLABS:
+                    total += int(v[1]) * int(v[3])
+            return total
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def heap_kb(srv):
     """A C server's heap in use (mallinfo2: uordblks + hblkhd; echo-server's counters'
     heap_kb, the others' SIGUSR1 report), summed over the serving processes; None for the
@@ -934,7 +977,7 @@ def scale_one(kind, n, workers, procs, sources, census=False, section="scale"):
     try:
         time.sleep(0.3)
         rss0, anon0, slab0 = srv.rss_kb(), srv.anon_kb(), meminfo_kb("Slab")
-        heap0 = heap_kb(srv)
+        heap0, sock0 = heap_kb(srv), socket_slab_bytes()
         unrecl0 = meminfo_kb("SUnreclaim")
         argv = [CLIENT, "--server", f"127.0.0.1:{srv.port}", "--scenario", "idle",
                 "--connections", n, "--hold", "10m", "--heartbeat", "20s", "--procs", procs,
@@ -952,7 +995,7 @@ def scale_one(kind, n, workers, procs, sources, census=False, section="scale"):
             raise RuntimeError(f"load-client exited early ({cli.returncode}), see {cli_log.name}")
         time.sleep(1.0)  # let the allocator and the kernel settle
         rss, anon, slab = srv.rss_kb(), srv.anon_kb(), meminfo_kb("Slab")
-        heap = heap_kb(srv)
+        heap, sock = heap_kb(srv), socket_slab_bytes()
         unrecl = meminfo_kb("SUnreclaim")
         r = {"connections": n, "workers": workers if kind.startswith("echo-server") else 1,
              "client_procs": procs, "sources": sources,
@@ -963,6 +1006,8 @@ def scale_one(kind, n, workers, procs, sources, census=False, section="scale"):
              "heap_bytes_per_conn": round((heap - heap0) * 1024 / n) if heap is not None
              else None,
              "slab_bytes_per_conn": round((slab - slab0) * 1024 / n),
+             "socket_slab_bytes_per_conn": round((sock - sock0) / n) if sock is not None
+             else None,
              "sunreclaim_bytes_per_conn": round((unrecl - unrecl0) * 1024 / n)}
         if census:
             log(f"census: timing three counts at {n} connections")
@@ -1011,7 +1056,9 @@ def section_memory():
                   "one server at a time; per connection: the growth of the server's RSS and "
                   "anonymous RSS (/proc/PID/status: what its allocator or runtime keeps, the "
                   "comparable figure), of the kernel's Slab (/proc/meminfo: both ends of "
-                  "each loopback connection, and whatever else the host did meanwhile), and "
+                  "each loopback connection, and whatever else the host did meanwhile), of "
+                  "its socket caches (" + ", ".join(SOCKET_SLABS) + " in /proc/slabinfo: "
+                  "less disturbed by the rest of the host; both ends too), and "
                   "for the C servers of the malloc heap in use (mallinfo2 uordblks + "
                   "hblkhd); Go's, Node's and Python's heaps mean other things and are not "
                   "reported",
@@ -1347,7 +1394,7 @@ def table_memory(res):
     lines = [f"3b. memory per idle connection, every server, at {res['connections']:,} "
              f"connections (bytes per connection)",
              f"   {'server':<25}{'establish':>10}{'RSS':>9}{'anon':>9}{'Slab':>9}"
-             f"{'C heap':>9}"]
+             f"{'sockets':>9}{'C heap':>9}"]
     for r in res["runs"]:
         if "error" in r:
             lines.append(f"   {r['server']:<25}failed: {r['error']}")
@@ -1355,6 +1402,7 @@ def table_memory(res):
         lines.append(f"   {r['server']:<25}{r['establish_s']:>9.2f}s"
                      f"{fmt(r['rss_bytes_per_conn']):>9}{fmt(r['anon_bytes_per_conn']):>9}"
                      f"{fmt(r['slab_bytes_per_conn']):>9}"
+                     f"{fmt(r.get('socket_slab_bytes_per_conn')):>9}"
                      f"{fmt(r.get('heap_bytes_per_conn')):>9}")
     lines.append("   " + res["how"])
     return lines
@@ -1484,8 +1532,9 @@ def peers_summary():
                             "server_cpu_us_per_conn": churn[k]["server_cpu_us_per_conn"]}
         m = memory.get(k)
         if m and "error" not in m:
-            row["memory"] = {f: m[f] for f in ("rss_bytes_per_conn", "anon_bytes_per_conn",
-                                               "slab_bytes_per_conn", "heap_bytes_per_conn")}
+            row["memory"] = {f: m.get(f) for f in (
+                "rss_bytes_per_conn", "anon_bytes_per_conn", "slab_bytes_per_conn",
+                "socket_slab_bytes_per_conn", "heap_bytes_per_conn")}
         for sh in sysc:
             r = sh.get(k) or {}
             row["syscalls_per_message"].append(r.get("total_per_message"))
@@ -1519,15 +1568,17 @@ def table_peers(res):
     lines.append("   servers (all on 127.0.0.1, TCP_NODELAY, backlog 4096, reads of 16 KiB "
                  "where the program chooses; results.json peers.servers has the rest):")
     for k, d in res["servers"].items():
-        facts = [str(d[f]) for f in ("go", "node", "python", "uvloop", "libuv", "libevent")
-                 if d.get(f)]
+        facts = [d["go"]] if d.get("go") else []
+        facts += [d["python"]] if d.get("python") else []
+        facts += [f"{f} {d[f]}" for f in ("node", "uvloop", "libuv", "libevent")
+                  if d.get(f)]
         if "GOMAXPROCS" in d:
             facts.append(f"GOMAXPROCS={d['GOMAXPROCS']}")
         if isinstance(d.get("read_size"), str):
             facts.append("read size " + d["read_size"])
-        lines.append(f"     {k:<23}{'; '.join(facts) or d.get('build', '')}")
+        lines.append(f"     {k:<25}{'; '.join(facts) or d.get('compiler', '')}")
     for k, why in res["peers_skipped"].items():
-        lines.append(f"     {k:<23}not measured: {why}")
+        lines.append(f"     {k:<25}not measured: {why}")
     return lines
 
 
@@ -1603,7 +1654,7 @@ def main():
             return 2
     signal.signal(signal.SIGTERM, on_signal)
     global METER
-    METER = peers.CpuMeter()
+    METER = peers.CpuMeter(os.environ.get("BENCH_CPU"))
     RESULTS["conditions"] = conditions()
     RESULTS["conditions"]["netns"] = RESULTS.pop("netns", None) or (
         "private (unshare --net), loopback only" if os.environ.get("BENCH_NETNS") else "host")

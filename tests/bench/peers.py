@@ -273,13 +273,16 @@ def _remove_group(path, timeout=5.0):
 class CpuMeter:
     """Picks how server CPU time is measured, once: a cgroup per server (v2, else v1
     cpuacct) when a child group can be made here, else /proc/PID/stat utime + stime of
-    the whole process (all its threads, exited ones included, in clock ticks)."""
+    the whole process (all its threads, exited ones included, in clock ticks).
+    want ("v2", "v1", "proc"; BENCH_CPU in bench.py) forces one, to check the others."""
 
-    def __init__(self):
+    def __init__(self, want=None):
         self.method, self.parent, self.file = "/proc/PID/stat utime+stime", None, None
         self.groups = []
         self.seq = 0
         for method, parent, file in _candidates():
+            if want and not method.startswith(f"cgroup {want} "):
+                continue
             self._remove_stale(parent)
             probe = parent / f"{CG_PREFIX}{os.getpid()}-probe"
             try:
