@@ -26,7 +26,7 @@
  * BENCH_READ_SIZE bytes per readiness (echo-server's read_size default), and an accept
  * queue of BENCH_BACKLOG (the kernel caps it at net.core.somaxconn, 4096 by default). */
 #define BENCH_READ_SIZE 16384
-#define BENCH_BACKLOG   4096
+#define BENCH_BACKLOG	4096
 
 /* "A.B.C.D:PORT" (port 0..65535) into sa. 0, or -1. */
 static inline int bench_parse_hostport(const char *s, struct sockaddr_in *sa)
@@ -62,7 +62,8 @@ static inline int bench_listen(const struct sockaddr_in *sa)
 		return -1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-	    bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 || listen(fd, BENCH_BACKLOG) < 0) {
+	    bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 ||
+	    listen(fd, BENCH_BACKLOG) < 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -99,8 +100,8 @@ static inline int bench_write_port_file(const char *path, int lfd)
 /* The command line the bench's servers take: [--listen HOST:PORT] [--port-file PATH].
  * *listen_s defaults to 127.0.0.1:7100, *port_file to NULL. 0, or -1 after the usage line
  * (the program exits 2). */
-static inline int bench_server_args(const char *name, int argc, char **argv,
-				    const char **listen_s, const char **port_file)
+static inline int bench_server_args(const char *name, int argc, char **argv, const char **listen_s,
+				    const char **port_file)
 {
 	*listen_s = "127.0.0.1:7100";
 	*port_file = NULL;
@@ -110,7 +111,8 @@ static inline int bench_server_args(const char *name, int argc, char **argv,
 		} else if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc) {
 			*port_file = argv[++i];
 		} else {
-			fprintf(stderr, "usage: %s [--listen HOST:PORT] [--port-file PATH]\n", name);
+			fprintf(stderr, "usage: %s [--listen HOST:PORT] [--port-file PATH]\n",
+				name);
 			return -1;
 		}
 	}
