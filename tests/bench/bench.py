@@ -1329,11 +1329,17 @@ def table_echo(res):
         if "echo_server_vs_ev_echo" in sh:
             lines.append(f"   {'':<22}{'echo-server / ev-echo':<25}{'':>41}"
                          + ratio_cols(sh["echo_server_vs_ev_echo"]) +
-                         "  <- its own work on top of libevent")
+                         "  <- its own work on top of libevent (target: median >= 0.98, "
+                         "interval from 0.97)")
         for k, why in sh.get("failed", {}).items():
             lines.append(f"   {'':<22}{k:<25}failed: {why}")
     for k, why in res.get("peers_skipped", {}).items():
         lines.append(f"   not measured: {k}: {why}")
+    runs = [sh[k] for sh in res["shapes"] for k in ("epoll-echo",) + tuple(sh.get("ratios", {}))]
+    if runs and all("steal_s" in f for f in runs):
+        lines.append(f"   steal on the two cores during the measured runs: "
+                     f"{sum(f['steal_s'] for f in runs):.2f} s in "
+                     f"{sum(f['seconds'] for f in runs):.0f} s of runs")
     return lines
 
 
