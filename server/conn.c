@@ -36,8 +36,9 @@
  * read and queued, the EOF, the FIN from EPOLLRDHUP, bytes written, the drain) and ends in
  * conn_settle, which applies the answers until the answer is to wait; the deadline
  * callbacks change those facts only through the read and the flush they run, which
- * settle. The closes for eof and shutdown happen there and nowhere else; the others (an
- * error, a deadline, the drain's reset) close where they are found.
+ * settle. The closes for eof and for a drain's orderly end (reason shutdown) happen there
+ * and nowhere else; the others (an error, a deadline, the reset at shutdown_timeout)
+ * close where they are found.
  *
  * Free-safety: a handler may close the connection (conn_close frees it) deep inside what
  * it calls. Every function here that returns int follows one rule: -1 means the
@@ -711,7 +712,7 @@ const char *conn_action_name(enum conn_action a)
 	return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }
 
-static struct conn_facts conn_facts(const struct conn *c)
+static struct conn_facts conn_facts_of(const struct conn *c)
 {
 	const struct server_config *cfg = c->srv->cfg;
 
@@ -755,7 +756,7 @@ static int conn_apply(struct conn *c, enum conn_action a)
  * but wait. 0, or -1 when the connection was closed. */
 static int conn_settle(struct conn *c)
 {
-	struct conn_facts f = conn_facts(c);
+	struct conn_facts f = conn_facts_of(c);
 	enum conn_action a;
 
 	while ((a = conn_decide(&f)) != CONN_ACT_WAIT) {
@@ -765,7 +766,7 @@ static int conn_settle(struct conn *c)
 		}
 		if (conn_kept(c, conn_apply(c, a)) < 0)
 			return -1;
-		f = conn_facts(c);
+		f = conn_facts_of(c);
 	}
 	return 0;
 }

@@ -13,7 +13,9 @@
  * the drain in "Copying the shutdown code"), not read off conn_decide; every state is
  * checked against the invariants (conn_facts_broken and this file's own at_rest_ok), and
  * every combination of flags and queue level that is never reached must break one of the
- * invariants, on which conn_decide asserts (checked in a child process). */
+ * invariants, on which conn_decide asserts (checked in a child process), or be one of two
+ * named cases that only the kernel's order or the watermark rule out (unreached_why),
+ * which conn_decide answers by the rules. */
 #include "server/conn.h"
 
 #include <setjmp.h>
@@ -394,7 +396,7 @@ static void walk_config(bool close_on_eof, bool early_close, bool fork_each)
 	w.cfg = (struct cfg){close_on_eof, early_close};
 	search(&w);
 	printf("close_on_eof=%d early_close=%d: %d situations at rest, %d of %d flag and "
-	       "queue combinations unreachable;",
+	       "queue combinations unreachable; answers given:",
 	       close_on_eof, early_close, w.rest, check_unreached(&w, fork_each),
 	       NFLAGS * Q_LEVELS);
 	for (a = 0; a <= CONN_ACT_CLOSE_SHUTDOWN; a++)
