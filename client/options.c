@@ -1,6 +1,7 @@
 #include "options.h"
 #include "conf.h"
 #include "log.h"
+#include "result.h"
 #include "sock.h"
 
 #include <arpa/inet.h>
@@ -207,6 +208,34 @@ static void usage_num_flags(FILE *f)
 	}
 }
 
+/* The counters' --expect keys, from the table that defines them (result.h). */
+static void usage_counter_keys(FILE *f)
+{
+	int col = 0;
+
+	for (size_t i = 0; i < result_nfields; i++) {
+		const struct result_field *k = &result_fields[i];
+		int len = (int)strlen(k->key);
+		if (k->group == RG_LIVE)
+			continue;
+		if (col > 0 && col + 1 + len > 84) {
+			fputc('\n', f);
+			col = 0;
+		}
+		col += fprintf(f, "%s%s", col == 0 ? "  " : " ", k->key);
+	}
+	fputs(";\n", f);
+}
+
+/* The latencies' keys, from the histograms' table (result.h). */
+static void usage_latency_keys(FILE *f)
+{
+	fputs("  {", f);
+	for (size_t i = 0; i < result_nhists; i++)
+		fprintf(f, "%s%s", i ? "," : "", result_hists[i].name);
+	fputs("}_{p50,p99,p99.9,max,min,mean}_ms;\n", f);
+}
+
 void options_usage(void)
 {
 	FILE *f = stdout;
@@ -249,16 +278,16 @@ void options_usage(void)
 	      "  wants it is counted closed_by_server, not failed, and reconnects after\n"
 	      "  --reconnect-delay (each +-50 % at random), at most --reconnect-rate a second,\n"
 	      "  going on with its messages. Messages unanswered at a close count as interrupted.\n"
-	      "expect keys (KEY=VALUE, also != <= >= < >; see man load-client):\n"
-	      "  attempted connected established completed failed cancelled closed_by_server\n"
-	      "  echo_mismatch messages reconnects interrupted bytes_sent bytes_received crashed\n"
-	      "  vanished dropped_from_server dropped_to_server;\n"
-	      "  failed.PHASE (connect first_reply echo close), failed.KIND (an errno name,\n"
+	      "expect keys (KEY=VALUE, also != <= >= < >; see man load-client):\n",
+	      f);
+	usage_counter_keys(f);
+	fputs("  failed.PHASE (connect first_reply echo close), failed.KIND (an errno name,\n"
 	      "  deadline, eof, mismatch, crash_ports);\n"
 	      "  client.STATE, server.STATE (established time_wait close_wait fin_wait2 ...),\n"
-	      "  client.total, server.total, server.accept_queue;\n"
-	      "  {connect,rtt,fin_to_fin,server_close}_{p50,p99,p99.9,max,min,mean}_ms;\n"
-	      "  msgs_per_s, mb_per_s; kernel.COUNTER (TCPAbortOnClose ... ListenDrops: deltas\n"
+	      "  client.total, server.total, server.accept_queue;\n",
+	      f);
+	usage_latency_keys(f);
+	fputs("  msgs_per_s, mb_per_s; kernel.COUNTER (TCPAbortOnClose ... ListenDrops: deltas\n"
 	      "  over the run in this network namespace), kernel.sockstat.NAME (inuse orphan tw\n"
 	      "  alloc mem; inuse IPv4 only), kernel.sockstat6.inuse (IPv6). failed=0\n"
 	      "  (failed.unnamed=0 when some failures are named) and echo_mismatch=0 are\n"
