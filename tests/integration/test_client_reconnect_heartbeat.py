@@ -42,7 +42,10 @@ class ClientReconnectHeartbeatTest(ServerTest):
         # each close is replaced, except those still waiting out their delay at the end
         self.assertLessEqual(c["reconnects"], c["closed_by_server"])
         self.assertGreaterEqual(c["reconnects"], c["closed_by_server"] - CONNS)
-        self.assertEqual(c["established"], c["attempted"])
+        # every attempt established, but a reconnect still connecting when the run ends,
+        # which is cancelled (seen: 61 established of 62 attempted, 1 cancelled)
+        self.assertEqual(c["established"] + c["cancelled"], c["attempted"], c)
+        self.assertLessEqual(c["cancelled"], CONNS)
         self.assertEqual(c["attempted"], CONNS + c["reconnects"])
         self.assert_identity(c)
         self.assertGreaterEqual(server["closed"].get("heartbeat", 0), c["closed_by_server"])
