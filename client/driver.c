@@ -57,6 +57,7 @@ struct conn {
 	uint64_t send_off; /* bytes of message `sent` written so far */
 	uint64_t recvd;	   /* messages completely echoed */
 	uint64_t recv_off; /* bytes of message `recvd` echoed so far */
+	int64_t hold_ms;   /* held: how long once established (0: until the run ends) */
 	int64_t t_connect, t_fin, t_last_send, hold_until; /* us */
 	int outcome;					   /* vanish: OUTCOME_* or a failure kind */
 	char elem[FAULT_ELEM_MAX];			   /* vanish: its element of the drop set */
@@ -66,14 +67,13 @@ struct conn {
 
 struct driver {
 	const struct client_opts *o;
+	const struct plan *plan;
+	struct plan_worker pw; /* this worker's connections, in order */
 	struct event_base *base;
 	struct result *r;
 	struct own_ports *ports; /* NULL: not recorded */
 	int worker, nworkers;
-	uint64_t nslots, next_local;
-	/* The mix's place per source address (--sources with a mix): each source runs the
-	 * mix's own sequence, so no scenario is tied to one address. */
-	uint64_t *src_mix;
+	uint64_t nslots;
 	struct conn **slots;
 	uint64_t *queue, qhead, qlen; /* slots waiting to open a connection */
 	uint64_t *waitq, whead, wlen; /* slots waiting out --backoff */
@@ -110,11 +110,6 @@ static void conn_arm(struct conn *c);
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void driver_pump(struct driver *d);
 static void driver_stop(struct driver *d);
-
-uint64_t driver_share(uint64_t n, int worker, int nworkers)
-{
-	return n / (uint64_t)nworkers + ((uint64_t)worker < n % (uint64_t)nworkers ? 1 : 0);
-}
 
 static int64_t now_us(void)
 {
@@ -533,10 +528,8 @@ static void batch_vanished(struct driver *d, struct conn **cs, uint64_t n)
 			conn_bury(c, c->outcome);
 			continue;
 		}
-		/* Held like silent: for --hold, or until the run ends (--duration, not a mix). */
-		c->hold_until = d->o->duration_ms == 0 || d->o->scenario == SCEN_MIXED
-				    ? now + d->o->hold_ms * 1000
-				    : 0;
+		/* Held like silent: for its hold, or until the run ends (its plan). */
+		c->hold_until = c->hold_ms > 0 ? now + c->hold_ms * 1000 : 0;
 		conn_arm(c);
 	}
 }
@@ -639,11 +632,9 @@ static void conn_established(struct conn *c)
 	d->connecting--;
 	c->reconnecting = 0;
 	c->state = scenario_holds(c->scen) ? CS_HOLD : CS_ECHO;
-	/* Held until the run ends only when holding is the whole run; in a mix, for --hold,
-	 * so the mix does not fill up with held connections. A reconnect keeps its hold. */
-	if (c->state == CS_HOLD && c->hold_until == 0 &&
-	    (d->o->duration_ms == 0 || d->o->scenario == SCEN_MIXED))
-		c->hold_until = now_us() + d->o->hold_ms * 1000;
+	/* Held for its hold (its plan), or until the run ends. A reconnect keeps its hold. */
+	if (c->state == CS_HOLD && c->hold_until == 0 && c->hold_ms > 0)
+		c->hold_until = now_us() + c->hold_ms * 1000;
 	driver_pump(d);
 }
 
@@ -964,9 +955,9 @@ static int conn_setup(struct conn *c)
 		/* Its own source address (in a mix) and a port no earlier crash of the run
 		 * used: no connection can reuse a crashed 4-tuple. */
 		return crashport_bind(c->d->crash_ports, c->fd, c->id);
-	} else if (o->nsources > 0) {
+	} else if (c->d->plan->nsources > 0) {
 		struct sockaddr_in src = {.sin_family = AF_INET};
-		src.sin_addr.s_addr = options_source(o, c->id);
+		src.sin_addr.s_addr = plan_source(c->d->plan, c->id);
 		/* IP_BIND_ADDRESS_NO_PORT: the port is chosen at connect(), per destination,
 		 * so every source address has the whole ephemeral range towards the server. */
 		if (sock_set_bind_no_port(c->fd) < 0)
@@ -979,27 +970,20 @@ static int conn_setup(struct conn *c)
 
 static struct conn *conn_new(struct driver *d, uint64_t slot)
 {
-	const struct client_opts *o = d->o;
-	struct conn *c = calloc(1, sizeof(*c) + sizeof(int64_t) * (size_t)o->pipeline);
+	struct conn *c = calloc(1, sizeof(*c) + sizeof(int64_t) * (size_t)d->o->pipeline);
+	struct plan_conn pc;
 
 	if (c == NULL)
 		return NULL;
+	plan_next(&d->pw, &pc);
 	c->d = d;
 	c->fd = -1;
 	c->slot = slot;
-	/* The id numbers connections across workers (patterns, source address); the mix
-	 * follows this worker's own count (options_scenario). */
-	c->id = (uint64_t)d->worker + (uint64_t)d->nworkers * d->next_local;
-	c->scen = (uint8_t)options_scenario(o, d->src_mix, d->next_local, c->id);
-	d->next_local++;
+	c->id = pc.id;
+	c->scen = (uint8_t)pc.scenario;
+	c->planned = pc.messages;
+	c->hold_ms = pc.hold_ms;
 	c->state = CS_CONNECTING;
-	if (c->scen == SCEN_SILENT || c->scen == SCEN_VANISH)
-		c->planned = 1;
-	else if (c->scen == SCEN_IDLE ||
-		 (c->scen == SCEN_ECHO && o->scenario == SCEN_ECHO && o->duration_ms > 0))
-		c->planned = UINT64_MAX;
-	else
-		c->planned = (uint64_t)o->messages;
 	return c;
 }
 
@@ -1259,24 +1243,25 @@ static void driver_free(struct driver *d)
 	free(d->add_spare);
 	free(d->del_spare);
 	free(d->elems);
-	free(d->src_mix);
+	plan_worker_free(&d->pw);
 	crashport_free(d->crash_ports);
 	free(d);
 }
 
-static struct driver *driver_new(const struct client_opts *o, int worker, int nworkers,
-				 struct result *r)
+static struct driver *driver_new(const struct driver_params *p, int worker, struct result *r)
 {
+	const struct client_opts *o = p->o;
 	struct driver *d = calloc(1, sizeof(*d));
 
 	if (d == NULL)
 		return NULL;
 	d->o = o;
+	d->plan = p->plan;
 	d->r = r;
 	d->worker = worker;
-	d->nworkers = nworkers;
-	d->nslots = driver_share((uint64_t)o->connections, worker, nworkers);
-	d->rate = (double)o->rate / nworkers;
+	d->nworkers = p->plan->nworkers;
+	d->nslots = plan_slots(p->plan, worker);
+	d->rate = p->plan->rate;
 	d->slots = calloc(d->nslots, sizeof(*d->slots));
 	d->queue = calloc(d->nslots, sizeof(*d->queue));
 	d->waitq = calloc(d->nslots, sizeof(*d->waitq));
@@ -1285,7 +1270,7 @@ static struct driver *driver_new(const struct client_opts *o, int worker, int nw
 		driver_free(d);
 		return NULL;
 	}
-	if (options_runs(o, SCEN_VANISH)) {
+	if (plan_runs(p->plan, SCEN_VANISH)) {
 		d->add_q = calloc(d->nslots, sizeof(*d->add_q));
 		d->del_q = calloc(d->nslots, sizeof(*d->del_q));
 		d->add_spare = calloc(d->nslots, sizeof(*d->add_spare));
@@ -1296,13 +1281,12 @@ static struct driver *driver_new(const struct client_opts *o, int worker, int nw
 			return NULL;
 		}
 	}
-	if (options_mix_per_source(o) &&
-	    (d->src_mix = calloc((size_t)o->nsources, sizeof(*d->src_mix))) == NULL) {
+	if (plan_worker_init(&d->pw, p->plan, worker) < 0) {
 		driver_free(d);
 		return NULL;
 	}
-	if (options_runs(o, SCEN_CRASH)) {
-		d->crash_ports = crashport_new(o, worker, nworkers);
+	if (plan_runs(p->plan, SCEN_CRASH)) {
+		d->crash_ports = crashport_new(o, p->plan, p->crash, worker);
 		if (d->crash_ports == NULL) {
 			driver_free(d);
 			return NULL;
@@ -1319,19 +1303,18 @@ static struct driver *driver_new(const struct client_opts *o, int worker, int nw
 	return d;
 }
 
-int driver_run(const struct client_opts *o, int worker, int nworkers, struct result *r,
-	       struct own_ports *ports, driver_tick_fn tick, void *tick_arg)
+int driver_run(const struct driver_params *p, int worker, struct result *r)
 {
-	struct driver *d = driver_new(o, worker, nworkers, r);
+	struct driver *d = driver_new(p, worker, r);
 	int rc;
 
 	if (d == NULL) {
 		log_error("worker %d: cannot set up its event loop (out of memory)", worker);
 		return 1;
 	}
-	d->ports = ports;
-	d->tick = tick;
-	d->tick_arg = tick_arg;
+	d->ports = p->ports;
+	d->tick = p->tick;
+	d->tick_arg = p->tick_arg;
 	if (driver_events(d) < 0) {
 		log_error("worker %d: cannot create its events", worker);
 		driver_free(d);
@@ -1341,7 +1324,7 @@ int driver_run(const struct client_opts *o, int worker, int nworkers, struct res
 	d->t_start = now_us();
 	d->t_tokens = d->t_start;
 	d->tokens = 1.0;
-	bucket_init(&d->reconnect_bucket, (double)o->reconnect_rate / nworkers, d->t_start);
+	bucket_init(&d->reconnect_bucket, p->plan->reconnect_rate, d->t_start);
 	if (d->nslots > 0) {
 		driver_pump(d);
 		/* A loopbreak before the loop runs is forgotten: check first. */

@@ -589,7 +589,7 @@ static void options_defaults(struct client_opts *o)
  * crash connections: any source. In a mix: --crash-source, or the last of --sources. */
 static int check_crash_source(struct client_opts *o)
 {
-	int crash = options_runs(o, SCEN_CRASH), others = o->mix.total > o->mix.weight[SCEN_CRASH];
+	int crash = mix_runs(&o->mix, SCEN_CRASH), others = o->mix.total > o->mix.weight[SCEN_CRASH];
 
 	if (o->crash_srclen > 0 && !crash)
 		return usage_error(
@@ -688,26 +688,4 @@ int options_parse(struct client_opts *o, int argc, char **argv)
 	if (tuned[0] != '\0' && !o->reconnect)
 		return usage_error("%s goes with --reconnect", tuned);
 	return options_check(o, mix_given);
-}
-
-int options_runs(const struct client_opts *o, int s)
-{
-	return s >= 0 && s < SCEN_N && o->mix.weight[s] > 0;
-}
-
-int options_mix_per_source(const struct client_opts *o)
-{
-	return o->nsources > 1 && o->mix.total > 1;
-}
-
-int options_scenario(const struct client_opts *o, uint64_t *src_mix, uint64_t local, uint64_t id)
-{
-	if (src_mix != NULL)
-		return mix_pick(&o->mix, src_mix[id % (uint64_t)o->nsources]++);
-	return mix_pick(&o->mix, local);
-}
-
-uint32_t options_source(const struct client_opts *o, uint64_t id)
-{
-	return htonl(o->src_first + (uint32_t)(id % (uint64_t)o->nsources));
 }
