@@ -2,7 +2,6 @@
  * Exit status: 0 success, 1 runtime failure, 2 usage or config error. */
 #include "config.h"
 #include "log.h"
-#include "metrics.h"
 #include "server.h"
 #include "workers.h"
 
@@ -33,7 +32,7 @@ static const char usage_text[] =
 struct options {
 	struct config_args conf;
 	int check_config;
-	const char *port_file;
+	struct server_params params; /* the port files */
 };
 
 /* One line on stderr, exit status 2. */
@@ -95,8 +94,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		switch (opt) {
 		case 'c': o->conf.file = optarg; continue;
 		case OPT_CHECK: o->check_config = 1; continue;
-		case OPT_PORT_FILE: o->port_file = optarg; continue;
-		case OPT_METRICS_PORT_FILE: metrics_set_port_file(optarg); continue;
+		case OPT_PORT_FILE: o->params.port_file = optarg; continue;
+		case OPT_METRICS_PORT_FILE: o->params.metrics_port_file = optarg; continue;
 		case 'h':
 			fputs(usage_text, stdout);
 			return fflush(stdout) != 0; /* asked: stdout */
@@ -117,14 +116,14 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return -1;
 }
 
-static int run(const struct server_config *cfg, const char *port_file)
+static int run(const struct server_config *cfg, const struct server_params *params)
 {
 	struct server srv;
 	int code;
 
 	if (cfg->workers > 1)
-		return workers_run(cfg, port_file);
-	if (server_init(&srv, cfg, port_file, 0, &code) < 0) {
+		return workers_run(cfg, params);
+	if (server_init(&srv, cfg, params, &code) < 0) {
 		server_free(&srv);
 		return code;
 	}
@@ -166,12 +165,12 @@ static int configure_and_run(const struct options *o)
 	config_warn(&cfg);
 	/* A write to a peer that reset must fail with EPIPE, not kill the process. */
 	signal(SIGPIPE, SIG_IGN);
-	return run(&cfg, o->port_file);
+	return run(&cfg, &o->params);
 }
 
 int main(int argc, char **argv)
 {
-	struct options o = {0};
+	struct options o = {.params = {.metrics_fd = -1}};
 	int code;
 
 	log_init("echo-server", LOG_LVL_INFO);

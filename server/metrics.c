@@ -56,30 +56,10 @@ struct metrics {
 	struct stats *total; /* scratch: the sum over workers */
 };
 
-/* Process-wide: set by main.c and workers.c before server_init. */
-static struct {
-	const char *port_file;
-	int worker;	      /* this worker's index; 0 without workers */
-	int prefork_fd;	      /* the listener the parent opened, or -1 */
-	struct slots *shared; /* the workers' figures; NULL without workers */
-	struct kstat kbase;   /* the kernel counters at the parent's start ... */
-	int have_kbase;	      /* ... inherited by every worker */
-} g = {NULL, 0, -1, NULL, {0}, 0};
-
 static void metrics_on_accept(evutil_socket_t fd, short what, void *arg);
 static void mclient_on_io(evutil_socket_t fd, short what, void *arg);
 static void mclient_on_timeout(evutil_socket_t fd, short what, void *arg);
 static void metrics_watch_listener(struct metrics *m);
-
-void metrics_set_port_file(const char *path)
-{
-	g.port_file = path;
-}
-
-void metrics_set_worker(int index)
-{
-	g.worker = index;
-}
 
 /* ":PORT" binds 127.0.0.1, not every address: metrics are for the local scraper unless
  * the operator names an address. (The config pass already stores it so: CONF_F_ADDRESS.) */
@@ -93,12 +73,8 @@ static const char *metrics_address(const char *value, char *buf, size_t len)
 
 /* ---- listener ---------------------------------------------------------------------- */
 
-static int metrics_write_port_file(int port)
-{
-	return g.port_file != NULL ? server_write_port_file(g.port_file, port) : 0;
-}
-
-static int metrics_open_listener(const struct server_config *cfg, int *exit_code)
+static int metrics_open_listener(const struct server_config *cfg, const char *port_file,
+				 int *exit_code)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -118,8 +94,8 @@ static int metrics_open_listener(const struct server_config *cfg, int *exit_code
 		log_error("metrics_listen %s: %s", addr, strerror(errno));
 		return -1;
 	}
-	if (metrics_write_port_file(sock_local_port(fd)) < 0) {
-		log_error("metrics port file %s: %s", g.port_file, strerror(errno));
+	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(fd)) < 0) {
+		log_error("metrics port file %s: %s", port_file, strerror(errno));
 		close(fd);
 		*exit_code = 1;
 		return -1;
@@ -147,24 +123,25 @@ static void kbase_read(struct kstat *k, int *have)
 
 /* The slots are mapped whatever metrics_listen says: they are how the parent accounts for
  * the connections of a worker that dies (its total counters line). */
-int metrics_prefork(const struct server_config *cfg, int nworkers, int *exit_code)
+int metrics_prefork(const struct server_config *cfg, int nworkers, struct server_params *p,
+		    int *exit_code)
 {
-	g.shared = slots_map(nworkers);
-	if (g.shared == NULL) {
+	p->slots = slots_map(nworkers);
+	if (p->slots == NULL) {
 		log_error("metrics: mmap for %d workers' figures: %s", nworkers, strerror(errno));
 		*exit_code = 1;
 		return -1;
 	}
 	if (cfg->metrics_listen[0] == '\0')
 		return 0;
-	kbase_read(&g.kbase, &g.have_kbase);
-	g.prefork_fd = metrics_open_listener(cfg, exit_code);
-	return g.prefork_fd < 0 ? -1 : 0;
+	kbase_read(&p->kbase, &p->have_kbase);
+	p->metrics_fd = metrics_open_listener(cfg, p->metrics_port_file, exit_code);
+	return p->metrics_fd < 0 ? -1 : 0;
 }
 
-void metrics_worker_exited(int index)
+void metrics_worker_exited(struct slots *slots, int index)
 {
-	if (slots_retire(g.shared, index))
+	if (slots_retire(slots, index))
 		log_warn("worker %d died in the middle of counting an accept or a close: that "
 			 "connection is counted in lost_unknown",
 			 index);
@@ -172,16 +149,17 @@ void metrics_worker_exited(int index)
 
 void metrics_count(const struct server *srv)
 {
-	slots_count(g.shared, g.worker, &srv->stats);
+	slots_count(srv->params.slots, srv->params.worker, &srv->stats);
 }
 
 void metrics_publish(struct server *srv)
 {
-	slots_publish(g.shared, g.worker, &srv->stats, watchdog_fds(srv), watchdog_close_wait(srv));
+	slots_publish(srv->params.slots, srv->params.worker, &srv->stats, watchdog_fds(srv),
+		      watchdog_close_wait(srv));
 }
 
 /* The sum over the workers in the parent, which has no figures of its own. */
-void metrics_log_total(void)
+void metrics_log_total(struct slots *slots)
 {
 	struct stats *total;
 	struct watchdog_fds fds = {0};
@@ -189,9 +167,9 @@ void metrics_log_total(void)
 	char buf[1024];
 	int unread;
 
-	if (g.shared == NULL || (total = calloc(1, sizeof(*total))) == NULL)
+	if (slots == NULL || (total = calloc(1, sizeof(*total))) == NULL)
 		return;
-	slots_sum(g.shared, -1, total, &fds, &cw, &unread);
+	slots_sum(slots, -1, total, &fds, &cw, &unread);
 	total->fd_unaccounted = -1; /* per worker (their counters lines) */
 	log_always("total counters %s", stats_json(total, buf, sizeof(buf)));
 	if (unread > 0)
@@ -202,10 +180,10 @@ void metrics_log_total(void)
 
 /* Adds the other workers' figures (and every slot's retired counters) to this worker's
  * own. Returns how many workers are summed. */
-static uint64_t metrics_sum_workers(struct stats *total, struct watchdog_fds *fds,
-				    struct watchdog_close_wait *cw)
+static uint64_t metrics_sum_workers(const struct server_params *p, struct stats *total,
+				    struct watchdog_fds *fds, struct watchdog_close_wait *cw)
 {
-	int unread, n = slots_sum(g.shared, g.worker, total, fds, cw, &unread);
+	int unread, n = slots_sum(p->slots, p->worker, total, fds, cw, &unread);
 
 	if (unread > 0)
 		log_warn("metrics: %d workers' figures kept changing: left out", unread);
@@ -229,7 +207,8 @@ static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 		fds = *watchdog_fds(srv);
 	if (watchdog_close_wait(srv) != NULL)
 		cw = *watchdog_close_wait(srv);
-	v.workers = g.shared != NULL ? metrics_sum_workers(m->total, &fds, &cw) : 1;
+	v.workers =
+	    srv->params.slots != NULL ? metrics_sum_workers(&srv->params, m->total, &fds, &cw) : 1;
 	v.stats = m->total;
 	v.fds = &fds;
 	v.cw = watchdog_close_wait(srv) != NULL ? &cw : NULL;
@@ -560,14 +539,15 @@ int metrics_serving(const struct server *srv)
 /* Without workers the process opens its listener; worker 0 takes over the parent's;
  * other workers close their inherited copy and serve nothing. Returns the fd, -2 when this
  * process does not serve, -1 on error. */
-static int metrics_take_listener(const struct server_config *cfg, int *exit_code)
+static int metrics_take_listener(struct server *srv, int *exit_code)
 {
-	int fd = g.prefork_fd;
+	struct server_params *p = &srv->params;
+	int fd = p->metrics_fd;
 
-	if (g.shared == NULL)
-		return metrics_open_listener(cfg, exit_code);
-	g.prefork_fd = -1;
-	if (g.worker == 0)
+	if (p->slots == NULL)
+		return metrics_open_listener(srv->cfg, p->metrics_port_file, exit_code);
+	p->metrics_fd = -1; /* taken over, or closed */
+	if (p->worker == 0)
 		return fd;
 	if (fd >= 0)
 		close(fd);
@@ -589,10 +569,10 @@ static int metrics_setup(struct metrics *m)
 		return -1;
 	}
 	if (kstat_open(&m->kf) == 0) {
-		if (g.shared != NULL && g.have_kbase) {
-			m->kbase = g.kbase; /* from the parent's start */
+		if (srv->params.slots != NULL && srv->params.have_kbase) {
+			m->kbase = srv->params.kbase; /* from the parent's start */
 			m->have_kbase = 1;
-		} else if (g.shared == NULL) {
+		} else if (srv->params.slots == NULL) {
 			kstat_read(&m->kf, &m->kbase);
 			m->have_kbase = 1;
 		}
@@ -607,7 +587,7 @@ int metrics_start(struct server *srv, int *exit_code)
 
 	if (srv->cfg->metrics_listen[0] == '\0')
 		return 0;
-	fd = metrics_take_listener(srv->cfg, exit_code);
+	fd = metrics_take_listener(srv, exit_code);
 	if (fd == -2)
 		return 0;
 	if (fd < 0)

@@ -31,25 +31,25 @@
 #define METRICS_REQ_MAX 8192
 
 struct server;
+struct server_params;
 struct metrics;
+struct slots;
 
-/* --metrics-port-file: written with the bound port once the endpoint listens. */
-void metrics_set_port_file(const char *path);
-
-/* workers > 1, in the parent before forking: the shared figures (always), the listener and
- * the kernel counters' baseline (when metrics_listen is set). 0, or -1 after logging with
- * *exit_code (2: address problem, 1: other). */
-int metrics_prefork(const struct server_config *cfg, int nworkers, int *exit_code);
-/* In a worker, right after fork: its index (0 serves the endpoint). */
-void metrics_set_worker(int index);
+/* workers > 1, in the parent before forking, into the parameters every worker starts with:
+ * the shared figures (p->slots, always), the listener (p->metrics_fd, whose port goes to
+ * p->metrics_port_file) and the kernel counters' baseline (p->kbase) when metrics_listen
+ * is set. 0, or -1 after logging with *exit_code (2: address problem, 1: other). */
+int metrics_prefork(const struct server_config *cfg, int nworkers, struct server_params *p,
+		    int *exit_code);
 /* In the parent, once worker `index` is reaped and before its replacement is forked: its
  * counters are kept, its open connections become lost, its gauges are dropped. */
-void metrics_worker_exited(int index);
+void metrics_worker_exited(struct slots *slots, int index);
 /* In the parent: logs "total counters {json}", the sum over every worker (lost included). */
-void metrics_log_total(void);
+void metrics_log_total(struct slots *slots);
 
-/* In server_init: opens or takes over the endpoint in the process that serves it. 0, or
- * -1 after logging with *exit_code set. */
+/* In server_init: opens (alone: on srv->params.metrics_port_file) or takes over (worker 0:
+ * srv->params.metrics_fd) the endpoint in the process that serves it; other workers close
+ * their inherited copy. 0, or -1 after logging with *exit_code set. */
 int metrics_start(struct server *srv, int *exit_code);
 void metrics_stop(struct server *srv);
 /* 1 when this process serves the endpoint (so it reports port-wide figures). */

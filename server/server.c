@@ -127,7 +127,7 @@ static int server_open_listener(struct server *srv, int *exit_code)
 		*exit_code = 2;
 		return -1;
 	}
-	srv->lfd = sock_bind_stream((struct sockaddr *)&ss, len, srv->reuseport);
+	srv->lfd = sock_bind_stream((struct sockaddr *)&ss, len, srv->params.reuseport);
 	if (srv->lfd < 0) {
 		*exit_code = server_listen_exit_code(errno); /* before logging can change errno */
 		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
@@ -177,15 +177,16 @@ static int server_setup_events(struct server *srv)
 	return server_add_signals(srv);
 }
 
-int server_init(struct server *srv, const struct server_config *cfg, const char *port_file,
-		int reuseport, int *exit_code)
+int server_init(struct server *srv, const struct server_config *cfg,
+		const struct server_params *params, int *exit_code)
 {
+	const char *port_file = params->port_file;
+
 	memset(srv, 0, sizeof(*srv));
 	srv->cfg = cfg;
 	srv->lfd = -1;
 	srv->reserve_fd = -1;
-	srv->reuseport = reuseport;
-	srv->port_file = port_file;
+	srv->params = *params;
 	TAILQ_INIT(&srv->conns);
 	hist_init(&srv->stats.fin_to_close_us);
 	*exit_code = 1;

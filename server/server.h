@@ -3,6 +3,7 @@
 #define TEARDOWN_SERVER_SERVER_H
 
 #include "config.h"
+#include "kstat.h"
 #include "stats.h"
 
 #include <stddef.h>
@@ -14,8 +15,22 @@ struct event_base;
 struct event;
 struct conn;
 struct metrics;
+struct slots;
 struct watchdog;
 
+/* What one server process starts with besides its config, given to server_init: by main.c
+ * for a lone server, by workers.c for each worker (the parent fills the shared part before
+ * forking). Nothing about a process's start is set beforehand in a file-scope variable. */
+struct server_params {
+	const char *port_file;	       /* --port-file: "PORT\n" once listening; NULL: none */
+	const char *metrics_port_file; /* --metrics-port-file, likewise for /metrics */
+	int reuseport;		       /* several workers share the port */
+	int worker;		       /* this worker's index (0 serves /metrics); 0 alone */
+	struct slots *slots;	       /* the workers' shared figures; NULL without workers */
+	int metrics_fd;		       /* the /metrics listener the workers' parent opened; -1 alone */
+	int have_kbase;		       /* kbase holds the kernel counters at the parent's start */
+	struct kstat kbase;	       /* (the baseline of /metrics' kernel deltas) */
+};
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -24,7 +39,6 @@ struct server {
 	struct event_base *base;
 	int lfd;              /* listening socket, -1 once closed */
 	int reserve_fd;       /* spare fd given up on EMFILE to accept-and-close */
-	int reuseport;        /* several workers share the port */
 	struct event *ev_accept;
 	struct event *ev_accept_resume; /* ends an EMFILE pause */
 	struct event *ev_shutdown;      /* shutdown_timeout during the drain */
@@ -37,7 +51,7 @@ struct server {
 	const struct timeval *hb_tv, *fin_tv;
 	char *scratch; /* read buffer shared by all connections (one thread) */
 	size_t scratch_len;
-	const char *port_file;
+	struct server_params params; /* as given to server_init */
 	struct stats stats;
 	struct metrics *metrics;   /* the /metrics endpoint, NULL when this process has none */
 	struct watchdog *watchdog; /* census timer, CLOSE_WAIT watchdog, fd accounting */
@@ -48,8 +62,8 @@ struct server {
 
 /* Resolves, binds and listens; writes the port file. Returns 0, or -1 after logging
  * (*exit_code set: 2 for a config problem such as a port in use, 1 otherwise). */
-int server_init(struct server *srv, const struct server_config *cfg, const char *port_file,
-		int reuseport, int *exit_code);
+int server_init(struct server *srv, const struct server_config *cfg,
+		const struct server_params *params, int *exit_code);
 /* Runs until drained. Returns the process exit status. */
 int server_run(struct server *srv);
 void server_free(struct server *srv);

@@ -391,7 +391,7 @@ static int cw_verdict(struct watchdog *w, const struct cw_rec *r, int64_t now, i
 	if (c == NULL)
 		/* With workers the port's other sockets belong to other workers; alone, a
 		 * CLOSE_WAIT socket nobody accepted waits in the accept queue. */
-		return w->srv->reuseport ? CW_NOT_OURS : CW_NOT_ACCEPTED;
+		return w->srv->params.reuseport ? CW_NOT_OURS : CW_NOT_ACCEPTED;
 	if (c->flags & CONN_EOF_IGNORED)
 		return CW_EOF_IGNORED;
 	if (!(c->flags & CONN_PEER_FIN))

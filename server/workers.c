@@ -39,10 +39,6 @@
 /* The largest crash_loop_deaths (config.c): the deaths remembered. */
 #define CRASH_LOOP_MAX 100
 
-/* The parent's own fds (the port-reserving socket, the ready pipe's read end): a child
- * closes them first thing, so no worker holds what only the supervisor uses. */
-static int parent_fds[2] = {-1, -1};
-
 /* SO_REUSEPORT lets any process of the same user join a port's group, so a second
  * server with workers > 1 would start and the kernel would split new connections between
  * the two. A plain bind (SO_REUSEADDR only, which still ignores TIME_WAIT) fails with
@@ -91,22 +87,43 @@ static int workers_reserve_port(struct server_config *cfg)
 	return fd;
 }
 
-/* The child: one ordinary server process. Writes one byte to `ready` once listening. */
-static void workers_child(const struct server_config *cfg, int ready)
-{
-	struct server srv;
-	int code;
+/* The parent's state: what it gives every worker, and what it knows about each one. */
+struct supervisor {
+	const struct server_config *cfg;
+	struct server_params params; /* every worker's, but for its index */
+	/* The parent's own fds (the port-reserving socket, the ready pipe's read end): a child
+	 * closes them first thing, so no worker holds what only the supervisor uses. */
+	int parent_fds[2];
+	pid_t pids[64];
+	int n, ready;
+	int alive, stopping, rc;
+	int64_t started[64];		/* monotonic ms at which worker i was forked */
+	int64_t backoff[64];		/* ms before worker i's next restart */
+	int64_t restart_at[64];		/* monotonic ms at which worker i is restarted; 0 = none */
+	int64_t deaths[CRASH_LOOP_MAX]; /* when the last crash_loop_deaths workers died (a ring) */
+	uint64_t ndeaths;
+};
 
-	for (int i = 0; i < 2; i++)
-		if (parent_fds[i] >= 0)
-			close(parent_fds[i]);
+/* The child: one ordinary server process, worker `index` (0 serves /metrics). Writes one
+ * byte to the ready pipe once listening. */
+static void workers_child(const struct supervisor *sv, int index)
+{
+	struct server_params p = sv->params;
+	struct server srv;
+	int code, ready = sv->ready;
 	sigset_t none;
 
+	for (int i = 0; i < 2; i++)
+		if (sv->parent_fds[i] >= 0)
+			close(sv->parent_fds[i]);
+	p.worker = index;
+	p.reuseport = 1;
+	p.port_file = NULL; /* the parent writes it once every worker listens */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL); /* the supervisor's blocked set is not ours */
 	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (server_init(&srv, cfg, NULL, 1, &code) < 0) {
+	if (server_init(&srv, sv->cfg, &p, &code) < 0) {
 		server_free(&srv);
 		if (write(ready, "f", 1) != 1)
 			log_warn("worker ready pipe: %s", strerror(errno));
@@ -121,14 +138,12 @@ static void workers_child(const struct server_config *cfg, int ready)
 	_exit(code);
 }
 
-static pid_t workers_spawn(const struct server_config *cfg, int ready, int index)
+static pid_t workers_spawn(const struct supervisor *sv, int index)
 {
 	pid_t pid = fork();
 
-	if (pid == 0) {
-		metrics_set_worker(index); /* worker 0 serves /metrics */
-		workers_child(cfg, ready);
-	}
+	if (pid == 0)
+		workers_child(sv, index);
 	if (pid < 0)
 		log_error("fork: %s", strerror(errno));
 	return pid;
@@ -144,37 +159,26 @@ static void workers_signal_all(const pid_t *pids, int n, int sig)
 /* A signal reached the parent. SIGUSR1: each worker logs its own counters. The first
  * SIGTERM/SIGINT is forwarded (one drain); a second kills the workers. Returns 1 when the
  * supervisor must return at once. */
-static int workers_on_signal(int sig, const pid_t *pids, int n, int alive, int *stopping)
+static int workers_on_signal(struct supervisor *sv, int sig)
 {
 	if (sig == SIGUSR1) {
-		workers_signal_all(pids, n, SIGUSR1);
-		metrics_log_total(); /* the sum, with the connections of dead workers (lost) */
+		workers_signal_all(sv->pids, sv->n, SIGUSR1);
+		/* the sum, with the connections of dead workers (lost) */
+		metrics_log_total(sv->params.slots);
 		return 0;
 	}
 	if (sig != SIGTERM && sig != SIGINT)
 		return 0;
-	if (*stopping) {
+	if (sv->stopping) {
 		log_warn("second signal: killing the workers");
-		workers_signal_all(pids, n, SIGKILL);
+		workers_signal_all(sv->pids, sv->n, SIGKILL);
 		return 1;
 	}
-	*stopping = 1;
-	log_info("graceful drain: forwarding SIGTERM to %d workers", alive);
-	workers_signal_all(pids, n, SIGTERM);
+	sv->stopping = 1;
+	log_info("graceful drain: forwarding SIGTERM to %d workers", sv->alive);
+	workers_signal_all(sv->pids, sv->n, SIGTERM);
 	return 0;
 }
-
-struct supervisor {
-	const struct server_config *cfg;
-	pid_t *pids;
-	int n, ready;
-	int alive, stopping, rc;
-	int64_t started[64];		/* monotonic ms at which worker i was forked */
-	int64_t backoff[64];		/* ms before worker i's next restart */
-	int64_t restart_at[64];		/* monotonic ms at which worker i is restarted; 0 = none */
-	int64_t deaths[CRASH_LOOP_MAX]; /* when the last crash_loop_deaths workers died (a ring) */
-	uint64_t ndeaths;
-};
 
 /* "exited with status 3", "killed by SIGKILL": what an operator reads, not a wait status. */
 static const char *workers_status_str(int status, char *buf, size_t len)
@@ -251,7 +255,7 @@ static void workers_reap(struct supervisor *sv)
 			if (sv->pids[i] != pid)
 				continue;
 			sv->pids[i] = 0;
-			metrics_worker_exited(i);
+			metrics_worker_exited(sv->params.slots, i);
 			if (!sv->stopping)
 				workers_died(sv, i, pid, status);
 			if (sv->stopping) {
@@ -279,7 +283,7 @@ static int64_t workers_restart_due(struct supervisor *sv)
 		} else if (now >= sv->restart_at[i]) {
 			sv->restart_at[i] = 0;
 			sv->started[i] = now;
-			sv->pids[i] = workers_spawn(sv->cfg, sv->ready, i);
+			sv->pids[i] = workers_spawn(sv, i);
 			if (sv->pids[i] < 0)
 				sv->alive--;
 		} else if (next < 0 || sv->restart_at[i] - now < next) {
@@ -291,33 +295,32 @@ static int64_t workers_restart_due(struct supervisor *sv)
 
 /* Waits for the workers, restarting one that dies before the shutdown. Returns 0 if all
  * exited 0 after a shutdown. */
-static int workers_supervise(const struct server_config *cfg, pid_t *pids, int n, int ready,
-			     const sigset_t *set)
+static int workers_supervise(struct supervisor *sv, const sigset_t *set)
 {
-	struct supervisor sv = {.cfg = cfg, .pids = pids, .n = n, .ready = ready, .alive = n};
 	int64_t now = clock_mono_ms();
 
-	for (int i = 0; i < n; i++) {
-		sv.started[i] = now;
-		sv.backoff[i] = RESTART_BACKOFF_MS;
+	sv->alive = sv->n;
+	for (int i = 0; i < sv->n; i++) {
+		sv->started[i] = now;
+		sv->backoff[i] = RESTART_BACKOFF_MS;
 	}
 
-	while (sv.alive > 0) {
+	while (sv->alive > 0) {
 		int64_t wait_ms;
 		struct timespec ts;
 		int sig;
 
-		workers_reap(&sv);
-		wait_ms = workers_restart_due(&sv);
-		if (sv.alive <= 0)
+		workers_reap(sv);
+		wait_ms = workers_restart_due(sv);
+		if (sv->alive <= 0)
 			break;
 		ts.tv_sec = wait_ms / 1000;
 		ts.tv_nsec = (wait_ms % 1000) * 1000000;
 		sig = sigtimedwait(set, NULL, wait_ms >= 0 ? &ts : NULL);
-		if (sig > 0 && workers_on_signal(sig, pids, n, sv.alive, &sv.stopping))
+		if (sig > 0 && workers_on_signal(sv, sig))
 			return 1;
 	}
-	return sv.rc;
+	return sv->rc;
 }
 
 /* Waits for one ready byte per worker. -1 when a worker failed to start: it wrote 'f',
@@ -344,46 +347,48 @@ static int workers_wait_ready(const pid_t *pids, int n, int rfd)
 	return 0;
 }
 
-int workers_run(const struct server_config *base_cfg, const char *port_file)
+int workers_run(const struct server_config *base_cfg, const struct server_params *params)
 {
 	struct server_config cfg = *base_cfg;
-	pid_t pids[64] = {0};
-	int n = (int)cfg.workers, pipefd[2] = {-1, -1}, rc = 1, reserve;
+	struct supervisor sv = {.cfg = &cfg, .params = *params, .n = (int)cfg.workers};
+	int pipefd[2] = {-1, -1}, rc = 1, reserve;
 	sigset_t set;
 
 	reserve = workers_reserve_port(&cfg);
 	if (reserve < 0)
 		return 2;
-	if (metrics_prefork(&cfg, n, &rc) < 0)
+	if (metrics_prefork(&cfg, sv.n, &sv.params, &rc) < 0)
 		goto out;
 	if (pipe(pipefd) < 0) {
 		log_error("pipe: %s", strerror(errno));
 		rc = 1;
 		goto out;
 	}
-	parent_fds[0] = reserve;
-	parent_fds[1] = pipefd[0];
+	sv.parent_fds[0] = reserve;
+	sv.parent_fds[1] = pipefd[0];
+	sv.ready = pipefd[1];
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	for (int i = 0; i < n; i++)
-		pids[i] = workers_spawn(&cfg, pipefd[1], i);
-	if (workers_wait_ready(pids, n, pipefd[0]) < 0) {
+	for (int i = 0; i < sv.n; i++)
+		sv.pids[i] = workers_spawn(&sv, i);
+	if (workers_wait_ready(sv.pids, sv.n, pipefd[0]) < 0) {
 		log_error("a worker failed to start");
-		workers_signal_all(pids, n, SIGKILL);
+		workers_signal_all(sv.pids, sv.n, SIGKILL);
 		while (wait(NULL) > 0)
 			;
 		rc = 2;
 		goto out;
 	}
-	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(reserve)) < 0)
-		log_error("port file %s: %s", port_file, strerror(errno));
-	log_info("%d workers listening on %s", n, cfg.listen);
-	rc = workers_supervise(&cfg, pids, n, pipefd[1], &set);
-	metrics_log_total();
+	if (params->port_file != NULL &&
+	    server_write_port_file(params->port_file, sock_local_port(reserve)) < 0)
+		log_error("port file %s: %s", params->port_file, strerror(errno));
+	log_info("%d workers listening on %s", sv.n, cfg.listen);
+	rc = workers_supervise(&sv, &set);
+	metrics_log_total(sv.params.slots);
 out:
 	if (pipefd[0] >= 0) {
 		close(pipefd[0]);

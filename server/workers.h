@@ -5,7 +5,10 @@
 
 #include "config.h"
 
-/* Runs until every worker has exited; returns the exit status. */
-int workers_run(const struct server_config *cfg, const char *port_file);
+struct server_params;
+
+/* Runs until every worker has exited; returns the exit status. params: the port files
+ * (--port-file is written by the parent once every worker listens). */
+int workers_run(const struct server_config *cfg, const struct server_params *params);
 
 #endif

@@ -70,12 +70,13 @@ static void start(struct server *srv, struct server_config *cfg)
 {
 	const char *sets[] = {"listen=127.0.0.1:0", "accept_pause=50ms", "log_level=error"};
 	struct config_args a = {.sets = sets, .nsets = 3};
+	const struct server_params params = {.metrics_fd = -1};
 	char err[CONF_ERR_MAX];
 	int code;
 
 	assert_int_equal(config_load(cfg, &a, err, sizeof(err)), 0);
 	log_set_level(LOG_LVL_ERROR);
-	assert_int_equal(server_init(srv, cfg, NULL, 0, &code), 0);
+	assert_int_equal(server_init(srv, cfg, &params, &code), 0);
 }
 
 /* The port the server listens on (port 0 in the config). */
