@@ -343,6 +343,48 @@ static void test_server_port_rule(void **state)
 	free(o);
 }
 
+/* Every flag the usage names (--help) is one the parser knows: the usage and the parser
+ * are driven by the same tables. */
+static void test_usage_names_known_flags(void **state)
+{
+	struct client_opts *o = malloc(sizeof(*o));
+	int saved = dup(STDOUT_FILENO), nflags = 0;
+	FILE *tmp = tmpfile();
+	char line[256];
+
+	(void)state;
+	assert_non_null(tmp);
+	fflush(stdout);
+	dup2(fileno(tmp), STDOUT_FILENO);
+	options_usage();
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	rewind(tmp);
+	while (fgets(line, sizeof(line), tmp) != NULL) {
+		char *p = line;
+		if (strncmp(line, "  --", 4) != 0)
+			continue;
+		while ((p = strstr(p, "--")) != NULL && p < line + 33) {
+			char name[64];
+			const char *args[] = {"--server", "127.0.0.1:80", name, "1", NULL};
+			const char *msg;
+			size_t n = strcspn(p, " =\n");
+			snprintf(name, sizeof(name), "%.*s", (int)n, p);
+			p += n;
+			if (strcmp(name, "--server") == 0)
+				continue;
+			msg = parse(o, args) == 0 ? "" : parse_err(o, args);
+			if (strstr(msg, "unknown option") != NULL)
+				fail_msg("the usage names %s, the parser does not know it", name);
+			nflags++;
+		}
+	}
+	fclose(tmp);
+	assert_true(nflags >= 30);
+	free(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -354,6 +396,7 @@ int main(void)
 	    cmocka_unit_test(test_plot_timeline),
 	    cmocka_unit_test(test_reconnect),
 	    cmocka_unit_test(test_server_port_rule),
+	    cmocka_unit_test(test_usage_names_known_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
