@@ -76,6 +76,9 @@ const struct conf_key config_keys[] = {
 	 0},
 	{"log_level", CONF_ENUM, {"info", NULL}, 0, 0, "", "error | warn | info | debug",
 	 level_names, OFF(log_level), 0},
+	{"log_buffer", CONF_SIZE, {"256k", NULL}, LOG_BUFFER_MIN, 256LL << 20, "bytes",
+	 "log lines waiting for stderr; when full, lines are dropped and counted", NULL,
+	 OFF(log_buffer), 0},
 };
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
 

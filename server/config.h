@@ -34,6 +34,7 @@ struct server_config {
 	int64_t census_interval;
 	int64_t close_wait_alarm;
 	int log_level;
+	int64_t log_buffer; /* bytes */
 };
 
 extern const struct conf_key config_keys[];

@@ -194,6 +194,7 @@ static void stats_add_counters(struct stats *a, const struct stats *b)
 	a->shed += b->shed;
 	a->eof_ignored += b->eof_ignored;
 	hist_merge(&a->fin_to_close_us, &b->fin_to_close_us);
+	a->log_dropped += b->log_dropped;
 }
 
 static void slot_write_begin(struct metrics_slot *s)
@@ -241,6 +242,7 @@ void metrics_publish(struct server *srv)
 	s = &g.shared->slot[g.worker];
 	slot_write_begin(s);
 	s->stats = srv->stats;
+	s->stats.log_dropped = log_dropped_lines();
 	memset(&s->fds, 0, sizeof(s->fds));
 	memset(&s->cw, 0, sizeof(s->cw));
 	if (fds != NULL)
@@ -330,6 +332,7 @@ static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 	struct kstat now;
 
 	*m->total = srv->stats;
+	m->total->log_dropped = log_dropped_lines();
 	if (watchdog_fds(srv) != NULL)
 		fds = *watchdog_fds(srv);
 	if (watchdog_close_wait(srv) != NULL)

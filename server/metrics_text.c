@@ -219,6 +219,11 @@ static void render_listener(struct mtext *w, const struct metrics_view *v)
 		  "Connections accepted and closed at once to drain the accept queue while out of "
 		  "fds.",
 		  v->stats->shed);
+	mtext_one(w, "teardown_log_dropped_lines_total", "counter",
+		  "Log lines dropped because stderr did not take them as fast as they came "
+		  "(nobody reading the pipe, socket or terminal); the log says how many once it "
+		  "takes lines again.",
+		  v->stats->log_dropped);
 	mtext_one(w, "teardown_metrics_rejected_total", "counter",
 		  "Metrics connections closed at once because too many were open.",
 		  v->metrics_rejected);

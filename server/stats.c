@@ -80,10 +80,12 @@ const char *stats_json(const struct stats *s, char *buf, size_t len)
 	       (unsigned long long)hist_percentile(&s->fin_to_close_us, 99.9),
 	       (unsigned long long)hist_max(&s->fin_to_close_us));
 	APPEND(",\"bytes_in\":%llu,\"bytes_out\":%llu,\"emfile_pauses\":%llu,\"shed\":%llu,"
-	       "\"eof_ignored\":%llu,\"fd_unaccounted\":%lld,\"heap_kb\":%lu,\"rss_kb\":%lu}",
+	       "\"eof_ignored\":%llu,\"fd_unaccounted\":%lld,\"heap_kb\":%lu,\"rss_kb\":%lu",
 	       (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
 	       (unsigned long long)s->emfile_pauses, (unsigned long long)s->shed,
 	       (unsigned long long)s->eof_ignored, (long long)s->fd_unaccounted, stats_heap_kb(), stats_rss_kb());
+	/* this process's own figure, like heap_kb: read now, not from s */
+	APPEND(",\"log_dropped\":%llu}", (unsigned long long)log_dropped_lines());
 #undef APPEND
 	if (n >= len && len > 0)
 		buf[len - 1] = '\0';

@@ -35,6 +35,9 @@ struct stats {
 	 * not measured. A gauge, refreshed before each counters line. */
 	int64_t fd_unaccounted;
 	struct hist fin_to_close_us;
+	/* Log lines this process dropped because stderr did not take them (log.c); copied
+	 * from log_dropped_lines() when the figures are published or rendered. */
+	uint64_t log_dropped;
 };
 
 const char *stats_reason_name(enum close_reason r);

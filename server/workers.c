@@ -98,18 +98,22 @@ static void workers_child(const struct server_config *cfg, int ready)
 	sigprocmask(SIG_SETMASK, &none, NULL); /* the supervisor's blocked set is not ours */
 	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	log_start((size_t)cfg->log_buffer); /* fork left this process without a log writer */
 	if (server_init(&srv, cfg, NULL, 1, &code) < 0) {
 		server_free(&srv);
 		if (write(ready, "f", 1) != 1)
 			log_warn("worker ready pipe: %s", strerror(errno));
+		log_finish(LOG_FINISH_MS);
 		_exit(code);
 	}
+	log_flush(LOG_FINISH_MS); /* its startup lines before the supervisor's port file */
 	if (write(ready, "r", 1) != 1)
 		log_warn("worker ready pipe: %s", strerror(errno));
 	close(ready);
 	code = server_run(&srv);
 	server_free(&srv);
 	log_flush_suppressed();
+	log_finish(LOG_FINISH_MS);
 	_exit(code);
 }
 
@@ -300,9 +304,9 @@ int workers_run(const struct server_config *base_cfg, const char *port_file)
 		rc = 2;
 		goto out;
 	}
+	log_info("%d workers listening on %s", n, cfg.listen);
 	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(reserve)) < 0)
 		log_error("port file %s: %s", port_file, strerror(errno));
-	log_info("%d workers listening on %s", n, cfg.listen);
 	rc = workers_supervise(&cfg, pids, n, pipefd[1], &set);
 out:
 	if (pipefd[0] >= 0) {
