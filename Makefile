@@ -86,6 +86,8 @@ build/asan/unit/%: build/asan/obj/tests/unit/%.o build/asan/libserver.a build/as
 build/unit/test_server_accept build/asan/unit/test_server_accept: UNIT_LDFLAGS = -Wl,--wrap=accept4
 # No DNS query leaves the machine: names resolve numerically only (tests/no_dns.h).
 build/unit/test_sock build/asan/unit/test_sock: UNIT_LDFLAGS = -Wl,--wrap=getaddrinfo
+# Writes to stderr can be cut short, fail with EAGAIN or stall (the log writer's tests).
+build/unit/test_log build/asan/unit/test_log: UNIT_LDFLAGS = -Wl,--wrap=write
 
 UNIT_BINS      := $(addprefix build/unit/,$(UNIT_NAMES))
 UNIT_ASAN_BINS := $(addprefix build/asan/unit/,$(UNIT_NAMES))
