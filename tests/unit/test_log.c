@@ -332,8 +332,8 @@ ssize_t __real_write(int fd, const void *buf, size_t n);
 ssize_t __wrap_write(int fd, const void *buf, size_t n);
 
 /* What the wrapper does to writes on fd 2; all off by default (a plain write). */
-static atomic_size_t wrap_max;    /* at most this many bytes per call; 0: all */
-static atomic_int wrap_eagain;    /* every other call fails with EAGAIN */
+static atomic_size_t wrap_max;	  /* at most this many bytes per call; 0: all */
+static atomic_int wrap_eagain;	  /* every other call fails with EAGAIN */
 static atomic_int wrap_stall_pid; /* writes of this process wait while it is set */
 static atomic_uint wrap_calls;
 
@@ -648,8 +648,8 @@ static void closed_std_fds_get_dev_null(void **state)
 		for (int fd = 0; fd <= 2; fd++) {
 			int acc = fcntl(fd, F_GETFL) & O_ACCMODE;
 
-			if (fstat(fd, &s) != 0 || s.st_rdev != null.st_rdev || !S_ISCHR(s.st_mode) ||
-			    acc != (fd == 0 ? O_RDONLY : O_WRONLY))
+			if (fstat(fd, &s) != 0 || s.st_rdev != null.st_rdev ||
+			    !S_ISCHR(s.st_mode) || acc != (fd == 0 ? O_RDONLY : O_WRONLY))
 				bad = 1;
 		}
 		sock = socket(AF_UNIX, SOCK_STREAM, 0);
