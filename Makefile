@@ -93,6 +93,8 @@ build/unit/test_client_procs build/asan/unit/test_client_procs: UNIT_LDFLAGS = -
 # The unit tests' objects are intermediate files of a pattern chain: without this, make
 # deletes them after linking and rebuilds them on every run.
 .SECONDARY:
+# Writes to stderr can be cut short, fail with EAGAIN or stall (the log writer's tests).
+build/unit/test_log build/asan/unit/test_log: UNIT_LDFLAGS = -Wl,--wrap=write
 
 UNIT_BINS      := $(addprefix build/unit/,$(UNIT_NAMES))
 UNIT_ASAN_BINS := $(addprefix build/asan/unit/,$(UNIT_NAMES))

@@ -87,7 +87,8 @@ const char *stats_json(const struct stats *s, char *buf, size_t len)
 	       (unsigned long long)s->emfile_pauses, (unsigned long long)s->shed,
 	       (unsigned long long)s->eof_ignored, (long long)s->fd_unaccounted, stats_heap_kb(), stats_rss_kb());
 	APPEND(",\"loop_lag_max_us\":%llu", (unsigned long long)s->loop_lag_max_us);
-	APPEND("}");
+	/* this process's own figure, like heap_kb: read now, not from s */
+	APPEND(",\"log_dropped\":%llu}", (unsigned long long)log_dropped_lines());
 #undef APPEND
 	if (n >= len && len > 0)
 		buf[len - 1] = '\0';
@@ -107,6 +108,7 @@ void stats_add_counters(struct stats *a, const struct stats *b)
 	hist_merge(&a->fin_to_close_us, &b->fin_to_close_us);
 	a->lost += b->lost;
 	a->lost_unknown += b->lost_unknown;
+	a->log_dropped += b->log_dropped;
 	hist_merge(&a->loop_lag_us, &b->loop_lag_us);
 	if (b->loop_lag_max_us > a->loop_lag_max_us)
 		a->loop_lag_max_us = b->loop_lag_max_us;

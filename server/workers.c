@@ -129,18 +129,22 @@ static void workers_child(const struct supervisor *sv, int index)
 		log_error("worker %d: the supervisor died before the worker started: exiting", index);
 		_exit(1);
 	}
+	log_start((size_t)sv->cfg->log_buffer); /* fork left this process without a log writer */
 	if (server_init(&srv, sv->cfg, &p, &code) < 0) {
 		server_free(&srv);
 		if (write(ready, "f", 1) != 1)
 			log_warn("worker ready pipe: %s", strerror(errno));
+		log_finish(LOG_FINISH_MS);
 		_exit(code);
 	}
+	log_flush(LOG_FINISH_MS); /* its startup lines before the supervisor's port file */
 	if (write(ready, "r", 1) != 1)
 		log_warn("worker ready pipe: %s", strerror(errno));
 	close(ready);
 	code = server_run(&srv);
 	server_free(&srv);
 	log_flush_suppressed();
+	log_finish(LOG_FINISH_MS);
 	_exit(code);
 }
 
@@ -390,10 +394,10 @@ int workers_run(const struct server_config *base_cfg, const struct server_params
 		rc = 2;
 		goto out;
 	}
+	log_info("%d workers listening on %s", sv.n, cfg.listen);
 	if (params->port_file != NULL &&
 	    server_write_port_file(params->port_file, sock_local_port(reserve)) < 0)
 		log_error("port file %s: %s", params->port_file, strerror(errno));
-	log_info("%d workers listening on %s", sv.n, cfg.listen);
 	rc = workers_supervise(&sv, &set);
 	metrics_log_total(sv.params.slots);
 out:
