@@ -705,27 +705,32 @@ class Soak:
         if shutil.which("gnuplot") is None:
             log("gnuplot not found: no series.png (series.csv is there)")
             return
-        script = f"""set terminal pngcairo size 1200,1100
-set output '{OUT / "series.png"}'
-set datafile separator ','
-set datafile missing 'n/a'
-set key autotitle columnhead outside right
-set xlabel 'seconds'
-set multiplot layout 4,1 title 'make soak: {SECONDS} s, {RATE}/s, workers=2'
-set ylabel 'KiB'
-plot for [c in 'w0_heap_kb w1_heap_kb w0_rss_kb w1_rss_kb parent_rss_kb'] \\
-     '{OUT / "series.csv"}' using 't_s':c with linespoints
-set ylabel 'fds'
-plot for [c in 'parent_fds w0_fds w1_fds fd_unaccounted'] \\
-     '{OUT / "series.csv"}' using 't_s':c with linespoints
-set ylabel 'sockets'
-plot for [c in 'open client_established close_wait time_wait'] \\
-     '{OUT / "series.csv"}' using 't_s':c with linespoints
-set ylabel 'ms / lines'
-plot for [c in 'loop_lag_max_ms loop_lag_p99_ms log_dropped identity_diff'] \\
-     '{OUT / "series.csv"}' using 't_s':c with linespoints
-unset multiplot
-"""
+        csvf = OUT / "series.csv"
+
+        def panel(ylabel, cols, y2=()):
+            # A column without a number (n/a: the server does not have it yet) would stop
+            # gnuplot ("all points undefined").
+            cols, y2 = [[c for c in cs if any(isinstance(r.get(c), (int, float)) and
+                                              not isinstance(r.get(c), bool)
+                                              for r in self.rows)] for cs in (cols, y2)]
+            plots = [f"'{csvf}' using 't_s':'{c}' with linespoints title '{c}'" for c in cols]
+            plots += [f"'{csvf}' using 't_s':'{c}' axes x1y2 with linespoints title '{c} (right)'"
+                      for c in y2]
+            return f"set ylabel '{ylabel}'\n" + ("set y2tics\n" if y2 else "unset y2tics\n") + \
+                "plot " + ", \\\n     ".join(plots) + "\n"
+        script = (f"set terminal pngcairo noenhanced size 1200,1400\nset output '{OUT / 'series.png'}'\n"
+                  "set datafile separator ','\nset datafile missing 'n/a'\n"
+                  "set key outside right\nset xlabel 'seconds'\n"
+                  f"set multiplot layout 5,1 title 'make soak: {SECONDS} s of load at "
+                  f"{RATE}/s, workers=2{', ASan' if ASAN else ''}'\n" +
+                  panel("heap KiB", ["w0_heap_kb", "w1_heap_kb"]) +
+                  panel("RSS KiB", ["parent_rss_kb", "w0_rss_kb", "w1_rss_kb"]) +
+                  panel("fds", ["parent_fds", "w0_fds", "w1_fds", "fd_unaccounted"]) +
+                  panel("sockets", ["open", "client_established", "close_wait"], ["time_wait"]) +
+                  panel("diff / ms / lines", ["identity_diff", "worker_identity_diff",
+                                              "loop_lag_max_ms", "loop_lag_p99_ms"],
+                        ["log_dropped"]) +
+                  "unset multiplot\n")
         (OUT / "series.gp").write_text(script)
         p = subprocess.run(["gnuplot", str(OUT / "series.gp")], capture_output=True, text=True)
         if p.returncode != 0:
