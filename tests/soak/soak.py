@@ -295,6 +295,8 @@ class Soak:
                str(OUT / "port"), "--metrics-port-file", str(OUT / "metrics-port")]
         for k, v in SERVER_SETS.items():
             cmd += ["--set", f"{k}={v}"]
+        for f in ("port", "metrics-port"):  # an earlier run's would be read as this one's
+            (OUT / f).unlink(missing_ok=True)
         with open(self.log, "wb") as err:
             self.server = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                            stdout=subprocess.DEVNULL, stderr=err,
