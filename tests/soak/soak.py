@@ -288,6 +288,8 @@ class Soak:
     def server_env(self):
         env = self.env()
         env.update(SERVER_ENV)
+        if ASAN:  # the leak check's tracer logs "Attached to thread PID": proof it ran
+            env["ASAN_OPTIONS"] += ":verbosity=2"
         return env
 
     def start_server(self):
@@ -338,6 +340,12 @@ class Soak:
         for mark in SANITIZER_MARKS:
             if mark in text:
                 self.failures.append(f"sanitizer report in {self.log}: {mark}")
+        if ASAN:
+            checked = {int(p) for p in re.findall(r"==\d+==Attached to thread (\d+)\.", text)}
+            self.lsan_checked = sorted(checked & set([self.server.pid] + self.workers))
+            for pid in [self.server.pid] + self.workers:
+                if pid not in checked:
+                    self.failures.append(f"LeakSanitizer did not check process {pid} at exit")
         self.warn_lines = sum(1 for l in text.splitlines() if " warn: " in l)
         self.error_lines = sum(1 for l in text.splitlines() if " error: " in l)
 
@@ -689,7 +697,9 @@ class Soak:
                f"{self.series_max('loop_lag_max_ms')}  p99 ms {self.series_max('loop_lag_p99_ms')}",
                f"log      {getattr(self, 'warn_lines', 'n/a')} warn lines, "
                f"{getattr(self, 'error_lines', 'n/a')} error lines; counters lines missing "
-               f"{self.missing_lines}",
+               f"{self.missing_lines}" + (f"; LeakSanitizer ran at the exit of "
+                                           f"{getattr(self, 'lsan_checked', [])} (supervisor "
+                                           f"and workers)" if ASAN else ""),
                "",
                f"{'quiet points':<16}{'A (warm-up)':>12}{'B (end)':>12}{'growth':>10}  bound"]
         for name, a, b, d, verdict in self.compare_quiet():
