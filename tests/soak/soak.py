@@ -9,10 +9,10 @@ Phases:  warm-up (mixed load)  burst (idle, 1.5 x the concurrency)  quiet point 
          main (mixed load, in pieces)  quiet point B  drain (SIGTERM, exit 0)
 A quiet point: the load stopped, the server's counters lines say open 0, then two
 census intervals (the census and the fd accounting run on that period), then fds of each
-process, heap in use of each worker (heap_kb of its counters line, mallinfo2), RSS.
+process, heap in use of each worker (heap_kb of its counters line, mallinfo2, with
+glibc's per-thread cache off: see SERVER_ENV), RSS.
 
-Every SAMPLE seconds (through every phase) a row goes to build/soak/series.csv (columns
-below) and, at the end, build/soak/series.png (gnuplot) and build/soak/summary.txt.
+Every SAMPLE seconds (through every phase) a row goes to build/soak/series.csv (COLUMNS) and, at the end, build/soak/series.png (gnuplot) and build/soak/summary.txt.
 
 Pass/fail:
   - the identity accepted = closed (every reason) + lost + open exact at every sample,
@@ -24,7 +24,8 @@ Pass/fail:
     fds per process by at most FD_BOUND (reasons beside the constants), and CLOSE_WAIT
     on the port and fd_unaccounted are 0 at both;
   - the server drains and exits 0; on the ASan build (SOAK_ASAN=1) no sanitizer report
-    (LeakSanitizer runs at each process's exit) in any process's stderr.
+    in any process's stderr, and LeakSanitizer seen to check the supervisor and each
+    worker at exit (heap_kb is 0 there: ASan's allocator is not the one mallinfo2 reads).
 Slopes (least squares over the main phase) are reported, not asserted.
 
 Environment: SOAK_SECONDS (load seconds, default 600), SOAK_ASAN=1 (build/asan/bin/*,
