@@ -773,6 +773,8 @@ def main():
     def on_term(signum, frame):
         raise Abort()
     signal.signal(signal.SIGTERM, on_term)
+    # Started in the background by a non-interactive shell, SIGINT is inherited ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     soak = Soak()
     try:
         soak.setup_netns()
