@@ -6,6 +6,7 @@
 #   make lab        the reference note's claims against this kernel
 #   make test-long  the slow integration tests (tests/long/)
 #   make bench      benchmarks (results in build/bench/)
+#   make soak       SOAK_SECONDS (600) of mixed load, heap/fd/accounting series (build/soak/)
 #   make clean
 
 CC      ?= cc
@@ -219,4 +220,5 @@ uninstall:
 
 -include tests/lab/lab.mk
 -include tests/bench/bench.mk
+-include tests/soak/soak.mk
 -include $(shell find build -name '*.d' 2>/dev/null)
