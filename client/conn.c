@@ -460,7 +460,7 @@ static void conn_established(struct conn *c)
 static int conn_consume(struct conn *c, const unsigned char *p, size_t n)
 {
 	struct conn_env *e = c->env;
-	uint64_t size = (uint64_t)e->o->size;
+	uint64_t size = (uint64_t)e->o->size, rtt;
 
 	while (n > 0) {
 		/* Bytes of message `recvd` that we have sent and not yet seen back. */
@@ -478,13 +478,17 @@ static int conn_consume(struct conn *c, const unsigned char *p, size_t n)
 		c->recv_off += take;
 		if (c->recv_off < size)
 			continue;
-		hist_record(&e->r->rtt_us,
-			    (uint64_t)(now_us() - c->sent_at[c->recvd % (uint64_t)e->o->pipeline]));
+		rtt = (uint64_t)(now_us() - c->sent_at[c->recvd % (uint64_t)e->o->pipeline]);
+		hist_record(&e->r->rtt_us, rtt);
 		e->r->messages++;
 		c->recvd++;
 		c->recv_off = 0;
-		if (c->state == CS_FIRST)
+		if (c->state == CS_FIRST) {
+			/* The first message is sent as the handshake completes (conn_connected):
+			 * its round trip includes the server's accept. */
+			hist_record(&e->r->first_echo_us, rtt);
 			conn_established(c);
+		}
 	}
 	return 0;
 }

@@ -59,6 +59,8 @@ const struct result_hist result_hists[] = {
     HIST(rtt, "echo rtt", "a message's first byte written to its echo's last read"),
     HIST(fin_to_fin, "fin-to-fin", "half-close: our FIN to the server's FIN"),
     HIST(server_close, "server close", "silent: our last byte to the server closing"),
+    HIST(first_echo, "first echo",
+	 "handshake complete to the first echo: the server's accept and first read"),
 };
 #undef HIST
 const size_t result_nhists = sizeof(result_hists) / sizeof(result_hists[0]);

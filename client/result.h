@@ -79,7 +79,7 @@ struct result {
 	uint64_t open_now, closing_now;
 	int done;
 	/* The histograms of result_hists[] (result.c). */
-	struct hist connect_us, rtt_us, fin_to_fin_us, server_close_us;
+	struct hist connect_us, rtt_us, fin_to_fin_us, server_close_us, first_echo_us;
 	struct census_view client, server; /* at the end of the run */
 	/* The kernel's counters of this network namespace over the run: read once by the
 	 * process that starts the run, never per worker (client/kernel.h). */

@@ -6,6 +6,9 @@
 #                         stdout, build/bench/results.json
 #   BENCH_ROUNDS=2 BENCH_ROUND_SECONDS=1 BENCH_ONLY=echo make bench   a short smoke run
 #   make bench-deps       only the install step (Debian packages, as root)
+#   make bench-scale      concurrent idle connections in steps up to SCALE (default
+#                         1000000), both ends here, in a namespace of its own (root):
+#                         tests/bench/scale.py, build/bench/scale.json
 # Included by the top Makefile; everything it builds goes to build/bench/.
 
 BENCH_FLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g
@@ -19,7 +22,7 @@ GO_ENV = GO111MODULE=off GOFLAGS= GOTOOLCHAIN=local GOCACHE=$(CURDIR)/build/benc
 	 GOPATH=$(CURDIR)/build/bench/gopath
 PEER_BINS := $(if $(UV_LIBS),build/bench/uv-echo) $(if $(GO),build/bench/go-echo)
 
-.PHONY: bench-bins bench-deps
+.PHONY: bench-bins bench-deps bench-scale
 
 build/bench/epoll-echo: tests/bench/epoll-echo.c tests/bench/benchnet.h
 	@mkdir -p $(@D)
@@ -60,3 +63,8 @@ bench-deps:
 bench: bench-deps
 	@$(MAKE) --no-print-directory bench-bins
 	@BENCH_CFLAGS="$(BENCH_FLAGS)" BENCH_SERVER_CFLAGS="$(ALL_CFLAGS)" python3 tests/bench/bench.py
+
+# Issue 20: steps of 100k, 250k, 500k and 1M idle connections (SCALE=N stops at N,
+# SCALE_STEPS=a,b,... chooses them; the other knobs are in scale.py's docstring).
+bench-scale: bin/echo-server bin/load-client
+	@python3 tests/bench/scale.py
