@@ -14,7 +14,7 @@
 #include "hist.h"
 #include "kstat.h"
 #include "stats.h"
-#include "watchdog.h"
+#include "figures.h"
 
 #include <stddef.h>
 #include <stdint.h>

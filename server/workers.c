@@ -13,6 +13,7 @@
 #include "workers.h"
 #include "clock.h"
 #include "log.h"
+#include "portfile.h"
 #include "metrics.h"
 #include "server.h"
 #include "sock.h"
@@ -384,7 +385,7 @@ int workers_run(const struct server_config *base_cfg, const struct server_params
 		goto out;
 	}
 	if (params->port_file != NULL &&
-	    server_write_port_file(params->port_file, sock_local_port(reserve)) < 0)
+	    portfile_write(params->port_file, sock_local_port(reserve)) < 0)
 		log_error("port file %s: %s", params->port_file, strerror(errno));
 	log_info("%d workers listening on %s", sv.n, cfg.listen);
 	rc = workers_supervise(&sv, &set);

@@ -1,0 +1,30 @@
+/* portfile: "PORT\n", written whole or not at all (see portfile.h). */
+#include "portfile.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+int portfile_write(const char *path, int port)
+{
+	char tmp[4096];
+	FILE *f;
+	int bad;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return -1;
+	bad = fprintf(f, "%d\n", port) < 0;
+	if (fclose(f) != 0 || bad) { /* closed either way: no FILE left open */
+		int e = errno;
+
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return rename(tmp, path);
+}
