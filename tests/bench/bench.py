@@ -1,16 +1,25 @@
 #!/usr/bin/env python3
 """make bench: bin/echo-server against build/bench/epoll-echo (a minimal raw-epoll echo
-server, the floor cost of the system calls), measured in the same run (issue 8); the
-headline echo shapes also measure build/bench/ev-echo (epoll-echo's loop on libevent) and
-build/bench/bev-echo (the textbook bufferevent server).
+server, the floor cost of the system calls), measured in the same run (issue 8), and
+against the servers a user would pick instead (issue 19; tests/bench/peers.py): ev-echo
+(epoll-echo's loop on libevent), bev-echo (the textbook bufferevent server), uv-echo
+(libuv), go-echo (Go's net), node-echo (Node.js net), uvloop-echo (Python asyncio on
+uvloop), and echo-server itself with its deadlines off. A peer whose toolchain is missing
+is skipped with the reason. Server CPU time is every thread's and child's, exited ones
+included: each server runs in a cgroup of its own (peers.CpuMeter).
 
 Sections (each one's results go to build/bench/results.json as soon as it is done):
   echo     efficiency: messages per server CPU-second and throughput, server on cpu0, client
-           on cpu1 (taskset); ratio echo-server / epoll-echo is the headline
+           on cpu1 (taskset), every server and peer in BENCH_ROUNDS paired rounds whose order
+           rotates; per server the median of its per-round ratios to epoll-echo with a 95 %
+           percentile-bootstrap interval (the headline)
   echo_saturated  the same shapes driven by tests/bench/loadgen, which keeps the server busy
   syscalls the system calls each server makes per message at each shape (strace -c over a
            short load-client run): why a bufferevent server costs more
-  churn    connect, one echo, close: connections per second, 1 and 2 client processes
+  churn    connect, one echo, close: connections per second, 1 and 2 client processes;
+           then every peer in paired rounds: connections per server CPU-second
+  memory   every server and peer at 10k idle connections: RSS, anonymous RSS and kernel Slab
+           per connection, and the C servers' malloc heap (mallinfo2), reported apart
   scale    10k / 50k / 100k idle connections: time to establish, user memory per connection
            (RSS, anonymous RSS), kernel Slab delta
   close    (a) half-close at 1,000/s: FIN-to-FIN from the client; (b) 10k connections closed
@@ -18,9 +27,17 @@ Sections (each one's results go to build/bench/results.json as soon as it is don
   census   `load-client states` vs `ss` vs parsing /proc/net/tcp over 100k+ sockets
   deadpeer crash detection time against its budget (needs the client's crash scenario)
 
-Environment: BENCH_SECONDS (seconds per echo shape, default 10), BENCH_ONLY=echo,churn,...
-(a subset), BENCH_CLIENT=loadgen to drive the headline echo shapes with loadgen too,
-BENCH_SERVER=path to measure another echo-server binary (before/after a change).
+Environment: BENCH_ROUNDS (paired rounds per echo shape and for the peers' churn, default
+15), BENCH_ROUND_SECONDS (seconds per server and round, default 2, at most BENCH_SECONDS),
+BENCH_SECONDS (the other sections' seconds per run, default 10), BENCH_ONLY=echo,churn,...
+(a subset of the sections), BENCH_PEERS=go-echo,node-echo,... (a subset of the servers
+compared with epoll-echo; default all), BENCH_SHAPES=1,3 (a subset of the echo shapes, by
+position), BENCH_SYSCALL_SECONDS (the strace runs, default 3),
+BENCH_WARMUP (seconds of load on each fresh server before its measured echo run, so a JIT or
+a runtime's first allocations are not measured; default 0.5), BENCH_CPU=v2|v1|proc (force
+how server CPU time is read: a cgroup v2 or v1 group per server, or /proc/PID/stat),
+BENCH_CLIENT=loadgen to drive the headline echo shapes with loadgen too, BENCH_SERVER=path
+to measure another echo-server binary (before/after a change).
 
 Every process started here is stopped on the way out, also on failure or Ctrl-C."""
 import json
@@ -37,6 +54,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import peers
+
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "build" / "bench"
 LOGS = OUT / "logs"
@@ -47,6 +66,10 @@ BEV = OUT / "bev-echo"
 EVECHO = OUT / "ev-echo"
 LOADGEN = OUT / "loadgen"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "15")))
+ROUND_SECONDS = float(os.environ.get("BENCH_ROUND_SECONDS", min(2.0, SECONDS)))
+PEER_FILTER = [s for s in os.environ.get("BENCH_PEERS", "").split(",") if s]
+WARMUP = float(os.environ.get("BENCH_WARMUP", "0.5"))
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -74,9 +97,15 @@ class Procs:
     def __init__(self):
         self.procs = []
 
-    def start(self, argv, **kw):
+    def start(self, argv, cgroup=None, **kw):
+        """cgroup: a peers.CpuGroup the process joins before exec (its CPU time is then
+        that group's)."""
+        def preexec():
+            die_with_parent()
+            if cgroup is not None:
+                cgroup.join()
         p = subprocess.Popen([str(a) for a in argv], start_new_session=True,
-                             preexec_fn=die_with_parent, **kw)
+                             preexec_fn=preexec, **kw)
         self.procs.append(p)
         return p
 
@@ -203,28 +232,49 @@ def wait_until(cond, timeout, what, interval=0.02):
 
 # ---- servers -----------------------------------------------------------------------------
 
+METER = None  # peers.CpuMeter, made in main() (after the move into the network namespace)
+BANNERS = {}  # kind: the first line a peer logged (its versions, Go's GOMAXPROCS)
+
+
+def server_argv(kind, port_file, sets=()):
+    """The command of one server kind on 127.0.0.1, port 0, and its extra environment.
+    echo-server gets the backlog every other server has (peers.BACKLOG)."""
+    where = ["--listen", "127.0.0.1:0", "--port-file", port_file]
+    if kind.startswith("epoll-echo"):
+        return [EPOLL] + where, {}
+    if kind.startswith("echo-server"):
+        argv = [SERVER] + where + ["--set", f"backlog={peers.BACKLOG}"]
+        if kind == "echo-server-nodeadlines":
+            sets = tuple(peers.DEADLINES_OFF) + tuple(sets)
+        for s in sets:
+            argv += ["--set", s]
+        return argv, {}
+    cmd, env = peers.peer_argv(kind)
+    return cmd + where, env
+
+
 class Server:
-    """bin/echo-server or epoll-echo on 127.0.0.1, port 0, stderr to build/bench/logs."""
+    """One echo server (a kind of server_argv) on 127.0.0.1, port 0, in a cgroup of its own
+    (METER), stdout and stderr to build/bench/logs."""
 
     def __init__(self, kind, name, cpu=SERVER_CPU, sets=()):
         self.kind, self.name = kind, name
         self.port_file = Path(tempfile.mkstemp(prefix="bench-port-")[1])
         self.port_file.unlink()
         self.log_path = LOGS / f"{name}.log"
-        if kind.startswith("epoll-echo"):
-            argv = [EPOLL, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
-        elif kind == "bev-echo":
-            argv = [BEV, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
-        elif kind == "ev-echo":
-            argv = [EVECHO, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
-        else:
-            argv = [SERVER, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
-            for s in sets:
-                argv += ["--set", s]
+        argv, env = server_argv(kind, self.port_file, sets)
         if cpu is not None:
             argv = ["taskset", "-c", cpu] + argv
         self.log_file = open(self.log_path, "w")
-        self.proc = PROCS.start(argv, stdout=self.log_file, stderr=subprocess.STDOUT)
+        self.cgroup = METER.new(name) if METER is not None else None
+        try:
+            self.proc = PROCS.start(argv, cgroup=self.cgroup, stdout=self.log_file,
+                                    stderr=subprocess.STDOUT, env=dict(os.environ, **env))
+        except BaseException:
+            self.log_file.close()
+            if self.cgroup is not None:
+                self.cgroup.remove()
+            raise
         self.pid = self.proc.pid
         try:
             wait_until(lambda: self.port_file.exists() or self.proc.poll() is not None, 20,
@@ -242,7 +292,39 @@ class Server:
         return [self.pid] + [pid for pid, _ in self.workers]
 
     def cpu_seconds(self):
-        return sum(proc_cpu_seconds(pid) for pid in self.pids())
+        """Every thread's and child's CPU time, exited ones included: the cgroup's count,
+        else utime + stime of each process (/proc/PID/stat counts the whole thread
+        group, exited threads too; only exited child processes are lost there)."""
+        if self.cgroup is not None:
+            return self.cgroup.seconds()
+        total = 0.0
+        for pid in self.pids():
+            st = proc_stat(pid)
+            total += (int(st[11]) + int(st[12])) / CLK_TCK if st else 0.0
+        return total
+
+    def heap_bytes(self, timeout=10.0):
+        """The malloc heap in use (mallinfo2 uordblks + hblkhd) of a C server, summed over
+        its serving processes; None for the others (a Go, Node or Python heap is not
+        comparable, and they have no such report)."""
+        if self.kind.startswith("echo-server"):
+            return sum(c["heap_kb"] for c in self.counters().values()) * 1024
+        if self.kind not in peers.C_HEAP:
+            return None
+        size = self.log_path.stat().st_size
+        os.kill(self.pid, signal.SIGUSR1)
+        found = []
+
+        def scan():
+            with open(self.log_path) as f:
+                f.seek(size)
+                for line in f:
+                    if line.startswith("heap {"):
+                        h = json.loads(line[5:])
+                        found.append(h["uordblks"] + h["hblkhd"])
+            return found
+        wait_until(scan, timeout, f"the heap report of {self.name}", interval=0.005)
+        return found[-1]
 
     def rss_kb(self):
         return sum(proc_status_kb(pid, "VmRSS") for pid in self.pids())
@@ -276,9 +358,17 @@ class Server:
         return sum(c["open"] for c in self.counters().values())
 
     def stop(self):
-        rc = PROCS.stop(self.proc, extra_pids=self.workers if hasattr(self, "workers") else ())
-        self.log_file.close()
-        self.port_file.unlink(missing_ok=True)
+        try:
+            rc = PROCS.stop(self.proc,
+                            extra_pids=self.workers if hasattr(self, "workers") else ())
+        finally:
+            self.log_file.close()
+            self.port_file.unlink(missing_ok=True)
+            if self.cgroup is not None:
+                self.cgroup.remove()
+        if self.kind in ("go-echo", "node-echo", "uvloop-echo") and self.kind not in BANNERS:
+            with open(self.log_path, errors="replace") as f:
+                BANNERS[self.kind] = f.readline().strip()
         return rc
 
 
@@ -337,11 +427,11 @@ def conditions():
                          capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "server", "common"],
                            capture_output=True, text=True).stdout.strip()
-    cpu_source = ("/proc/PID/schedstat (ns)" if Path("/proc/self/schedstat").exists()
-                  else "/proc/PID/stat (clock ticks)")
+    cpu_source = METER.method if METER is not None else "/proc/PID/stat utime+stime"
     return {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(),
             "echo_server": str(SERVER), "cpu_time_from": cpu_source,
-            "seconds_per_shape": SECONDS, "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
+            "seconds_per_shape": SECONDS, "rounds": ROUNDS, "round_seconds": ROUND_SECONDS,
+            "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
             "commit": rev + ("+uncommitted server/common changes" if dirty else ""),
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
@@ -353,6 +443,8 @@ SHAPES = [  # (connections, message bytes, pipeline)
     (1000, 64, 16),
     (100, 4096, 4),
 ]
+if os.environ.get("BENCH_SHAPES"):  # e.g. 1,3: the first and third shape only
+    SHAPES = [SHAPES[int(i) - 1] for i in os.environ["BENCH_SHAPES"].split(",")]
 
 
 def echo_client_kind():
@@ -372,6 +464,7 @@ class Sample:
         self.srv = srv.cpu_seconds()
         self.cli = proc_cpu_seconds(client_pid) if client_pid else 0.0
         self.cores = cpu_times()
+        self.steal = peers.steal_ticks()
 
 
 def echo_figures(msgs, a, b, client_seconds=None):
@@ -380,7 +473,9 @@ def echo_figures(msgs, a, b, client_seconds=None):
     return {"messages": msgs, "seconds": client_seconds or (b.t - a.t), "wall": b.t - a.t,
             "server_cpu_s": b.srv - a.srv, "client_cpu_s": b.cli - a.cli,
             "server_core": core_busy(a.cores, b.cores, SERVER_CPU) * (b.t - a.t),
-            "client_core": core_busy(a.cores, b.cores, CLIENT_CPU) * (b.t - a.t)}
+            "client_core": core_busy(a.cores, b.cores, CLIENT_CPU) * (b.t - a.t),
+            "steal_s": sum(b.steal.get(c, 0) - a.steal.get(c, 0)
+                           for c in ("cpu" + SERVER_CPU, "cpu" + CLIENT_CPU)) / CLK_TCK}
 
 
 def echo_summary(runs):
@@ -397,6 +492,7 @@ def echo_summary(runs):
         "client_busy": round(t["client_cpu_s"] / wall, 3),
         "core_busy": {"server_core": round(t["server_core"] / wall, 3),
                       "client_core": round(t["client_core"] / wall, 3)},
+        "steal_s": round(t["steal_s"], 3),
         "rounds": len(runs)}
 
 
@@ -437,7 +533,9 @@ def wait_rusage(p, timeout):
         time.sleep(0.01)
 
 
-def echo_load_client(srv, conns, size, depth, secs):
+def echo_load_client(srv, conns, size, depth, secs, all_up=True):
+    """One load-client echo run. all_up: every connection must have been established (a
+    server under strace may accept too slowly for that: its counts stay valid)."""
     argv = ["taskset", "-c", CLIENT_CPU, CLIENT, "--server", f"127.0.0.1:{srv.port}",
             "--scenario", "echo", "--connections", conns, "--size", size, "--pipeline", depth,
             "--messages", 1000000000, "--duration", dur(secs), "--settle", "0",
@@ -456,50 +554,111 @@ def echo_load_client(srv, conns, size, depth, secs):
         raise RuntimeError(f"load-client failed against {srv.name}: see {err.name}")
     res = json.loads(out)
     r = res["counts"]
-    if r["failed"] or r["echo_mismatch"] or r["established"] < conns:
+    if r["failed"] or r["echo_mismatch"] or (all_up and r["established"] < conns):
         raise RuntimeError(f"load-client against {srv.name}: {r}")
     return echo_figures(r["messages"], a, b, res["elapsed_us"] / 1e6)
 
 
 def echo_rounds():
-    """Each server's SECONDS per shape is split into rounds of about 2.5 s, in an order that
-    rotates every round (A B, B A, ... or A B C, B C A, C A B, ...), so a noisy neighbour
-    on this shared machine hits every server alike."""
+    """The saturated section: each server's SECONDS per shape is split into rounds of about
+    2.5 s (paired_rounds)."""
     return max(1, round(SECONDS / 2.5))
 
 
 def echo_ratios(mine, base):
-    """A contender's ratios to epoll-echo over the same rounds."""
+    """A contender's ratios to a base server over the same (paired) rounds: of the sums,
+    and the median of the per-round ratios with its 95 % bootstrap interval."""
     m, b = echo_summary(mine), echo_summary(base)
-    by_round = [round((rs["messages"] / rs["server_cpu_s"]) /
-                      (re["messages"] / re["server_cpu_s"]), 3) for rs, re in zip(mine, base)]
+    by_round = [(rs["messages"] / rs["server_cpu_s"]) / (re["messages"] / re["server_cpu_s"])
+                for rs, re in zip(mine, base)]
+    tput = [(rs["messages"] / rs["seconds"]) / (re["messages"] / re["seconds"])
+            for rs, re in zip(mine, base)]
+    med, lo, hi = peers.bootstrap_median(by_round)
     return {"ratio_efficiency": round(m["msgs_per_server_cpu_s"] / b["msgs_per_server_cpu_s"], 3),
             "ratio_throughput": round(m["msgs_per_s"] / b["msgs_per_s"], 3),
-            "ratio_efficiency_by_round": by_round,
-            "ratio_efficiency_median_round": round(statistics.median(by_round), 3)}
+            "ratio_efficiency_by_round": [round(x, 3) for x in by_round],
+            "ratio_efficiency_median_round": round(med, 3),
+            "ratio_efficiency_ci95": [round(lo, 3), round(hi, 3)],
+            "ratio_throughput_median_round": round(statistics.median(tput), 3)}
+
+
+# Every server compared with epoll-echo, in the order of the tables.
+CONTENDERS = ("echo-server", "echo-server-nodeadlines", "ev-echo", "bev-echo", "uv-echo",
+              "go-echo", "node-echo", "uvloop-echo")
+
+
+def contenders():
+    """The contenders that can run here (BENCH_PEERS narrows them), and {kind: why not}
+    for the others."""
+    kinds, skipped = [], {}
+    for k in CONTENDERS:
+        if PEER_FILTER and k not in PEER_FILTER:
+            continue
+        why = peers.peer_missing(k)
+        if why:
+            skipped[k] = why
+        else:
+            kinds.append(k)
+    return tuple(kinds), skipped
+
+
+def paired_rounds(key, rounds, kinds, run_one, what):
+    """rounds rounds of run_one(kind, round) for every kind, in an order that rotates every
+    round (A B C, B C A, C A B, ...), so a noisy neighbour on this shared machine hits all
+    alike and round i of every kind can be paired. A run that fails is tried once more; a
+    contender that fails twice is dropped ({kind: error} in the second value, no figures);
+    epoll-echo failing twice ends the run."""
+    runs = {k: [] for k in kinds}
+    failed = {}
+    for i in range(rounds):
+        live = tuple(k for k in kinds if k not in failed)
+        order = live[i % len(live):] + live[:i % len(live)]
+        for kind in order:
+            log(f"{key}: {kind} {what} (round {i + 1}/{rounds})")
+            try:
+                try:
+                    runs[kind].append(run_one(kind, i))
+                except KeyboardInterrupt:
+                    raise
+                except Exception as e:
+                    log(f"bench: {kind} failed ({e}), once more")
+                    runs[kind].append(run_one(kind, i))
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:
+                if kind == "epoll-echo":
+                    raise
+                failed[kind] = f"{type(e).__name__}: {e}"
+                log(f"bench: {kind} failed again, dropped from {key}: {e}")
+                runs.pop(kind, None)
+    return runs, failed
 
 
 def echo_pair(key, run, rounds, secs, conns, size, depth, contenders=("echo-server",)):
-    """epoll-echo and the contenders, in an order that rotates every round; figures of
-    one shape, and each contender's ratios to epoll-echo (the first contender's also at the
-    top level of the shape)."""
+    """epoll-echo and the contenders in paired rounds; figures of one shape, and each
+    contender's ratios to epoll-echo (the first contender's also at the top level of the
+    shape)."""
     shape = {"connections": conns, "size": size, "pipeline": depth}
     kinds = ("epoll-echo",) + tuple(contenders)
-    runs = {k: [] for k in kinds}
-    for i in range(rounds):
-        order = kinds[i % len(kinds):] + kinds[:i % len(kinds)]  # A B, B A / A B C, B C A, ...
-        for kind_srv in order:
-            log(f"{key}: {kind_srv} {conns} x {size} B, pipeline {depth}, {secs:g} s "
-                f"(round {i + 1}/{rounds})")
-            srv = Server(kind_srv, f"{key}-{kind_srv}-{conns}x{size}p{depth}")
-            try:
-                runs[kind_srv].append(run(srv, conns, size, depth, secs))
-            finally:
-                srv.stop()
+
+    def one(kind, i):
+        srv = Server(kind, f"{key}-{kind}-{conns}x{size}p{depth}")
+        try:
+            if WARMUP > 0 and run is echo_load_client:  # loadgen warms up by itself
+                run(srv, conns, size, depth, WARMUP, all_up=False)
+            return run(srv, conns, size, depth, secs)
+        finally:
+            srv.stop()
+    runs, failed = paired_rounds(key, rounds, kinds, one,
+                                 f"{conns} x {size} B, pipeline {depth}, {secs:g} s")
+    if failed:
+        shape["failed"] = failed
     for kind_srv, rs in runs.items():
         shape[kind_srv] = echo_summary(rs)
-    shape["ratios"] = {k: echo_ratios(runs[k], runs["epoll-echo"]) for k in contenders}
-    shape.update(shape["ratios"][contenders[0]])
+    shape["ratios"] = {k: echo_ratios(runs[k], runs["epoll-echo"]) for k in contenders
+                       if k in runs}
+    if contenders[0] in shape["ratios"]:
+        shape.update(shape["ratios"][contenders[0]])
     if "ev-echo" in runs and "echo-server" in runs:
         # What echo-server adds on top of libevent's dispatch (ev-echo: the same loop as
         # epoll-echo, on libevent).
@@ -510,18 +669,21 @@ def echo_pair(key, run, rounds, secs, conns, size, depth, contenders=("echo-serv
 def section_echo(kind=None, key="echo"):
     kind = kind or echo_client_kind()
     run = echo_loadgen if kind == "loadgen" else echo_load_client
-    rounds = echo_rounds()
-    secs = SECONDS / rounds
+    if key == "echo":
+        # Every server and peer, BENCH_ROUNDS paired rounds of BENCH_ROUND_SECONDS.
+        rounds, secs = ROUNDS, ROUND_SECONDS
+        kinds, skipped = contenders()
+    else:
+        rounds = echo_rounds()
+        secs = SECONDS / rounds
+        kinds, skipped = ("echo-server",), {}
     res = {"client": kind if kind != "loadgen" else
            "tests/bench/loadgen, a minimal raw-epoll client that keeps the server core busy",
-           "rounds": rounds, "seconds_per_round": secs, "shapes": []}
+           "rounds": rounds, "seconds_per_round": secs, "servers": list(kinds),
+           "peers_skipped": skipped, "shapes": []}
     RESULTS[key] = res
-    # The headline shapes also measure epoll-echo's loop on libevent (what libevent's
-    # dispatch costs) and the textbook bufferevent server (what that layer costs).
-    contenders = (("echo-server", "ev-echo", "bev-echo") if key == "echo"
-                  else ("echo-server",))
     for conns, size, depth in SHAPES:
-        res["shapes"].append(echo_pair(key, run, rounds, secs, conns, size, depth, contenders))
+        res["shapes"].append(echo_pair(key, run, rounds, secs, conns, size, depth, kinds))
         save()
     if key == "echo_saturated":
         # A/A: epoll-echo against a second epoll-echo, the same way: the noise of a ratio.
@@ -532,8 +694,7 @@ def section_echo(kind=None, key="echo"):
 
 # ---- 1c. system calls per message ------------------------------------------------------------
 
-SYSCALL_SECONDS = 5.0
-SYSCALL_KINDS = ("epoll-echo", "echo-server", "bev-echo")
+SYSCALL_SECONDS = float(os.environ.get("BENCH_SYSCALL_SECONDS", "3"))
 
 
 def strace_counts(path):
@@ -547,8 +708,14 @@ def strace_counts(path):
 
 
 def traced(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f)
+    """Every thread of pid has a tracer (strace -f -p attaches to each one in turn)."""
+    def one(status):
+        try:
+            with open(status) as f:
+                return any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f)
+        except FileNotFoundError:
+            return True  # the thread has exited
+    return all(one(f"/proc/{pid}/task/{t}/status") for t in os.listdir(f"/proc/{pid}/task"))
 
 
 def syscalls_one(kind, conns, size, depth):
@@ -556,13 +723,15 @@ def syscalls_one(kind, conns, size, depth):
     out = LOGS / f"syscalls-{kind}-{conns}x{size}p{depth}.strace"
     tracer = None
     try:
-        tracer = PROCS.start(["strace", "-c", "-U", "calls,name", "-o", out, "-p", srv.pid],
+        tracer = PROCS.start(["strace", "-f", "-c", "-U", "calls,name", "-o", out, "-p",
+                              srv.pid],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: traced(srv.pid) or tracer.poll() is not None, 10,
                    f"strace to attach to {kind}")
         if tracer.poll() is not None:
             raise RuntimeError(f"strace could not attach to {kind} (exit {tracer.returncode})")
-        msgs = echo_load_client(srv, conns, size, depth, SYSCALL_SECONDS)["messages"]
+        msgs = echo_load_client(srv, conns, size, depth, SYSCALL_SECONDS,
+                                all_up=False)["messages"]
         tracer.send_signal(signal.SIGINT)  # detach and write the summary
         tracer.wait(30)
     finally:
@@ -578,20 +747,29 @@ def syscalls_one(kind, conns, size, depth):
 
 def section_syscalls():
     """Counts only: strace slows every system call, so its times mean nothing here, and the
-    messages per call shift a little with the slower pace; the kinds of calls do not."""
-    res = {"tool": f"strace -c over a {SYSCALL_SECONDS:g} s load-client run per server and "
-                   f"shape; the counts include the connection set-up: accept4, epoll_ctl ADD",
-           "shapes": []}
+    messages per call shift a little with the slower pace (more so for a server whose
+    threads hand work to each other, like Go's); the kinds of calls do not."""
+    kinds, skipped = contenders()
+    res = {"tool": f"strace -f -c (every thread) over a {SYSCALL_SECONDS:g} s load-client run "
+                   f"per server and shape; the counts include the connection set-up: "
+                   f"accept4, epoll_ctl ADD, setsockopt",
+           "servers": ["epoll-echo"] + list(kinds), "peers_skipped": skipped, "shapes": []}
     RESULTS["syscalls"] = res
     if shutil.which("strace") is None:
-        res["skipped"] = "strace is not installed (apt-get install strace)"
+        res["skipped"] = "strace is not installed (make bench-deps)"
         return
     for conns, size, depth in SHAPES:
         shape = {"connections": conns, "size": size, "pipeline": depth}
-        for kind in SYSCALL_KINDS:
+        for kind in res["servers"]:
             log(f"syscalls: {kind} {conns} x {size} B, pipeline {depth}, "
                 f"{SYSCALL_SECONDS:g} s under strace")
-            shape[kind] = syscalls_one(kind, conns, size, depth)
+            try:
+                shape[kind] = syscalls_one(kind, conns, size, depth)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # one server failing must not lose the others
+                shape[kind] = {"error": f"{type(e).__name__}: {e}"}
+                log(f"bench: syscalls of {kind} failed: {e}")
         res["shapes"].append(shape)
         save()
 
@@ -612,6 +790,68 @@ def ss_timewait():
     return out.count("\n")
 
 
+def churn_one(kind, procs, secs, name, warmup=0.0):
+    """One churn run against a fresh server of kind (after warmup seconds of the same
+    load, not measured): its figures."""
+    srv = Server(kind, name)
+    try:
+        if warmup > 0:
+            run_client(["--server", f"127.0.0.1:{srv.port}", "--scenario", "close",
+                        "--connections", CHURN_CONCURRENCY, "--messages", 1,
+                        "--duration", dur(warmup), "--sources", CHURN_SOURCES,
+                        "--settle", "0"], name + "-warmup")
+        c0 = srv.cpu_seconds()
+        r, _ = run_client(["--server", f"127.0.0.1:{srv.port}", "--scenario", "close",
+                           "--connections", CHURN_CONCURRENCY, "--messages", 1,
+                           "--duration", dur(secs), "--procs", procs,
+                           "--sources", CHURN_SOURCES, "--settle", "0"], name)
+        cpu = srv.cpu_seconds() - c0
+    finally:
+        srv.stop()
+    c = r["counts"]
+    n = c["completed"]
+    el = r["elapsed_us"] / 1e6
+    return {"completed": n, "failed": c["failed"], "conns_per_s": round(n / el),
+            "server_cpu_s": round(cpu, 3),
+            "server_cpu_us_per_conn": round(cpu / n * 1e6, 2) if n else None,
+            "conns_per_server_cpu_s": round(n / cpu) if cpu > 0 else None,
+            "failures": r["failures"], "time_wait_after": ss_timewait()}
+
+
+def churn_peers(res):
+    """Every server and peer, BENCH_ROUNDS paired rounds of BENCH_ROUND_SECONDS, one client
+    process: connections per server CPU-second, as a ratio to epoll-echo's of the same
+    round (median, 95 % bootstrap interval)."""
+    kinds, skipped = contenders()
+    out = {"rounds": ROUNDS, "seconds_per_round": ROUND_SECONDS, "client_procs": 1,
+           "servers": ["epoll-echo"] + list(kinds), "peers_skipped": skipped}
+    res["peers"] = out
+    runs, failed = paired_rounds(
+        "churn", ROUNDS, ("epoll-echo",) + kinds,
+        lambda kind, i: churn_one(kind, 1, ROUND_SECONDS, f"churn-{kind}-round", WARMUP),
+        f"connect-echo-close, {ROUND_SECONDS:g} s")
+    if failed:
+        out["failed"] = failed
+    base = runs["epoll-echo"]
+    for kind, rs in runs.items():
+        n, cpu = sum(r["completed"] for r in rs), sum(r["server_cpu_s"] for r in rs)
+        row = {"completed": n, "failed": sum(r["failed"] for r in rs),
+               "server_cpu_s": round(cpu, 3),
+               "server_cpu_us_per_conn": round(cpu / n * 1e6, 2) if n else None,
+               "conns_per_server_cpu_s": round(n / cpu) if cpu > 0 else None,
+               "conns_per_s": round(statistics.median(r["conns_per_s"] for r in rs))}
+        if kind != "epoll-echo":
+            by_round = [r["conns_per_server_cpu_s"] / b["conns_per_server_cpu_s"]
+                        for r, b in zip(rs, base)
+                        if r["conns_per_server_cpu_s"] and b["conns_per_server_cpu_s"]]
+            med, lo, hi = peers.bootstrap_median(by_round)
+            if med is not None:
+                row.update({"ratio_efficiency_by_round": [round(x, 3) for x in by_round],
+                            "ratio_efficiency_median_round": round(med, 3),
+                            "ratio_efficiency_ci95": [round(lo, 3), round(hi, 3)]})
+        out[kind] = row
+
+
 def section_churn():
     secs = churn_seconds()
     res = {"seconds": secs, "concurrency": CHURN_CONCURRENCY, "sources": CHURN_SOURCES,
@@ -622,33 +862,15 @@ def section_churn():
         order = ("epoll-echo", "echo-server") if procs == 1 else ("echo-server", "epoll-echo")
         for kind in order:
             log(f"churn: {kind}, {procs} client process(es), {secs:g} s")
-            srv = Server(kind, f"churn-{kind}-p{procs}")
-            try:
-                c0 = srv.cpu_seconds()
-                r, _ = run_client(["--server", f"127.0.0.1:{srv.port}", "--scenario", "close",
-                                   "--connections", CHURN_CONCURRENCY, "--messages", 1,
-                                   "--duration", dur(secs), "--procs", procs,
-                                   "--sources", CHURN_SOURCES, "--settle", "0"],
-                                  f"churn-{kind}-p{procs}")
-                cpu = srv.cpu_seconds() - c0
-            finally:
-                srv.stop()
-            c = r["counts"]
-            n = c["completed"]
-            el = r["elapsed_us"] / 1e6
-            row[kind] = {
-                "completed": n, "failed": c["failed"], "conns_per_s": round(n / el),
-                "server_cpu_s": round(cpu, 3),
-                "server_cpu_us_per_conn": round(cpu / n * 1e6, 2) if n else None,
-                "conns_per_server_cpu_s": round(n / cpu) if cpu > 0 else None,
-                "failures": r["failures"],
-                "time_wait_after": ss_timewait()}
+            row[kind] = churn_one(kind, procs, secs, f"churn-{kind}-p{procs}")
         e, s = row["epoll-echo"], row["echo-server"]
         row["ratio_throughput"] = round(s["conns_per_s"] / e["conns_per_s"], 3)
         row["ratio_efficiency"] = round(s["conns_per_server_cpu_s"] /
                                         e["conns_per_server_cpu_s"], 3)
         res["runs"].append(row)
         save()
+    churn_peers(res)
+    save()
     res["tcp_max_tw_buckets"] = int(Path("/proc/sys/net/ipv4/tcp_max_tw_buckets").read_text())
     res["port_budget"] = (
         f"the client closes first and holds TIME_WAIT; it binds {CHURN_SOURCES} "
@@ -718,23 +940,44 @@ def ss_total():
     return None
 
 
-def heap_kb(srv):
-    """echo-server's heap in use (mallinfo2: uordblks + hblkhd, its counters' heap_kb),
-    summed over the serving processes; None for epoll-echo, which reports nothing."""
-    if srv.kind != "echo-server":
+# The slab caches one loopback connection's two sockets use (the socket, its inode, its file
+# and dentry, an epoll item): the part of Slab that other processes on a shared host
+# disturb least.
+SOCKET_SLABS = ("TCP", "sock_inode_cache", "filp", "dentry", "eventpoll_epi", "eventpoll_pwq")
+
+
+def socket_slab_bytes():
+    """Bytes in use in SOCKET_SLABS (active objects x object size, /proc/slabinfo), or
+    None where slabinfo cannot be read."""
+    try:
+        with open("/proc/slabinfo") as f:
+            total = 0
+            for line in f:
+                v = line.split()
+                if v and v[0] in SOCKET_SLABS:
+                    total += int(v[1]) * int(v[3])
+            return total
+    except (OSError, ValueError, IndexError):
         return None
-    return sum(c["heap_kb"] for c in srv.counters().values())
 
 
-def scale_one(kind, n, workers, procs, sources, census=False):
-    name = f"scale-{kind}-{n}"
-    sets = [f"workers={workers}"] if kind == "echo-server" else []
+def heap_kb(srv):
+    """A C server's heap in use (mallinfo2: uordblks + hblkhd; echo-server's counters'
+    heap_kb, the others' SIGUSR1 report), summed over the serving processes; None for the
+    Go, Node and Python peers."""
+    b = srv.heap_bytes()
+    return None if b is None else b / 1024
+
+
+def scale_one(kind, n, workers, procs, sources, census=False, section="scale"):
+    name = f"{section}-{kind}-{n}"
+    sets = [f"workers={workers}"] if kind.startswith("echo-server") else []
     srv = Server(kind, name, cpu=None, sets=sets)
     cli = None
     try:
         time.sleep(0.3)
         rss0, anon0, slab0 = srv.rss_kb(), srv.anon_kb(), meminfo_kb("Slab")
-        heap0 = heap_kb(srv)
+        heap0, sock0 = heap_kb(srv), socket_slab_bytes()
         unrecl0 = meminfo_kb("SUnreclaim")
         argv = [CLIENT, "--server", f"127.0.0.1:{srv.port}", "--scenario", "idle",
                 "--connections", n, "--hold", "10m", "--heartbeat", "20s", "--procs", procs,
@@ -743,7 +986,8 @@ def scale_one(kind, n, workers, procs, sources, census=False):
         cli_log = open(LOGS / f"{name}.client.log", "w")
         cli = PROCS.start(argv, stdout=subprocess.DEVNULL, stderr=cli_log)
         base_fds = srv.nfds()
-        count = srv.open_conns if kind == "echo-server" else lambda: srv.nfds() - base_fds
+        count = (srv.open_conns if kind.startswith("echo-server")
+                 else lambda: srv.nfds() - base_fds)
         wait_until(lambda: count() >= n or cli.poll() is not None, 120,
                    f"{n} connections to {kind}", interval=0.05)
         t_est = time.monotonic() - t0
@@ -751,9 +995,9 @@ def scale_one(kind, n, workers, procs, sources, census=False):
             raise RuntimeError(f"load-client exited early ({cli.returncode}), see {cli_log.name}")
         time.sleep(1.0)  # let the allocator and the kernel settle
         rss, anon, slab = srv.rss_kb(), srv.anon_kb(), meminfo_kb("Slab")
-        heap = heap_kb(srv)
+        heap, sock = heap_kb(srv), socket_slab_bytes()
         unrecl = meminfo_kb("SUnreclaim")
-        r = {"connections": n, "workers": workers if kind == "echo-server" else 1,
+        r = {"connections": n, "workers": workers if kind.startswith("echo-server") else 1,
              "client_procs": procs, "sources": sources,
              "establish_s": round(t_est, 2), "conns_per_s": round(n / t_est),
              "rss_kb_before": rss0, "rss_kb_after": rss,
@@ -762,6 +1006,8 @@ def scale_one(kind, n, workers, procs, sources, census=False):
              "heap_bytes_per_conn": round((heap - heap0) * 1024 / n) if heap is not None
              else None,
              "slab_bytes_per_conn": round((slab - slab0) * 1024 / n),
+             "socket_slab_bytes_per_conn": round((sock - sock0) / n) if sock is not None
+             else None,
              "sunreclaim_bytes_per_conn": round((unrecl - unrecl0) * 1024 / n)}
         if census:
             log(f"census: timing three counts at {n} connections")
@@ -775,10 +1021,10 @@ def scale_one(kind, n, workers, procs, sources, census=False):
 
 
 def section_scale():
-    res = {"heap": "echo-server's heap in use (mallinfo2 uordblks + hblkhd, the heap_kb of "
-                   "its counters) after minus before, summed over workers; RSS and anon (RssAnon: "
-                   "heap + mmap) are deltas from /proc/PID/status and include what the "
-                   "allocator keeps; epoll-echo has no counters (-)",
+    res = {"heap": "the heap in use (mallinfo2 uordblks + hblkhd: echo-server's heap_kb "
+                   "counter, epoll-echo's SIGUSR1 report) after minus before, summed over "
+                   "workers; RSS and anon (RssAnon: heap + mmap) are deltas from "
+                   "/proc/PID/status and include what the allocator keeps",
            "slab": "delta of Slab in /proc/meminfo: both ends of each loopback connection "
                    "(client and server socket), plus anything else the host did meanwhile",
            "runs": []}
@@ -795,6 +1041,40 @@ def section_scale():
     big = res["runs"][-1]
     if "census" in big:
         RESULTS["census"] = {"connections": big["connections"], **big["census"]}
+
+
+# ---- 3b. memory per idle connection, every server ------------------------------------------
+
+MEMORY_CONNS, MEMORY_SOURCES = 10000, "127.0.1.1-127.0.1.10"
+
+
+def section_memory():
+    kinds, skipped = contenders()
+    res = {"connections": MEMORY_CONNS, "servers": ["epoll-echo"] + list(kinds),
+           "peers_skipped": skipped,
+           "how": f"{MEMORY_CONNS:,} idle connections (client scenario idle, heartbeat 20 s), "
+                  "one server at a time; per connection: the growth of the server's RSS and "
+                  "anonymous RSS (/proc/PID/status: what its allocator or runtime keeps, the "
+                  "comparable figure), of the kernel's Slab (/proc/meminfo: both ends of "
+                  "each loopback connection, and whatever else the host did meanwhile), of "
+                  "its socket caches (" + ", ".join(SOCKET_SLABS) + " in /proc/slabinfo: "
+                  "less disturbed by the rest of the host; both ends too), and "
+                  "for the C servers of the malloc heap in use (mallinfo2 uordblks + "
+                  "hblkhd); Go's, Node's and Python's heaps mean other things and are not "
+                  "reported",
+           "runs": []}
+    RESULTS["memory"] = res
+    for kind in res["servers"]:
+        log(f"memory: {kind}, {MEMORY_CONNS} idle connections")
+        try:
+            res["runs"].append({"server": kind, **scale_one(kind, MEMORY_CONNS, 1, 1,
+                                                            MEMORY_SOURCES, section="memory")})
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # one server failing must not lose the others
+            res["runs"].append({"server": kind, "error": f"{type(e).__name__}: {e}"})
+            log(f"bench: memory of {kind} failed: {e}")
+        save()
 
 
 # ---- 4. close latency ----------------------------------------------------------------------
@@ -1029,36 +1309,46 @@ def table_echo_saturated(res):
 
 def table_echo(res):
     lines = [f"1. echo efficiency (client: {res['client']}; server on cpu{SERVER_CPU}, "
-             f"client on cpu{CLIENT_CPU}; {res['rounds']} round(s) of "
+             f"client on cpu{CLIENT_CPU}; {res['rounds']} paired round(s) of "
              f"{res['seconds_per_round']:g} s per server and shape, order rotating)",
-             f"   {'shape':<26}{'server':<13}{'msgs/s':>11}{'CPU-s/M msgs':>14}"
-             f"{'msgs/CPU-s':>12}{'srv busy':>10}{'cli busy':>10}"]
+             "   ratio: messages per server CPU-second over epoll-echo's in the same round, "
+             "the median of the rounds [95 % bootstrap interval]; tput: the same for msgs/s",
+             f"   {'shape':<22}{'server':<25}{'msgs/s':>10}{'CPU-s/M':>9}{'msgs/CPU-s':>12}"
+             f"{'srv':>5}{'cli':>5}{'ratio':>8}{'[95 % interval]':>17}{'tput':>7}"]
     for sh in res["shapes"]:
         name = f"{sh['connections']} x {sh['size']} B, pipe {sh['pipeline']}"
-        ratios = sh.get("ratios") or {"echo-server": sh}
+        ratios = sh.get("ratios") or {}
         for k in ("epoll-echo",) + tuple(ratios):
-            f = sh[k]
-            lines.append(f"   {name:<26}{k:<13}{fmt(f['msgs_per_s']):>11}"
-                         f"{fmt(f['server_cpu_s_per_million'], '{:.3f}'):>14}"
+            f, r = sh[k], ratios.get(k)
+            lines.append(f"   {name:<22}{k:<25}{fmt(f['msgs_per_s']):>10}"
+                         f"{fmt(f['server_cpu_s_per_million'], '{:.3f}'):>9}"
                          f"{fmt(f['msgs_per_server_cpu_s']):>12}"
-                         f"{f['server_busy']:>10.0%}{f['client_busy']:>10.0%}")
+                         f"{f['server_busy']:>5.0%}{f['client_busy']:>5.0%}"
+                         + (ratio_cols(r) if r else ""))
             name = ""
-        for k, r in ratios.items():
-            note = ", target >= 1.0" if k == "echo-server" else ""
-            lines += ratio_lines(r, f"{k} / epoll-echo{note}")
         if "echo_server_vs_ev_echo" in sh:
-            lines += ratio_lines(sh["echo_server_vs_ev_echo"], "echo-server / ev-echo: its "
-                                 "closing machinery on top of libevent")
+            lines.append(f"   {'':<22}{'echo-server / ev-echo':<25}{'':>41}"
+                         + ratio_cols(sh["echo_server_vs_ev_echo"]) +
+                         "  <- its own work on top of libevent (target: median >= 0.98, "
+                         "interval from 0.97)")
+        for k, why in sh.get("failed", {}).items():
+            lines.append(f"   {'':<22}{k:<25}failed: {why}")
+    for k, why in res.get("peers_skipped", {}).items():
+        lines.append(f"   not measured: {k}: {why}")
+    runs = [sh[k] for sh in res["shapes"] for k in ("epoll-echo",) + tuple(sh.get("ratios", {}))]
+    if runs and all("steal_s" in f for f in runs):
+        lines.append(f"   steal on the two cores during the measured runs: "
+                     f"{sum(f['steal_s'] for f in runs):.2f} s in "
+                     f"{sum(f['seconds'] for f in runs):.0f} s of runs")
     return lines
 
 
-def ratio_lines(r, label):
-    """The two table lines of one ratio (echo_ratios): overall, and by round."""
-    by_round = " ".join(f"{x:.2f}" for x in r["ratio_efficiency_by_round"])
-    return [f"   {'':<26}{'ratio':<13}{r['ratio_throughput']:>11.3f}{'':>14}"
-            f"{r['ratio_efficiency']:>12.3f}   <- {label}",
-            f"   {'':<39}efficiency by round: {by_round} "
-            f"(median {r['ratio_efficiency_median_round']:.3f})"]
+def ratio_cols(r):
+    """The ratio columns of one echo_ratios result: median, interval, throughput."""
+    lo, hi = r.get("ratio_efficiency_ci95") or (None, None)
+    ci = f"[{lo:.3f}, {hi:.3f}]" if lo is not None else ""
+    return (f"{r['ratio_efficiency_median_round']:>8.3f}{ci:>17}"
+            f"{fmt(r.get('ratio_throughput_median_round'), '{:.3f}'):>7}")
 
 
 def table_churn(res):
@@ -1079,6 +1369,48 @@ def table_churn(res):
                      f"{row['ratio_efficiency']:>13.3f}")
     if "port_budget" in res:
         lines.append("   port budget: " + res["port_budget"])
+    if "peers" in res:
+        lines += table_churn_peers(res["peers"])
+    return lines
+
+
+def table_churn_peers(p):
+    lines = [f"2b. churn, every server: {p['rounds']} paired round(s) of "
+             f"{p['seconds_per_round']:g} s, {p['client_procs']} client process; ratio: "
+             f"connections per server CPU-second over epoll-echo's in the same round, the "
+             f"median [95 % bootstrap interval]",
+             f"   {'server':<25}{'conns/s':>10}{'CPU-us/conn':>13}{'conns/CPU-s':>13}"
+             f"{'failed':>8}{'ratio':>8}{'[95 % interval]':>17}"]
+    for k in p["servers"]:
+        if k not in p:
+            continue
+        f = p[k]
+        ci = f.get("ratio_efficiency_ci95")
+        lines.append(f"   {k:<25}{fmt(f['conns_per_s']):>10}"
+                     f"{fmt(f['server_cpu_us_per_conn'], '{:.1f}'):>13}"
+                     f"{fmt(f['conns_per_server_cpu_s']):>13}{f['failed']:>8}"
+                     f"{fmt(f.get('ratio_efficiency_median_round'), '{:.3f}'):>8}"
+                     f"{(f'[{ci[0]:.3f}, {ci[1]:.3f}]' if ci else ''):>17}")
+    for k, why in p.get("failed", {}).items():
+        lines.append(f"   {k:<25}failed: {why}")
+    return lines
+
+
+def table_memory(res):
+    lines = [f"3b. memory per idle connection, every server, at {res['connections']:,} "
+             f"connections (bytes per connection)",
+             f"   {'server':<25}{'establish':>10}{'RSS':>9}{'anon':>9}{'Slab':>9}"
+             f"{'sockets':>9}{'C heap':>9}"]
+    for r in res["runs"]:
+        if "error" in r:
+            lines.append(f"   {r['server']:<25}failed: {r['error']}")
+            continue
+        lines.append(f"   {r['server']:<25}{r['establish_s']:>9.2f}s"
+                     f"{fmt(r['rss_bytes_per_conn']):>9}{fmt(r['anon_bytes_per_conn']):>9}"
+                     f"{fmt(r['slab_bytes_per_conn']):>9}"
+                     f"{fmt(r.get('socket_slab_bytes_per_conn')):>9}"
+                     f"{fmt(r.get('heap_bytes_per_conn')):>9}")
+    lines.append("   " + res["how"])
     return lines
 
 
@@ -1161,25 +1493,118 @@ def table_syscalls(res):
     lines = [f"1c. system calls per message: {res['tool']}"]
     for sh in res["shapes"]:
         lines.append(f"   {sh['connections']} x {sh['size']} B, pipe {sh['pipeline']}")
-        for kind in SYSCALL_KINDS:
-            r = sh[kind]
+        for kind in res["servers"]:
+            r = sh.get(kind)
+            if r is None:
+                continue
+            if "error" in r:
+                lines.append(f"     {kind:<25}failed: {r['error']}")
+                continue
             calls = "  ".join(f"{k} {v:.2f}" for k, v in r["per_message"].items() if v >= 0.005)
-            lines.append(f"     {kind:<12}{r['total_per_message']:>6.2f}   {calls}")
+            lines.append(f"     {kind:<25}{r['total_per_message']:>6.2f}   {calls}")
+    return lines
+
+
+def peers_summary():
+    """RESULTS["peers"]: one row per server from the echo, churn, memory and syscalls
+    sections (whichever ran), and what each server is (versions, build flags, read size,
+    backlog, TCP_NODELAY)."""
+    kinds, skipped = contenders()
+    all_kinds = ("epoll-echo",) + kinds
+    servers = {}
+    for k in all_kinds:
+        servers[k] = {"what": peers.PEERS.get(k, {}).get(
+            "what", "tests/bench/epoll-echo.c: the raw epoll loop, the baseline"),
+            **peers.describe(k)}
+        if k in BANNERS:
+            servers[k]["reported_at_start"] = BANNERS[k]
+    rows = []
+    echo = RESULTS.get("echo", {})
+    churn = RESULTS.get("churn", {}).get("peers", {})
+    memory = {r["server"]: r for r in RESULTS.get("memory", {}).get("runs", [])}
+    sysc = RESULTS.get("syscalls", {}).get("shapes", [])
+    for k in all_kinds:
+        row = {"server": k, "echo": [], "syscalls_per_message": []}
+        for sh in echo.get("shapes", []):
+            r = sh.get("ratios", {}).get(k)
+            row["echo"].append({"shape": f"{sh['connections']}x{sh['size']}p{sh['pipeline']}",
+                                "ratio": 1.0 if k == "epoll-echo" else
+                                r and r["ratio_efficiency_median_round"],
+                                "ci95": r and r["ratio_efficiency_ci95"]})
+        if k in churn:
+            row["churn"] = {"ratio": 1.0 if k == "epoll-echo" else
+                            churn[k].get("ratio_efficiency_median_round"),
+                            "ci95": churn[k].get("ratio_efficiency_ci95"),
+                            "server_cpu_us_per_conn": churn[k]["server_cpu_us_per_conn"]}
+        m = memory.get(k)
+        if m and "error" not in m:
+            row["memory"] = {f: m.get(f) for f in (
+                "rss_bytes_per_conn", "anon_bytes_per_conn", "slab_bytes_per_conn",
+                "socket_slab_bytes_per_conn", "heap_bytes_per_conn")}
+        for sh in sysc:
+            r = sh.get(k) or {}
+            row["syscalls_per_message"].append(r.get("total_per_message"))
+        rows.append(row)
+    return {"cpu_time_from": RESULTS["conditions"]["cpu_time_from"],
+            "rounds": ROUNDS, "seconds_per_round": ROUND_SECONDS,
+            "servers": servers, "peers_skipped": skipped, "rows": rows}
+
+
+def table_peers(res):
+    def cell(r):
+        if not r or r.get("ratio") is None:
+            return "-"
+        if r.get("ci95"):
+            return f"{r['ratio']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
+        return f"{r['ratio']:.2f}"
+    shapes = next((r["echo"] for r in res["rows"] if r["echo"]), [])
+    head = "".join(f"{e['shape']:<20}" for e in shapes)
+    lines = [f"7. peers: every server against epoll-echo, in one table (server CPU from "
+             f"{res['cpu_time_from']})",
+             "   echo and churn: median of the paired rounds' efficiency ratios [95 % "
+             "bootstrap interval]; memory: bytes per idle connection at 10k (RSS / C heap); "
+             "system calls per message at each echo shape",
+             f"   {'server':<25}{head}{'churn':<20}{'RSS':>7}{'heap':>7}   syscalls/msg"]
+    for r in res["rows"]:
+        m = r.get("memory", {})
+        sc = " / ".join(fmt(x, "{:.2f}") for x in r["syscalls_per_message"])
+        lines.append(f"   {r['server']:<25}" + "".join(f"{cell(e):<20}" for e in r["echo"])
+                     + f"{cell(r.get('churn')):<20}{fmt(m.get('rss_bytes_per_conn')):>7}"
+                     f"{fmt(m.get('heap_bytes_per_conn')):>7}   {sc}")
+    lines.append("   servers (all on 127.0.0.1, TCP_NODELAY, backlog 4096, reads of 16 KiB "
+                 "where the program chooses; results.json peers.servers has the rest):")
+    for k, d in res["servers"].items():
+        facts = [d["go"]] if d.get("go") else []
+        facts += [d["python"]] if d.get("python") else []
+        facts += [f"{f} {d[f]}" for f in ("node", "uvloop", "libuv", "libevent")
+                  if d.get(f)]
+        if "GOMAXPROCS" in d:
+            facts.append(f"GOMAXPROCS={d['GOMAXPROCS']}")
+        if isinstance(d.get("read_size"), str):
+            facts.append("read size " + d["read_size"])
+        lines.append(f"     {k:<25}{'; '.join(facts) or d.get('compiler', '')}")
+    for k, why in res["peers_skipped"].items():
+        lines.append(f"     {k:<25}not measured: {why}")
     return lines
 
 
 TABLES = {"echo": table_echo, "echo_saturated": table_echo_saturated,
           "syscalls": table_syscalls, "churn": table_churn, "scale": table_scale,
-          "close": table_close, "census": table_census, "deadpeer": table_deadpeer}
+          "memory": table_memory, "close": table_close, "census": table_census,
+          "deadpeer": table_deadpeer, "peers": table_peers}
 
 
 def print_table():
     c = RESULTS["conditions"]
     print(f"\nteardown bench  {c['date']}  commit {c['commit']}")
+    st = c.get("steal", {})
+    steal = (f"; steal {st['seconds'].get('cpu', 0):g} s of {st['wall_s']:g} s"
+             if st.get("seconds") else "")
     print(f"conditions: {c['cores']} cores ({c['cpu']}), kernel {c['kernel']}, "
-          f"{c['seconds_per_shape']:g} s per echo shape; network namespace: {c['netns']};\n"
-          f"every server measured in this run, one after the other; process CPU time from "
-          f"{c.get('cpu_time_from', '/proc/PID/stat')}")
+          f"{c['rounds']} paired rounds of {c['round_seconds']:g} s per echo shape, "
+          f"{c['seconds_per_shape']:g} s per run elsewhere; network namespace: {c['netns']};\n"
+          f"every server measured in this run, one after the other; server CPU time from "
+          f"{c.get('cpu_time_from', '/proc/PID/stat')}{steal}")
     for name, fn in TABLES.items():
         if name in RESULTS:
             print()
@@ -1200,8 +1625,10 @@ def section_echo_saturated():
 
 
 SECTIONS = [("echo", section_echo), ("echo_saturated", section_echo_saturated),
-            ("syscalls", section_syscalls), ("churn", section_churn), ("scale", section_scale),
+            ("syscalls", section_syscalls), ("churn", section_churn),
+            ("memory", section_memory), ("scale", section_scale),
             ("close", section_close), ("deadpeer", section_deadpeer)]
+PEER_SECTIONS = ("echo", "syscalls", "churn", "memory")
 
 
 def on_signal(sig, frame):
@@ -1232,9 +1659,12 @@ def main():
             log(f"bench: {path} is missing (make bench builds it)")
             return 2
     signal.signal(signal.SIGTERM, on_signal)
+    global METER
+    METER = peers.CpuMeter(os.environ.get("BENCH_CPU"))
     RESULTS["conditions"] = conditions()
     RESULTS["conditions"]["netns"] = RESULTS.pop("netns", None) or (
         "private (unshare --net), loopback only" if os.environ.get("BENCH_NETNS") else "host")
+    steal0, t0 = peers.steal_ticks(), time.monotonic()
     failed = 0
     try:
         for name, fn in SECTIONS:
@@ -1248,9 +1678,19 @@ def main():
                 failed += 1
                 RESULTS.setdefault(name, {})["error"] = f"{type(e).__name__}: {e}"
                 log(f"bench: {name} failed: {e}")
+            if name in PEER_SECTIONS:
+                RESULTS["peers"] = peers_summary()
             save()
     finally:
         PROCS.stop_all()
+        METER.remove_all()
+        steal = peers.steal_ticks()
+        wall = time.monotonic() - t0
+        RESULTS["conditions"]["steal"] = {
+            "seconds": {c: round((steal[c] - steal0.get(c, 0)) / CLK_TCK, 2) for c in steal},
+            "wall_s": round(wall, 1),
+            "how": "/proc/stat steal over the whole run: time the hypervisor gave this "
+                   "VM's CPUs to something else while they wanted to run (cpu: all CPUs)"}
         save()
     print_table()
     return 1 if failed else 0

@@ -1,14 +1,16 @@
-/* benchnet.h: what the bench's own programs (epoll-echo, ev-echo, bev-echo, loadgen)
- * share: an IPv4 HOST:PORT parser, a listening socket with TCP_NODELAY for accepted
- * sockets to inherit, the port file the bench waits for, the servers' common command line,
- * and the one echo step epoll-echo and ev-echo both run (so the two loops measured
- * against each other do the same work by construction). Header-only (static inline), so
- * each program stays one .c file built by one rule in bench.mk. */
+/* benchnet.h: what the bench's own C programs (epoll-echo, ev-echo, bev-echo, uv-echo,
+ * loadgen) share: an IPv4 HOST:PORT parser, a listening socket with TCP_NODELAY for
+ * accepted sockets to inherit, the port file the bench waits for, the servers' common
+ * command line, the heap report the bench asks for with SIGUSR1, and the one echo step
+ * epoll-echo and ev-echo both run (so the two loops measured against each other do the
+ * same work by construction). Header-only (static inline), so each program stays one .c
+ * file built by one rule in bench.mk. */
 #ifndef TEARDOWN_BENCHNET_H
 #define TEARDOWN_BENCHNET_H
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -18,6 +20,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* What every echo server the bench compares uses alike (its other peers, in Go, Node.js and
+ * Python, take the same numbers from tests/bench/peers.py): one read of at most
+ * BENCH_READ_SIZE bytes per readiness (echo-server's read_size default), and an accept
+ * queue of BENCH_BACKLOG (the kernel caps it at net.core.somaxconn, 4096 by default). */
+#define BENCH_READ_SIZE 16384
+#define BENCH_BACKLOG	4096
 
 /* "A.B.C.D:PORT" (port 0..65535) into sa. 0, or -1. */
 static inline int bench_parse_hostport(const char *s, struct sockaddr_in *sa)
@@ -53,7 +62,8 @@ static inline int bench_listen(const struct sockaddr_in *sa)
 		return -1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-	    bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 || listen(fd, 4096) < 0) {
+	    bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 ||
+	    listen(fd, BENCH_BACKLOG) < 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -87,27 +97,40 @@ static inline int bench_write_port_file(const char *path, int lfd)
 	return rename(tmp, path);
 }
 
-/* The command line bev-echo and ev-echo take: [--listen HOST:PORT] [--port-file PATH].
- * Ignores SIGPIPE and returns the listening socket; on a bad argument or a failed listen
- * it says why (as `name: ...`) and returns -1, and the program exits 2. */
-static inline int bench_server_start(const char *name, int argc, char **argv,
-				     const char **port_file)
+/* The command line the bench's servers take: [--listen HOST:PORT] [--port-file PATH].
+ * *listen_s defaults to 127.0.0.1:7100, *port_file to NULL. 0, or -1 after the usage line
+ * (the program exits 2). */
+static inline int bench_server_args(const char *name, int argc, char **argv, const char **listen_s,
+				    const char **port_file)
 {
-	const char *listen_s = "127.0.0.1:7100";
-	struct sockaddr_in sa;
-	int fd;
-
+	*listen_s = "127.0.0.1:7100";
 	*port_file = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
-			listen_s = argv[++i];
+			*listen_s = argv[++i];
 		} else if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc) {
 			*port_file = argv[++i];
 		} else {
-			fprintf(stderr, "usage: %s [--listen HOST:PORT] [--port-file PATH]\n", name);
+			fprintf(stderr, "usage: %s [--listen HOST:PORT] [--port-file PATH]\n",
+				name);
 			return -1;
 		}
 	}
+	return 0;
+}
+
+/* bench_server_args, then SIGPIPE ignored and the listening socket (bench_listen); on a
+ * bad argument or a failed listen it says why (as `name: ...`) and returns -1, and the
+ * program exits 2. */
+static inline int bench_server_start(const char *name, int argc, char **argv,
+				     const char **port_file)
+{
+	const char *listen_s;
+	struct sockaddr_in sa;
+	int fd;
+
+	if (bench_server_args(name, argc, argv, &listen_s, port_file) < 0)
+		return -1;
 	signal(SIGPIPE, SIG_IGN);
 	if (bench_parse_hostport(listen_s, &sa) < 0) {
 		fprintf(stderr, "%s: --listen %s: not an IPv4 HOST:PORT\n", name, listen_s);
@@ -117,6 +140,19 @@ static inline int bench_server_start(const char *name, int argc, char **argv,
 	if (fd < 0)
 		fprintf(stderr, "%s: listen %s: %s\n", name, listen_s, strerror(errno));
 	return fd;
+}
+
+/* The heap in use, as glibc's allocator counts it (mallinfo2: uordblks, bytes in chunks
+ * handed out, plus hblkhd, bytes in mmap'ed chunks: the same sum as echo-server's heap_kb
+ * counter), as one line `heap {json}` on stdout, which the bench reads from the server's
+ * log after sending SIGUSR1. Called from the event loop, never from a signal handler:
+ * mallinfo2 takes the allocator's lock. */
+static inline void bench_report_heap(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	printf("heap {\"uordblks\":%zu,\"hblkhd\":%zu}\n", mi.uordblks, mi.hblkhd);
+	fflush(stdout);
 }
 
 /* Echo the kernel did not take yet: bytes off..len of buf (buf NULL when empty). */

@@ -17,6 +17,7 @@
  *   bev-echo [--listen HOST:PORT] [--port-file PATH]
  *
  * TCP_NODELAY is set on the listener (inherited), like epoll-echo. SIGTERM/SIGINT: exit 0.
+ * SIGUSR1: a `heap {json}` line on stdout (bench_report_heap).
  * It does not watch EPOLLRDHUP (a bufferevent cannot) and has no write timeout: it is a
  * baseline of cost, not an example of closing correctly. */
 #ifndef _GNU_SOURCE
@@ -93,6 +94,14 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	(void)arg;
 }
 
+static void on_heap_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	bench_report_heap();
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
@@ -105,7 +114,7 @@ int main(int argc, char **argv)
 	const char *port_file;
 	struct event_base *base;
 	struct evconnlistener *l;
-	struct event *sigterm, *sigint;
+	struct event *sigterm, *sigint, *sigusr1;
 	int fd = bench_server_start("bev-echo", argc, argv, &port_file);
 
 	if (fd < 0)
@@ -116,8 +125,10 @@ int main(int argc, char **argv)
 		 : NULL;
 	sigterm = base ? evsignal_new(base, SIGTERM, on_signal, base) : NULL;
 	sigint = base ? evsignal_new(base, SIGINT, on_signal, base) : NULL;
-	if (l == NULL || sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) < 0 ||
-	    event_add(sigint, NULL) < 0 ||
+	sigusr1 = base ? evsignal_new(base, SIGUSR1, on_heap_signal, NULL) : NULL;
+	if (l == NULL || sigterm == NULL || sigint == NULL || sigusr1 == NULL ||
+	    event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0 ||
+	    event_add(sigusr1, NULL) < 0 ||
 	    (port_file != NULL && bench_write_port_file(port_file, fd) < 0)) {
 		fprintf(stderr, "bev-echo: start: %s\n", strerror(errno));
 		return 1;
@@ -128,6 +139,7 @@ int main(int argc, char **argv)
 	evconnlistener_free(l);
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sigusr1);
 	event_base_free(base);
 	return 0;
 }

@@ -14,6 +14,7 @@
  * - recv()==0: close once the buffer is flushed (at once, usually). Errors: close.
  * - Accept: until EAGAIN; EMFILE/ENFILE: the listener leaves the epoll set for 100 ms.
  * - SIGTERM/SIGINT: exit 0 (closing every socket). SIGPIPE: MSG_NOSIGNAL on every send.
+ * - SIGUSR1: a `heap {json}` line on stdout (benchnet.h, bench_report_heap).
  *
  * It has no timers, no keepalive, no counters: those are what bin/echo-server adds on top
  * and what the benchmark's ratio measures. */
@@ -45,12 +46,14 @@ struct conn {
 static struct conn *conns; /* indexed by fd */
 static size_t nconns_cap;
 static int epfd = -1;
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, heap_asked;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop = 1;
+	if (sig == SIGUSR1)
+		heap_asked = 1;
+	else
+		stop = 1;
 }
 
 static int ctl(int op, int fd, uint32_t events)
@@ -161,7 +164,13 @@ static int run(int lfd, size_t read_size)
 	if (buf == NULL || ctl(EPOLL_CTL_ADD, lfd, EPOLLIN) < 0)
 		return 1;
 	while (!stop) {
-		int n = epoll_wait(epfd, evs, MAX_EVENTS, paused ? EMFILE_WAIT : -1);
+		int n;
+
+		if (heap_asked) {
+			heap_asked = 0;
+			bench_report_heap();
+		}
+		n = epoll_wait(epfd, evs, MAX_EVENTS, paused ? EMFILE_WAIT : -1);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -187,7 +196,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	const char *listen_s = "127.0.0.1:7100", *port_file = NULL;
-	long read_size = 16384;
+	long read_size = BENCH_READ_SIZE;
 	struct sockaddr_in sa;
 	struct sigaction act = {.sa_handler = on_signal};
 	int lfd, rc;
@@ -211,6 +220,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	sigaction(SIGTERM, &act, NULL);
 	sigaction(SIGINT, &act, NULL);
+	sigaction(SIGUSR1, &act, NULL); /* no SA_RESTART: epoll_wait returns EINTR at once */
 	lfd = bench_listen(&sa);
 	if (lfd < 0) {
 		fprintf(stderr, "epoll-echo: listen %s: %s\n", listen_s, strerror(errno));

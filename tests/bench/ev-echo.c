@@ -11,7 +11,7 @@
  *   ev-echo [--listen HOST:PORT] [--port-file PATH]
  *
  * Accept until EAGAIN; EMFILE and the like: the listener is disabled for 100 ms.
- * SIGTERM/SIGINT: exit 0. */
+ * SIGTERM/SIGINT: exit 0. SIGUSR1: a `heap {json}` line on stdout (bench_report_heap). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -27,8 +27,6 @@
 
 #include "benchnet.h"
 
-#define READ_SIZE 16384 /* as epoll-echo's default and echo-server's read_size */
-
 struct conn {
 	struct event ev; /* EV_READ|EV_PERSIST, or EV_WRITE|EV_PERSIST while out is queued */
 	int fd;
@@ -36,7 +34,7 @@ struct conn {
 };
 
 static struct event_base *base;
-static char buf[READ_SIZE];
+static char buf[BENCH_READ_SIZE];
 
 static void conn_on_io(evutil_socket_t fd, short what, void *arg);
 
@@ -116,6 +114,14 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
+static void on_heap_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	bench_report_heap();
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
@@ -127,7 +133,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 int main(int argc, char **argv)
 {
 	const char *port_file;
-	struct event *ev_accept, *sigterm, *sigint;
+	struct event *ev_accept, *sigterm, *sigint, *sigusr1;
 	int lfd = bench_server_start("ev-echo", argc, argv, &port_file);
 
 	if (lfd < 0)
@@ -140,9 +146,10 @@ int main(int argc, char **argv)
 	ev_accept = event_new(base, lfd, EV_READ | EV_PERSIST, on_accept, event_self_cbarg());
 	sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(base, SIGINT, on_signal, NULL);
-	if (ev_accept == NULL || sigterm == NULL || sigint == NULL ||
+	sigusr1 = evsignal_new(base, SIGUSR1, on_heap_signal, NULL);
+	if (ev_accept == NULL || sigterm == NULL || sigint == NULL || sigusr1 == NULL ||
 	    event_add(ev_accept, NULL) < 0 || event_add(sigterm, NULL) < 0 ||
-	    event_add(sigint, NULL) < 0 ||
+	    event_add(sigint, NULL) < 0 || event_add(sigusr1, NULL) < 0 ||
 	    (port_file != NULL && bench_write_port_file(port_file, lfd) < 0)) {
 		fprintf(stderr, "ev-echo: start: %s\n", strerror(errno));
 		return 1;
@@ -152,6 +159,7 @@ int main(int argc, char **argv)
 	event_free(ev_accept);
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sigusr1);
 	event_base_free(base);
 	close(lfd);
 	return 0;
