@@ -116,7 +116,7 @@ static void test_family_and_samples(void **state)
  * sum is exact and scaled. */
 static void test_histogram(void **state)
 {
-	static const struct mtext_bound bounds[] = {
+	static const struct stats_bound bounds[] = {
 	    {"0.00001", 10}, {"0.001", 1000}, {"1", 1000000}};
 	struct evbuffer *b = evbuffer_new();
 	struct mtext w = {.b = b, .failed = 0};
@@ -150,13 +150,12 @@ static void test_histogram(void **state)
 static void test_fin_bounds_increase(void **state)
 {
 	(void)state;
-	assert_true(metrics_text_nfin_bounds > 10);
-	for (size_t i = 0; i < metrics_text_nfin_bounds; i++) {
-		assert_true(fabs(strtod(metrics_text_fin_bounds[i].le, NULL) * 1e6 -
-				 (double)metrics_text_fin_bounds[i].us) < 0.5);
+	assert_true(stats_nfin_bounds > 10);
+	for (size_t i = 0; i < stats_nfin_bounds; i++) {
+		assert_true(fabs(strtod(stats_fin_bounds[i].le, NULL) * 1e6 -
+				 (double)stats_fin_bounds[i].us) < 0.5);
 		if (i > 0)
-			assert_true(metrics_text_fin_bounds[i].us >
-				    metrics_text_fin_bounds[i - 1].us);
+			assert_true(stats_fin_bounds[i].us > stats_fin_bounds[i - 1].us);
 	}
 }
 
