@@ -1,5 +1,16 @@
 /* metrics: the Prometheus endpoint, its HTTP connections, and the figures of several
- * workers summed in worker 0 (see metrics.h). */
+ * workers summed in worker 0 (see metrics.h).
+ *
+ * Why not libevent's evhttp: the one Debian 12 ships (libevent 2.1.12) cannot give the
+ * endpoint the bounds metrics.h promises. It has no cap on connections
+ * (evhttp_set_max_connections exists from 2.2 on), so a flood of scrapers is accepted
+ * instead of waiting in the backlog; it closes a connection with shutdown(SHUT_WR) and an
+ * immediate close(), so request bytes it did not read turn the close into an RST that can
+ * destroy the response in flight (here: FIN, then read to the client's EOF); its timeouts
+ * are per read and per write (evhttp_set_timeout), so a client that trickles a byte at a
+ * time stays forever, where here both deadlines count from the accept; and it answers
+ * HTTP/2.0 with 400 rather than 505. The request head is small (httpreq.c, fuzzed by
+ * tests/fuzz/fuzz_httpreq.c), and the rest is a few events. */
 #include "metrics.h"
 #include "clock.h"
 #include "httpreq.h"
