@@ -11,7 +11,6 @@
 #define D          (24 * H)
 
 static const char *const mode_names[] = {"correct", "leaky", NULL};
-static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 
 /* Defaults are explained, key by key, in conf/server.conf. def[1] is leaky mode's default;
  * absent (NULL), the same as correct mode's. min and max absent: no range check. Each key
@@ -201,7 +200,7 @@ const struct conf_key config_keys[] = {
      .type = CONF_ENUM,
      .def = {"info"},
      .help = "error | warn | info | debug",
-     .choices = level_names,
+     .choices = log_level_names, /* indexed by enum log_level */
      .offset = OFF(log_level),
      .flags = CONF_F_RELOAD_NOW},
     {.name = "metrics_max_clients",
