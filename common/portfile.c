@@ -1,5 +1,6 @@
 /* portfile: "PORT\n", written whole or not at all (see portfile.h). */
 #include "portfile.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +12,10 @@ int portfile_write(const char *path, int port)
 	FILE *f;
 	int bad;
 
+	/* The lines logged so far reach stderr first (the log writer is a thread): a test or
+	 * a script that waits for this file then finds them. Bounded: a stderr that nobody
+	 * reads delays the file by LOG_FINISH_MS at most. */
+	log_flush(LOG_FINISH_MS);
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
 		errno = ENAMETOOLONG;
 		return -1;

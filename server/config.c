@@ -255,6 +255,16 @@ const struct conf_key config_keys[] = {
      .help = "the window crash_loop_deaths is counted in",
      .offset = OFF(crash_loop_window),
      .flags = CONF_F_RELOAD_NOW},
+    /* Each worker's buffer is allocated at its start (log_start). */
+    {.name = "log_buffer",
+     .type = CONF_SIZE,
+     .def = {"256k"},
+     .min = LOG_BUFFER_MIN,
+     .max = 256LL << 20,
+     .unit = "bytes",
+     .help = "log lines waiting for stderr; when full, lines are dropped and counted",
+     .offset = OFF(log_buffer),
+     .flags = CONF_F_RELOAD_RESTART},
 };
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
 

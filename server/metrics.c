@@ -212,6 +212,7 @@ static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 	int rc;
 
 	*m->total = *m->stats;
+	m->total->log_dropped = log_dropped_lines(); /* this process's own, read now */
 	v.workers = m->slots != NULL ? metrics_sum_workers(m, m->total, &fds, &cw) : 1;
 	v.stats = m->total;
 	v.fds = &fds;

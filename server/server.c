@@ -204,6 +204,7 @@ static void server_publish(struct server *srv)
 	const struct watchdog_fds *fds = watchdog_fds(srv->watchdog);
 	const struct watchdog_close_wait *cw = watchdog_close_wait(srv->watchdog);
 
+	srv->stats.log_dropped = log_dropped_lines(); /* this process's, for the sum */
 	srv->stats.fd_unaccounted = fds != NULL && fds->valid ? (int64_t)fds->unaccounted : -1;
 	slots_publish(srv->params.slots, srv->params.worker, &srv->stats, fds, cw);
 	metrics_publish(srv->metrics, fds, cw, watchdog_census(srv->watchdog));
@@ -289,12 +290,13 @@ int server_init(struct server *srv, const struct server_config *cfg,
 	}
 	if (server_start_parts(srv, exit_code) < 0)
 		return -1;
+	log_info("listening on %s port %d, mode %s", cfg->listen, sock_local_port(srv->lfd),
+		 cfg->mode == MODE_LEAKY ? "leaky" : "correct");
+	/* last, so that whoever waits for the port file finds the startup lines on stderr */
 	if (port_file != NULL && portfile_write(port_file, sock_local_port(srv->lfd)) < 0) {
 		log_error("port file %s: %s", port_file, strerror(errno));
 		return -1;
 	}
-	log_info("listening on %s port %d, mode %s", cfg->listen, sock_local_port(srv->lfd),
-		 cfg->mode == MODE_LEAKY ? "leaky" : "correct");
 	return 0;
 }
 
@@ -534,6 +536,7 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	if (srv->draining) {
 		log_warn("second %s: exiting now", strsignal((int)sig));
 		stats_log(&srv->stats);
+		log_finish(LOG_FINISH_MS); /* at most that long, for a stalled stderr */
 		_exit(1);
 	}
 	log_info("%s: graceful drain", strsignal((int)sig));

@@ -133,6 +133,7 @@ static void test_counters_line(void **state)
 	}
 	expect_in(buf, "\"heap_kb\":");
 	expect_in(buf, "\"rss_kb\":");
+	expect_in(buf, "\"log_dropped\":");
 	free(s);
 }
 
