@@ -5,6 +5,7 @@
 #include "kstat.h"
 
 struct slots;
+struct cwboard;
 
 /* What one server process starts with besides its config, given to server_init: by main.c
  * for a lone server, by workers.c for each worker (the parent fills the shared part before
@@ -18,6 +19,7 @@ struct server_params {
 	int metrics_fd;		       /* the /metrics listener the workers' parent opened; -1 alone */
 	int have_kbase;		       /* kbase holds the kernel counters at the parent's start */
 	struct kstat kbase;	       /* (the baseline of /metrics' kernel deltas) */
+	struct cwboard *cwboard;       /* worker 0's census for the others; NULL: each its own */
 };
 
 #endif

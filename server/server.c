@@ -205,6 +205,7 @@ static void server_publish(struct server *srv)
 	const struct watchdog_close_wait *cw = watchdog_close_wait(srv->watchdog);
 
 	srv->stats.log_dropped = log_dropped_lines(); /* this process's, for the sum */
+	srv->stats.censuses = watchdog_censuses(srv->watchdog);
 	srv->stats.fd_unaccounted = fds != NULL && fds->valid ? (int64_t)fds->unaccounted : -1;
 	slots_publish(srv->params.slots, srv->params.worker, &srv->stats, fds, cw);
 	metrics_publish(srv->metrics, fds, cw, watchdog_census(srv->watchdog));
@@ -235,6 +236,8 @@ static int server_start_parts(struct server *srv, int *exit_code)
 	    .cfg = srv->cfg,
 	    .port = sock_local_port(srv->lfd),
 	    .shared_port = srv->params.reuseport,
+	    .board = srv->params.cwboard,
+	    .census_taker = srv->params.worker == 0,
 	    .arg = srv,
 	    .mark_own = server_mark_own,
 	    .each_conn = server_each_conn,

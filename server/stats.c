@@ -114,6 +114,12 @@ const struct stats_field stats_fields[] = {
      .help = "Log lines dropped because stderr did not take them as fast as they came (nobody "
 	     "reading the pipe, socket or terminal); the log says how many once it takes lines "
 	     "again."},
+    {.key = "censuses",
+     .offset = F(censuses),
+     .kind = STATS_COUNTER,
+     .prom = "teardown_censuses_total",
+     .help = "sock_diag censuses of the port taken (with workers only worker 0 takes them; "
+	     "each one walks every socket of the network namespace)."},
 };
 const size_t stats_nfields = sizeof(stats_fields) / sizeof(stats_fields[0]);
 

@@ -53,6 +53,8 @@ struct stats {
 	/* Log lines this process dropped because stderr did not take them (log.c); copied
 	 * from log_dropped_lines() when the figures are published or rendered. */
 	uint64_t log_dropped;
+	/* sock_diag censuses of the port this process took (with workers: worker 0's). */
+	uint64_t censuses;
 };
 
 /* How a field of struct stats merges and is reported. */

@@ -4,6 +4,7 @@
  * keeps working when the process is out of fds. */
 #include "watchdog.h"
 #include "clock.h"
+#include "cwboard.h"
 #include "log.h"
 
 #include <dirent.h>
@@ -15,13 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* One CLOSE_WAIT socket followed across censuses. */
-struct cw_rec {
-	uint64_t cookie;
-	uint32_t inode;
-	uint32_t rqueue;  /* unread input: echo still owed */
-	int64_t first_us; /* the first census that saw it in CLOSE_WAIT */
-};
+/* One CLOSE_WAIT socket followed across censuses (as the board shares it). */
+#define cw_rec cwboard_rec
 
 struct cw_list {
 	struct cw_rec *v;
@@ -60,6 +56,10 @@ struct watchdog {
 	struct watchdog_fds fds;
 	uint64_t fds_warned;
 	int fds_failing;
+	uint64_t censuses;    /* censuses taken */
+	int board_failing;    /* a board read failed; reported once until one works */
+	int board_truncated;  /* a post did not fit; reported once */
+	uint64_t board_gen;   /* the post last read (0: none yet) */
 };
 
 /* ---- fd accounting ----------------------------------------------------------------- */
@@ -312,7 +312,36 @@ static int watchdog_census_run(struct watchdog *w, int64_t now)
 		log_info("census of port %d works again", w->o.port);
 	w->census_failing = 0;
 	w->have_census = w->o.full;
+	w->censuses++;
 	cw_carry_ages(w, now);
+	return 0;
+}
+
+/* The census taker shares what it found with the other workers. */
+static void watchdog_post(struct watchdog *w)
+{
+	size_t n = cwboard_post(w->o.board, w->prev.v, w->prev.n);
+
+	if (n < w->prev.n && !w->board_truncated)
+		log_warn("close-wait watchdog: %zu CLOSE_WAIT sockets on port %d, the workers' "
+			 "board holds %zu: the others are not judged",
+			 w->prev.n, w->o.port, n);
+	w->board_truncated = n < w->prev.n;
+}
+
+/* The other workers take the census taker's list as their own. 0, or -1 (logged once)
+ * when there is nothing new to judge. */
+static int watchdog_board_read(struct watchdog *w)
+{
+	uint64_t gen = 0;
+	int rc = cwboard_read(w->o.board, &w->prev.v, &w->prev.cap, &w->prev.n, &gen);
+
+	if (rc < 0 && !w->board_failing)
+		log_warn("close-wait watchdog: reading worker 0's census: %s", strerror(errno));
+	w->board_failing = rc < 0;
+	if (rc < 0 || gen == 0)
+		return -1;
+	w->board_gen = gen;
 	return 0;
 }
 
@@ -455,14 +484,26 @@ static void watchdog_check_close_wait(struct watchdog *w, int64_t now)
 
 /* ---- start, measure, stop ---------------------------------------------------------- */
 
+/* With a board, only the census taker asks the kernel. */
+static int watchdog_reads_board(const struct watchdog *w)
+{
+	return w->o.board != NULL && !w->o.census_taker;
+}
+
 void watchdog_measure(struct watchdog *w)
 {
 	int64_t now = clock_mono_us();
 
 	if (w == NULL)
 		return;
-	if (w->cs != NULL && watchdog_census_run(w, now) == 0)
+	if (watchdog_reads_board(w)) {
+		if (watchdog_board_read(w) == 0)
+			watchdog_check_close_wait(w, now);
+	} else if (w->cs != NULL && watchdog_census_run(w, now) == 0) {
+		if (w->o.board != NULL)
+			watchdog_post(w);
 		watchdog_check_close_wait(w, now);
+	}
 	watchdog_refresh_fds(w);
 }
 
@@ -476,9 +517,10 @@ struct watchdog *watchdog_start(const struct watchdog_owner *owner)
 	}
 	w->o = *owner;
 	/* Opened first, so the census socket is one of the server's own fds. Without it the
-	 * fd accounting still runs, and the figures are still published (server.c). */
-	w->cs = census_open();
-	if (w->cs == NULL)
+	 * fd accounting still runs, and the figures are still published (server.c). A worker
+	 * that reads the board needs none. */
+	w->cs = watchdog_reads_board(w) ? NULL : census_open();
+	if (w->cs == NULL && !watchdog_reads_board(w))
 		log_error("watchdog: census socket (NETLINK_SOCK_DIAG): %s (no census, no "
 			  "CLOSE_WAIT watchdog)",
 			  strerror(errno));
@@ -515,7 +557,16 @@ const struct watchdog_fds *watchdog_fds(const struct watchdog *w)
 
 const struct watchdog_close_wait *watchdog_close_wait(const struct watchdog *w)
 {
-	return w != NULL && w->cs != NULL ? &w->cw : NULL;
+	if (w == NULL)
+		return NULL;
+	if (watchdog_reads_board(w))
+		return w->board_gen > 0 ? &w->cw : NULL;
+	return w->cs != NULL ? &w->cw : NULL;
+}
+
+uint64_t watchdog_censuses(const struct watchdog *w)
+{
+	return w != NULL ? w->censuses : 0;
 }
 
 const struct census_counts *watchdog_census(const struct watchdog *w)

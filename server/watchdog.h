@@ -2,8 +2,10 @@
  * runs the timer and publishes what it measured).
  *
  * - The census: every TCP socket of the server's port by state, from sock_diag (port-wide:
- *   with workers it also sees the other workers' sockets, so only the process that reports
- *   port-wide figures, worker 0, asks for every state; the others ask for CLOSE_WAIT only).
+ *   with workers it also sees the other workers' sockets). With workers only worker 0
+ *   takes it (every state when it serves /metrics, else CLOSE_WAIT only) and posts the
+ *   CLOSE_WAIT sockets on a board the others read (cwboard.h): one census per port and
+ *   interval, since each one walks every socket of the namespace.
  * - The CLOSE_WAIT watchdog. The kernel reports no age for a CLOSE_WAIT socket, so each
  *   one is followed across censuses by its idiag_cookie (unique per socket) and its age
  *   counts from the first census that saw it (or from the FIN, when the connection knows
@@ -20,6 +22,7 @@
 
 #include "census.h"
 #include "config.h"
+#include "cwboard.h"
 #include "figures.h"
 
 #include <stddef.h>
@@ -45,6 +48,11 @@ struct watchdog_owner {
 	int port;	 /* the listener's port, the census's filter */
 	int full;	 /* this process reports port-wide figures: census of every state */
 	int shared_port; /* other workers' sockets share the port (not ours, not unaccepted) */
+	/* With workers: the board on which the census taker (worker 0) posts the port's
+	 * CLOSE_WAIT sockets for the others, which take no census (cwboard.h). NULL: this
+	 * process takes its own census. */
+	struct cwboard *board;
+	int census_taker;
 	void *arg;
 	/* Sets mark[fd] = 1 for each fd below n that the server holds for itself and that may
 	 * open or close while it runs (its listener, reserve fd, the metrics endpoint's). */
@@ -73,5 +81,7 @@ const struct watchdog_close_wait *watchdog_close_wait(const struct watchdog *w);
 /* The latest port-wide census (every state), or NULL when this process does not take one
  * or none has succeeded yet. */
 const struct census_counts *watchdog_census(const struct watchdog *w);
+/* How many censuses this process has taken. */
+uint64_t watchdog_censuses(const struct watchdog *w);
 
 #endif

@@ -12,6 +12,7 @@
  * that would delay a shutdown. */
 #include "workers.h"
 #include "clock.h"
+#include "cwboard.h"
 #include "log.h"
 #include "portfile.h"
 #include "metrics.h"
@@ -373,6 +374,21 @@ static int workers_wait_ready(const pid_t *pids, int n, int rfd)
 	return 0;
 }
 
+/* Worker 0's census for the others (cwboard.h): room for every connection the workers
+ * may hold plus their accept queues, in memory that is only allocated where a post
+ * writes. Without it each worker takes its own census, as a lone server does. */
+static struct cwboard *workers_map_board(const struct server_config *cfg, int n)
+{
+	size_t cap = (size_t)n * ((size_t)cfg->max_connections + (size_t)cfg->backlog);
+	struct cwboard *b = cwboard_map(cap);
+
+	if (b == NULL)
+		log_warn("workers: mmap for a board of %zu CLOSE_WAIT sockets: %s (each worker "
+			 "takes its own census)",
+			 cap, strerror(errno));
+	return b;
+}
+
 int workers_run(const struct server_config *base_cfg, const struct server_params *params)
 {
 	struct server_config cfg = *base_cfg;
@@ -386,6 +402,7 @@ int workers_run(const struct server_config *base_cfg, const struct server_params
 		return 2;
 	if (metrics_prefork(&cfg, sv.n, &sv.params, &rc) < 0)
 		goto out;
+	sv.params.cwboard = workers_map_board(&cfg, sv.n);
 	if (pipe(pipefd) < 0) {
 		log_error("pipe: %s", strerror(errno));
 		rc = 1;
@@ -422,5 +439,6 @@ out:
 		close(pipefd[1]);
 	}
 	close(reserve);
+	cwboard_unmap(sv.params.cwboard);
 	return rc;
 }
