@@ -9,7 +9,7 @@
 
 static const char *const reason_names[CLOSE_NREASONS] = {
 	"eof",           "reset",       "timeout",  "heartbeat", "write-timeout",
-	"fin-timeout",   "overload",    "shutdown", "error",
+	"fin-timeout",   "overload",    "shutdown", "error", "max-age",
 };
 
 const char *stats_reason_name(enum close_reason r)

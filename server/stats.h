@@ -19,6 +19,7 @@ enum close_reason {
 	CLOSE_OVERLOAD,      /* above max_connections */
 	CLOSE_SHUTDOWN,      /* graceful drain */
 	CLOSE_ERROR,         /* any other errno */
+	CLOSE_MAX_AGE,       /* older than max_connection_age: ended like a drained one */
 	CLOSE_NREASONS
 };
 
