@@ -40,6 +40,7 @@ struct server_config {
 	int64_t restart_backoff_reset; /* ms a worker must live for its restart delay to reset */
 	int64_t crash_loop_deaths;     /* worker deaths within crash_loop_window: exit 1 */
 	int64_t crash_loop_window;     /* ms */
+	int64_t log_buffer; /* bytes */
 	int64_t drain_spread;	       /* ms over which the final drain's FINs are spread */
 	int64_t drain_grace;	       /* ms one drained connection may take after its turn */
 	int64_t max_connection_age;    /* ms; 0 = off */
