@@ -625,7 +625,7 @@ static int conn_end_start(struct conn *c, unsigned aged, int64_t grace_ms)
 	if (c->flags & CONN_DRAINING)
 		return 0;
 	if (c->end_step == END_TURN)
-		c->srv->drain_left--;
+		c->srv->stats.drain_left--;
 	c->flags |= CONN_DRAINING | aged;
 	c->end_start_us = now;
 	c->end_grace_ms = grace_ms;
@@ -641,7 +641,7 @@ int conn_drain_at(struct conn *c, int64_t at_us)
 {
 	if (c->flags & CONN_DRAINING)
 		return 0;
-	c->srv->drain_left++;
+	c->srv->stats.drain_left++;
 	if (conn_end_arm(c, END_TURN, at_us) < 0)
 		return -1;
 	return 0;
@@ -958,7 +958,7 @@ static void conn_close(struct conn *c, enum close_reason reason, int err)
 	if (c->ev_end != NULL)
 		event_free(c->ev_end);
 	if (c->end_step == END_TURN)
-		srv->drain_left--;
+		srv->stats.drain_left--;
 	if (c->out != NULL)
 		evbuffer_free(c->out);
 	if (close(c->fd) < 0)
@@ -968,6 +968,7 @@ static void conn_close(struct conn *c, enum close_reason reason, int err)
 	srv->stats.open--;
 	if (fin_to_close >= 0)
 		hist_record(&srv->stats.fin_to_close_us, (uint64_t)fin_to_close);
+	hist_record(&srv->stats.conn_duration_us, (uint64_t)(now - c->born_us));
 	TAILQ_REMOVE(&srv->conns, c, link);
 	free(c);
 	server_conn_closed(srv);

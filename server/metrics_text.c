@@ -30,6 +30,15 @@ const struct mtext_bound metrics_text_lag_bounds[] = {
 const size_t metrics_text_nlag_bounds =
     sizeof(metrics_text_lag_bounds) / sizeof(metrics_text_lag_bounds[0]);
 
+/* A connection's life: milliseconds (refused by the client at once) to days; a
+ * max_connection_age of N shows as a step between N - jitter and N + jitter. */
+static const struct mtext_bound metrics_text_duration_bounds[] = {
+    {"0.001", 1000},	   {"0.01", 10000},	    {"0.1", 100000},	     {"1", 1000000},
+    {"2.5", 2500000},	   {"5", 5000000},	    {"10", 10000000},	     {"30", 30000000},
+    {"60", 60000000},	   {"300", 300000000},	    {"900", 900000000},	     {"1800", 1800000000},
+    {"3600", 3600000000},  {"21600", 21600000000}, {"86400", 86400000000},
+};
+
 /* ---- writer ------------------------------------------------------------------------ */
 
 static void mtext_printf(struct mtext *w, const char *fmt, ...)
@@ -222,6 +231,16 @@ static void render_connections(struct mtext *w, const struct metrics_view *v)
 			       "close(), in seconds (buckets resolved to 0.8%).",
 			       &s->fin_to_close_us, metrics_text_fin_bounds,
 			       metrics_text_nfin_bounds, 1e6);
+	metrics_text_histogram(w, "teardown_connection_duration_seconds",
+			       "Each connection's life from accept to close, in seconds.",
+			       &s->conn_duration_us, metrics_text_duration_bounds,
+			       sizeof(metrics_text_duration_bounds) /
+				   sizeof(metrics_text_duration_bounds[0]),
+			       1e6);
+	mtext_one(w, "teardown_drain_waiting_connections", "gauge",
+		  "Connections the drain has not given their turn yet (drain_spread; 0 when not "
+		  "draining).",
+		  s->drain_left);
 	mtext_one(w, "teardown_received_bytes_total", "counter", "Bytes read from clients.",
 		  s->bytes_in);
 	mtext_one(w, "teardown_sent_bytes_total", "counter", "Bytes of echo sent to clients.",

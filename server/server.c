@@ -224,6 +224,7 @@ int server_init(struct server *srv, const struct server_config *cfg,
 	TAILQ_INIT(&srv->conns);
 	server_seed(srv);
 	hist_init(&srv->stats.fin_to_close_us);
+	hist_init(&srv->stats.conn_duration_us);
 	*exit_code = 1;
 	if (server_open_listener(srv, exit_code) < 0)
 		return -1;
@@ -510,7 +511,7 @@ static void server_on_drain_tick(evutil_socket_t fd, short what, void *arg)
 	if (sdnotify_extend_timeout((uint64_t)left_us + 2 * DRAIN_TICK_MS * 1000ULL) < 0)
 		log_debug("sd_notify EXTEND_TIMEOUT_USEC: %s", strerror(errno));
 	log_debug("drain: %llu connections open, %llu waiting for their turn",
-		  (unsigned long long)srv->stats.open, (unsigned long long)srv->drain_left);
+		  (unsigned long long)srv->stats.open, (unsigned long long)srv->stats.drain_left);
 	if (evtimer_add(srv->ev_drain_tick, &tv) < 0)
 		log_debug("drain tick: %s", strerror(errno)); /* systemd's own timeout holds */
 }

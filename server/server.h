@@ -59,7 +59,6 @@ struct server {
 	/* hb_tv, fin_tv when no common timeout was left (server_deadline_tv). */
 	struct timeval hb_plain, fin_plain;
 	uint64_t rng;	     /* server_random's state (xorshift64*), seeded per process */
-	uint64_t drain_left; /* connections waiting for their drain_spread turn */
 	struct event *ev_drain_tick; /* sdnotify EXTEND_TIMEOUT_USEC while the drain runs */
 	int64_t drain_deadline_us;   /* monotonic time of shutdown_timeout's reset */
 };

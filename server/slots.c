@@ -207,6 +207,7 @@ int slots_sum(struct slots *s, int self, struct stats *total, struct watchdog_fd
 		stats_add_counters(total, &copy->stats);
 		total->open += copy->stats.open;
 		total->fd_unaccounted += copy->stats.fd_unaccounted;
+		total->drain_left += copy->stats.drain_left;
 		fds_add(fds, &copy->fds);
 		cw_add(cw, &copy->cw);
 		n++;

@@ -90,6 +90,12 @@ const char *stats_json(const struct stats *s, char *buf, size_t len)
 	       (unsigned long long)s->emfile_pauses, (unsigned long long)s->shed,
 	       (unsigned long long)s->eof_ignored, (long long)s->fd_unaccounted, stats_heap_kb(), stats_rss_kb());
 	APPEND(",\"loop_lag_max_us\":%llu", (unsigned long long)s->loop_lag_max_us);
+	APPEND(",\"conn_duration_us\":{\"count\":%llu,\"p50\":%llu,\"p99\":%llu,\"max\":%llu},"
+	       "\"drain_left\":%llu",
+	       (unsigned long long)hist_count(&s->conn_duration_us),
+	       (unsigned long long)hist_percentile(&s->conn_duration_us, 50),
+	       (unsigned long long)hist_percentile(&s->conn_duration_us, 99),
+	       (unsigned long long)hist_max(&s->conn_duration_us), (unsigned long long)s->drain_left);
 	/* this process's own figure, like heap_kb: read now, not from s */
 	APPEND(",\"log_dropped\":%llu}", (unsigned long long)log_dropped_lines());
 #undef APPEND
@@ -112,6 +118,7 @@ void stats_add_counters(struct stats *a, const struct stats *b)
 	a->lost += b->lost;
 	a->lost_unknown += b->lost_unknown;
 	a->log_dropped += b->log_dropped;
+	hist_merge(&a->conn_duration_us, &b->conn_duration_us);
 	hist_merge(&a->loop_lag_us, &b->loop_lag_us);
 	if (b->loop_lag_max_us > a->loop_lag_max_us)
 		a->loop_lag_max_us = b->loop_lag_max_us;
@@ -119,7 +126,7 @@ void stats_add_counters(struct stats *a, const struct stats *b)
 
 void stats_log(const struct stats *s)
 {
-	char buf[1024];
+	char buf[2048];
 
 	log_always("counters %s", stats_json(s, buf, sizeof(buf)));
 }

@@ -48,6 +48,10 @@ struct stats {
 	/* Log lines this process dropped because stderr did not take them (log.c); copied
 	 * from log_dropped_lines() when the figures are published or rendered. */
 	uint64_t log_dropped;
+	/* Each connection's life, accept to close, in microseconds (max_connection_age shows
+	 * here), and the connections still waiting for their drain_spread turn (a gauge). */
+	struct hist conn_duration_us;
+	uint64_t drain_left;
 };
 
 const char *stats_reason_name(enum close_reason r);
@@ -55,7 +59,7 @@ const char *stats_reason_name(enum close_reason r);
 enum close_reason stats_reason_for_errno(int err);
 /* One JSON object (no newline) into buf; returns buf. */
 const char *stats_json(const struct stats *s, char *buf, size_t len);
-/* Adds the counters of b into a (not the gauges: open, fd_unaccounted). */
+/* Adds the counters of b into a (not the gauges: open, fd_unaccounted, drain_left). */
 void stats_add_counters(struct stats *a, const struct stats *b);
 /* Logs "counters {json}" whatever the log level. */
 void stats_log(const struct stats *s);
