@@ -220,6 +220,13 @@ static void server_each_conn(void *arg, watchdog_conn_fn *fn, void *fnarg)
 	}
 }
 
+static size_t server_count_conns(void *arg)
+{
+	const struct server *srv = arg;
+
+	return (size_t)srv->stats.open; /* one per connection in srv->conns, each with its fd */
+}
+
 /* With workers: this worker's connection counts into its slot at once, so `open` is
  * exact there should it die (a few words; nothing per message). */
 static void server_count(const struct server *srv)
@@ -271,6 +278,7 @@ static int server_start_parts(struct server *srv, int *exit_code)
 	    .arg = srv,
 	    .mark_own = server_mark_own,
 	    .each_conn = server_each_conn,
+	    .count_conns = server_count_conns,
 	};
 	struct timeval tv = clock_ms_to_tv(srv->cfg->census_interval);
 

@@ -15,7 +15,8 @@
  *   are warned about (count, oldest age) at most once per census. Census sockets are
  *   matched to connections by inode (idiag_inode == fstat(fd).st_ino).
  * - Fd accounting: the entries of /proc/self/fd against the connection table plus the
- *   server's own fds. The difference is fds nobody accounts for: a leaked socket in CLOSE
+ *   server's own fds (listed only when their number, which the kernel gives cheaply,
+ *   differs from the connections plus the server's own fds). The difference is fds nobody accounts for: a leaked socket in CLOSE
  *   (after an RST or a timeout) is invisible to sock_diag and ss, and only shows here. */
 #ifndef TEARDOWN_SERVER_WATCHDOG_H
 #define TEARDOWN_SERVER_WATCHDOG_H
@@ -59,6 +60,8 @@ struct watchdog_owner {
 	void (*mark_own)(void *arg, unsigned char *mark, size_t n);
 	/* Calls fn once for each open connection. */
 	void (*each_conn)(void *arg, watchdog_conn_fn *fn, void *fnarg);
+	/* How many open connections there are (each holds one fd). */
+	size_t (*count_conns)(void *arg);
 };
 
 /* Opens the census socket and /proc/self/fd and notes the server's own fds: call it once

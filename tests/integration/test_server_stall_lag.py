@@ -1,6 +1,6 @@
 # Goal of this test: a stall of the event loop shows in loop_lag_max_us, in the teardown_event_loop_lag_seconds histogram and in one warning that names the callback that was running (or none, for SIGSTOP).
 """The loop lag is a 100 ms timer's lateness against CLOCK_MONOTONIC. A stall inside the
-census tick comes from the fault-injection shim (tests/shim/stall.c: the next getdents64
+census tick comes from the fault-injection shim (tests/shim/stall.c: the next fstat
 after a trigger file appears sleeps, then removes the file); a stall outside any callback
 from SIGSTOP/SIGCONT."""
 import os
@@ -31,7 +31,7 @@ class StallLagTest(ServerTest):
         d = tempfile.mkdtemp(prefix="teardown-lag-")
         trigger = os.path.join(d, "stall")
         self.addCleanup(lambda: (os.path.exists(trigger) and os.unlink(trigger), os.rmdir(d)))
-        env = shim_env(f"call=getdents64,sleep_ms={STALL_MS},trigger={trigger}")
+        env = shim_env(f"call=fstat,sleep_ms={STALL_MS},trigger={trigger}")
         srv, mport = start_with_metrics(self, sets={"census_interval": "200ms"}, env=env)
         over, count = wait_until(lambda: (lambda r: r if r[1] >= 3 else None)(
             lag_over_1s(scrape(mport))), 10, "three loop lag samples")

@@ -3,7 +3,7 @@
 at first in libevent's epoll backend) and libevent then runs every expired alarm in the
 same pass: the connections outside that batch meet their heartbeat alarm before their
 input is read. The stall comes from the fault-injection shim (tests/shim/stall.c): while
-a trigger file exists, the next getdents64 (the census tick's fd accounting) sleeps, then
+a trigger file exists, the next fstat (the census tick's count of open fds) sleeps, then
 removes the file. The clients' turns are spread over their interval so the server never
 sees them all readable at once before the stall (the batch stays small)."""
 import os
@@ -24,7 +24,7 @@ class StallShimTest(ServerTest):
         d = tempfile.mkdtemp(prefix="teardown-stall-")
         trigger = os.path.join(d, "stall")
         self.addCleanup(lambda: (os.path.exists(trigger) and os.unlink(trigger), os.rmdir(d)))
-        env = shim_env(f"call=getdents64,sleep_ms={STALL_MS},trigger={trigger}")
+        env = shim_env(f"call=fstat,sleep_ms={STALL_MS},trigger={trigger}")
         srv = self.start_server(sets={"heartbeat_timeout": f"{HEARTBEAT_MS}ms",
                                       "census_interval": "200ms"}, env=env)
         fleet = IdleFleet(self, srv.port, CLIENTS, INTERVAL).start()

@@ -12,7 +12,11 @@
  *   ms=N           timer_add: only timers of this duration (ms)
  *   family=N       socket: only this address family (16 = AF_NETLINK: the census socket)
  * Calls:
- *   getdents64     the watchdog's fd accounting (once per census tick, and per SIGUSR1)
+ *   getdents64     the watchdog's listing of /proc/self/fd (only when the number of open
+ *                  fds differs from what the server accounts for)
+ *   fstat          the watchdog's count of open fds (once per census tick, and per
+ *                  SIGUSR1), and any other fstat(2)
+ *   close          close(2) of any fd: errno=N makes it fail and leave the fd open (a leak)
  *   recv           a connection's read
  *   socket         socket(2), e.g. family=16 makes census_open fail
  *   tcp_info       getsockopt(IPPROTO_TCP, TCP_INFO): a kernel without it
@@ -20,7 +24,7 @@
  *   timer_add      libevent's event_add for a timer (fd -1), optionally of one duration
  *   pdeathsig      prctl(PR_SET_PDEATHSIG): a worker between its fork and the moment it
  *                  asks to follow its parent's death
- * Example: TEARDOWN_SHIM="call=getdents64,sleep_ms=3000,trigger=/tmp/stall" stalls the
+ * Example: TEARDOWN_SHIM="call=fstat,sleep_ms=3000,trigger=/tmp/stall" stalls the
  * next census tick after /tmp/stall appears for 3 s. The next definitions of the wrapped
  * functions are found with dlsym(RTLD_NEXT): libc's, or a sanitizer's interceptor (the
  * ASan build then needs ASAN_OPTIONS=verify_asan_link_order=0). */
@@ -35,6 +39,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -167,6 +172,28 @@ ssize_t getdents64(int fd, void *buf, size_t len)
 	if (shim_check("getdents64", -1, -1) < 0)
 		return -1;
 	return next(fd, buf, len);
+}
+
+int fstat(int fd, struct stat *st)
+{
+	static int (*next)(int, struct stat *);
+
+	if (next == NULL)
+		next = (int (*)(int, struct stat *))shim_next("fstat");
+	if (shim_check("fstat", -1, -1) < 0)
+		return -1;
+	return next(fd, st);
+}
+
+int close(int fd)
+{
+	static int (*next)(int);
+
+	if (next == NULL)
+		next = (int (*)(int))shim_next("close");
+	if (shim_check("close", -1, -1) < 0)
+		return -1;
+	return next(fd);
 }
 
 ssize_t recv(int fd, void *buf, size_t len, int flags)
