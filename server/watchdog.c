@@ -16,6 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* A census may take at most 1 / CENSUS_SHARE of its process's time: one that took D
+ * delays the next to D x CENSUS_SHARE after its start, whatever census_interval says. The
+ * kernel walks every socket of the namespace for each census (about a second for
+ * 2,000,000 sockets here), and the census runs in the event loop: at census_interval 1s it
+ * would stall the loop every second. Not a key: census_interval is the period one asks
+ * for; this only keeps the loop serving when the namespace makes that period too short. */
+#define CENSUS_SHARE 10
+
 /* One CLOSE_WAIT socket followed across censuses (as the board shares it). */
 #define cw_rec cwboard_rec
 
@@ -59,6 +67,8 @@ struct watchdog {
 	uint64_t fds_warned;
 	int fds_failing;
 	uint64_t censuses;    /* censuses taken */
+	int64_t census_due_us; /* CLOCK_MONOTONIC before which no census is taken */
+	int census_stretched;  /* the period was stretched once (logged then) */
 	int board_failing;    /* a board read failed; reported once until one works */
 	int board_truncated;  /* a post did not fit; reported once */
 	uint64_t board_gen;   /* the post last read (0: none yet) */
@@ -527,6 +537,23 @@ static void watchdog_check_close_wait(struct watchdog *w, int64_t now)
 
 /* ---- start, measure, stop ---------------------------------------------------------- */
 
+/* The next census after one that started at `start` and took `took` (CENSUS_SHARE). The
+ * tick itself keeps its period: the fd accounting and the figures go on. */
+static void watchdog_census_pace(struct watchdog *w, int64_t start, int64_t took)
+{
+	int64_t interval = w->o.cfg->census_interval * 1000;
+	int stretched = took * CENSUS_SHARE > interval;
+
+	w->census_due_us = stretched ? start + took * CENSUS_SHARE : 0;
+	if (stretched && !w->census_stretched)
+		log_info("census of port %d took %lld ms: the next ones at most every %lld ms, not "
+			 "every census_interval (%lld ms), so the census keeps to a tenth of this "
+			 "process's time (said once)",
+			 w->o.port, (long long)(took / 1000),
+			 (long long)(took * CENSUS_SHARE / 1000), (long long)(interval / 1000));
+	w->census_stretched |= stretched;
+}
+
 /* With a board, only the census taker asks the kernel. */
 static int watchdog_reads_board(const struct watchdog *w)
 {
@@ -542,10 +569,15 @@ void watchdog_measure(struct watchdog *w)
 	if (watchdog_reads_board(w)) {
 		if (watchdog_board_read(w) == 0)
 			watchdog_check_close_wait(w, now);
-	} else if (w->cs != NULL && watchdog_census_run(w, now) == 0) {
-		if (w->o.board != NULL)
-			watchdog_post(w);
-		watchdog_check_close_wait(w, now);
+	} else if (w->cs != NULL && now >= w->census_due_us) {
+		int rc = watchdog_census_run(w, now);
+
+		watchdog_census_pace(w, now, clock_mono_us() - now);
+		if (rc == 0) {
+			if (w->o.board != NULL)
+				watchdog_post(w);
+			watchdog_check_close_wait(w, now);
+		}
 	}
 	watchdog_refresh_fds(w);
 }

@@ -17,6 +17,7 @@
  *   fstat          the watchdog's count of open fds (once per census tick, and per
  *                  SIGUSR1), and any other fstat(2)
  *   close          close(2) of any fd: errno=N makes it fail and leave the fd open (a leak)
+ *   recvmsg        the census's reads of its sock_diag dump (a slow census)
  *   recv           a connection's read
  *   socket         socket(2), e.g. family=16 makes census_open fail
  *   tcp_info       getsockopt(IPPROTO_TCP, TCP_INFO): a kernel without it
@@ -194,6 +195,17 @@ int close(int fd)
 	if (shim_check("close", -1, -1) < 0)
 		return -1;
 	return next(fd);
+}
+
+ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	static ssize_t (*next)(int, struct msghdr *, int);
+
+	if (next == NULL)
+		next = (ssize_t(*)(int, struct msghdr *, int))shim_next("recvmsg");
+	if (shim_check("recvmsg", -1, -1) < 0)
+		return -1;
+	return next(fd, msg, flags);
 }
 
 ssize_t recv(int fd, void *buf, size_t len, int flags)

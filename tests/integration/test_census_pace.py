@@ -1,0 +1,46 @@
+# Goal of this test: a census that takes long (here 400 ms, made slow by the stall shim) stretches the time to the next one to ten times its length, so the census never takes more than a tenth of the event loop, while the tick's other work goes on every census_interval.
+import os
+import tempfile
+import time
+
+from harness import ServerTest, recv_exactly, shim_env, wait_until
+from promtext import start_with_metrics, value, wait_metrics
+
+SLOW_MS = 400
+INTERVAL_MS = 100
+
+
+class CensusPaceTest(ServerTest):
+    def test_slow_census_stretches_the_period(self):
+        d = tempfile.mkdtemp(prefix="teardown-pace-")
+        trigger = os.path.join(d, "slow")
+        self.addCleanup(lambda: (os.path.exists(trigger) and os.unlink(trigger), os.rmdir(d)))
+        srv, mport = start_with_metrics(
+            self, sets={"census_interval": f"{INTERVAL_MS}ms"},
+            env=shim_env(f"call=recvmsg,sleep_ms={SLOW_MS},trigger={trigger}"))
+        wait_metrics(mport, lambda f: value(f, "teardown_censuses_total") >= 5, 10,
+                     "censuses every interval")
+        open(trigger, "w").close()  # the next census reads its dump 400 ms late, once
+        wait_until(lambda: not os.path.exists(trigger), 10, "the slow census")
+        t0 = time.monotonic()
+        fams = wait_metrics(mport, lambda f: True, 10, "a scrape")
+        c0 = value(fams, "teardown_censuses_total")
+        took = value(fams, "teardown_census_duration_seconds")
+        # Meanwhile the tick goes on: a connection's fd is counted at the next tick.
+        s = self.connect(srv.port)
+        s.sendall(b"x")
+        self.assertEqual(recv_exactly(s, 1), b"x")
+        fams = wait_metrics(mport, lambda f: value(f, "teardown_fds_connections") == 1, 5,
+                            "the tick counting the new connection's fd")
+        wait_until(lambda: time.monotonic() - t0 >= 1.5, 5, "1.5 s")
+        fams = wait_metrics(mport, lambda f: True, 10, "a scrape")
+        quiet = value(fams, "teardown_censuses_total") - c0
+        wait_until(lambda: time.monotonic() - t0 >= took * 10 + 1.5, 15, "the stretch's end")
+        fams = wait_metrics(mport, lambda f: value(f, "teardown_censuses_total") - c0 >= 5, 10,
+                            "censuses every interval again")
+        print(f"slow census {took * 1000:.0f} ms; censuses in the 1.5 s after it: {quiet:.0f} "
+              f"(every interval: about {1500 / INTERVAL_MS:.0f}); warning: "
+              f"{srv.log_lines(level='info', contains='census of port')}")
+        self.assertEqual(quiet, 0)
+        self.assertGreaterEqual(took * 1000, SLOW_MS)
+        self.assertEqual(len(srv.log_lines(level="info", contains="at most every")), 1)
