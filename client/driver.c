@@ -7,9 +7,11 @@
 #include "reconnect.h"
 
 #include <errno.h>
+#include <math.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 struct driver {
@@ -29,12 +31,19 @@ struct driver {
 	uint64_t *rq, rhead, rlen;
 	struct bucket reconnect_bucket;
 	struct event *reconnect_ev;
-	double rate, tokens; /* per second, this worker's share */
-	int64_t t_tokens;
+	/* --rate as a schedule: connection k of this worker is due to open at
+	 * t_start + k / rate (its share of the rate); one that opens later because no slot
+	 * or no room under --max-connecting was free at its time is a late start. */
+	double rate, next_start_us;
+	int64_t *queued_at; /* [nslots]: when each queued slot became free */
+	int64_t room_at;    /* when --max-connecting last made room after it was full */
+	int full;	    /* the pump stopped at --max-connecting */
+	/* The worker's own CPU time, per second and over the run (saturation). */
+	int64_t cpu_start_ns, cpu_last_ns, cpu_last_wall_us;
 	int signals;
 	int pumping; /* driver_pump is running: a nested call returns at once */
 	int64_t t_start;
-	struct event *pump_ev, *stop_ev, *tick_ev, *sigint_ev, *sigterm_ev, *backoff_ev;
+	struct event *pump_ev, *stop_ev, *tick_ev, *sigint_ev, *sigterm_ev, *backoff_ev, *cpu_ev;
 	driver_tick_fn tick;
 	void *tick_arg;
 	/* What its connections share (their counts, the result, the run's end), last: it
@@ -67,6 +76,7 @@ static void driver_maybe_done(struct driver *d)
 
 static void slot_enqueue(struct driver *d, uint64_t slot)
 {
+	d->queued_at[slot] = now_us();
 	d->queue[(d->qhead + d->qlen) % d->nslots] = slot;
 	d->qlen++;
 }
@@ -157,14 +167,16 @@ static void reconnect_due(void *owner, uint64_t slot)
 		reconnect_pump(d);
 }
 
-/* Opens the slot's connection: the plan's next one, or the one waiting to reconnect. */
-static void slot_open(struct driver *d, uint64_t slot)
+/* Opens the slot's connection: the plan's next one, meant to open at start_us, or the one
+ * waiting to reconnect. */
+static void slot_open(struct driver *d, uint64_t slot, int64_t start_us)
 {
 	struct conn *c = d->slots[slot];
 
 	if (c == NULL) {
 		struct plan_conn pc;
 		plan_next(&d->pw, &pc);
+		pc.start_us = start_us;
 		c = conn_new(&d->env, slot, &pc);
 		if (c == NULL) {
 			log_error("out of memory for a connection");
@@ -180,18 +192,31 @@ static void slot_open(struct driver *d, uint64_t slot)
 
 /* ---- pacing ---- */
 
-static void driver_refill(struct driver *d, int64_t now)
+/* The time the queue's first slot is meant to open: with --rate its time on the schedule
+ * (counted as a late start when its slot, or room under --max-connecting, came later
+ * than that), else when its slot became free. 0 when it is not time yet: the pump's
+ * timer is set. A start missed while the client lagged is made late, never dropped. */
+static int64_t driver_start_due(struct driver *d, uint64_t slot)
 {
-	double cap = d->rate / 100.0 > 1.0 ? d->rate / 100.0 : 1.0; /* a burst of 10 ms */
+	int64_t due, now, ready = d->queued_at[slot] > d->room_at ? d->queued_at[slot] : d->room_at;
 
-	d->tokens += (double)(now - d->t_tokens) * d->rate / 1e6;
-	if (d->tokens > cap)
-		d->tokens = cap;
-	d->t_tokens = now;
+	if (d->rate <= 0)
+		return d->queued_at[slot];
+	now = now_us();
+	due = (int64_t)ceil(d->next_start_us);
+	if (now < due) {
+		struct timeval tv = clock_us_to_tv(due - now);
+		evtimer_add(d->pump_ev, &tv);
+		return 0;
+	}
+	d->next_start_us += 1e6 / d->rate;
+	if (ready > due)
+		d->r->late_starts++;
+	return due;
 }
 
 /* Opens connections while slots wait, handshakes in flight stay under --max-connecting
- * and the token bucket allows. A connection that fails at once (socket, bind or connect
+ * and the --rate schedule allows. A connection that fails at once (socket, bind or connect
  * refused) ends inside slot_open and may put its slot back in the queue: such a slot waits
  * for the next pass, which runs from the loop after it has waited (pump_ev), so a run whose
  * every connect fails neither recurses nor keeps the loop from its timers (--duration,
@@ -205,25 +230,20 @@ static void driver_pump(struct driver *d)
 	d->pumping = 1;
 	while (budget > 0 && d->qlen > 0 && !d->env.stopping &&
 	       d->env.connecting < (uint64_t)d->o->max_connecting) {
-		uint64_t slot;
-		if (d->rate > 0) {
-			driver_refill(d, now_us());
-			if (d->tokens < 1.0) {
-				struct timeval tv = clock_us_to_tv(
-				    (int64_t)((1.0 - d->tokens) * 1e6 / d->rate) + 1);
-				evtimer_add(d->pump_ev, &tv);
-				d->pumping = 0;
-				return;
-			}
-			d->tokens -= 1.0;
+		uint64_t slot = d->queue[d->qhead];
+		int64_t start = driver_start_due(d, slot);
+		if (start == 0) {
+			d->pumping = 0;
+			return;
 		}
-		slot = d->queue[d->qhead];
 		d->qhead = (d->qhead + 1) % d->nslots;
 		d->qlen--;
 		budget--;
-		slot_open(d, slot);
+		slot_open(d, slot, start);
 	}
 	d->pumping = 0;
+	if (d->qlen > 0 && d->env.connecting >= (uint64_t)d->o->max_connecting)
+		d->full = 1;
 	if (budget == 0 && d->qlen > 0 && !d->env.stopping &&
 	    d->env.connecting < (uint64_t)d->o->max_connecting) {
 		/* Re-queued during this pass. A timer of 0, not event_active(): libevent runs
@@ -237,7 +257,13 @@ static void driver_pump(struct driver *d)
 /* A handshake is over (conn_env.handshake_over): room under --max-connecting. */
 static void handshake_over(void *owner)
 {
-	driver_pump(owner);
+	struct driver *d = owner;
+
+	if (d->full) {
+		d->full = 0;
+		d->room_at = now_us();
+	}
+	driver_pump(d);
 }
 
 static void pump_cb(evutil_socket_t fd, short what, void *arg)
@@ -290,6 +316,30 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	driver_stop(d);
 }
 
+static int64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Counts the seconds in which the worker was saturated (RESULT_CPU_SATURATED). */
+static void cpu_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct driver *d = arg;
+	int64_t cpu = cpu_ns(), wall = now_us();
+
+	(void)fd;
+	(void)what;
+	if ((double)(cpu - d->cpu_last_ns) / 1e3 >=
+	    RESULT_CPU_SATURATED * (double)(wall - d->cpu_last_wall_us))
+		d->r->cpu_saturated_s++;
+	d->cpu_last_ns = cpu;
+	d->cpu_last_wall_us = wall;
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct driver *d = arg;
@@ -313,9 +363,11 @@ static int driver_events(struct driver *d)
 	d->sigterm_ev = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->backoff_ev = evtimer_new(d->base, backoff_cb, d);
 	d->reconnect_ev = evtimer_new(d->base, reconnect_cb, d);
+	d->cpu_ev = event_new(d->base, -1, EV_PERSIST, cpu_cb, d);
 	if (!d->pump_ev || !d->stop_ev || !d->tick_ev || !d->sigint_ev || !d->sigterm_ev ||
-	    !d->backoff_ev || !d->reconnect_ev)
+	    !d->backoff_ev || !d->reconnect_ev || !d->cpu_ev)
 		return -1;
+	event_add(d->cpu_ev, &second);
 	if (d->o->duration_ms > 0) {
 		struct timeval tv = clock_ms_to_tv(d->o->duration_ms);
 		evtimer_add(d->stop_ev, &tv);
@@ -332,8 +384,8 @@ static int driver_events(struct driver *d)
 
 static void driver_free(struct driver *d)
 {
-	struct event *evs[] = {d->pump_ev,    d->stop_ev,    d->tick_ev,     d->sigint_ev,
-			       d->sigterm_ev, d->backoff_ev, d->reconnect_ev};
+	struct event *evs[] = {d->pump_ev,    d->stop_ev,    d->tick_ev,      d->sigint_ev,
+			       d->sigterm_ev, d->backoff_ev, d->reconnect_ev, d->cpu_ev};
 
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
 		if (evs[i] != NULL)
@@ -350,6 +402,7 @@ static void driver_free(struct driver *d)
 	free(d->queue);
 	free(d->waitq);
 	free(d->wait_until);
+	free(d->queued_at);
 	free(d->rq);
 	plan_worker_free(&d->pw);
 	crashport_free(d->env.crash_ports);
@@ -380,6 +433,25 @@ static int driver_env(struct driver *d, const struct driver_params *p, int worke
 	return 0;
 }
 
+/* A schedule (--message-rate, --rate) needs a precise timer: libevent's default reads
+ * CLOCK_MONOTONIC_COARSE, which is 4 ms granular here (one jiffy at HZ=250), coarser than
+ * the lateness it must measure. EVENT_BASE_FLAG_PRECISE_TIMER makes it use
+ * CLOCK_MONOTONIC. */
+static struct event_base *driver_base(const struct plan *p)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (cfg == NULL)
+		return NULL;
+	if ((p->msg_rate > 0 || p->rate > 0) &&
+	    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER) < 0)
+		log_warn("libevent: no precise timer: the schedule's lateness is coarser");
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 static struct driver *driver_new(const struct driver_params *p, int worker, struct result *r)
 {
 	struct driver *d = calloc(1, sizeof(*d));
@@ -397,9 +469,10 @@ static struct driver *driver_new(const struct driver_params *p, int worker, stru
 	d->queue = calloc(d->nslots, sizeof(*d->queue));
 	d->waitq = calloc(d->nslots, sizeof(*d->waitq));
 	d->wait_until = calloc(d->nslots, sizeof(*d->wait_until));
-	d->base = event_base_new();
+	d->queued_at = calloc(d->nslots, sizeof(*d->queued_at));
+	d->base = driver_base(p->plan);
 	if (d->slots == NULL || d->queue == NULL || d->waitq == NULL || d->wait_until == NULL ||
-	    d->base == NULL ||
+	    d->queued_at == NULL || d->base == NULL ||
 	    (p->o->reconnect && (d->rq = calloc(d->nslots, sizeof(*d->rq))) == NULL) ||
 	    plan_worker_init(&d->pw, p->plan, worker) < 0 || driver_env(d, p, worker) < 0) {
 		driver_free(d);
@@ -428,8 +501,9 @@ int driver_run(const struct driver_params *p, int worker, struct result *r)
 	}
 	fault_signals(0); /* the loop handles them now */
 	d->t_start = now_us();
-	d->t_tokens = d->t_start;
-	d->tokens = 1.0;
+	d->next_start_us = (double)d->t_start;
+	d->cpu_start_ns = d->cpu_last_ns = cpu_ns();
+	d->cpu_last_wall_us = d->t_start;
 	bucket_init(&d->reconnect_bucket, p->plan->reconnect_rate, d->t_start);
 	if (d->nslots > 0) {
 		driver_pump(d);
@@ -438,6 +512,7 @@ int driver_run(const struct driver_params *p, int worker, struct result *r)
 			event_base_dispatch(d->base);
 	}
 	r->elapsed_us = now_us() - d->t_start;
+	r->cpu_us = (uint64_t)(cpu_ns() - d->cpu_start_ns) / 1000;
 	r->done = 1;
 	rc = d->env.fatal;
 	fault_signals(1); /* its handlers go with it */

@@ -4,8 +4,10 @@
  * Without --duration each slot runs one connection (one pass); with it, a slot whose
  * connection ended opens the next one (after --backoff when it failed) until the duration
  * is over, then every connection finishes its scenario's ending and the driver returns.
- * New connections are paced by a token bucket (--rate, split between workers) and by
- * --max-connecting handshakes in flight.
+ * New connections are paced by the --rate schedule (split between workers: connection k
+ * of a worker is due at its start + k / rate; a start missed while no slot was free is
+ * made late and counted, never dropped) and by --max-connecting handshakes in flight.
+ * With a schedule (--rate, --message-rate) the loop runs on a precise timer.
  *
  * SIGINT/SIGTERM: the first one ends the run like the end of --duration; a second one
  * exits at once with status 1. */

@@ -2,6 +2,7 @@
 #include "conf.h"
 #include "log.h"
 #include "result.h"
+#include "schedule.h"
 #include "sock.h"
 
 #include <arpa/inet.h>
@@ -168,6 +169,36 @@ static const struct conf_key num_flags[] = {
      NULL,
      OFF(reconnect_rate),
      0},
+    {"message-rate",
+     CONF_INT,
+     {"0", NULL},
+     0,
+     10000000,
+     "/s",
+     "open loop: messages per second per connection (0: closed loop)",
+     NULL,
+     OFF(message_rate),
+     0},
+    {"total-message-rate",
+     CONF_INT,
+     {"0", NULL},
+     0,
+     1000000000,
+     "/s",
+     "open loop: messages per second of the run, split between the connections",
+     NULL,
+     OFF(total_message_rate),
+     0},
+    {"max-backlog",
+     CONF_INT,
+     {"1000", NULL},
+     1,
+     1000000000,
+     "",
+     "open loop: messages due and unsent before a connection fails (backlog)",
+     NULL,
+     OFF(max_backlog),
+     0},
 };
 #define NUM_FLAGS (sizeof(num_flags) / sizeof(num_flags[0]))
 
@@ -272,7 +303,7 @@ void options_usage(void)
 	      f);
 	usage_counter_keys(f);
 	fputs("  failed.PHASE (connect first_reply echo close), failed.KIND (an errno name,\n"
-	      "  deadline, eof, mismatch, crash_ports);\n"
+	      "  deadline, eof, mismatch, crash_ports, backlog);\n"
 	      "  client.STATE, server.STATE (established time_wait close_wait fin_wait2 ...),\n"
 	      "  client.total, server.total, server.accept_queue;\n",
 	      f);
@@ -505,6 +536,16 @@ static int parse_plot(struct client_opts *o, const char *val)
 	return parse_path(o->plot, "--plot", val);
 }
 
+static int parse_arrivals(struct client_opts *o, const char *val)
+{
+	int a = arrivals_parse(val);
+
+	if (a < 0)
+		return usage_error("--arrivals: '%s': expected fixed or poisson", val);
+	o->arrivals = a;
+	return 0;
+}
+
 static int parse_expect(struct client_opts *o, const char *val)
 {
 	if (o->nexpect >= OPT_MAX_EXPECT)
@@ -563,6 +604,8 @@ static const struct flag flags[] = {
      0},
     {"sources", "A-B", "IPv4 source addresses, round robin", "the kernel's", parse_sources, 0},
     {"crash-source", "ADDR", "source address of crash connections", "none", parse_crash_source, 0},
+    {"arrivals", "fixed|poisson", "open loop: spacing of the messages due", "fixed", parse_arrivals,
+     0},
     {"reconnect", NULL, "replace connections the server closes", "off", set_reconnect, 0},
     {"json", NULL, "the result as one JSON object", "a table", set_json, 0},
     {"progress", NULL, "a progress line a second on stderr", "when stderr is a terminal",
@@ -674,6 +717,9 @@ static int options_check(struct client_opts *o)
 		return usage_error("--sources are IPv4 addresses; the server %s is not", o->server);
 	if (check_crash_source(o) < 0)
 		return -1;
+	if (o->message_rate > 0 && o->total_message_rate > 0)
+		return usage_error("--message-rate (per connection) and --total-message-rate (of "
+				   "the run) are two ways to say one thing: give one");
 	if (o->procs > o->connections)
 		return usage_error("--procs must not exceed --connections");
 	if (o->plot[0] != '\0' && o->timeline[0] == '\0' &&

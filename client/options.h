@@ -57,6 +57,13 @@ struct client_opts {
 	int reconnect;
 	int64_t reconnect_delay_ms;
 	int64_t reconnect_rate;
+	/* Open loop (client/schedule.h): messages on a schedule, --message-rate per connection
+	 * or --total-message-rate split between them (0: closed loop, the next message when
+	 * the previous echo is back); --arrivals (enum arrivals); --max-backlog: messages due
+	 * and not sent that a connection may have before it fails with `backlog`. */
+	int64_t message_rate, total_message_rate;
+	int arrivals;
+	int64_t max_backlog;
 
 	/* reporting */
 	int json;

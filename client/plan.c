@@ -22,6 +22,10 @@ void plan_init(struct plan *p, const struct client_opts *o)
 	p->hold_ms = o->hold_ms;
 	p->rate = (double)o->rate / p->nworkers;
 	p->reconnect_rate = (double)o->reconnect_rate / p->nworkers;
+	p->msg_rate = o->total_message_rate > 0
+			  ? (double)o->total_message_rate / (double)o->connections
+			  : (double)o->message_rate;
+	p->arrivals = o->arrivals;
 }
 
 uint64_t plan_share(uint64_t n, int worker, int nworkers)
@@ -78,4 +82,7 @@ void plan_next(struct plan_worker *w, struct plan_conn *c)
 	else
 		c->messages = p->messages;
 	c->hold_ms = p->hold_whole_run ? 0 : p->hold_ms;
+	c->msg_rate = scenario_holds(c->scenario) ? 0 : p->msg_rate;
+	c->arrivals = p->arrivals;
+	c->start_us = 0;
 }

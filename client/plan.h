@@ -36,6 +36,8 @@ struct plan {
 	int hold_whole_run;    /* held ones (idle, silent, vanish) are held until the run ends */
 	double rate;	       /* new connections a second per worker; 0: unlimited */
 	double reconnect_rate; /* reconnects a second per worker; 0: unlimited */
+	double msg_rate;       /* open loop: messages a second per connection; 0: closed loop */
+	int arrivals;	       /* enum arrivals (client/schedule.h) */
 };
 
 /* What one connection runs. */
@@ -44,6 +46,14 @@ struct plan_conn {
 	int scenario;	   /* enum scenario */
 	uint64_t messages; /* to send; UINT64_MAX: until the run (or its hold) ends */
 	int64_t hold_ms;   /* held scenarios: how long once established; 0: until the run ends */
+	/* Open loop (client/schedule.h): its messages' rate (0: closed loop; held scenarios
+	 * keep their own pace) and spacing. */
+	double msg_rate;
+	int arrivals;
+	/* When it is meant to open (monotonic us): the --rate schedule's time for it, else
+	 * when its slot was free. Its messages' schedule and its connect latency count from
+	 * here. Set by the driver when it opens the connection. */
+	int64_t start_us;
 };
 
 /* One worker's sequence of connections. */

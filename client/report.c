@@ -1,5 +1,6 @@
 #include "report.h"
 #include "expect.h"
+#include "schedule.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +167,13 @@ static void run_json(struct jw *w, const struct run_info *info)
 		jw_u64(w, "messages", info->messages);
 		jw_u64(w, "size", info->size);
 		jw_u64(w, "pipeline", info->pipeline);
+		if (info->msg_rate > 0) {
+			jw_obj(w, "open_loop");
+			jw_double(w, "message_rate", info->msg_rate);
+			jw_str(w, "arrivals", arrivals_name(info->arrivals));
+			jw_i64(w, "max_backlog", info->max_backlog);
+			jw_obj_end(w);
+		}
 		if (info->reconnect) {
 			jw_obj(w, "reconnect");
 			jw_i64(w, "delay_ms", info->reconnect_delay_ms);
@@ -261,6 +269,8 @@ static void summary_json(struct jw *w, const struct result *r)
 	jw_obj(w, "summary");
 	jw_double(w, "msgs_per_s", rate(r->messages, r->elapsed_us));
 	jw_double(w, "mb_per_s", rate(r->bytes_sent + r->bytes_received, r->elapsed_us) / 1e6);
+	jw_double(w, "intended_msgs_per_s", rate(r->msgs_due, r->elapsed_us));
+	jw_bool(w, "client_saturated", r->cpu_saturated_s > 0);
 	for (size_t i = 0; i < result_nhists; i++) {
 		const struct hist *h = result_hist_of(r, &result_hists[i]);
 		jw_obj(w, result_hists[i].name);
@@ -396,6 +406,40 @@ static void dead_table(FILE *f, const struct result *r)
 		    (unsigned long long)r->dropped_to_server);
 }
 
+/* Open loop: what was asked against what was done, and who was late. */
+static void open_loop_table(FILE *f, const struct result *r)
+{
+	if (r->msgs_due > 0)
+		fprintf(f,
+			"open loop      intended %.0f msgs/s, achieved %.0f (%llu due, %llu "
+			"answered); late sends %llu (up to %.3f ms late); unsent %llu\n",
+			rate(r->msgs_due, r->elapsed_us), rate(r->messages, r->elapsed_us),
+			(unsigned long long)r->msgs_due, (unsigned long long)r->messages,
+			(unsigned long long)r->late_sends, (double)hist_max(&r->late_us) / 1000.0,
+			(unsigned long long)r->unsent);
+	if (hist_count(&r->send_lag_us) > 0)
+		fprintf(f,
+			"send lag       p50 %.3f ms, p99 %.3f ms, max %.3f ms (the client's own "
+			"lateness on its schedule)\n",
+			(double)hist_percentile(&r->send_lag_us, 50) / 1000.0,
+			(double)hist_percentile(&r->send_lag_us, 99) / 1000.0,
+			(double)hist_max(&r->send_lag_us) / 1000.0);
+	if (r->late_starts > 0)
+		fprintf(f,
+			"late starts    %llu connections opened after their time on the --rate "
+			"schedule (no slot or handshake room free then)\n",
+			(unsigned long long)r->late_starts);
+	fprintf(f, "client cpu     %llu us, %.0f %% of one CPU over the run; saturated %llu s\n",
+		(unsigned long long)r->cpu_us,
+		r->elapsed_us > 0 ? 100.0 * (double)r->cpu_us / (double)r->elapsed_us : 0.0,
+		(unsigned long long)r->cpu_saturated_s);
+	if (r->cpu_saturated_s > 0)
+		fprintf(f,
+			"CLIENT SATURATED  a worker used %.0f %% or more of a CPU in %llu s of the "
+			"run: its own timing may be what was measured (add --procs)\n",
+			RESULT_CPU_SATURATED * 100, (unsigned long long)r->cpu_saturated_s);
+}
+
 static void expect_table(FILE *f, const struct expect_set *ex)
 {
 	for (int i = 0; ex != NULL && i < ex->n; i++) {
@@ -430,6 +474,10 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 		fprintf(f, "server %s  scenario %s  connections %llu  procs %llu\n", info->server,
 			info->scenario, (unsigned long long)info->connections,
 			(unsigned long long)info->procs);
+	if (info->merged == 0 && info->msg_rate > 0)
+		fprintf(f, "open loop %g msgs/s per connection, %s arrivals, max backlog %lld\n",
+			info->msg_rate, arrivals_name(info->arrivals),
+			(long long)info->max_backlog);
 	fprintf(f,
 		"attempted      %llu\nestablished    %llu  (connected %llu, completed %llu, "
 		"cancelled %llu, closed by server %llu)\n",
@@ -448,10 +496,14 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 		rate(r->bytes_sent + r->bytes_received, r->elapsed_us) / 1e6,
 		(unsigned long long)r->messages, (unsigned long long)r->bytes_sent,
 		(unsigned long long)r->bytes_received, s);
+	open_loop_table(f, r);
 	fprintf(f, "%-14s %8s %8s %8s %8s %8s  (samples)\n", "latency ms", "p50", "p90", "p99",
 		"p99.9", "max");
-	for (size_t i = 0; i < result_nhists; i++)
-		hist_row(f, result_hists[i].label, result_hist_of(r, &result_hists[i]));
+	for (size_t i = 0; i < result_nhists; i++) {
+		const struct hist *h = result_hist_of(r, &result_hists[i]);
+		if (hist_count(h) > 0 || !(result_hists[i].flags & RF_OPTIONAL))
+			hist_row(f, result_hists[i].label, h);
+	}
 	report_census_table(f, "census client sockets (this run's)", &r->client, NULL);
 	/* Seen at the start (a listener of the server's), gone at the end: e.g. inetd's rate
 	 * limit closed it, or the server exited. */
@@ -629,6 +681,8 @@ static int read_hists(struct result *r, const struct jnode *doc, char *err, size
 		const struct jnode *h;
 		snprintf(key, sizeof(key), "%s_us", result_hists[i].name);
 		h = json_get(hs, key);
+		if (h == NULL && result_hists[i].flags & RF_OPTIONAL)
+			continue; /* written before it existed: empty */
 		if (h == NULL ||
 		    hist_from_json(result_hist_at(r, &result_hists[i]), h->start, NULL) < 0) {
 			snprintf(err, errlen, "hist.%s missing or malformed", key);

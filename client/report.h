@@ -53,6 +53,9 @@ struct run_info {
 	uint64_t size, messages, pipeline;
 	int reconnect; /* --reconnect, with its delay and rate */
 	int64_t reconnect_delay_ms, reconnect_rate;
+	double msg_rate; /* open loop: per connection (0: closed loop), its arrivals, backlog */
+	int arrivals;
+	int64_t max_backlog;
 	uint32_t merged; /* > 0: a merge of that many documents */
 	/* Read from a document (report_read), and of a merge: the servers and scenarios
 	 * of the results (a merged document's own lists; none from older documents). */

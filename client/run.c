@@ -205,6 +205,11 @@ static void run_info_fill(struct run_info *info, const struct client_opts *o)
 	info->reconnect = o->reconnect;
 	info->reconnect_delay_ms = o->reconnect_delay_ms;
 	info->reconnect_rate = o->reconnect_rate;
+	info->msg_rate = o->total_message_rate > 0
+			     ? (double)o->total_message_rate / (double)o->connections
+			     : (double)o->message_rate;
+	info->arrivals = o->arrivals;
+	info->max_backlog = o->max_backlog;
 }
 
 /* Prints the table or the JSON on stdout. 0, or -1 when it could not be written. */
