@@ -6,6 +6,7 @@
 #   make lab        the reference note's claims against this kernel
 #   make test-long  the slow integration tests (tests/long/)
 #   make bench      benchmarks (results in build/bench/)
+#   make soak       SOAK_SECONDS (600) of mixed load, heap/fd/accounting series (build/soak/)
 #   make clean
 
 CC      ?= cc
@@ -93,6 +94,8 @@ build/unit/test_client_procs build/asan/unit/test_client_procs: UNIT_LDFLAGS = -
 # The unit tests' objects are intermediate files of a pattern chain: without this, make
 # deletes them after linking and rebuilds them on every run.
 .SECONDARY:
+# Writes to stderr can be cut short, fail with EAGAIN or stall (the log writer's tests).
+build/unit/test_log build/asan/unit/test_log: UNIT_LDFLAGS = -Wl,--wrap=write
 
 UNIT_BINS      := $(addprefix build/unit/,$(UNIT_NAMES))
 UNIT_ASAN_BINS := $(addprefix build/asan/unit/,$(UNIT_NAMES))
@@ -217,4 +220,5 @@ uninstall:
 
 -include tests/lab/lab.mk
 -include tests/bench/bench.mk
+-include tests/soak/soak.mk
 -include $(shell find build -name '*.d' 2>/dev/null)

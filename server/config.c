@@ -95,6 +95,9 @@ const struct conf_key config_keys[] = {
 	 NULL, OFF(crash_loop_deaths), 0},
 	{"crash_loop_window", CONF_DURATION, {"60s", NULL}, 1, D, "",
 	 "the window crash_loop_deaths is counted in", NULL, OFF(crash_loop_window), 0},
+	{"log_buffer", CONF_SIZE, {"256k", NULL}, LOG_BUFFER_MIN, 256LL << 20, "bytes",
+	 "log lines waiting for stderr; when full, lines are dropped and counted", NULL,
+	 OFF(log_buffer), 0},
 };
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
 

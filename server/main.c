@@ -165,6 +165,10 @@ static int configure_and_run(const struct options *o)
 	config_warn(&cfg);
 	/* A write to a peer that reset must fail with EPIPE, not kill the process. */
 	signal(SIGPIPE, SIG_IGN);
+	/* From here on no line waits for stderr. The supervisor forks its workers after this
+	 * (and again on restarts): log.c's fork handlers leave each child without the writer
+	 * thread, and workers.c starts the child's own. */
+	log_start((size_t)cfg.log_buffer);
 	return run(&cfg, &o->params);
 }
 
@@ -173,11 +177,16 @@ int main(int argc, char **argv)
 	struct options o = {.params = {.metrics_fd = -1}};
 	int code;
 
+	/* Before any open: with fd 2 closed, the listening socket would become fd 2 and
+	 * receive every log line. Nothing can be said if this fails. */
+	if (log_std_fds() < 0)
+		return 1;
 	log_init("echo-server", LOG_LVL_INFO);
 	code = parse_args(argc, argv, &o);
 	if (code < 0)
 		code = configure_and_run(&o);
 	options_free(&o);
 	log_flush_suppressed();
+	log_finish(LOG_FINISH_MS);
 	return code;
 }

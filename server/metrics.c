@@ -154,6 +154,7 @@ void metrics_count(const struct server *srv)
 
 void metrics_publish(struct server *srv)
 {
+	srv->stats.log_dropped = log_dropped_lines(); /* this process's, for the sum */
 	slots_publish(srv->params.slots, srv->params.worker, &srv->stats, watchdog_fds(srv),
 		      watchdog_close_wait(srv));
 }
@@ -203,6 +204,7 @@ static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 	int rc;
 
 	*m->total = srv->stats;
+	m->total->log_dropped = log_dropped_lines();
 	if (watchdog_fds(srv) != NULL)
 		fds = *watchdog_fds(srv);
 	if (watchdog_close_wait(srv) != NULL)

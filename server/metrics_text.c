@@ -237,6 +237,11 @@ static void render_listener(struct mtext *w, const struct metrics_view *v)
 		  "Connections accepted and closed at once to drain the accept queue while out of "
 		  "fds.",
 		  v->stats->shed);
+	mtext_one(w, "teardown_log_dropped_lines_total", "counter",
+		  "Log lines dropped because stderr did not take them as fast as they came "
+		  "(nobody reading the pipe, socket or terminal); the log says how many once it "
+		  "takes lines again.",
+		  v->stats->log_dropped);
 	mtext_one(w, "teardown_metrics_cap_pauses_total", "counter",
 		  "Times the metrics listener stopped accepting because metrics_max_clients "
 		  "connections were open (scrapers then wait in its backlog).",

@@ -93,6 +93,10 @@ int server_write_port_file(const char *path, int port)
 	FILE *f;
 	int bad;
 
+	/* The lines logged so far reach stderr first (the log writer is a thread): a test or
+	 * a script that waits for this file then finds them. Bounded: a stderr that nobody
+	 * reads delays the file by LOG_FINISH_MS at most. */
+	log_flush(LOG_FINISH_MS);
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
 		errno = ENAMETOOLONG;
 		return -1;
@@ -215,12 +219,13 @@ int server_init(struct server *srv, const struct server_config *cfg,
 	if (metrics_start(srv, exit_code) < 0)
 		return -1;
 	watchdog_start(srv); /* last: it notes the server's own fds; runs without it */
+	log_info("listening on %s port %d, mode %s", cfg->listen, sock_local_port(srv->lfd),
+		 cfg->mode == MODE_LEAKY ? "leaky" : "correct");
+	/* last, so that whoever waits for the port file finds the startup lines on stderr */
 	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(srv->lfd)) < 0) {
 		log_error("port file %s: %s", port_file, strerror(errno));
 		return -1;
 	}
-	log_info("listening on %s port %d, mode %s", cfg->listen, sock_local_port(srv->lfd),
-		 cfg->mode == MODE_LEAKY ? "leaky" : "correct");
 	return 0;
 }
 
@@ -459,6 +464,7 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	if (srv->draining) {
 		log_warn("second %s: exiting now", strsignal((int)sig));
 		stats_log(&srv->stats);
+		log_finish(LOG_FINISH_MS); /* at most that long, for a stalled stderr */
 		_exit(1);
 	}
 	log_info("%s: graceful drain", strsignal((int)sig));

@@ -44,6 +44,9 @@ struct stats {
 	 * worst since start (looplag.c). */
 	struct hist loop_lag_us;
 	uint64_t loop_lag_max_us;
+	/* Log lines this process dropped because stderr did not take them (log.c); copied
+	 * from log_dropped_lines() when the figures are published or rendered. */
+	uint64_t log_dropped;
 };
 
 const char *stats_reason_name(enum close_reason r);
