@@ -176,6 +176,7 @@ static void conn_detach(struct conn *c)
 		e->halfclosed--;
 	e->live--;
 	e->r->open_now = e->live;
+	e->r->connecting_now = e->connecting;
 	e->r->closing_now = e->halfclosed;
 }
 
@@ -333,6 +334,7 @@ static void conn_half_close(struct conn *c)
 	c->t_fin = now_us();
 	if (c->state == CS_CONNECTING || c->state == CS_FIRST)
 		c->env->connecting--;
+	c->env->r->connecting_now = c->env->connecting;
 	c->state = CS_HALF_CLOSED;
 	c->env->halfclosed++;
 	c->env->r->closing_now = c->env->halfclosed;
@@ -512,6 +514,7 @@ static void conn_established(struct conn *c)
 
 	e->r->established++;
 	e->connecting--;
+	e->r->connecting_now = e->connecting;
 	c->reconnecting = 0;
 	c->state = scenario_holds(c->scen) ? CS_HOLD : CS_ECHO;
 	/* Held for its hold (its plan), or until the run ends. A reconnect keeps its hold. */
@@ -929,6 +932,7 @@ void conn_start(struct conn *c)
 	e->live++;
 	e->connecting++;
 	e->r->open_now = e->live;
+	e->r->connecting_now = e->connecting;
 	c->t_connect = now_us();
 	c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {

@@ -46,6 +46,7 @@ struct driver {
 	struct event *pump_ev, *stop_ev, *tick_ev, *sigint_ev, *sigterm_ev, *backoff_ev, *cpu_ev;
 	driver_tick_fn tick;
 	void *tick_arg;
+	int64_t tick_first_us;
 	/* What its connections share (their counts, the result, the run's end), last: it
 	 * holds their I/O buffer. */
 	struct conn_env env;
@@ -346,8 +347,13 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (d->tick != NULL)
-		d->tick(d->tick_arg);
+	if (d->tick != NULL) {
+		struct timeval tv = clock_us_to_tv(d->tick(d->tick_arg));
+		/* A timer counts from the loop's cached time, taken before the tick's own work:
+		 * the delay is from now. */
+		event_base_update_cache_time(d->base);
+		evtimer_add(d->tick_ev, &tv);
+	}
 }
 
 /* ---- setup ---- */
@@ -358,7 +364,7 @@ static int driver_events(struct driver *d)
 
 	d->pump_ev = evtimer_new(d->base, pump_cb, d);
 	d->stop_ev = evtimer_new(d->base, stop_cb, d);
-	d->tick_ev = event_new(d->base, -1, EV_PERSIST, tick_cb, d);
+	d->tick_ev = evtimer_new(d->base, tick_cb, d);
 	d->sigint_ev = evsignal_new(d->base, SIGINT, signal_cb, d);
 	d->sigterm_ev = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->backoff_ev = evtimer_new(d->base, backoff_cb, d);
@@ -372,8 +378,10 @@ static int driver_events(struct driver *d)
 		struct timeval tv = clock_ms_to_tv(d->o->duration_ms);
 		evtimer_add(d->stop_ev, &tv);
 	}
-	if (d->tick != NULL)
-		event_add(d->tick_ev, &second);
+	if (d->tick != NULL) {
+		struct timeval first = clock_us_to_tv(d->tick_first_us);
+		evtimer_add(d->tick_ev, &first);
+	}
 	/* A worker of --procs leaves SIGINT (a terminal's ^C to the whole group) to its
 	 * parent, which forwards one SIGTERM. */
 	if (d->nworkers == 1)
@@ -494,6 +502,7 @@ int driver_run(const struct driver_params *p, int worker, struct result *r)
 	}
 	d->tick = p->tick;
 	d->tick_arg = p->tick_arg;
+	d->tick_first_us = p->tick_first_us;
 	if (driver_events(d) < 0) {
 		log_error("worker %d: cannot create its events", worker);
 		driver_free(d);

@@ -20,8 +20,9 @@
 #include "ports.h"
 #include "result.h"
 
-/* Called once a second from the driver's loop (progress, timeline); may be NULL. */
-typedef void (*driver_tick_fn)(void *arg);
+/* Called about once a second from the driver's loop (progress, timeline): returns the
+ * microseconds until it wants to be called again. May be NULL. */
+typedef int64_t (*driver_tick_fn)(void *arg);
 
 /* What every worker of a run is handed, prepared by the parent before they start. */
 struct driver_params {
@@ -31,6 +32,7 @@ struct driver_params {
 	struct own_ports *ports;	    /* NULL: not recorded */
 	driver_tick_fn tick;		    /* may be NULL */
 	void *tick_arg;
+	int64_t tick_first_us; /* when the first tick is due, from the start */
 };
 
 /* Worker w's share of the run; fills r (already initialised). 0, or 1 when the run could

@@ -3,6 +3,7 @@
 #include "log.h"
 #include "result.h"
 #include "schedule.h"
+#include "timeline.h"
 #include "sock.h"
 
 #include <arpa/inet.h>
@@ -531,6 +532,13 @@ static int parse_timeline(struct client_opts *o, const char *val)
 	return parse_path(o->timeline, "--timeline", val);
 }
 
+static int parse_metrics(struct client_opts *o, const char *val)
+{
+	if (strncmp(val, "http://", 7) != 0)
+		return usage_error("--metrics: '%s': expected http://HOST:PORT/metrics", val);
+	return parse_path(o->metrics_url, "--metrics", val);
+}
+
 static int parse_plot(struct client_opts *o, const char *val)
 {
 	return parse_path(o->plot, "--plot", val);
@@ -611,7 +619,10 @@ static const struct flag flags[] = {
     {"progress", NULL, "a progress line a second on stderr", "when stderr is a terminal",
      set_progress, 0},
     {"quiet", NULL, NULL, NULL, set_quiet, 0},
-    {"timeline", "F.csv", "one row of states and counts a second", "none", parse_timeline, 0},
+    {"timeline", "F.csv|F.jsonl", "one row of states and counts a second", "none", parse_timeline,
+     0},
+    {"metrics", "URL", "the server's /metrics into the timeline (http://HOST:PORT/metrics)", "none",
+     parse_metrics, 0},
     {"plot", "F.png", "the timeline drawn by gnuplot", "none", parse_plot, 0},
     {"expect", "KEY=VALUE", "check the result (repeatable; keys below)", NULL, parse_expect, 0},
 };
@@ -726,6 +737,10 @@ static int options_check(struct client_opts *o)
 	    snprintf(o->timeline, sizeof(o->timeline), "%s.csv", o->plot) >=
 		    (int)sizeof(o->timeline))
 		return usage_error("--plot: the path is too long for its timeline (F.png.csv)");
+	if (o->metrics_url[0] != '\0' && o->timeline[0] == '\0')
+		return usage_error("--metrics goes into the timeline: give --timeline F.jsonl");
+	if (o->plot[0] != '\0' && timeline_is_jsonl(o->timeline))
+		return usage_error("--plot draws a CSV timeline: give --timeline F.csv with it");
 	if (o->progress < 0)
 		o->progress = isatty(STDERR_FILENO);
 	return 0;

@@ -70,6 +70,7 @@ struct client_opts {
 	int progress; /* -1 = when stderr is a tty */
 	char timeline[OPT_PATH_MAX];
 	char plot[OPT_PATH_MAX];
+	char metrics_url[OPT_PATH_MAX]; /* --metrics: the server's /metrics, for the timeline */
 	const char *expect[OPT_MAX_EXPECT];
 	int nexpect;
 };

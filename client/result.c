@@ -60,6 +60,7 @@ const struct result_field result_fields[] = {
 	  "vanish: packets the vanished connections would have sent"),
     COUNT(open_now, RG_LIVE, 0, "connections open now"),
     COUNT(closing_now, RG_LIVE, 0, "half-closed connections now"),
+    COUNT(connecting_now, RG_LIVE, 0, "connections not established yet now"),
 };
 #undef COUNT
 #undef DEAD

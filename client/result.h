@@ -78,7 +78,7 @@ struct result {
 	int64_t elapsed_us; /* from the first connect to the last connection's end */
 	uint32_t parts;	    /* how many results were merged into this one */
 	/* Progress, updated while running (read by the parent of --procs workers). */
-	uint64_t open_now, closing_now;
+	uint64_t open_now, closing_now, connecting_now;
 	int done;
 	/* The histograms of result_hists[] (result.c). */
 	struct hist connect_us, rtt_us, fin_to_fin_us, server_close_us;

@@ -8,6 +8,7 @@
 #include "procs.h"
 #include "report.h"
 #include "sock.h"
+#include "timeline.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -392,6 +393,7 @@ int run_main(const struct client_opts *o)
 	kernel_start(&kw);
 	dp.ports = m.ports;
 	dp.tick_arg = &m;
+	dp.tick_first_us = monitor_next_tick_us(&m);
 	failed = run_workers(&dp, results, &m);
 	result_init(total);
 	total->parts = 0;
@@ -511,6 +513,8 @@ static int merge_usage(const char *why)
 
 int run_merge(int argc, char **argv)
 {
+	if (argc > 2 && timeline_is_jsonl(argv[2]))
+		return timeline_merge(argc - 2, argv + 2);
 	const char **expects = calloc((size_t)argc, sizeof(char *));
 	struct expect_set *ex = calloc(1, sizeof(*ex));
 	struct result *total = malloc(sizeof(*total)), *one = malloc(sizeof(*one));
