@@ -31,7 +31,10 @@ static enum log_level log_threshold = LOG_LVL_INFO;
 static unsigned log_burst = 20;
 static struct log_slot log_slots[LOG_SLOTS];
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
+const char *const log_level_names[] = {
+    [LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warn",	   [LOG_LVL_INFO] = "info",
+    [LOG_LVL_DEBUG] = "debug", [LOG_LVL_DEBUG + 1] = NULL,
+};
 
 void log_init(const char *prog, enum log_level level)
 {
@@ -56,8 +59,8 @@ void log_set_burst(unsigned burst)
 
 int log_level_parse(const char *s, enum log_level *out)
 {
-	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
-		if (strcmp(s, level_names[i]) == 0) {
+	for (size_t i = 0; log_level_names[i] != NULL; i++) {
+		if (strcmp(s, log_level_names[i]) == 0) {
 			*out = (enum log_level)i;
 			return 0;
 		}
@@ -67,7 +70,7 @@ int log_level_parse(const char *s, enum log_level *out)
 
 const char *log_level_name(enum log_level level)
 {
-	return (unsigned)level < 4 ? level_names[level] : "?";
+	return (unsigned)level <= LOG_LVL_DEBUG ? log_level_names[level] : "?";
 }
 
 static void log_prefix(char *buf, size_t len, const char *level)

@@ -48,6 +48,9 @@ void log_set_burst(unsigned burst);
 /* "error", "warn", "info", "debug" -> 0 and *out set; anything else -> -1. */
 int log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level level);
+/* The one list of the levels' names, indexed by enum log_level and NULL-terminated: also
+ * the log_level key's choices (server/config.c), so a config's index is the level. */
+extern const char *const log_level_names[];
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level level, const char *fmt, va_list ap);

@@ -297,3 +297,8 @@ int sock_send_queue(int fd, int *queued, int *bufsize)
 		return -1;
 	return getsockopt(fd, SOL_SOCKET, SO_SNDBUF, bufsize, &len);
 }
+
+int sock_listen_exit_code(int err)
+{
+	return err == EADDRINUSE || err == EADDRNOTAVAIL || err == EACCES ? 2 : 1;
+}

@@ -151,7 +151,7 @@ static int configure_and_run(const struct options *o)
 		log_plain("echo-server: %s\n", err);
 		return 2;
 	}
-	log_set_level((enum log_level)cfg.log_level);
+	log_set_level((enum log_level)cfg.log_level); /* choices: log_level_names */
 	if (o->check_config) {
 		config_print(&cfg);
 		config_warn(&cfg);

@@ -13,6 +13,7 @@
 #include "workers.h"
 #include "clock.h"
 #include "log.h"
+#include "portfile.h"
 #include "metrics.h"
 #include "server.h"
 #include "sock.h"
@@ -411,7 +412,7 @@ int workers_run(const struct server_config *base_cfg, const struct server_params
 	}
 	log_info("%d workers listening on %s", sv.n, cfg.listen);
 	if (params->port_file != NULL &&
-	    server_write_port_file(params->port_file, sock_local_port(reserve)) < 0)
+	    portfile_write(params->port_file, sock_local_port(reserve)) < 0)
 		log_error("port file %s: %s", params->port_file, strerror(errno));
 	rc = workers_supervise(&sv, &set);
 	metrics_log_total(sv.params.slots);
