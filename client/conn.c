@@ -83,6 +83,14 @@ static int64_t now_us(void)
 	return clock_mono_us();
 }
 
+/* Where what is measured goes: the run's result, or during --warmup a scratch one that
+ * nobody reads (the warm-up is left out of every histogram and rate; its failures are
+ * counted apart, in warmup_failed). */
+static struct result *conn_m(struct conn_env *e)
+{
+	return e->scratch != NULL && now_us() < e->warm_until ? e->scratch : e->r;
+}
+
 static enum phase conn_phase(const struct conn *c)
 {
 	switch (c->state) {
@@ -111,7 +119,7 @@ static void conn_due_advance(struct conn *c, int64_t now)
 {
 	while (!c->stopping && c->due.n < c->planned && c->due.due_us <= (double)now) {
 		sched_next(&c->sched, &c->due);
-		c->env->r->msgs_due++;
+		conn_m(c->env)->msgs_due++;
 	}
 }
 
@@ -130,7 +138,7 @@ static int64_t conn_due_of(struct conn *c, uint64_t seq)
  * (the server's slowness, a connect or reconnect), else the client's own lateness. */
 static void conn_lateness(struct conn *c, uint64_t seq, int64_t now)
 {
-	struct result *r = c->env->r;
+	struct result *r = conn_m(c->env);
 	int64_t due = conn_due_of(c, seq);
 	uint64_t lag = now > due ? (uint64_t)(now - due) : 0;
 
@@ -148,7 +156,7 @@ static void conn_count_unsent(struct conn *c)
 	if (!c->open)
 		return;
 	conn_due_advance(c, now_us());
-	c->env->r->unsent += c->due.n - (c->sent + (c->send_off > 0));
+	conn_m(c->env)->unsent += c->due.n - (c->sent + (c->send_off > 0));
 }
 
 /* ---- a connection's end ---- */
@@ -245,7 +253,9 @@ static void conn_fail(struct conn *c, int kind)
 	uint64_t slot = c->slot;
 	char buf[16];
 
-	result_fail(e->r, ph, kind);
+	if (conn_m(e) != e->r)
+		e->r->warmup_failed++;
+	result_fail(conn_m(e), ph, kind);
 	if (kind > 0 && kind < FAIL_KINDS && !e->logged[ph][kind]) {
 		e->logged[ph][kind] = 1;
 		log_warn("connection %llu to %s failed in phase %s: %s%s%s%s %s; counted, further "
@@ -283,7 +293,7 @@ static void closed_count(struct conn *c)
 
 	e->r->closed_by_server++;
 	if (c->state == CS_HOLD || c->state >= CS_DYING)
-		hist_record(&e->r->server_close_us, (uint64_t)(now_us() - c->t_last_send));
+		hist_record(&conn_m(e)->server_close_us, (uint64_t)(now_us() - c->t_last_send));
 }
 
 /* A connection the server closed (EOF or RST) as the run expects: a held silent one (the
@@ -548,12 +558,12 @@ static int conn_consume(struct conn *c, const unsigned char *p, size_t n)
 		if (c->recv_off < size)
 			continue;
 		now = now_us();
-		hist_record(&e->r->rtt_us, (uint64_t)(now - SENT_AT(c, c->recvd)));
+		hist_record(&conn_m(e)->rtt_us, (uint64_t)(now - SENT_AT(c, c->recvd)));
 		if (c->open) {
-			hist_record(&e->r->latency_us, (uint64_t)(now - DUE_AT(c, c->recvd)));
+			hist_record(&conn_m(e)->latency_us, (uint64_t)(now - DUE_AT(c, c->recvd)));
 			READY_AT(c, c->recvd) = now; /* for message recvd + pipeline */
 		}
-		e->r->messages++;
+		conn_m(e)->messages++;
 		c->recvd++;
 		c->recv_off = 0;
 		if (c->state == CS_FIRST)
@@ -569,7 +579,7 @@ static void conn_eof(struct conn *c)
 	if (c->state >= CS_DYING)
 		conn_dead_end(c, OUTCOME_CLOSED); /* its FIN came before the drop rule */
 	else if (c->state == CS_HALF_CLOSED && conn_outstanding(c) == 0) {
-		hist_record(&e->r->fin_to_fin_us, (uint64_t)(now_us() - c->t_fin));
+		hist_record(&conn_m(e)->fin_to_fin_us, (uint64_t)(now_us() - c->t_fin));
 		conn_done(c);
 	} else if (c->state == CS_HALF_CLOSED) {
 		conn_fail(c, FAIL_EOF); /* its echo must come before the server's FIN */
@@ -597,7 +607,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < READS_PER_EVENT; i++) {
 		ssize_t n = recv(fd, e->buf, sizeof(e->buf), 0);
 		if (n > 0) {
-			e->r->bytes_received += (uint64_t)n;
+			conn_m(e)->bytes_received += (uint64_t)n;
 			if (conn_consume(c, e->buf, (size_t)n) < 0)
 				return;
 			if ((size_t)n < sizeof(e->buf))
@@ -728,7 +738,7 @@ static void conn_send(struct conn *c)
 			conn_error(c, errno);
 			return;
 		}
-		e->r->bytes_sent += (uint64_t)n;
+		conn_m(e)->bytes_sent += (uint64_t)n;
 		conn_advance(c, (size_t)n, now);
 		if ((size_t)n < len) {
 			event_add(&c->wev, NULL);
@@ -829,9 +839,9 @@ static void conn_connected(struct conn *c)
 	int64_t now = now_us();
 
 	e->r->connected++;
-	hist_record(&e->r->connect_us, (uint64_t)(now - c->t_connect));
+	hist_record(&conn_m(e)->connect_us, (uint64_t)(now - c->t_connect));
 	if (!c->reconnecting)
-		hist_record(&e->r->connect_due_us, (uint64_t)(now - c->t_start));
+		hist_record(&conn_m(e)->connect_due_us, (uint64_t)(now - c->t_start));
 	for (int64_t i = 0; c->open && i < e->o->pipeline; i++)
 		READY_AT(c, c->recvd + (uint64_t)i) = now;
 	c->state = CS_FIRST;

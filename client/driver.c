@@ -5,6 +5,7 @@
 #include "fault.h"
 #include "log.h"
 #include "reconnect.h"
+#include "schedule.h"
 
 #include <errno.h>
 #include <math.h>
@@ -36,6 +37,12 @@ struct driver {
 	 * or no room under --max-connecting was free at its time is a late start. */
 	double rate, next_start_us;
 	int64_t *queued_at; /* [nslots]: when each queued slot became free */
+	uint8_t *pending;   /* [nslots]: queued or waiting out --backoff */
+	uint64_t nstarted;  /* --rate-stages: starts made */
+	/* --stages: the slots below `active` are wanted now (the worker's share of the
+	 * target); a ramp-down stops the connections of the slots above it. */
+	uint64_t active;
+	struct event *stage_ev;
 	int64_t room_at;    /* when --max-connecting last made room after it was full */
 	int full;	    /* the pump stopped at --max-connecting */
 	/* The worker's own CPU time, per second and over the run (saturation). */
@@ -77,6 +84,11 @@ static void driver_maybe_done(struct driver *d)
 
 static void slot_enqueue(struct driver *d, uint64_t slot)
 {
+	if (d->pending[slot] == 2)
+		d->pending[slot] = 1; /* its backoff is over */
+	else if (d->pending[slot])
+		return; /* queued already (a ramp reactivated it) */
+	d->pending[slot] = 1;
 	d->queued_at[slot] = now_us();
 	d->queue[(d->qhead + d->qlen) % d->nslots] = slot;
 	d->qlen++;
@@ -87,6 +99,7 @@ static void slot_backoff(struct driver *d, uint64_t slot)
 {
 	uint64_t i = (d->whead + d->wlen) % d->nslots;
 
+	d->pending[slot] = 2;
 	d->waitq[i] = slot;
 	d->wait_until[i] = clock_mono_us() + d->o->backoff_ms * 1000;
 	if (d->wlen++ == 0) {
@@ -121,7 +134,7 @@ static void slot_end(void *owner, uint64_t slot, int failed)
 	struct driver *d = owner;
 
 	d->slots[slot] = NULL;
-	if (d->env.stopping || d->o->duration_ms == 0) {
+	if (d->env.stopping || d->o->duration_ms == 0 || slot >= d->active) {
 		driver_maybe_done(d);
 		driver_pump(d);
 		return;
@@ -193,6 +206,29 @@ static void slot_open(struct driver *d, uint64_t slot, int64_t start_us)
 
 /* ---- pacing ---- */
 
+/* --rate-stages: start k of worker w of P is due when the ramp's integral reaches
+ * k P + w starts. 0 when it is not time yet (or never again: the rate ramped to 0). */
+static int64_t driver_staged_start(struct driver *d, int64_t ready)
+{
+	double t_ms = stages_when(
+	    d->plan->rate_stages, 0,
+	    1000.0 * (double)(d->nstarted * (uint64_t)d->nworkers + (uint64_t)d->worker + 1));
+	int64_t due, now = now_us();
+
+	if (t_ms < 0)
+		return 0;
+	due = d->t_start + (int64_t)ceil(t_ms * 1000);
+	if (now < due) {
+		struct timeval tv = clock_us_to_tv(due - now);
+		evtimer_add(d->pump_ev, &tv);
+		return 0;
+	}
+	d->nstarted++;
+	if (ready > due)
+		d->r->late_starts++;
+	return due;
+}
+
 /* The time the queue's first slot is meant to open: with --rate its time on the schedule
  * (counted as a late start when its slot, or room under --max-connecting, came later
  * than that), else when its slot became free. 0 when it is not time yet: the pump's
@@ -201,6 +237,8 @@ static int64_t driver_start_due(struct driver *d, uint64_t slot)
 {
 	int64_t due, now, ready = d->queued_at[slot] > d->room_at ? d->queued_at[slot] : d->room_at;
 
+	if (d->plan->rate_stages != NULL)
+		return driver_staged_start(d, ready);
 	if (d->rate <= 0)
 		return d->queued_at[slot];
 	now = now_us();
@@ -232,11 +270,20 @@ static void driver_pump(struct driver *d)
 	while (budget > 0 && d->qlen > 0 && !d->env.stopping &&
 	       d->env.connecting < (uint64_t)d->o->max_connecting) {
 		uint64_t slot = d->queue[d->qhead];
-		int64_t start = driver_start_due(d, slot);
+		int64_t start;
+		if (slot >= d->active) { /* a ramp-down took it out while it waited */
+			d->pending[slot] = 0;
+			d->qhead = (d->qhead + 1) % d->nslots;
+			d->qlen--;
+			budget--;
+			continue;
+		}
+		start = driver_start_due(d, slot);
 		if (start == 0) {
 			d->pumping = 0;
 			return;
 		}
+		d->pending[slot] = 0;
 		d->qhead = (d->qhead + 1) % d->nslots;
 		d->qlen--;
 		budget--;
@@ -272,6 +319,35 @@ static void pump_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	driver_pump(arg);
+}
+
+/* --stages: the worker's share of the target now. A ramp-up queues the slots that came
+ * into it; a ramp-down stops the connections of the highest slots (the last a ramp-up
+ * opened): each finishes as at the end of the run (its messages answered, then its
+ * scenario's ending), counted in ramped_down and then as completed (cancelled when it
+ * was still connecting). */
+static void stage_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct driver *d = arg;
+	uint64_t was = d->active,
+		 want = plan_target(d->plan, d->worker, (double)(now_us() - d->t_start) / 1000.0);
+
+	(void)fd;
+	(void)what;
+	if (d->env.stopping || want == was)
+		return;
+	d->active = want < d->nslots ? want : d->nslots;
+	for (uint64_t i = d->active; i < was; i++) {
+		if (d->slots[i] != NULL) {
+			d->r->ramped_down++;
+			conn_stop(d->slots[i]);
+		}
+	}
+	for (uint64_t i = was; i < d->active; i++) {
+		if (d->slots[i] == NULL)
+			slot_enqueue(d, i);
+	}
+	driver_pump(d);
 }
 
 static void driver_stop(struct driver *d)
@@ -358,6 +434,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- setup ---- */
 
+/* How often a ramp of --stages is followed: a step of a ramp of N connections a second
+ * is N / 100 connections. */
+#define STAGE_STEP_US 10000
+
 static int driver_events(struct driver *d)
 {
 	struct timeval second = {1, 0};
@@ -370,10 +450,15 @@ static int driver_events(struct driver *d)
 	d->backoff_ev = evtimer_new(d->base, backoff_cb, d);
 	d->reconnect_ev = evtimer_new(d->base, reconnect_cb, d);
 	d->cpu_ev = event_new(d->base, -1, EV_PERSIST, cpu_cb, d);
+	d->stage_ev = event_new(d->base, -1, EV_PERSIST, stage_cb, d);
 	if (!d->pump_ev || !d->stop_ev || !d->tick_ev || !d->sigint_ev || !d->sigterm_ev ||
-	    !d->backoff_ev || !d->reconnect_ev || !d->cpu_ev)
+	    !d->backoff_ev || !d->reconnect_ev || !d->cpu_ev || !d->stage_ev)
 		return -1;
 	event_add(d->cpu_ev, &second);
+	if (d->plan->stages != NULL) {
+		struct timeval step = {0, STAGE_STEP_US};
+		event_add(d->stage_ev, &step);
+	}
 	if (d->o->duration_ms > 0) {
 		struct timeval tv = clock_ms_to_tv(d->o->duration_ms);
 		evtimer_add(d->stop_ev, &tv);
@@ -392,8 +477,9 @@ static int driver_events(struct driver *d)
 
 static void driver_free(struct driver *d)
 {
-	struct event *evs[] = {d->pump_ev,    d->stop_ev,    d->tick_ev,      d->sigint_ev,
-			       d->sigterm_ev, d->backoff_ev, d->reconnect_ev, d->cpu_ev};
+	struct event *evs[] = {d->pump_ev,	d->stop_ev,    d->tick_ev,
+			       d->sigint_ev,	d->sigterm_ev, d->backoff_ev,
+			       d->reconnect_ev, d->cpu_ev,     d->stage_ev};
 
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
 		if (evs[i] != NULL)
@@ -411,8 +497,10 @@ static void driver_free(struct driver *d)
 	free(d->waitq);
 	free(d->wait_until);
 	free(d->queued_at);
+	free(d->pending);
 	free(d->rq);
 	plan_worker_free(&d->pw);
+	free(d->env.scratch);
 	crashport_free(d->env.crash_ports);
 	free(d);
 }
@@ -478,15 +566,18 @@ static struct driver *driver_new(const struct driver_params *p, int worker, stru
 	d->waitq = calloc(d->nslots, sizeof(*d->waitq));
 	d->wait_until = calloc(d->nslots, sizeof(*d->wait_until));
 	d->queued_at = calloc(d->nslots, sizeof(*d->queued_at));
+	d->pending = calloc(d->nslots, sizeof(*d->pending));
 	d->base = driver_base(p->plan);
 	if (d->slots == NULL || d->queue == NULL || d->waitq == NULL || d->wait_until == NULL ||
-	    d->queued_at == NULL || d->base == NULL ||
+	    d->queued_at == NULL || d->pending == NULL || d->base == NULL ||
+	    (p->o->warmup_ms > 0 && (d->env.scratch = calloc(1, sizeof(struct result))) == NULL) ||
 	    (p->o->reconnect && (d->rq = calloc(d->nslots, sizeof(*d->rq))) == NULL) ||
 	    plan_worker_init(&d->pw, p->plan, worker) < 0 || driver_env(d, p, worker) < 0) {
 		driver_free(d);
 		return NULL;
 	}
-	for (uint64_t i = 0; i < d->nslots; i++)
+	d->active = plan_target(p->plan, worker, 0);
+	for (uint64_t i = 0; i < d->active; i++)
 		slot_enqueue(d, i);
 	return d;
 }
@@ -511,6 +602,7 @@ int driver_run(const struct driver_params *p, int worker, struct result *r)
 	fault_signals(0); /* the loop handles them now */
 	d->t_start = now_us();
 	d->next_start_us = (double)d->t_start;
+	d->env.warm_until = d->t_start + d->o->warmup_ms * 1000;
 	d->cpu_start_ns = d->cpu_last_ns = cpu_ns();
 	d->cpu_last_wall_us = d->t_start;
 	bucket_init(&d->reconnect_bucket, p->plan->reconnect_rate, d->t_start);
@@ -520,7 +612,8 @@ int driver_run(const struct driver_params *p, int worker, struct result *r)
 		if (!driver_finished(d))
 			event_base_dispatch(d->base);
 	}
-	r->elapsed_us = now_us() - d->t_start;
+	/* The rates are of the run after its warm-up. */
+	r->elapsed_us = now_us() - (d->o->warmup_ms > 0 ? d->env.warm_until : d->t_start);
 	r->cpu_us = (uint64_t)(cpu_ns() - d->cpu_start_ns) / 1000;
 	r->done = 1;
 	rc = d->env.fatal;

@@ -314,8 +314,14 @@ int64_t monitor_next_tick_us(struct monitor *m)
 {
 	int64_t unix_us;
 
-	if (!m->jsonl)
-		return 1000000;
+	if (!m->jsonl) { /* every second from the start, whatever a tick's own work took */
+		int64_t now = clock_mono_us();
+		m->next_mono_us =
+		    m->next_mono_us == 0 ? m->t0_us + 1000000 : m->next_mono_us + 1000000;
+		if (m->next_mono_us < now)
+			m->next_mono_us = now;
+		return m->next_mono_us - now;
+	}
 	/* 1 ms past the second: the timer runs on the monotonic clock, the rows on the wall
 	 * clock; never early. */
 	unix_us = result_unix_us();

@@ -36,7 +36,8 @@ struct monitor {
 	/* --timeline F.jsonl (timeline.h): rows at whole wall-clock seconds, each the
 	 * difference of the workers' sum (cur) and its copy at the last row (prev). */
 	int jsonl;
-	int64_t next_unix_s; /* the wall-clock second the next tick is due at */
+	int64_t next_unix_s;  /* the wall-clock second the next tick is due at */
+	int64_t next_mono_us; /* CSV: when the next tick is due */
 	struct result *cur, *prev;
 	struct tl_row *row;
 	struct scrape *scrape; /* --metrics: the server's own figures */

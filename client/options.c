@@ -190,6 +190,16 @@ static const struct conf_key num_flags[] = {
      NULL,
      OFF(total_message_rate),
      0},
+    {"warmup",
+     CONF_DURATION,
+     {"0", NULL},
+     1,
+     DAY_MS,
+     "",
+     "left out of every histogram and rate",
+     NULL,
+     OFF(warmup_ms),
+     CONF_F_ZERO_OFF},
     {"max-backlog",
      CONF_INT,
      {"1000", NULL},
@@ -554,6 +564,28 @@ static int parse_arrivals(struct client_opts *o, const char *val)
 	return 0;
 }
 
+static int parse_stages_into(struct stages *st, char *text, const char *flag, const char *val)
+{
+	char err[256];
+
+	if (strlen(val) >= 256)
+		return usage_error("%s: too long", flag);
+	if (stages_parse(st, val, 10000000, err, sizeof(err)) < 0)
+		return usage_error("%s: %s", flag, err);
+	strcpy(text, val);
+	return 0;
+}
+
+static int parse_stages(struct client_opts *o, const char *val)
+{
+	return parse_stages_into(&o->stages, o->stages_text, "--stages", val);
+}
+
+static int parse_rate_stages(struct client_opts *o, const char *val)
+{
+	return parse_stages_into(&o->rate_stages, o->rate_stages_text, "--rate-stages", val);
+}
+
 static int parse_expect(struct client_opts *o, const char *val)
 {
 	if (o->nexpect >= OPT_MAX_EXPECT)
@@ -612,6 +644,10 @@ static const struct flag flags[] = {
      0},
     {"sources", "A-B", "IPv4 source addresses, round robin", "the kernel's", parse_sources, 0},
     {"crash-source", "ADDR", "source address of crash connections", "none", parse_crash_source, 0},
+    {"stages", "T:N,...", "ramp the connections linearly, e.g. 10s:1000,30s:5000,10s:0", "none",
+     parse_stages, 0},
+    {"rate-stages", "T:R,...", "ramp --rate linearly, e.g. 10s:100,20s:100", "none",
+     parse_rate_stages, 0},
     {"arrivals", "fixed|poisson", "open loop: spacing of the messages due", "fixed", parse_arrivals,
      0},
     {"reconnect", NULL, "replace connections the server closes", "off", set_reconnect, 0},
@@ -707,6 +743,30 @@ static int check_crash_source(struct client_opts *o)
 	return 0;
 }
 
+/* --stages sets the run's length and its highest target of connections; --rate-stages
+ * its rate. */
+static int options_check_stages(struct client_opts *o)
+{
+	int64_t total = stages_total_ms(&o->stages);
+
+	if (o->rate_stages.n > 0) {
+		if (o->rate > 0)
+			return usage_error("--rate-stages ramps the rate: not with --rate");
+		if (o->duration_ms == 0 && o->stages.n == 0)
+			o->duration_ms = stages_total_ms(&o->rate_stages);
+	}
+	if (o->stages.n == 0)
+		return 0;
+	if (o->duration_ms > 0 && o->duration_ms != total)
+		return usage_error("--stages lasts %lld ms; --duration must not say otherwise",
+				   (long long)total);
+	o->duration_ms = total;
+	o->connections = (int64_t)stages_max(&o->stages, 0);
+	if (o->connections < 1)
+		return usage_error("--stages: every target is 0");
+	return 0;
+}
+
 /* Checks between flags, once all are read. */
 static int options_check(struct client_opts *o)
 {
@@ -731,6 +791,8 @@ static int options_check(struct client_opts *o)
 	if (o->message_rate > 0 && o->total_message_rate > 0)
 		return usage_error("--message-rate (per connection) and --total-message-rate (of "
 				   "the run) are two ways to say one thing: give one");
+	if (options_check_stages(o) < 0)
+		return -1;
 	if (o->procs > o->connections)
 		return usage_error("--procs must not exceed --connections");
 	if (o->plot[0] != '\0' && o->timeline[0] == '\0' &&
@@ -741,6 +803,9 @@ static int options_check(struct client_opts *o)
 		return usage_error("--metrics goes into the timeline: give --timeline F.jsonl");
 	if (o->plot[0] != '\0' && timeline_is_jsonl(o->timeline))
 		return usage_error("--plot draws a CSV timeline: give --timeline F.csv with it");
+	if (o->warmup_ms > 0 && o->warmup_ms >= o->duration_ms)
+		return usage_error(
+		    "--warmup must be shorter than the run (--duration or --stages)");
 	if (o->progress < 0)
 		o->progress = isatty(STDERR_FILENO);
 	return 0;

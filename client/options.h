@@ -7,6 +7,7 @@
 #define TEARDOWN_OPTIONS_H
 
 #include "scenario.h"
+#include "schedule.h"
 
 #include <netinet/in.h>
 #include <stddef.h>
@@ -64,6 +65,11 @@ struct client_opts {
 	int64_t message_rate, total_message_rate;
 	int arrivals;
 	int64_t max_backlog;
+	/* --stages: the concurrent-connection target ramps linearly (connections is its
+	 * highest, duration its length); --rate-stages ramps --rate. n = 0: not given. */
+	struct stages stages, rate_stages;
+	char stages_text[256], rate_stages_text[256];
+	int64_t warmup_ms; /* left out of every histogram and rate */
 
 	/* reporting */
 	int json;

@@ -1,6 +1,7 @@
 #include "plan.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,8 @@ void plan_init(struct plan *p, const struct client_opts *o)
 			  ? (double)o->total_message_rate / (double)o->connections
 			  : (double)o->message_rate;
 	p->arrivals = o->arrivals;
+	p->stages = o->stages.n > 0 ? &o->stages : NULL;
+	p->rate_stages = o->rate_stages.n > 0 ? &o->rate_stages : NULL;
 }
 
 uint64_t plan_share(uint64_t n, int worker, int nworkers)
@@ -36,6 +39,13 @@ uint64_t plan_share(uint64_t n, int worker, int nworkers)
 uint64_t plan_slots(const struct plan *p, int worker)
 {
 	return plan_share(p->connections, worker, p->nworkers);
+}
+
+uint64_t plan_target(const struct plan *p, int worker, double t_ms)
+{
+	if (p->stages == NULL)
+		return plan_slots(p, worker);
+	return plan_share((uint64_t)llround(stages_at(p->stages, 0, t_ms)), worker, p->nworkers);
 }
 
 int plan_runs(const struct plan *p, int s)

@@ -38,6 +38,8 @@ struct plan {
 	double reconnect_rate; /* reconnects a second per worker; 0: unlimited */
 	double msg_rate;       /* open loop: messages a second per connection; 0: closed loop */
 	int arrivals;	       /* enum arrivals (client/schedule.h) */
+	const struct stages *stages;	  /* --stages (NULL: the connections throughout) */
+	const struct stages *rate_stages; /* --rate-stages (NULL: --rate throughout) */
 };
 
 /* What one connection runs. */
@@ -69,6 +71,8 @@ void plan_init(struct plan *p, const struct client_opts *o);
 uint64_t plan_share(uint64_t n, int worker, int nworkers);
 /* Worker w's concurrent slots. */
 uint64_t plan_slots(const struct plan *p, int worker);
+/* Worker w's share of the --stages target at t_ms from the start (its slots without). */
+uint64_t plan_target(const struct plan *p, int worker, double t_ms);
 /* Whether the run holds connections of scenario s. */
 int plan_runs(const struct plan *p, int s);
 /* The source address (network byte order) of connection `id`; only with --sources. */

@@ -424,6 +424,11 @@ static void open_loop_table(FILE *f, const struct result *r)
 			(double)hist_percentile(&r->send_lag_us, 50) / 1000.0,
 			(double)hist_percentile(&r->send_lag_us, 99) / 1000.0,
 			(double)hist_max(&r->send_lag_us) / 1000.0);
+	if (r->ramped_down > 0 || r->warmup_failed > 0)
+		fprintf(f,
+			"stages         %llu connections closed by a ramp-down; %llu failures in "
+			"the warm-up (not counted above)\n",
+			(unsigned long long)r->ramped_down, (unsigned long long)r->warmup_failed);
 	if (r->late_starts > 0)
 		fprintf(f,
 			"late starts    %llu connections opened after their time on the --rate "

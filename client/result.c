@@ -51,6 +51,11 @@ const struct result_field result_fields[] = {
     COUNT(cpu_saturated_s, RG_COUNTS, RF_OPTIONAL,
 	  "seconds in which a worker used 90 % or more of a CPU: its own timing, not the "
 	  "server's, may be what was measured"),
+    COUNT(ramped_down, RG_COUNTS, RF_OPTIONAL,
+	  "--stages: connections a ramp-down closed (the highest slots, the last opened; "
+	  "also counted completed, or cancelled when still connecting)"),
+    COUNT(warmup_failed, RG_COUNTS, RF_OPTIONAL,
+	  "--warmup: failures during the warm-up (not in failed nor in the failures)"),
     DEAD(crashed, "crash", "crash connections closed in repair mode"),
     DEAD(vanished, "vanish", "vanish connections whose packets are dropped"),
     COUNT(dropped_from_server, RG_DEAD_PEERS, 0,

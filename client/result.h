@@ -71,6 +71,7 @@ struct result {
 	uint64_t closed_by_server, echo_mismatch, messages, reconnects, interrupted;
 	uint64_t bytes_sent, bytes_received;
 	uint64_t msgs_due, late_sends, unsent, late_starts, cpu_us, cpu_saturated_s;
+	uint64_t ramped_down, warmup_failed;
 	uint64_t by_scenario[SCEN_N]; /* connections started per scenario */
 	struct dead_peers crashed, vanished;
 	uint64_t dropped_from_server, dropped_to_server;

@@ -139,6 +139,39 @@ double stages_at(const struct stages *s, double from, double t_ms)
 	return prev;
 }
 
+double stages_area(const struct stages *s, double from, double t_ms)
+{
+	double start = 0, prev = from, area = 0;
+
+	for (int i = 0; i < s->n && start < t_ms; i++) {
+		double end = (double)s->end_ms[i], until = t_ms < end ? t_ms : end;
+		double at = stages_at(s, from, until);
+		area += (prev + at) / 2 * (until - start); /* linear: a trapezoid */
+		start = end;
+		prev = s->target[i];
+	}
+	if (t_ms > start)
+		area += prev * (t_ms - start); /* the last target holds */
+	return area;
+}
+
+double stages_when(const struct stages *s, double from, double area)
+{
+	double total = (double)stages_total_ms(s), lo = 0, hi = total;
+	double last = s->n > 0 ? s->target[s->n - 1] : from, at_end = stages_area(s, from, total);
+
+	if (area > at_end)
+		return last > 0 ? total + (area - at_end) / last : -1;
+	for (int i = 0; i < 64; i++) { /* the area only grows with t: bisection */
+		double mid = (lo + hi) / 2;
+		if (stages_area(s, from, mid) < area)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return hi;
+}
+
 int64_t stages_total_ms(const struct stages *s)
 {
 	return s->n > 0 ? s->end_ms[s->n - 1] : 0;

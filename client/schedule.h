@@ -64,6 +64,11 @@ int stages_parse(struct stages *s, const char *text, int64_t max, char *err, siz
 /* The target at t_ms after the start. */
 double stages_at(const struct stages *s, double from, double t_ms);
 int64_t stages_total_ms(const struct stages *s);
+/* The integral of the target from 0 to t_ms (target x ms): the starts a rate ramp has
+ * made due by then, times 1000. */
+double stages_area(const struct stages *s, double from, double t_ms);
+/* When the integral reaches area (ms), or -1 when it never does (the last target is 0). */
+double stages_when(const struct stages *s, double from, double area);
 /* The highest target of any stage (and of `from`). */
 double stages_max(const struct stages *s, double from);
 

@@ -110,6 +110,16 @@ static void test_stages(void **state)
 	/* a ramp from a starting value */
 	assert_int_equal(stages_parse(&s, "2s:10", 100, err, sizeof(err)), 0);
 	assert_true(stages_at(&s, 20, 1000) == 15);
+	/* a rate ramp's integral, and when it reaches an area: 0 -> 100/s over 2 s makes 100
+	 * starts due, 25 in the first second */
+	assert_int_equal(stages_parse(&s, "2s:100", 1000, err, sizeof(err)), 0);
+	assert_true(fabs(stages_area(&s, 0, 1000) - 25000) < 1e-6);
+	assert_true(fabs(stages_area(&s, 0, 2000) - 100000) < 1e-6);
+	assert_true(fabs(stages_area(&s, 0, 3000) - 200000) < 1e-6); /* the last rate holds */
+	assert_true(fabs(stages_when(&s, 0, 25000) - 1000) < 1e-3);
+	assert_true(fabs(stages_when(&s, 0, 150000) - 2500) < 1e-3);
+	assert_int_equal(stages_parse(&s, "1s:10,1s:0", 1000, err, sizeof(err)), 0);
+	assert_true(stages_when(&s, 0, 10001) < 0); /* ramped to 0: never */
 	/* errors say which stage */
 	assert_int_equal(stages_parse(&s, "10s:1000,30s", 100000, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "'30s'"));
