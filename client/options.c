@@ -4,6 +4,9 @@
 #include "result.h"
 #include "schedule.h"
 #include "timeline.h"
+#include "clockref.h"
+
+#include <time.h>
 #include "sock.h"
 
 #include <arpa/inet.h>
@@ -586,6 +589,27 @@ static int parse_rate_stages(struct client_opts *o, const char *val)
 	return parse_stages_into(&o->rate_stages, o->rate_stages_text, "--rate-stages", val);
 }
 
+static int parse_start_at(struct client_opts *o, const char *val)
+{
+	char err[256];
+	struct timespec now;
+
+	if (clockref_parse_time(val, &o->start_at_us, err, sizeof(err)) < 0)
+		return usage_error("--start-at: %s", err);
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (o->start_at_us <= (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000)
+		return usage_error("--start-at: %s is already past (this host's clock reads %lld)",
+				   val, (long long)now.tv_sec);
+	return 0;
+}
+
+static int parse_time_reference(struct client_opts *o, const char *val)
+{
+	if (strncmp(val, "http://", 7) != 0)
+		return usage_error("--time-reference: '%s': expected http://HOST:PORT/PATH", val);
+	return parse_path(o->time_reference, "--time-reference", val);
+}
+
 static int parse_expect(struct client_opts *o, const char *val)
 {
 	if (o->nexpect >= OPT_MAX_EXPECT)
@@ -648,6 +672,10 @@ static const struct flag flags[] = {
      parse_stages, 0},
     {"rate-stages", "T:R,...", "ramp --rate linearly, e.g. 10s:100,20s:100", "none",
      parse_rate_stages, 0},
+    {"start-at", "TIME", "start at this wall-clock time (RFC 3339 or epoch seconds)", "at once",
+     parse_start_at, 0},
+    {"time-reference", "URL", "an HTTP server whose Date gives this host's clock offset",
+     "none (offset unknown)", parse_time_reference, 0},
     {"arrivals", "fixed|poisson", "open loop: spacing of the messages due", "fixed", parse_arrivals,
      0},
     {"reconnect", NULL, "replace connections the server closes", "off", set_reconnect, 0},

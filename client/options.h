@@ -70,6 +70,9 @@ struct client_opts {
 	struct stages stages, rate_stages;
 	char stages_text[256], rate_stages_text[256];
 	int64_t warmup_ms; /* left out of every histogram and rate */
+	/* --start-at (wall clock, us; 0: at once), --time-reference (client/clockref.h) */
+	int64_t start_at_us;
+	char time_reference[OPT_PATH_MAX];
 
 	/* reporting */
 	int json;

@@ -151,6 +151,26 @@ static void names_json(struct jw *w, const char *key, const struct run_names *s)
 	}
 }
 
+/* A host's clock: when it started, and its offset from the reference if known. */
+static void clock_json(struct jw *w, const char *key, const struct clock_info *c)
+{
+	jw_obj(w, key);
+	jw_str(w, "host", c->host);
+	if (c->start_at_us > 0)
+		jw_i64(w, "start_at_unix_us", c->start_at_us);
+	jw_i64(w, "started_unix_us", c->started_us);
+	if (c->reference[0] != '\0')
+		jw_str(w, "reference", c->reference);
+	if (c->known) {
+		jw_i64(w, "offset_us", c->offset_us);
+		jw_i64(w, "uncertainty_us", c->uncertainty_us);
+	} else {
+		jw_str(w, "offset", "unknown");
+		jw_str(w, "why", c->why);
+	}
+	jw_obj_end(w);
+}
+
 static void run_json(struct jw *w, const struct run_info *info)
 {
 	jw_obj(w, "run");
@@ -158,7 +178,13 @@ static void run_json(struct jw *w, const struct run_info *info)
 		jw_u64(w, "merged", info->merged);
 		names_json(w, "servers", &info->servers);
 		names_json(w, "scenarios", &info->scenarios);
+		jw_arr(w, "clocks");
+		for (int i = 0; i < info->nclocks; i++)
+			clock_json(w, NULL, &info->clocks[i]);
+		jw_arr_end(w);
 	} else {
+		if (info->nclocks > 0)
+			clock_json(w, "clock", &info->clocks[0]);
 		jw_str(w, "server", info->server);
 		jw_str(w, "scenario", info->scenario);
 		jw_u64(w, "connections", info->connections);
@@ -406,6 +432,39 @@ static void dead_table(FILE *f, const struct result *r)
 		    (unsigned long long)r->dropped_to_server);
 }
 
+static void clock_text(FILE *f, int64_t unix_us)
+{
+	time_t t = (time_t)(unix_us / 1000000);
+	struct tm tm;
+	char when[32] = "?";
+
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(f, "%s.%03dZ", when, (int)(unix_us / 1000 % 1000));
+}
+
+/* Each host's start and clock offset (--start-at, --time-reference). */
+static void clocks_table(FILE *f, const struct run_info *info)
+{
+	for (int i = 0; i < info->nclocks; i++) {
+		const struct clock_info *c = &info->clocks[i];
+		if (c->start_at_us == 0 && c->reference[0] == '\0' && info->merged == 0)
+			continue; /* a run on one host at once: nothing to say */
+		fprintf(f, "clock          %s started ", c->host);
+		clock_text(f, c->started_us);
+		if (c->start_at_us > 0)
+			fprintf(f, " (%+.3f s from --start-at)",
+				(double)(c->started_us - c->start_at_us) / 1e6);
+		if (c->known)
+			fprintf(f, "; offset %+.3f s +-%.3f s against %s\n",
+				(double)c->offset_us / 1e6, (double)c->uncertainty_us / 1e6,
+				c->reference);
+		else
+			fprintf(f, "; offset unknown (%s)\n",
+				c->reference[0] ? c->why : "no --time-reference");
+	}
+}
+
 /* Open loop: what was asked against what was done, and who was late. */
 static void open_loop_table(FILE *f, const struct result *r)
 {
@@ -479,6 +538,7 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 		fprintf(f, "server %s  scenario %s  connections %llu  procs %llu\n", info->server,
 			info->scenario, (unsigned long long)info->connections,
 			(unsigned long long)info->procs);
+	clocks_table(f, info);
 	if (info->merged == 0 && info->msg_rate > 0)
 		fprintf(f, "open loop %g msgs/s per connection, %s arrivals, max backlog %lld\n",
 			info->msg_rate, arrivals_name(info->arrivals),
@@ -697,6 +757,43 @@ static int read_hists(struct result *r, const struct jnode *doc, char *err, size
 	return 0;
 }
 
+static void read_clock(struct clock_info *c, const struct jnode *n)
+{
+	const struct jnode *s;
+	uint64_t v = 0;
+
+	memset(c, 0, sizeof(*c));
+	if ((s = json_get(n, "host")) != NULL && s->type == J_STR)
+		snprintf(c->host, sizeof(c->host), "%s", s->str);
+	if ((s = json_get(n, "reference")) != NULL && s->type == J_STR)
+		snprintf(c->reference, sizeof(c->reference), "%s", s->str);
+	if ((s = json_get(n, "why")) != NULL && s->type == J_STR)
+		snprintf(c->why, sizeof(c->why), "%s", s->str);
+	if (json_get_u64(n, "start_at_unix_us", &v) == 0)
+		c->start_at_us = (int64_t)v;
+	if (json_get_u64(n, "started_unix_us", &v) == 0)
+		c->started_us = (int64_t)v;
+	if ((s = json_get(n, "offset_us")) != NULL && s->type == J_NUM) {
+		c->known = 1;
+		c->offset_us = (int64_t)s->num;
+		if ((s = json_get(n, "uncertainty_us")) != NULL && s->type == J_NUM)
+			c->uncertainty_us = (int64_t)s->num;
+	}
+}
+
+/* The clock of a run, or a merged document's clocks (absent in older documents). */
+static void read_clocks(struct run_info *info, const struct jnode *run)
+{
+	const struct jnode *one = json_get(run, "clock"), *arr = json_get(run, "clocks");
+
+	if (one != NULL && info->nclocks < RUN_NAMES_MAX)
+		read_clock(&info->clocks[info->nclocks++], one);
+	for (const struct jnode *e = arr ? arr->child : NULL; e != NULL; e = e->next) {
+		if (info->nclocks < RUN_NAMES_MAX)
+			read_clock(&info->clocks[info->nclocks++], e);
+	}
+}
+
 /* A name, or a merged document's list of them (absent in older documents: none). */
 static void read_names(struct run_names *s, const struct jnode *run, const char *one,
 		       const char *many)
@@ -728,6 +825,7 @@ int report_read(struct result *r, struct run_info *info, const struct jnode *doc
 		return read_fail(err, errlen, "not a load-client result (version 1)");
 	read_names(&info->servers, json_get(doc, "run"), "server", "servers");
 	read_names(&info->scenarios, json_get(doc, "run"), "scenario", "scenarios");
+	read_clocks(info, json_get(doc, "run"));
 	if (read_fields(r, doc, err, errlen) < 0 || read_by_scenario(r, doc, err, errlen) < 0 ||
 	    read_failures(r, doc, err, errlen) < 0 || read_hists(r, doc, err, errlen) < 0)
 		return -1;
