@@ -44,6 +44,9 @@ struct server {
 	struct looplag *lag;       /* the event loop's lateness; NULL when not measured */
 	/* hb_tv, fin_tv when no common timeout was left (server_deadline_tv). */
 	struct timeval hb_plain, fin_plain;
+	uint64_t rng;	     /* server_random's state (xorshift64*), seeded per process */
+	struct event *ev_drain_tick; /* sdnotify EXTEND_TIMEOUT_USEC while the drain runs */
+	int64_t drain_deadline_us;   /* monotonic time of shutdown_timeout's reset */
 };
 
 /* Resolves, binds and listens; writes the port file. Returns 0, or -1 after logging
@@ -63,6 +66,10 @@ void server_free(struct server *srv);
  * for want of a queue. */
 const struct timeval *server_deadline_tv(struct event_base *base, int64_t ms,
 					 struct timeval *fallback);
+
+/* A uniform random number in [0, 1): the drain's order and turns, the connections' ages.
+ * Not for secrets. */
+double server_random(struct server *srv);
 
 /* Called by conn.c when a connection is gone (the drain may be complete). */
 void server_conn_closed(struct server *srv);
