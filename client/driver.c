@@ -43,8 +43,8 @@ struct driver {
 	 * target); a ramp-down stops the connections of the slots above it. */
 	uint64_t active;
 	struct event *stage_ev;
-	int64_t room_at;    /* when --max-connecting last made room after it was full */
-	int full;	    /* the pump stopped at --max-connecting */
+	int64_t room_at; /* when --max-connecting last made room after it was full */
+	int full;	 /* the pump stopped at --max-connecting */
 	/* The worker's own CPU time, per second and over the run (saturation). */
 	int64_t cpu_start_ns, cpu_last_ns, cpu_last_wall_us;
 	int signals;

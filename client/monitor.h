@@ -20,7 +20,7 @@
 
 struct monitor {
 	const struct client_opts *o;
-	struct census_sock *cs; /* NULL: no census (sock_diag unavailable) */
+	struct census_sock *cs;	 /* NULL: no census (sock_diag unavailable) */
 	struct own_ports *ports; /* the run's local ports (its workers add them) */
 	int server_visible;
 	int server_unseen;	/* enum census_unseen, when not visible */
