@@ -11,6 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The period of the progress line and the timeline's rows. */
+#define MONITOR_TICK_US 1000000
+
 /* The states of the timeline's columns. */
 static const int timeline_states[] = {
     CENSUS_LISTEN,    CENSUS_SYN_SENT,	CENSUS_SYN_RECV,  CENSUS_ESTABLISHED,
@@ -224,13 +227,48 @@ static int census_client(struct monitor *m, struct census_counts *out)
 	return census_port_keep(m->cs, m->o->port, CENSUS_REMOTE, sock_ours, m, out);
 }
 
+/* Both ends in one census when the server is visible (each census walks every socket of
+ * the namespace, whatever its filter). ok[0]: the client's side counted, ok[1]: the
+ * server's. 0, or -1 with errno when the census failed. */
+static int census_ends(struct monitor *m, struct census_counts *cli, struct census_counts *srv,
+		       int ok[2])
+{
+	ok[0] = ok[1] = 0;
+	if (m->cs == NULL)
+		return 0;
+	if (!m->server_visible) {
+		ok[0] = census_client(m, cli) == 0;
+		return ok[0] ? 0 : -1;
+	}
+	if (census_port_both(m->cs, m->o->port, server_sock, m->ports != NULL ? sock_ours : NULL, m,
+			     srv, cli) < 0)
+		return -1;
+	ok[0] = ok[1] = 1;
+	return 0;
+}
+
+/* A row's census, when one is due: at 2,000,000 sockets a census takes about a second
+ * here, so rows come every second but their census columns no more often than keeps the
+ * census to 1 / CENSUS_SHARE of the time (census_next_due); the rows between leave them
+ * empty (--timeline F.csv) or say not visible (F.jsonl). */
+static void census_row(struct monitor *m, struct census_counts *cli, struct census_counts *srv,
+		       int ok[2], int64_t now)
+{
+	int64_t start = clock_mono_us();
+
+	ok[0] = ok[1] = 0;
+	if (now < m->census_due_us)
+		return;
+	census_ends(m, cli, srv, ok);
+	m->census_due_us = census_next_due(start, clock_mono_us() - start, MONITOR_TICK_US);
+}
+
 static void timeline_row(struct monitor *m, const struct result *sum, int64_t now)
 {
 	struct census_counts side[2];
 	int ok[2];
 
-	ok[0] = m->cs && census_client(m, &side[0]) == 0;
-	ok[1] = m->cs && m->server_visible && census_server(m, &side[1]) == 0;
+	census_row(m, &side[0], &side[1], ok, now);
 	fprintf(m->timeline, "%.3f", (double)(now - m->t0_us) / 1e6);
 	for (int s = 0; s < 2; s++) {
 		for (size_t i = 0; i < NTL; i++) {
@@ -295,9 +333,13 @@ static void jsonl_row(struct monitor *m, int64_t unix_s, int64_t now)
 	row->mono_s = (double)(now - m->t0_us) / 1e6;
 	row->interval_s = (double)(now - m->last_us) / 1e6;
 	row->msgs_per_s = row->interval_s > 0 ? (double)row->r.messages / row->interval_s : 0;
-	row->r.client.visible = m->cs && census_client(m, &row->r.client.c) == 0;
-	row->r.server.visible =
-	    m->cs && m->server_visible && census_server(m, &row->r.server.c) == 0;
+	{
+		int ok[2];
+
+		census_row(m, &row->r.client.c, &row->r.server.c, ok, now);
+		row->r.client.visible = ok[0];
+		row->r.server.visible = ok[1];
+	}
 	row->r.client.port = row->r.server.port = m->o->port;
 	row->r.server.unseen = m->server_visible ? UNSEEN_NO_CENSUS : m->server_unseen;
 	if (m->scrape != NULL)
@@ -317,7 +359,7 @@ int64_t monitor_next_tick_us(struct monitor *m)
 	if (!m->jsonl) { /* every second from the start, whatever a tick's own work took */
 		int64_t now = clock_mono_us();
 		m->next_mono_us =
-		    m->next_mono_us == 0 ? m->t0_us + 1000000 : m->next_mono_us + 1000000;
+		    (m->next_mono_us == 0 ? m->t0_us : m->next_mono_us) + MONITOR_TICK_US;
 		if (m->next_mono_us < now)
 			m->next_mono_us = now;
 		return m->next_mono_us - now;
@@ -367,11 +409,9 @@ static int settled(const struct census_counts *c)
 
 static int census_both(struct monitor *m, struct result *r)
 {
-	if (census_client(m, &r->client.c) < 0)
-		return -1;
-	if (m->server_visible && census_server(m, &r->server.c) < 0)
-		return -1;
-	return 0;
+	int ok[2];
+
+	return census_ends(m, &r->client.c, &r->server.c, ok);
 }
 
 /* The last line: the census once the sockets settled. */

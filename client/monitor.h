@@ -41,6 +41,7 @@ struct monitor {
 	struct result *cur, *prev;
 	struct tl_row *row;
 	struct scrape *scrape; /* --metrics: the server's own figures */
+	int64_t census_due_us; /* no row's census before this (census_row) */
 };
 
 /* Opens the census and the timeline file, decides whether the server is visible. 0, or

@@ -6,6 +6,7 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -129,7 +130,7 @@ void census_close(struct census_sock *cs)
  * in proportion to every TCP socket of the host, not to those of the port. */
 struct census_bc {
 	struct nlattr attr;
-	struct inet_diag_bc_op op[2];
+	struct inet_diag_bc_op op[5]; /* one port comparison (2 ops), or two and a jump */
 };
 
 struct census_req_v2 {
@@ -144,13 +145,31 @@ struct census_req_compat {
 	struct census_bc bc;
 };
 
-static void census_bc_fill(struct census_bc *bc, int port, enum census_side side)
+/* CENSUS_BOTH: the local port or the remote port is P, as ss compiles an "or": [S_EQ P]
+ * [JMP] [D_EQ P]. A local match falls through to the jump, which always takes its `no`
+ * to the end (accept); a mismatch jumps over it to the remote comparison. The kernel's
+ * audit (inet_diag_bc_audit) wants every `no` target on the chain of `yes` jumps, which
+ * rules out a plain jump from the first comparison to the end. The request carries only
+ * the ops used (nla_len). */
+#define CENSUS_BOTH 2
+
+static void census_bc_fill(struct census_bc *bc, int port, int side)
 {
-	bc->attr.nla_len = sizeof(*bc);
+	const unsigned short op = sizeof(bc->op[0]), cmp = 2 * op;
+
+	if (side == CENSUS_BOTH) {
+		bc->attr.nla_len = sizeof(bc->attr) + 2 * cmp + op;
+		bc->op[0] = (struct inet_diag_bc_op){INET_DIAG_BC_S_EQ, cmp, cmp + op};
+		bc->op[2] = (struct inet_diag_bc_op){INET_DIAG_BC_JMP, op, cmp + op};
+		bc->op[3] = (struct inet_diag_bc_op){INET_DIAG_BC_D_EQ, cmp, cmp + 4};
+		bc->op[4].no = (unsigned short)port;
+	} else {
+		bc->attr.nla_len = sizeof(bc->attr) + cmp;
+		bc->op[0].code = side == CENSUS_LOCAL ? INET_DIAG_BC_S_EQ : INET_DIAG_BC_D_EQ;
+		bc->op[0].yes = cmp;
+		bc->op[0].no = cmp + 4;
+	}
 	bc->attr.nla_type = INET_DIAG_REQ_BYTECODE;
-	bc->op[0].code = side == CENSUS_LOCAL ? INET_DIAG_BC_S_EQ : INET_DIAG_BC_D_EQ;
-	bc->op[0].yes = sizeof(bc->op);
-	bc->op[0].no = sizeof(bc->op) + 4;
 	bc->op[1].no = (unsigned short)port; /* the operand: host byte order */
 }
 
@@ -163,8 +182,7 @@ static void census_hdr_fill(struct census_sock *cs, struct nlmsghdr *nlh, size_t
 }
 
 /* family AF_UNSPEC: the one-walk compat request; AF_INET or AF_INET6: a v2 request. */
-static int census_send(struct census_sock *cs, int family, int port, enum census_side side,
-		       unsigned states)
+static int census_send(struct census_sock *cs, int family, int port, int side, unsigned states)
 {
 	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
 	union {
@@ -176,17 +194,17 @@ static int census_send(struct census_sock *cs, int family, int port, enum census
 
 	memset(&req, 0, sizeof(req));
 	if (family == AF_UNSPEC) {
-		len = sizeof(req.compat);
+		census_bc_fill(&req.compat.bc, port, side);
+		len = offsetof(struct census_req_compat, bc) + req.compat.bc.attr.nla_len;
 		census_hdr_fill(cs, &req.compat.nlh, len, TCPDIAG_GETSOCK);
 		req.compat.r.idiag_states = states;
-		census_bc_fill(&req.compat.bc, port, side);
 	} else {
-		len = sizeof(req.v2);
+		census_bc_fill(&req.v2.bc, port, side);
+		len = offsetof(struct census_req_v2, bc) + req.v2.bc.attr.nla_len;
 		census_hdr_fill(cs, &req.v2.nlh, len, SOCK_DIAG_BY_FAMILY);
 		req.v2.r.sdiag_family = (uint8_t)family;
 		req.v2.r.sdiag_protocol = IPPROTO_TCP;
 		req.v2.r.idiag_states = states;
-		census_bc_fill(&req.v2.bc, port, side);
 	}
 	do {
 		n = sendto(cs->fd, &req, len, 0, (struct sockaddr *)&kernel, sizeof(kernel));
@@ -227,6 +245,11 @@ struct census_sink {
 	void *arg;
 	census_keep_fn keep; /* may be NULL: every socket */
 	void *keep_arg;
+	/* CENSUS_BOTH: the sockets whose local port is `port` go to the above, those whose
+	 * remote port is go to out_remote (filtered by keep_remote). */
+	int port;
+	struct census_counts *out_remote;
+	census_keep_fn keep_remote;
 };
 
 static void census_info(struct census_sock_info *s, const struct inet_diag_msg *m)
@@ -246,10 +269,25 @@ static void census_info(struct census_sock_info *s, const struct inet_diag_msg *
 	s->retrans = m->idiag_retrans;
 }
 
+/* A socket of a census of both sides: counted on each side whose port it has (a socket
+ * connected to its own port, on both). */
+static void census_sink_both(const struct census_sink *k, const struct inet_diag_msg *m)
+{
+	struct census_sock_info s;
+
+	census_info(&s, m);
+	if (s.sport == k->port && (k->keep == NULL || k->keep(&s, k->keep_arg)))
+		census_count(k->out, m);
+	if (s.dport == k->port && (k->keep_remote == NULL || k->keep_remote(&s, k->keep_arg)))
+		census_count(k->out_remote, m);
+}
+
 static void census_sink_put(const struct census_sink *k, const struct inet_diag_msg *m)
 {
 	struct census_sock_info s;
 
+	if (k->out_remote != NULL)
+		return census_sink_both(k, m);
 	if (k->keep != NULL || k->cb != NULL)
 		census_info(&s, m);
 	if (k->keep != NULL && !k->keep(&s, k->keep_arg))
@@ -319,14 +357,22 @@ static int census_recv(struct census_sock *cs, const struct census_sink *k)
 	}
 }
 
-static int census_run(struct census_sock *cs, int port, enum census_side side, unsigned states,
+/* Zeroes the sink's counts (before a census, and before its retry per family). */
+static void census_sink_zero(const struct census_sink *k)
+{
+	if (k->out != NULL)
+		memset(k->out, 0, sizeof(*k->out));
+	if (k->out_remote != NULL)
+		memset(k->out_remote, 0, sizeof(*k->out_remote));
+}
+
+static int census_run(struct census_sock *cs, int port, int side, unsigned states,
 		      const struct census_sink *k)
 {
 	static const int families[] = {AF_INET, AF_INET6};
 	int64_t t0 = clock_mono_us();
 
-	if (k->out != NULL)
-		memset(k->out, 0, sizeof(*k->out));
+	census_sink_zero(k);
 	if (port < 0 || port > 65535) {
 		errno = EINVAL;
 		return -1;
@@ -339,8 +385,7 @@ static int census_run(struct census_sock *cs, int port, enum census_side side, u
 		if (errno != EINVAL && errno != ENOENT && errno != EOPNOTSUPP)
 			return -1;
 		cs->no_compat = 1;
-		if (k->out != NULL)
-			memset(k->out, 0, sizeof(*k->out));
+		census_sink_zero(k);
 	}
 	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
 		if (census_send(cs, families[i], port, side, states) < 0)
@@ -351,6 +396,8 @@ static int census_run(struct census_sock *cs, int port, enum census_side side, u
 done:
 	if (k->out != NULL)
 		k->out->elapsed_us = clock_mono_us() - t0;
+	if (k->out_remote != NULL)
+		k->out_remote->elapsed_us = k->out->elapsed_us;
 	return 0;
 }
 
@@ -367,6 +414,20 @@ int census_port_keep(struct census_sock *cs, int port, enum census_side side, ce
 	struct census_sink k = {.out = out, .keep = keep, .keep_arg = arg};
 
 	return census_run(cs, port, side, CENSUS_ALL_STATES, &k);
+}
+
+int census_port_both(struct census_sock *cs, int port, census_keep_fn keep_local,
+		     census_keep_fn keep_remote, void *arg, struct census_counts *local,
+		     struct census_counts *remote)
+{
+	struct census_sink k = {.out = local,
+				.keep = keep_local,
+				.keep_arg = arg,
+				.port = port,
+				.out_remote = remote,
+				.keep_remote = keep_remote};
+
+	return census_run(cs, port, CENSUS_BOTH, CENSUS_ALL_STATES, &k);
 }
 
 int census_each(struct census_sock *cs, int port, enum census_side side, unsigned states,
@@ -398,4 +459,9 @@ void census_add(struct census_counts *a, const struct census_counts *b)
 	a->send_q += b->send_q;
 	if (b->elapsed_us > a->elapsed_us)
 		a->elapsed_us = b->elapsed_us;
+}
+
+int64_t census_next_due(int64_t start_us, int64_t took_us, int64_t interval_us)
+{
+	return took_us * CENSUS_SHARE > interval_us ? start_us + took_us * CENSUS_SHARE : 0;
 }

@@ -135,6 +135,28 @@ typedef int (*census_keep_fn)(const struct census_sock_info *s, void *arg);
 int census_port_keep(struct census_sock *cs, int port, enum census_side side, census_keep_fn keep,
 		     void *arg, struct census_counts *out);
 
+/* Both sides of the port in one walk of the kernel's tables (each census walks every
+ * socket of the namespace, whatever its filter, so two censuses cost two walks): the
+ * sockets whose local port is `port` that keep_local accepts are counted into *local,
+ * those whose remote port is that keep_remote accepts into *remote (a keep function NULL:
+ * every socket; both get arg). Both counts are zeroed first and get the same elapsed_us.
+ * 0, or -1 with errno. */
+int census_port_both(struct census_sock *cs, int port, census_keep_fn keep_local,
+		     census_keep_fn keep_remote, void *arg, struct census_counts *local,
+		     struct census_counts *remote);
+
+/* A census may take at most 1 / CENSUS_SHARE of its caller's time: the kernel walks every
+ * socket of the namespace for each one (about a second for 2,000,000 sockets here), and
+ * both programs take it in their event loop or beside a progress tick. Not a setting: the
+ * period one asks for stays the rule; this only applies when the namespace is too big for
+ * it. */
+#define CENSUS_SHARE 10
+
+/* After a census that started at start_us and took took_us, for a caller that wants one
+ * every interval_us: the time before which the next one should not start (start_us +
+ * CENSUS_SHARE x took_us), or 0 when the census fits in its share of the interval. */
+int64_t census_next_due(int64_t start_us, int64_t took_us, int64_t interval_us);
+
 /* Uses one SOCK_DIAG_BY_FAMILY request per family instead of the one-walk request (what
  * a kernel without the latter gets; for tests and comparisons). */
 void census_set_per_family(struct census_sock *cs, int on);

@@ -16,14 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A census may take at most 1 / CENSUS_SHARE of its process's time: one that took D
- * delays the next to D x CENSUS_SHARE after its start, whatever census_interval says. The
- * kernel walks every socket of the namespace for each census (about a second for
- * 2,000,000 sockets here), and the census runs in the event loop: at census_interval 1s it
- * would stall the loop every second. Not a key: census_interval is the period one asks
- * for; this only keeps the loop serving when the namespace makes that period too short. */
-#define CENSUS_SHARE 10
-
 /* One CLOSE_WAIT socket followed across censuses (as the board shares it). */
 #define cw_rec cwboard_rec
 
@@ -537,14 +529,17 @@ static void watchdog_check_close_wait(struct watchdog *w, int64_t now)
 
 /* ---- start, measure, stop ---------------------------------------------------------- */
 
-/* The next census after one that started at `start` and took `took` (CENSUS_SHARE). The
- * tick itself keeps its period: the fd accounting and the figures go on. */
+/* The next census after one that started at `start` and took `took`: the census runs in
+ * the event loop, so at census_interval 1s a census of a second (2,000,000 sockets) would
+ * stall the loop for good (census_next_due). The tick itself keeps its period: the fd
+ * accounting and the figures go on. */
 static void watchdog_census_pace(struct watchdog *w, int64_t start, int64_t took)
 {
 	int64_t interval = w->o.cfg->census_interval * 1000;
-	int stretched = took * CENSUS_SHARE > interval;
+	int stretched;
 
-	w->census_due_us = stretched ? start + took * CENSUS_SHARE : 0;
+	w->census_due_us = census_next_due(start, took, interval);
+	stretched = w->census_due_us != 0;
 	if (stretched && !w->census_stretched)
 		log_info("census of port %d took %lld ms: the next ones at most every %lld ms, not "
 			 "every census_interval (%lld ms), so the census keeps to a tenth of this "

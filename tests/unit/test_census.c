@@ -259,6 +259,59 @@ static void test_hundred_connections(void **state)
 	census_close(cs);
 }
 
+/* Half of the client ports, about (connect() prefers even ports: bit 1, not bit 0). */
+static int even_sport(const struct census_sock_info *s, void *arg)
+{
+	(*(int *)arg)++;
+	return (s->sport >> 1) % 2 == 0;
+}
+
+/* census_port_both: one walk gives what the two one-sided censuses give, each side through
+ * its own keep function, with the one-walk request and with one request per family; the
+ * sockets of another port are in neither. */
+static void test_both_sides_in_one_walk(void **state)
+{
+	struct census_sock *cs = census_open();
+	struct census_counts local, remote, l1, r1;
+	struct fds f = {.n = 0};
+	int port, other, lfd, lfd2, c, s, calls = 0, even = 0;
+
+	(void)state;
+	assert_non_null(cs);
+	lfd = listener(AF_INET, &port);
+	lfd2 = listener(AF_INET, &other);
+	keep(&f, lfd);
+	keep(&f, lfd2);
+	for (int i = 0; i < 60; i++) {
+		pair(i < 50 ? lfd : lfd2, i < 50 ? port : other, &c, &s);
+		keep(&f, c);
+		keep(&f, s);
+	}
+	assert_int_equal(census_port(cs, port, CENSUS_LOCAL, &l1), 0);
+	assert_int_equal(census_port_keep(cs, port, CENSUS_REMOTE, even_sport, &even, &r1), 0);
+	for (int per_family = 0; per_family < 2; per_family++) {
+		census_set_per_family(cs, per_family);
+		calls = 0;
+		assert_int_equal(
+		    census_port_both(cs, port, NULL, even_sport, &calls, &local, &remote), 0);
+		print_message("# both sides in one walk (per family %d): local %lu, remote %lu of "
+			      "which %lu kept, %ld us\n",
+			      per_family, (unsigned long)local.total, (unsigned long)calls,
+			      (unsigned long)remote.total, (long)local.elapsed_us);
+		assert_int_equal(local.total, 51); /* 50 accepted and the listener */
+		assert_int_equal(local.state[CENSUS_ESTABLISHED], 50);
+		assert_int_equal(local.state[CENSUS_LISTEN], 1);
+		assert_int_equal(calls, 50); /* keep_remote sees the remote side only */
+		assert_memory_equal(local.state, l1.state, sizeof(l1.state));
+		assert_memory_equal(remote.state, r1.state, sizeof(r1.state));
+		assert_int_equal(remote.total, r1.total);
+		assert_true(remote.total > 0 && remote.total < 50);
+		assert_int_equal(local.elapsed_us, remote.elapsed_us);
+	}
+	close_all(&f);
+	census_close(cs);
+}
+
 /* A dual-stack listener: IPv4 clients are AF_INET6 sockets (v4-mapped) on the server side
  * and AF_INET on the client side; each is counted once. */
 static void test_ipv6_and_mapped(void **state)
@@ -384,10 +437,15 @@ static void test_add(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_names),	    cmocka_unit_test(test_bad_port),
-	    cmocka_unit_test(test_matches_ss),	    cmocka_unit_test(test_hundred_connections),
-	    cmocka_unit_test(test_ipv6_and_mapped), cmocka_unit_test(test_request_forms_agree),
-	    cmocka_unit_test(test_at_fd_limit),	    cmocka_unit_test(test_add),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_bad_port),
+	    cmocka_unit_test(test_matches_ss),
+	    cmocka_unit_test(test_hundred_connections),
+	    cmocka_unit_test(test_ipv6_and_mapped),
+	    cmocka_unit_test(test_request_forms_agree),
+	    cmocka_unit_test(test_at_fd_limit),
+	    cmocka_unit_test(test_add),
+	    cmocka_unit_test(test_both_sides_in_one_walk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
