@@ -49,13 +49,15 @@ class ClientRun:
                 f"\nstderr:\n{self.err[-3000:]}")
 
 
-def run_client(test, args, timeout=RUN_TIMEOUT, prefix=()):
-    """Runs bin/load-client ARGS to its end (killed by a cleanup if the test fails first)."""
+def run_client(test, args, timeout=RUN_TIMEOUT, prefix=(), env=None):
+    """Runs bin/load-client ARGS to its end (killed by a cleanup if the test fails first);
+    env: variables added to its environment."""
     if not client_bin().exists():
         raise AssertionError(f"client binary {client_bin()} does not exist (make bin/load-client)")
     cmd = list(prefix) + [str(client_bin())] + [str(a) for a in args]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=server_env(), cwd=str(REPO),
+                            stderr=subprocess.PIPE, text=True,
+                            env=dict(server_env(), **(env or {})), cwd=str(REPO),
                             start_new_session=True)
 
     def kill():
