@@ -51,6 +51,8 @@ struct watchdog {
 	int procfd; /* /proc/self/fd, opened once */
 	int *own;   /* fds open at start that are the server's own, sorted */
 	size_t nown;
+	int own_listed;	     /* a listing counted the server's fixed own fds ... */
+	size_t own_fixed;    /* ... as this many (fds_fast) */
 	unsigned char *live; /* scratch for count_live_own: one byte per possible fd */
 	size_t nlive;
 	int *scan; /* fd numbers of the last scan */
@@ -187,7 +189,9 @@ static void fds_failed(struct watchdog *w, const char *what)
 	w->fds.valid = 0;
 }
 
-/* The live-checked fds of the server (listener, reserve fd, metrics) below w->nlive. */
+/* How many of the fds the server opens and closes while it runs (listener, reserve fd,
+ * the metrics endpoint's) are open now; one below w->nlive is not seen (the cheap check
+ * then fails and the listing decides). */
 static size_t count_live_own(struct watchdog *w)
 {
 	size_t c = 0;
@@ -201,22 +205,24 @@ static size_t count_live_own(struct watchdog *w)
 
 /* The cheap check: since Linux 6.2 stat() of /proc/PID/fd gives the number of open fds as
  * its size (a count of the fd table's bitmap, no directory listing). When it equals the
- * connections plus the server's own fds, nothing is unaccounted and the listing is
- * skipped: at 17,000 connections per worker listing /proc/self/fd each tick was a fifth
- * of an idle server's CPU (perf: proc_readfd_common, d_lookup). 0 when it decided; -1 to
- * list (a kernel that reports size 0, a difference: the listing finds which fd). Its
- * blind spot: one of the fds open at start closed and one leaked in the same interval
- * look like no change, until either changes again. */
+ * connections, plus the server's fixed own fds as the last listing found them, plus its
+ * live-checked ones now (metrics clients come and go), nothing is unaccounted and the
+ * listing is skipped: at 17,000 connections per worker listing /proc/self/fd each tick
+ * was a fifth of an idle server's CPU (perf: proc_readfd_common, d_lookup). 0 when it
+ * decided; -1 to list (a kernel that reports size 0, a difference: the listing finds
+ * which fd, and counts the fixed ones again: a worker closes some of the fds it started
+ * with). Its blind spot: one of the server's own fds closed and one leaked in the same
+ * interval look like no change, until either changes again. */
 static int fds_fast(struct watchdog *w)
 {
 	struct stat st;
 	size_t conns, own;
 
-	if (w->live == NULL || w->o.count_conns == NULL || fstat(w->procfd, &st) < 0 ||
-	    st.st_size <= 0)
+	if (!w->own_listed || w->live == NULL || w->o.count_conns == NULL ||
+	    fstat(w->procfd, &st) < 0 || st.st_size <= 0)
 		return -1;
 	conns = w->o.count_conns(w->o.arg);
-	own = w->nown + count_live_own(w);
+	own = w->own_fixed + count_live_own(w);
 	if ((size_t)st.st_size != conns + own)
 		return -1;
 	w->fds = (struct watchdog_fds){.valid = 1, .open = (size_t)st.st_size, .conns = conns,
@@ -224,6 +230,15 @@ static int fds_fast(struct watchdog *w)
 	w->fds_failing = 0;
 	w->fds_warned = 0;
 	return 0;
+}
+
+/* After a listing: the server's own fds that are not live-checked, for fds_fast. */
+static void note_own_fixed(struct watchdog *w)
+{
+	size_t live = w->live != NULL ? count_live_own(w) : 0;
+
+	w->own_listed = w->live != NULL && w->fds.own >= live;
+	w->own_fixed = w->own_listed ? w->fds.own - live : 0;
 }
 
 void watchdog_refresh_fds(struct watchdog *w)
@@ -246,6 +261,7 @@ void watchdog_refresh_fds(struct watchdog *w)
 	example = count_fds(w, mark);
 	free(mark);
 	w->fds_failing = 0;
+	note_own_fixed(w);
 	if (w->fds.unaccounted > w->fds_warned)
 		warn_unaccounted(w, example);
 	w->fds_warned = w->fds.unaccounted;
