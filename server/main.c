@@ -170,7 +170,7 @@ static int configure_and_run(const struct options *o)
 
 int main(int argc, char **argv)
 {
-	struct options o = {.params = {.metrics_fd = -1}};
+	struct options o = {.params = {.metrics_fd = -1, .listen_fd = -1}};
 	int code;
 
 	log_init("echo-server", LOG_LVL_INFO);

@@ -3,6 +3,7 @@
 #include "server.h"
 #include "clock.h"
 #include "conn.h"
+#include "listener.h"
 #include "log.h"
 #include "looplag.h"
 #include "metrics.h"
@@ -116,32 +117,21 @@ int server_listen_exit_code(int err)
 	return err == EADDRINUSE || err == EADDRNOTAVAIL || err == EACCES ? 2 : 1;
 }
 
+/* The listener: the one passed in params (the workers' parent's, or one adopted at start),
+ * with this config's options and backlog; or a new one. */
 static int server_open_listener(struct server *srv, int *exit_code)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	char err[256];
+	int fd = srv->params.listen_fd;
 
-	if (sock_parse_hostport(srv->cfg->listen, &ss, &len, err, sizeof(err)) < 0) {
-		log_error("listen %s: %s", srv->cfg->listen, err);
-		*exit_code = 2;
-		return -1;
+	if (fd < 0) {
+		srv->lfd = listener_open(srv->cfg, 0, exit_code);
+		return srv->lfd < 0 ? -1 : 0;
 	}
-	srv->lfd = sock_bind_stream((struct sockaddr *)&ss, len, srv->params.reuseport);
-	if (srv->lfd < 0) {
-		*exit_code = server_listen_exit_code(errno); /* before logging can change errno */
-		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
-		return -1;
-	}
-	if (conn_listener_options(srv->cfg, srv->lfd) < 0) {
-		log_error("listen %s: socket options: %s", srv->cfg->listen, strerror(errno));
-		return -1;
-	}
-	if (listen(srv->lfd, (int)srv->cfg->backlog) < 0) {
-		/* EADDRINUSE here: another socket bound the port with SO_REUSEADDR too and
-		 * listened first; a port in use, like at bind(). */
-		*exit_code = server_listen_exit_code(errno);
-		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
+	srv->params.listen_fd = -1; /* the server's own from now on */
+	srv->lfd = fd;
+	if (listener_apply(srv->cfg, fd) < 0) {
+		log_error("listen %s: socket options, backlog: %s", srv->cfg->listen,
+			  strerror(errno));
 		return -1;
 	}
 	return 0;

@@ -30,6 +30,9 @@ struct server_params {
 	int metrics_fd;		       /* the /metrics listener the workers' parent opened; -1 alone */
 	int have_kbase;		       /* kbase holds the kernel counters at the parent's start */
 	struct kstat kbase;	       /* (the baseline of /metrics' kernel deltas) */
+	/* A listening socket for cfg->listen to serve instead of opening one: the workers'
+	 * parent's (inherited), or one adopted at start; -1: open one. */
+	int listen_fd;
 };
 
 TAILQ_HEAD(conn_list, conn);

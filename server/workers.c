@@ -1,10 +1,30 @@
 /* workers: N server processes on one port.
  *
- * The parent binds (but never listens on) a SO_REUSEPORT socket to fix the port number
- * when the config says port 0; each child then opens its own listener on that port after
- * fork, so a dead worker's queue dies with it instead of receiving 1/N of new
- * connections. Children run in their own process group: a terminal's Ctrl-C reaches only
- * the parent, which forwards one SIGTERM - one shutdown, not a "second signal".
+ * Where the listeners live: the parent opens one SO_REUSEPORT listener per worker before
+ * forking and keeps them all for its whole life; worker i inherits them, closes the others'
+ * copies and accepts from its own. So no accept queue belongs to a worker process: a worker
+ * that dies (kill -9 included) takes only the connections it had accepted, the
+ * connections waiting in its queue stay there (the parent's copy keeps the socket open),
+ * and its replacement, forked after the restart backoff, accepts them from the same
+ * socket. A reload that adds workers adds sockets to the group (lossless on any kernel);
+ * one that removes workers closes the leaving ones' sockets, which is lossless only with
+ * net.ipv4.tcp_migrate_req=1 (tests/lab/15_listener_close.c): a warning at start says so
+ * when it is off (workers_warn_migrate).
+ *
+ * Why not one socket all workers share (what the issue's systemd socket activation passes,
+ * and what the workers still do with an adopted socket): libevent 2.1 has no EPOLLEXCLUSIVE,
+ * so each new connection wakes every idle worker watching it (level-triggered epoll); one
+ * accept4() wins, the others return EAGAIN. Measured with strace -f -c under load-client
+ * churn (scenario close, 2,000 new connections/s, 2 cores): 2 workers on one socket made
+ * 19,231 accept4() calls for 9,917 connections, 9,314 of them EAGAIN (0.94 per connection;
+ * a lone server: 0.21, the EAGAIN that ends each accept batch): about one wasted wake-up
+ * per connection per other idle worker. Worse, the wake-ups are not fair: 9,000 idle
+ * connections at 10,000/s on 3 workers went 4,632 / 2,668 / 1,700, so 45,000 would put
+ * more than the per-process fd limit (20,000 here) into one worker
+ * (test_capacity_workers.py failed so), where SO_REUSEPORT's hash spreads them evenly.
+ *
+ * Children run in their own process group: a terminal's Ctrl-C reaches only the parent,
+ * which forwards one SIGTERM - one shutdown, not a "second signal".
  *
  * The supervisor keeps SIGCHLD, SIGTERM, SIGINT and SIGUSR1 blocked and takes them one at a
  * time with sigtimedwait(): a signal that arrives while it is busy (reaping, forking) waits
@@ -12,6 +32,7 @@
  * that would delay a shutdown. */
 #include "workers.h"
 #include "clock.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -39,61 +60,58 @@
 /* The largest crash_loop_deaths (config.c): the deaths remembered. */
 #define CRASH_LOOP_MAX 100
 
-/* SO_REUSEPORT lets any process of the same user join a port's group, so a second
- * server with workers > 1 would start and the kernel would split new connections between
- * the two. A plain bind (SO_REUSEADDR only, which still ignores TIME_WAIT) fails with
- * EADDRINUSE while anything listens there; the probe is closed again. 0, or -1 with errno. */
-static int workers_probe_port(const struct sockaddr *sa, socklen_t len)
+/* The kernel moves the queue of a closed SO_REUSEPORT socket to another of its group only
+ * with net.ipv4.tcp_migrate_req=1 (per network namespace; Linux 5.14+); the server never
+ * changes it, and says once what it costs when it is off or missing. */
+static void workers_warn_migrate(void)
 {
-	const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-	int port = sa->sa_family == AF_INET6 ? in6->sin6_port : in->sin_port;
-	int fd;
+	char buf[8] = "";
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "r");
 
-	if (port == 0) /* any free port: nothing to collide with */
-		return 0;
-	fd = sock_bind_stream(sa, len, 0);
-	if (fd < 0)
-		return -1;
-	close(fd);
-	return 0;
+	if (f != NULL) {
+		if (fgets(buf, sizeof(buf), f) == NULL)
+			buf[0] = '\0';
+		fclose(f);
+	}
+	if (buf[0] == '1')
+		return;
+	log_warn("net.ipv4.tcp_migrate_req is %s: a reload that lowers workers resets the "
+		 "connections queued at a leaving worker's listener (the server never changes "
+		 "the sysctl)",
+		 f == NULL ? "missing" : "0");
 }
 
-/* Fixes the port: the parent keeps a bound, non-listening socket in the reuseport group. */
-static int workers_reserve_port(struct server_config *cfg)
+/* The parent opens one SO_REUSEPORT listener per worker before forking and keeps them all
+ * for its whole life (see the top of this file); a port in use is refused first
+ * (listener_probe). "HOST:0" becomes "HOST:PORT" once the first is bound, for the others,
+ * the log and the children. 0, or -1 after logging (*exit_code) with the opened ones in
+ * lfds. */
+static int workers_listen(struct server_config *cfg, int *lfds, int n, int *exit_code)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	char err[256], *colon;
-	int fd;
+	char *colon;
 
-	if (sock_parse_hostport(cfg->listen, &ss, &len, err, sizeof(err)) < 0) {
-		log_error("listen %s: %s", cfg->listen, err);
+	if (listener_probe(cfg, exit_code) < 0)
 		return -1;
+	for (int i = 0; i < n; i++) {
+		lfds[i] = listener_open(cfg, 1, exit_code);
+		if (lfds[i] < 0)
+			return -1;
+		colon = strrchr(cfg->listen, ':');
+		snprintf(colon + 1, sizeof(cfg->listen) - (size_t)(colon + 1 - cfg->listen), "%d",
+			 sock_local_port(lfds[i]));
 	}
-	if (workers_probe_port((struct sockaddr *)&ss, len) < 0) {
-		log_error("listen %s: %s", cfg->listen, strerror(errno));
-		return -1;
-	}
-	fd = sock_bind_stream((struct sockaddr *)&ss, len, 1);
-	if (fd < 0) {
-		log_error("listen %s: %s", cfg->listen, strerror(errno));
-		return -1;
-	}
-	/* Rewrite the port in place: "HOST:0" becomes "HOST:PORT" for the children. */
-	colon = strrchr(cfg->listen, ':');
-	snprintf(colon + 1, sizeof(cfg->listen) - (size_t)(colon + 1 - cfg->listen), "%d",
-		 sock_local_port(fd));
-	return fd;
+	workers_warn_migrate();
+	return 0;
 }
 
 /* The parent's state: what it gives every worker, and what it knows about each one. */
 struct supervisor {
 	const struct server_config *cfg;
 	struct server_params params; /* every worker's, but for its index */
-	/* The parent's own fds (the port-reserving socket, the ready pipe's read end): a child
-	 * closes them first thing, so no worker holds what only the supervisor uses. */
+	/* The parent's own fds (the ready pipe's read end): a child closes them first thing,
+	 * so no worker holds what only the supervisor uses. */
 	int parent_fds[2];
+	int lfds[64]; /* worker i's listener; a child closes the others' copies */
 	pid_t pids[64];
 	int n, ready;
 	int alive, stopping, rc;
@@ -116,8 +134,12 @@ static void workers_child(const struct supervisor *sv, int index)
 	for (int i = 0; i < 2; i++)
 		if (sv->parent_fds[i] >= 0)
 			close(sv->parent_fds[i]);
+	for (int i = 0; i < sv->n; i++)
+		if (sv->lfds[i] >= 0 && sv->lfds[i] != sv->lfds[index])
+			close(sv->lfds[i]);
+	p.listen_fd = sv->lfds[index];
 	p.worker = index;
-	p.reuseport = 1;
+	p.reuseport = 1; /* the port's other sockets are the other workers' */
 	p.port_file = NULL; /* the parent writes it once every worker listens */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL); /* the supervisor's blocked set is not ours */
@@ -156,6 +178,17 @@ static void workers_signal_all(const pid_t *pids, int n, int sig)
 			kill(pids[i], sig);
 }
 
+/* The drain: the parent gives up its copies of the listeners, so each socket closes when
+ * its worker has accepted what its drain takes and closed its own copy. */
+static void workers_stop_listening(struct supervisor *sv)
+{
+	for (int i = 0; i < sv->n; i++) {
+		if (sv->lfds[i] >= 0)
+			close(sv->lfds[i]);
+		sv->lfds[i] = -1;
+	}
+}
+
 /* A signal reached the parent. SIGUSR1: each worker logs its own counters. The first
  * SIGTERM/SIGINT is forwarded (one drain); a second kills the workers. Returns 1 when the
  * supervisor must return at once. */
@@ -177,6 +210,7 @@ static int workers_on_signal(struct supervisor *sv, int sig)
 	sv->stopping = 1;
 	log_info("graceful drain: forwarding SIGTERM to %d workers", sv->alive);
 	workers_signal_all(sv->pids, sv->n, SIGTERM);
+	workers_stop_listening(sv);
 	return 0;
 }
 
@@ -231,6 +265,7 @@ static void workers_died(struct supervisor *sv, int i, pid_t pid, int status)
 		sv->stopping = 1;
 		sv->rc = 1;
 		workers_signal_all(sv->pids, sv->n, SIGTERM);
+		workers_stop_listening(sv);
 		return;
 	}
 	if (life >= sv->cfg->restart_backoff_reset)
@@ -351,12 +386,13 @@ int workers_run(const struct server_config *base_cfg, const struct server_params
 {
 	struct server_config cfg = *base_cfg;
 	struct supervisor sv = {.cfg = &cfg, .params = *params, .n = (int)cfg.workers};
-	int pipefd[2] = {-1, -1}, rc = 1, reserve;
+	int pipefd[2] = {-1, -1}, rc = 1;
 	sigset_t set;
 
-	reserve = workers_reserve_port(&cfg);
-	if (reserve < 0)
-		return 2;
+	for (int i = 0; i < 64; i++)
+		sv.lfds[i] = -1;
+	if (workers_listen(&cfg, sv.lfds, sv.n, &rc) < 0)
+		goto out;
 	if (metrics_prefork(&cfg, sv.n, &sv.params, &rc) < 0)
 		goto out;
 	if (pipe(pipefd) < 0) {
@@ -364,7 +400,7 @@ int workers_run(const struct server_config *base_cfg, const struct server_params
 		rc = 1;
 		goto out;
 	}
-	sv.parent_fds[0] = reserve;
+	sv.parent_fds[0] = -1;
 	sv.parent_fds[1] = pipefd[0];
 	sv.ready = pipefd[1];
 	sigemptyset(&set);
@@ -384,7 +420,7 @@ int workers_run(const struct server_config *base_cfg, const struct server_params
 		goto out;
 	}
 	if (params->port_file != NULL &&
-	    server_write_port_file(params->port_file, sock_local_port(reserve)) < 0)
+	    server_write_port_file(params->port_file, sock_local_port(sv.lfds[0])) < 0)
 		log_error("port file %s: %s", params->port_file, strerror(errno));
 	log_info("%d workers listening on %s", sv.n, cfg.listen);
 	rc = workers_supervise(&sv, &set);
@@ -394,6 +430,6 @@ out:
 		close(pipefd[0]);
 		close(pipefd[1]);
 	}
-	close(reserve);
+	workers_stop_listening(&sv);
 	return rc;
 }

@@ -1,0 +1,90 @@
+#include "listener.h"
+#include "conn.h"
+#include "log.h"
+#include "server.h"
+#include "sock.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int listener_apply(const struct server_config *cfg, int fd)
+{
+	/* conn_listener_options only turns mechanisms on: a reload may turn them off. */
+	if (!cfg->keepalive && sock_clear_keepalive(fd) < 0)
+		return -1;
+	if (cfg->user_timeout == 0 && sock_set_user_timeout(fd, 0) < 0)
+		return -1;
+	if (conn_listener_options(cfg, fd) < 0)
+		return -1;
+	return listen(fd, (int)cfg->backlog);
+}
+
+static int port_of(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+static int listener_addr(const struct server_config *cfg, struct sockaddr_storage *ss,
+			 socklen_t *len)
+{
+	char err[256];
+
+	if (sock_parse_hostport(cfg->listen, ss, len, err, sizeof(err)) < 0) {
+		log_error("listen %s: %s", cfg->listen, err);
+		return -1;
+	}
+	return 0;
+}
+
+int listener_probe(const struct server_config *cfg, int *exit_code)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd;
+
+	*exit_code = 2;
+	if (listener_addr(cfg, &ss, &len) < 0)
+		return -1;
+	if (port_of(&ss) == 0) /* any free port: nothing to collide with */
+		return 0;
+	fd = sock_bind_stream((struct sockaddr *)&ss, len, 0);
+	if (fd < 0) {
+		*exit_code = server_listen_exit_code(errno);
+		log_error("listen %s: %s", cfg->listen, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int listener_open(const struct server_config *cfg, int reuseport, int *exit_code)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd;
+
+	*exit_code = 2;
+	if (listener_addr(cfg, &ss, &len) < 0)
+		return -1;
+	fd = sock_bind_stream((struct sockaddr *)&ss, len, reuseport);
+	if (fd < 0) {
+		*exit_code = server_listen_exit_code(errno); /* before logging can change errno */
+		log_error("listen %s: %s", cfg->listen, strerror(errno));
+		return -1;
+	}
+	if (listener_apply(cfg, fd) < 0) {
+		/* EADDRINUSE from listen(): another socket bound the port with SO_REUSEADDR
+		 * too and listened first; a port in use, like at bind(). */
+		*exit_code = server_listen_exit_code(errno);
+		log_error("listen %s: %s", cfg->listen, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
