@@ -22,17 +22,30 @@
 #define TEARDOWN_CRASHPORT_H
 
 #include "options.h"
+#include "plan.h"
 
 #include <stdint.h>
+#include <sys/socket.h>
+
+/* What the workers need from the parent's preparation: found once before they start,
+ * handed to each (through struct driver_params), read-only after. */
+struct crashport_plan {
+	uint32_t range_lo, range_n; /* net.ipv4.ip_local_port_range: [lo, lo + n) */
+	/* The address the kernel routes from towards the server: the source of crash
+	 * connections that have none of their own (no --crash-source, no --sources). */
+	struct sockaddr_storage default_src;
+	socklen_t default_srclen;
+};
 
 struct crashports;
 
 /* In the parent, before the workers start (crash in the mix): reads the port range,
- * finds the default source address, and checks a one-pass run. FAULT_READY, or
+ * finds the default source address, and checks a one-pass run, into *cp. FAULT_READY, or
  * FAULT_REFUSED / FAULT_ERROR with the reason printed. */
-int crashport_prepare(const struct client_opts *o);
-/* A worker's ports (after crashport_prepare). NULL when out of memory. */
-struct crashports *crashport_new(const struct client_opts *o, int worker, int nworkers);
+int crashport_prepare(const struct client_opts *o, const struct plan *p, struct crashport_plan *cp);
+/* Worker w's ports (cp from crashport_prepare). NULL when out of memory. */
+struct crashports *crashport_new(const struct client_opts *o, const struct plan *p,
+				 const struct crashport_plan *cp, int worker);
 void crashport_free(struct crashports *p);
 /* Binds crash socket fd (connection id) to its source address and an unused port.
  * 0, an errno value, or FAIL_CRASH_PORTS when this worker's share is used up. */

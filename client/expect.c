@@ -19,41 +19,13 @@ const char *expect_outcome_name(enum expect_outcome o)
 	return outcome_names[o];
 }
 
-struct counter {
-	const char *name;
-	size_t offset;
-};
-
-#define C(f)                                                                                       \
-	{                                                                                          \
-#f, offsetof(struct result, f)                                                     \
-	}
-static const struct counter counters[] = {
-    C(attempted),
-    C(connected),
-    C(established),
-    C(completed),
-    C(failed),
-    C(cancelled),
-    C(closed_by_server),
-    C(echo_mismatch),
-    C(messages),
-    C(reconnects),
-    C(interrupted),
-    C(bytes_sent),
-    C(bytes_received),
-    {"crashed", offsetof(struct result, crashed.count)},
-    {"vanished", offsetof(struct result, vanished.count)},
-    C(dropped_from_server),
-    C(dropped_to_server),
-};
-#undef C
-
+/* The counters of result_fields[] by their key (not the live progress). */
 static int lookup_counter(const struct result *r, const char *key, double *out)
 {
-	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
-		if (strcmp(key, counters[i].name) == 0) {
-			*out = (double)*(const uint64_t *)((const char *)r + counters[i].offset);
+	for (size_t i = 0; i < result_nfields; i++) {
+		const struct result_field *f = &result_fields[i];
+		if (f->group != RG_LIVE && strcmp(key, f->key) == 0) {
+			*out = (double)result_field_value(r, f);
 			return 0;
 		}
 	}
@@ -104,19 +76,10 @@ static int lookup_census(const struct census_view *v, const char *side, const ch
 
 static const struct hist *hist_by_name(const struct result *r, const char *name, size_t len)
 {
-	static const struct {
-		const char *name;
-		size_t offset;
-	} hists[] = {
-	    {"connect", offsetof(struct result, connect_us)},
-	    {"rtt", offsetof(struct result, rtt_us)},
-	    {"fin_to_fin", offsetof(struct result, fin_to_fin_us)},
-	    {"server_close", offsetof(struct result, server_close_us)},
-	};
-
-	for (size_t i = 0; i < sizeof(hists) / sizeof(hists[0]); i++) {
-		if (strlen(hists[i].name) == len && strncmp(name, hists[i].name, len) == 0)
-			return (const struct hist *)((const char *)r + hists[i].offset);
+	for (size_t i = 0; i < result_nhists; i++) {
+		const char *n = result_hists[i].name;
+		if (strlen(n) == len && strncmp(name, n, len) == 0)
+			return result_hist_of(r, &result_hists[i]);
 	}
 	return NULL;
 }

@@ -1,9 +1,10 @@
 /* expect: --expect KEY=VALUE turns a run into a check of any TCP echo server.
  *
  * Keys:
- *   attempted connected established completed failed cancelled closed_by_server
- *   echo_mismatch messages bytes_sent bytes_received crashed vanished
- *   dropped_from_server dropped_to_server (vanish: packets the drop rules discarded)
+ *   the counters of result_fields[] (client/result.c): attempted connected established
+ *   completed failed cancelled closed_by_server echo_mismatch messages reconnects
+ *   interrupted bytes_sent bytes_received crashed vanished dropped_from_server
+ *   dropped_to_server (vanish: packets the drop rules discarded)
  *   failed.PHASE (connect, first_reply, echo, close), failed.KIND (ECONNREFUSED, deadline,
  *     eof, mismatch, any errno name)
  *   client.STATE, server.STATE (established, syn_sent, syn_recv, fin_wait1, fin_wait2,
@@ -13,7 +14,8 @@
  *     TCPTimeWaitOverflow, ListenOverflows, ListenDrops: deltas over the run),
  *     kernel.sockstat.NAME (inuse, orphan, tw, alloc, mem: at the end); per network
  *     namespace, not per process (client/kernel.h)
- *   {connect,rtt,fin_to_fin,server_close}_{p50,p90,p99,p99.9,max,min,mean}_ms
+ *   NAME_{p50,p90,p99,p99.9,max,min,mean}_ms for each histogram NAME of result_hists[]
+ *   (connect, rtt, fin_to_fin, server_close)
  *   msgs_per_s, mb_per_s
  * Operators: = != <= >= < >. `=` is equality, except for latencies (_ms), where it is an
  * upper bound (<=), and for rates (_per_s), where it is a lower bound (>=).

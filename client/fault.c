@@ -1,5 +1,4 @@
 #include "fault.h"
-#include "crashport.h"
 #include "log.h"
 #include "sock.h"
 
@@ -213,10 +212,9 @@ static int make_table(const struct client_opts *o)
 	return 0;
 }
 
-int fault_prepare(const struct client_opts *o)
+int fault_check(const struct client_opts *o)
 {
-	int crash = options_runs(o, SCEN_CRASH), vanish = options_runs(o, SCEN_VANISH);
-	char why[512];
+	int crash = mix_runs(&o->mix, SCEN_CRASH), vanish = mix_runs(&o->mix, SCEN_VANISH);
 
 	if (!crash && !vanish)
 		return FAULT_READY;
@@ -227,11 +225,15 @@ int fault_prepare(const struct client_opts *o)
 			  strerror(errno));
 		return FAULT_SKIPPED;
 	}
-	if (crash) {
-		int rc = crashport_prepare(o);
-		if (rc != FAULT_READY || !vanish)
-			return rc;
-	}
+	return FAULT_READY;
+}
+
+int fault_prepare(const struct client_opts *o)
+{
+	char why[512];
+
+	if (!mix_runs(&o->mix, SCEN_VANISH))
+		return FAULT_READY;
 	if (netns_check(why, sizeof(why)) < 0) {
 		log_plain("load-client: refusing --scenario vanish: %s\n", why);
 		return FAULT_REFUSED;

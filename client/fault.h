@@ -4,7 +4,7 @@
  * a network namespace other than the initial one: the client drops packets only of its
  * own connections, and never in the host's namespace (/proc/self/ns/net must differ from
  * /proc/1/ns/net, or from kthreadd's where pid 1's cannot be read). Before a run, fault_prepare()
- * checks that and, for vanish, creates one nftables table for the run, load_client_PID (PID of the
+ * checks that (fault_check, fault_prepare) and, for vanish, creates one nftables table for the run, load_client_PID (PID of the
  * process that made it):
  *
  *   table inet load_client_PID {
@@ -37,10 +37,13 @@
 /* Outcomes of fault_prepare(), which are also the exit status of the run. */
 enum { FAULT_READY = 0, FAULT_ERROR = 1, FAULT_REFUSED = 2, FAULT_SKIPPED = 3 };
 
-/* Checks (and for vanish, sets up) what the run's mix needs. FAULT_READY, or the reason
- * is printed: FAULT_SKIPPED "skipped: needs CAP_NET_ADMIN" (or nft), FAULT_REFUSED (vanish
- * in the initial network namespace), FAULT_ERROR (nft failed). Nothing to do without crash
- * or vanish. */
+/* Checks what the run's mix needs first (crash and vanish: CAP_NET_ADMIN). FAULT_READY, or
+ * FAULT_SKIPPED with "skipped: needs CAP_NET_ADMIN" printed. Nothing to do without crash
+ * or vanish. The crash ports are prepared next (crashport_prepare), then vanish's table. */
+int fault_check(const struct client_opts *o);
+/* For vanish, checks and sets up the drop table. FAULT_READY, or the reason is printed:
+ * FAULT_SKIPPED (no nft), FAULT_REFUSED (the initial network namespace), FAULT_ERROR (nft
+ * failed). Nothing to do without vanish. */
 int fault_prepare(const struct client_opts *o);
 /* Deletes the table, when this process made it; anything else is a no-op. Safe to call
  * more than once, and from a signal callback before _exit(). */

@@ -4,7 +4,18 @@
  * reported once by jw_finish(). The reader builds a tree of the whole document (objects
  * keep their keys in order) and remembers where each value starts in the text, so a
  * histogram can be handed to hist_from_json() as it was written. Numbers that are whole
- * and fit in uint64_t are kept exactly. */
+ * and fit in uint64_t are kept exactly.
+ *
+ * Why not a JSON library from Debian (jansson, json-c): a histogram's "sum" is an exact
+ * 128-bit integer (common/hist.c), written as a JSON number in every result since the
+ * first, and merge must stay exact for those files too. Measured on Debian 12 with
+ * {"sum":36893488147419103232} (2^65): json-c 0.16's json_tokener_parse reads it as the int
+ * 18446744073709551615 (clamped, no error), so a merge would be silently wrong; jansson
+ * 2.14's json_loads refuses it ("too big integer"), and refuses any count of 2^63 or more,
+ * so older results would no longer merge. Writing the sum as a string instead would break
+ * `load-client merge` of the results already on disk. This reader hands the histogram's
+ * own text to hist_from_json, which reads the 128-bit sum exactly (test_hist_sum_above_u64
+ * in tests/unit/test_client_report.c). */
 #ifndef TEARDOWN_JSON_H
 #define TEARDOWN_JSON_H
 

@@ -106,6 +106,11 @@ int monitor_init(struct monitor *m, const struct client_opts *o, struct result *
 	m->results = results;
 	m->nresults = nresults;
 	m->t0_us = m->last_us = clock_mono_us();
+	m->sum = malloc(sizeof(*m->sum));
+	if (m->sum == NULL) {
+		log_error("out of memory for the progress counters");
+		return -1;
+	}
 	m->ports = own_ports_alloc(o);
 	if (m->ports == NULL)
 		log_warn("cannot map the set of the run's ports (%s): the client census counts "
@@ -139,28 +144,14 @@ int monitor_init(struct monitor *m, const struct client_opts *o, struct result *
 	return 0;
 }
 
-/* The live counters of every worker, summed (each read may be a moment old). */
-struct progress {
-	uint64_t attempted, established, failed, messages, open_now, closing_now, dead;
-	uint64_t closed_by_server, reconnects, interrupted;
-};
-
-static void monitor_sum(const struct monitor *m, struct progress *sum)
+/* The live counters of every worker, summed into m->sum (each read may be a moment old):
+ * the counters of result_fields[], as result_merge sums them. */
+static const struct result *monitor_sum(struct monitor *m)
 {
-	memset(sum, 0, sizeof(*sum));
-	for (int i = 0; i < m->nresults; i++) {
-		const struct result *r = &m->results[i];
-		sum->attempted += r->attempted;
-		sum->established += r->established;
-		sum->failed += r->failed;
-		sum->messages += r->messages;
-		sum->open_now += r->open_now;
-		sum->closing_now += r->closing_now;
-		sum->dead += r->crashed.count + r->vanished.count;
-		sum->closed_by_server += r->closed_by_server;
-		sum->reconnects += r->reconnects;
-		sum->interrupted += r->interrupted;
-	}
+	memset(m->sum, 0, sizeof(*m->sum));
+	for (int i = 0; i < m->nresults; i++)
+		result_add_counters(m->sum, &m->results[i]);
+	return m->sum;
 }
 
 /* The echo RTT percentiles of the messages answered since the last row (empty when
@@ -198,7 +189,7 @@ static int census_client(struct monitor *m, struct census_counts *out)
 	return census_port_keep(m->cs, m->o->port, CENSUS_REMOTE, sock_ours, m, out);
 }
 
-static void timeline_row(struct monitor *m, const struct progress *sum, int64_t now)
+static void timeline_row(struct monitor *m, const struct result *sum, int64_t now)
 {
 	struct census_counts side[2];
 	int ok[2];
@@ -227,23 +218,23 @@ static void timeline_row(struct monitor *m, const struct progress *sum, int64_t 
 void monitor_tick(void *arg)
 {
 	struct monitor *m = arg;
-	struct progress sum;
+	const struct result *sum = monitor_sum(m);
 	int64_t now = clock_mono_us();
 
-	monitor_sum(m, &sum);
 	if (m->o->progress) {
 		double dt = (double)(now - m->last_us) / 1e6;
 		log_info("progress: established %llu, open %llu, closing %llu, failed %llu, "
 			 "dead %llu, reconnects %llu, %.0f msgs/s",
-			 (unsigned long long)sum.established, (unsigned long long)sum.open_now,
-			 (unsigned long long)sum.closing_now, (unsigned long long)sum.failed,
-			 (unsigned long long)sum.dead, (unsigned long long)sum.reconnects,
-			 dt > 0 ? (double)(sum.messages - m->last_messages) / dt : 0.0);
+			 (unsigned long long)sum->established, (unsigned long long)sum->open_now,
+			 (unsigned long long)sum->closing_now, (unsigned long long)sum->failed,
+			 (unsigned long long)(sum->crashed.count + sum->vanished.count),
+			 (unsigned long long)sum->reconnects,
+			 dt > 0 ? (double)(sum->messages - m->last_messages) / dt : 0.0);
 	}
-	m->last_messages = sum.messages;
+	m->last_messages = sum->messages;
 	m->last_us = now;
 	if (m->timeline != NULL)
-		timeline_row(m, &sum, now);
+		timeline_row(m, sum, now);
 }
 
 static int settled(const struct census_counts *c)
@@ -288,11 +279,8 @@ void monitor_final(struct monitor *m, struct result *r)
 	}
 	r->client.visible = 1;
 	r->server.visible = m->server_visible;
-	if (m->timeline != NULL) {
-		struct progress sum;
-		monitor_sum(m, &sum);
-		timeline_row(m, &sum, clock_mono_us());
-	}
+	if (m->timeline != NULL)
+		timeline_row(m, monitor_sum(m), clock_mono_us());
 }
 
 void monitor_close(struct monitor *m)
@@ -302,6 +290,8 @@ void monitor_close(struct monitor *m)
 	m->timeline = NULL;
 	free(m->rtt);
 	m->rtt = NULL;
+	free(m->sum);
+	m->sum = NULL;
 	census_close(m->cs);
 	m->cs = NULL;
 	own_ports_free(m->ports);

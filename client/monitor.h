@@ -24,6 +24,7 @@ struct monitor {
 	int server_unseen;	/* enum census_unseen, when not visible */
 	struct result *results; /* the workers' live results */
 	int nresults;
+	struct result *sum; /* scratch: the workers' counters summed (monitor_sum) */
 	FILE *timeline;
 	struct hist *rtt; /* with the timeline: [0] all echoes so far, [1] at the last row,
 			   * [2] scratch for the interval between them */

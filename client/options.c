@@ -1,6 +1,7 @@
 #include "options.h"
 #include "conf.h"
 #include "log.h"
+#include "result.h"
 #include "sock.h"
 
 #include <arpa/inet.h>
@@ -196,6 +197,8 @@ static void usage_flag(FILE *f, const char *flag, const char *help, const char *
 	fprintf(f, "  %-31s %s%s%s\n", flag, help, def ? "; default " : "", def ? def : "");
 }
 
+static void usage_flags(FILE *f, int before_numbers);
+
 /* Every numeric flag from the table, with its default. */
 static void usage_num_flags(FILE *f)
 {
@@ -205,6 +208,34 @@ static void usage_num_flags(FILE *f)
 		snprintf(flag, sizeof(flag), "--%s %s", k->name, num_flag_arg(k));
 		usage_flag(f, flag, k->help, k->def[0]);
 	}
+}
+
+/* The counters' --expect keys, from the table that defines them (result.h). */
+static void usage_counter_keys(FILE *f)
+{
+	int col = 0;
+
+	for (size_t i = 0; i < result_nfields; i++) {
+		const struct result_field *k = &result_fields[i];
+		int len = (int)strlen(k->key);
+		if (k->group == RG_LIVE)
+			continue;
+		if (col > 0 && col + 1 + len > 84) {
+			fputc('\n', f);
+			col = 0;
+		}
+		col += fprintf(f, "%s%s", col == 0 ? "  " : " ", k->key);
+	}
+	fputs(";\n", f);
+}
+
+/* The latencies' keys, from the histograms' table (result.h). */
+static void usage_latency_keys(FILE *f)
+{
+	fputs("  {", f);
+	for (size_t i = 0; i < result_nhists; i++)
+		fprintf(f, "%s%s", i ? "," : "", result_hists[i].name);
+	fputs("}_{p50,p99,p99.9,max,min,mean}_ms;\n", f);
 }
 
 void options_usage(void)
@@ -217,21 +248,9 @@ void options_usage(void)
 	      "       load-client --help | --version\n"
 	      "options (durations take ms, s, m or h; sizes are bytes or k/m):\n",
 	      f);
-	usage_flag(f, "--server HOST:PORT", "the echo server (required), [::1]:PORT for IPv6",
-		   NULL);
-	usage_flag(f, "--scenario S", "one of the scenarios below", "echo (mixed with --mix)");
-	usage_flag(f, "--mix S=W,...", "weights of a mixed run, e.g. echo=50,close=50", NULL);
+	usage_flags(f, 1);
 	usage_num_flags(f);
-	usage_flag(f, "--keepalive IDLE,INTERVAL,COUNT", "TCP keepalive, e.g. 30s,10s,3", "off");
-	usage_flag(f, "--sources A-B", "IPv4 source addresses, round robin", "the kernel's");
-	usage_flag(f, "--crash-source ADDR", "source address of crash connections", "none");
-	usage_flag(f, "--reconnect", "replace connections the server closes", "off");
-	usage_flag(f, "--json", "the result as one JSON object", "a table");
-	usage_flag(f, "--progress | --quiet", "a progress line a second on stderr",
-		   "when stderr is a terminal");
-	usage_flag(f, "--timeline F.csv", "one row of states and counts a second", "none");
-	usage_flag(f, "--plot F.png", "the timeline drawn by gnuplot", "none");
-	usage_flag(f, "--expect KEY=VALUE", "check the result (repeatable; keys below)", NULL);
+	usage_flags(f, 0);
 	fputs("scenarios (man load-client has the details):\n"
 	      "  echo        messages until the run ends (--messages without --duration)\n"
 	      "  close       --messages echoes, then close(); replaced while the run lasts\n"
@@ -249,16 +268,16 @@ void options_usage(void)
 	      "  wants it is counted closed_by_server, not failed, and reconnects after\n"
 	      "  --reconnect-delay (each +-50 % at random), at most --reconnect-rate a second,\n"
 	      "  going on with its messages. Messages unanswered at a close count as interrupted.\n"
-	      "expect keys (KEY=VALUE, also != <= >= < >; see man load-client):\n"
-	      "  attempted connected established completed failed cancelled closed_by_server\n"
-	      "  echo_mismatch messages reconnects interrupted bytes_sent bytes_received crashed\n"
-	      "  vanished dropped_from_server dropped_to_server;\n"
-	      "  failed.PHASE (connect first_reply echo close), failed.KIND (an errno name,\n"
+	      "expect keys (KEY=VALUE, also != <= >= < >; see man load-client):\n",
+	      f);
+	usage_counter_keys(f);
+	fputs("  failed.PHASE (connect first_reply echo close), failed.KIND (an errno name,\n"
 	      "  deadline, eof, mismatch, crash_ports);\n"
 	      "  client.STATE, server.STATE (established time_wait close_wait fin_wait2 ...),\n"
-	      "  client.total, server.total, server.accept_queue;\n"
-	      "  {connect,rtt,fin_to_fin,server_close}_{p50,p99,p99.9,max,min,mean}_ms;\n"
-	      "  msgs_per_s, mb_per_s; kernel.COUNTER (TCPAbortOnClose ... ListenDrops: deltas\n"
+	      "  client.total, server.total, server.accept_queue;\n",
+	      f);
+	usage_latency_keys(f);
+	fputs("  msgs_per_s, mb_per_s; kernel.COUNTER (TCPAbortOnClose ... ListenDrops: deltas\n"
 	      "  over the run in this network namespace), kernel.sockstat.NAME (inuse orphan tw\n"
 	      "  alloc mem; inuse IPv4 only), kernel.sockstat6.inuse (IPv6). failed=0\n"
 	      "  (failed.unnamed=0 when some failures are named) and echo_mismatch=0 are\n"
@@ -476,68 +495,109 @@ static int parse_mix(struct client_opts *o, const char *val)
 	return 0;
 }
 
-/* Flags without a value. 1 = handled, 0 = not such a flag. */
-static int parse_switch(struct client_opts *o, const char *name)
+static int parse_timeline(struct client_opts *o, const char *val)
 {
-	if (strcmp(name, "json") == 0)
-		o->json = 1;
-	else if (strcmp(name, "progress") == 0)
-		o->progress = 1;
-	else if (strcmp(name, "quiet") == 0)
-		o->progress = 0;
-	else if (strcmp(name, "reconnect") == 0)
-		o->reconnect = 1;
-	else
-		return 0;
-	return 1;
+	return parse_path(o->timeline, "--timeline", val);
 }
 
-static const char *const value_flags[] = {"server",  "scenario",  "mix",
-					  "sources", "keepalive", "timeline",
-					  "plot",    "expect",	  "crash-source"};
-
-static int known_flag(const char *name)
+static int parse_plot(struct client_opts *o, const char *val)
 {
-	if (num_flag(name) != NULL)
-		return 1;
-	for (size_t i = 0; i < sizeof(value_flags) / sizeof(value_flags[0]); i++) {
-		if (strcmp(name, value_flags[i]) == 0)
-			return 1;
-	}
+	return parse_path(o->plot, "--plot", val);
+}
+
+static int parse_expect(struct client_opts *o, const char *val)
+{
+	if (o->nexpect >= OPT_MAX_EXPECT)
+		return usage_error("--expect: at most %d", OPT_MAX_EXPECT);
+	o->expect[o->nexpect++] = val;
 	return 0;
 }
 
-static int parse_flag(struct client_opts *o, const char *name, const char *val, int *mix_given)
+/* Switches: val is NULL. */
+static int set_json(struct client_opts *o, const char *val)
 {
-	const struct conf_key *k = num_flag(name);
+	(void)val;
+	o->json = 1;
+	return 0;
+}
 
-	if (k != NULL)
-		return parse_num(o, k, val);
-	if (strcmp(name, "server") == 0)
-		return parse_server(o, val);
-	if (strcmp(name, "scenario") == 0)
-		return parse_scenario(o, val);
-	if (strcmp(name, "mix") == 0) {
-		*mix_given = 1;
-		return parse_mix(o, val);
+static int set_progress(struct client_opts *o, const char *val)
+{
+	(void)val;
+	o->progress = 1;
+	return 0;
+}
+
+static int set_quiet(struct client_opts *o, const char *val)
+{
+	(void)val;
+	o->progress = 0;
+	return 0;
+}
+
+static int set_reconnect(struct client_opts *o, const char *val)
+{
+	(void)val;
+	o->reconnect = 1;
+	return 0;
+}
+
+/* The flags other than the numeric ones (num_flags): each row drives the parser, the check
+ * that a flag exists and whether it takes a value, and its line of the usage, in this
+ * order. */
+struct flag {
+	const char *name;
+	const char *arg;  /* its value as the usage names it; NULL: a switch, without one */
+	const char *help; /* NULL: listed on the line of the flag before it ("--a | --b") */
+	const char *def;  /* the default the usage states, or NULL */
+	int (*parse)(struct client_opts *o, const char *val);
+	int before_numbers; /* listed before the numeric flags */
+};
+
+static const struct flag flags[] = {
+    {"server", "HOST:PORT", "the echo server (required), [::1]:PORT for IPv6", NULL, parse_server,
+     1},
+    {"scenario", "S", "one of the scenarios below", "echo (mixed with --mix)", parse_scenario, 1},
+    {"mix", "S=W,...", "weights of a mixed run, e.g. echo=50,close=50", NULL, parse_mix, 1},
+    {"keepalive", "IDLE,INTERVAL,COUNT", "TCP keepalive, e.g. 30s,10s,3", "off", parse_keepalive,
+     0},
+    {"sources", "A-B", "IPv4 source addresses, round robin", "the kernel's", parse_sources, 0},
+    {"crash-source", "ADDR", "source address of crash connections", "none", parse_crash_source, 0},
+    {"reconnect", NULL, "replace connections the server closes", "off", set_reconnect, 0},
+    {"json", NULL, "the result as one JSON object", "a table", set_json, 0},
+    {"progress", NULL, "a progress line a second on stderr", "when stderr is a terminal",
+     set_progress, 0},
+    {"quiet", NULL, NULL, NULL, set_quiet, 0},
+    {"timeline", "F.csv", "one row of states and counts a second", "none", parse_timeline, 0},
+    {"plot", "F.png", "the timeline drawn by gnuplot", "none", parse_plot, 0},
+    {"expect", "KEY=VALUE", "check the result (repeatable; keys below)", NULL, parse_expect, 0},
+};
+#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+static const struct flag *flag_find(const char *name)
+{
+	for (size_t i = 0; i < NFLAGS; i++) {
+		if (strcmp(flags[i].name, name) == 0)
+			return &flags[i];
 	}
-	if (strcmp(name, "sources") == 0)
-		return parse_sources(o, val);
-	if (strcmp(name, "crash-source") == 0)
-		return parse_crash_source(o, val);
-	if (strcmp(name, "keepalive") == 0)
-		return parse_keepalive(o, val);
-	if (strcmp(name, "timeline") == 0)
-		return parse_path(o->timeline, "--timeline", val);
-	if (strcmp(name, "plot") == 0)
-		return parse_path(o->plot, "--plot", val);
-	if (strcmp(name, "expect") == 0) {
-		if (o->nexpect >= OPT_MAX_EXPECT)
-			return usage_error("--expect: at most %d", OPT_MAX_EXPECT);
-		o->expect[o->nexpect++] = val;
-		return 0;
+	return NULL;
+}
+
+/* The usage lines of the flags listed before (or after) the numeric ones. */
+static void usage_flags(FILE *f, int before_numbers)
+{
+	for (size_t i = 0; i < NFLAGS; i++) {
+		const struct flag *k = &flags[i];
+		char line[64];
+		int n;
+		if (k->before_numbers != before_numbers || k->help == NULL)
+			continue;
+		n = snprintf(line, sizeof(line), "--%s%s%s", k->name, k->arg ? " " : "",
+			     k->arg ? k->arg : "");
+		for (size_t j = i + 1; j < NFLAGS && flags[j].help == NULL && n > 0; j++)
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " | --%s", flags[j].name);
+		usage_flag(f, line, k->help, k->def);
 	}
-	return usage_error("unknown option --%s", name);
 }
 
 static void options_defaults(struct client_opts *o)
@@ -560,7 +620,8 @@ static void options_defaults(struct client_opts *o)
  * crash connections: any source. In a mix: --crash-source, or the last of --sources. */
 static int check_crash_source(struct client_opts *o)
 {
-	int crash = options_runs(o, SCEN_CRASH), others = o->mix.total > o->mix.weight[SCEN_CRASH];
+	int crash = mix_runs(&o->mix, SCEN_CRASH),
+	    others = o->mix.total > o->mix.weight[SCEN_CRASH];
 
 	if (o->crash_srclen > 0 && !crash)
 		return usage_error(
@@ -593,8 +654,10 @@ static int check_crash_source(struct client_opts *o)
 }
 
 /* Checks between flags, once all are read. */
-static int options_check(struct client_opts *o, int mix_given)
+static int options_check(struct client_opts *o)
 {
+	int mix_given = o->mix.total > 0; /* --mix parsed (a mix has weights) */
+
 	if (o->server[0] == '\0')
 		return usage_error("--server HOST:PORT is required");
 	if (o->scenario < 0)
@@ -624,24 +687,30 @@ static int options_check(struct client_opts *o, int mix_given)
 
 int options_parse(struct client_opts *o, int argc, char **argv)
 {
-	int mix_given = 0;
 	char tuned[80] = "";
 
 	options_defaults(o);
 	for (int i = 1; i < argc; i++) {
 		char name[64];
 		const char *arg = argv[i], *val, *eq;
+		const struct flag *f;
+		const struct conf_key *k;
+		int rc;
 
 		if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
 			return usage_error("unexpected argument '%s'", arg);
 		eq = strchr(arg, '=');
 		snprintf(name, sizeof(name), "%.*s",
 			 (int)(eq ? eq - arg - 2 : (long)strlen(arg) - 2), arg + 2);
-		if (eq == NULL && parse_switch(o, name))
+		f = flag_find(name);
+		k = num_flag(name);
+		if (f != NULL && f->arg == NULL) {
+			if (eq != NULL)
+				return usage_error("--%s takes no value", name);
+			f->parse(o, NULL);
 			continue;
-		if (eq != NULL && parse_switch(o, name))
-			return usage_error("--%s takes no value", name);
-		if (!known_flag(name))
+		}
+		if (f == NULL && k == NULL)
 			return usage_error("unknown option --%s", name);
 		if (eq != NULL) {
 			val = eq + 1;
@@ -650,7 +719,8 @@ int options_parse(struct client_opts *o, int argc, char **argv)
 				return usage_error("--%s needs a value", name);
 			val = argv[++i];
 		}
-		if (parse_flag(o, name, val, &mix_given) < 0)
+		rc = k != NULL ? parse_num(o, k, val) : f->parse(o, val);
+		if (rc < 0)
 			return -1;
 		if (strncmp(name, "reconnect-", 10) == 0)
 			snprintf(tuned, sizeof(tuned), "--%s", name);
@@ -658,27 +728,5 @@ int options_parse(struct client_opts *o, int argc, char **argv)
 	/* A delay or rate without --reconnect would be silently without effect. */
 	if (tuned[0] != '\0' && !o->reconnect)
 		return usage_error("%s goes with --reconnect", tuned);
-	return options_check(o, mix_given);
-}
-
-int options_runs(const struct client_opts *o, int s)
-{
-	return s >= 0 && s < SCEN_N && o->mix.weight[s] > 0;
-}
-
-int options_mix_per_source(const struct client_opts *o)
-{
-	return o->nsources > 1 && o->mix.total > 1;
-}
-
-int options_scenario(const struct client_opts *o, uint64_t *src_mix, uint64_t local, uint64_t id)
-{
-	if (src_mix != NULL)
-		return mix_pick(&o->mix, src_mix[id % (uint64_t)o->nsources]++);
-	return mix_pick(&o->mix, local);
-}
-
-uint32_t options_source(const struct client_opts *o, uint64_t id)
-{
-	return htonl(o->src_first + (uint32_t)(id % (uint64_t)o->nsources));
+	return options_check(o);
 }

@@ -80,18 +80,4 @@ void options_usage_short(void);
 #define OPTIONS_PORT_RULE "the port must be a number from 1 to 65535"
 int options_parse_port(const char *s);
 
-/* The source address of connection number `id` (network byte order). */
-uint32_t options_source(const struct client_opts *o, uint64_t id);
-/* Whether the mix is dealt per source address (several --sources and a mix of several):
- * then options_scenario needs a counter per source (nsources of them, zeroed). */
-int options_mix_per_source(const struct client_opts *o);
-/* The scenario of a worker's connection number `local` (0, 1, ... in the order the
- * worker opens them) whose id is `id`: the mix's smooth round robin, over the worker's
- * own connections, or over those of the connection's source address (src_mix, advanced
- * here) when options_mix_per_source. Picked by the id alone, worker w of P would see only
- * the mix's entries w, w+P, ... and a source address only some scenarios. */
-int options_scenario(const struct client_opts *o, uint64_t *src_mix, uint64_t local, uint64_t id);
-/* Whether the mix holds scenario s. */
-int options_runs(const struct client_opts *o, int s);
-
 #endif

@@ -44,14 +44,16 @@ void procs_free(struct result *results, int n)
 		munmap(results, sizeof(*results) * (size_t)n);
 }
 
-static void worker_main(const struct client_opts *o, int i, struct result *r,
-			struct own_ports *ports, int wfd)
+static void worker_main(const struct driver_params *dp, int i, struct result *r, int wfd)
 {
+	struct driver_params mine = *dp;
 	int rc;
 
 	/* ^C from a terminal reaches the whole process group: the parent handles it. */
 	signal(SIGINT, SIG_IGN);
-	rc = driver_run(o, i, (int)o->procs, r, ports, NULL, NULL);
+	mine.tick = NULL; /* the parent's loop ticks */
+	mine.tick_arg = NULL;
+	rc = driver_run(&mine, i, r);
 	close(wfd);
 	_exit(rc);
 }
@@ -59,8 +61,7 @@ static void worker_main(const struct client_opts *o, int i, struct result *r,
 /* Forks every worker. Each keeps only the write end of its own pipe; the parent keeps
  * the read ends (w[i].rfd). On failure every pipe is closed again (the workers already
  * forked are the caller's to kill and reap). */
-static int spawn(const struct client_opts *o, struct result *results, struct own_ports *ports,
-		 struct worker *w, int n)
+static int spawn(const struct driver_params *dp, struct result *results, struct worker *w, int n)
 {
 	int(*fds)[2] = n > 0 ? calloc((unsigned)n, sizeof(*fds)) : NULL;
 	int i, rc = -1;
@@ -90,7 +91,7 @@ static int spawn(const struct client_opts *o, struct result *results, struct own
 				if (j != i)
 					close(fds[j][1]);
 			}
-			worker_main(o, i, &results[i], ports, fds[i][1]);
+			worker_main(dp, i, &results[i], fds[i][1]);
 		}
 	}
 	for (i = 0; i < n; i++) {
@@ -232,9 +233,9 @@ static int reap(struct parent *p)
 	return bad;
 }
 
-int procs_run(const struct client_opts *o, struct result *results, struct monitor *m)
+int procs_run(const struct driver_params *dp, struct result *results, struct monitor *m)
 {
-	struct parent p = {.n = (int)o->procs};
+	struct parent p = {.n = dp->plan->nworkers};
 	int rc;
 
 	p.w = p.n > 0 ? calloc((unsigned)p.n, sizeof(*p.w)) : NULL;
@@ -244,7 +245,7 @@ int procs_run(const struct client_opts *o, struct result *results, struct monito
 	}
 	for (int i = 0; i < p.n; i++)
 		p.w[i].rfd = -1;
-	if (spawn(o, results, m->ports, p.w, p.n) < 0) {
+	if (spawn(dp, results, p.w, p.n) < 0) {
 		for (int i = 0; i < p.n; i++) {
 			if (p.w[i].pid > 0)
 				kill(p.w[i].pid, SIGKILL);

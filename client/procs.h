@@ -11,8 +11,10 @@
 #include "driver.h"
 #include "monitor.h"
 
-/* results: P results in shared memory (procs_alloc). 0 when every worker exited 0. */
-int procs_run(const struct client_opts *o, struct result *results, struct monitor *m);
+/* Runs the plan's P workers, each with the parameters dp (without its tick: the parent's
+ * loop calls monitor_tick(m)); results: P results in shared memory (procs_alloc). 0 when
+ * every worker exited 0. */
+int procs_run(const struct driver_params *dp, struct result *results, struct monitor *m);
 /* P initialised results in MAP_SHARED anonymous memory, or NULL. */
 struct result *procs_alloc(int n);
 void procs_free(struct result *results, int n);

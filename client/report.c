@@ -13,22 +13,6 @@ static const int report_states[] = {
 };
 #define NREPORT_STATES (sizeof(report_states) / sizeof(report_states[0]))
 
-static const struct {
-	const char *name;
-	size_t offset;
-} hists[] = {
-    {"connect_us", offsetof(struct result, connect_us)},
-    {"rtt_us", offsetof(struct result, rtt_us)},
-    {"fin_to_fin_us", offsetof(struct result, fin_to_fin_us)},
-    {"server_close_us", offsetof(struct result, server_close_us)},
-};
-#define NHISTS (sizeof(hists) / sizeof(hists[0]))
-
-static const struct hist *hist_at(const struct result *r, size_t i)
-{
-	return (const struct hist *)((const char *)r + hists[i].offset);
-}
-
 /* ---- census ---- */
 
 static void census_timers_json(struct jw *w, const struct census_counts *c)
@@ -192,29 +176,6 @@ static void run_json(struct jw *w, const struct run_info *info)
 	jw_obj_end(w);
 }
 
-static void counts_json(struct jw *w, const struct result *r)
-{
-	jw_obj(w, "counts");
-	jw_u64(w, "attempted", r->attempted);
-	jw_u64(w, "connected", r->connected);
-	jw_u64(w, "established", r->established);
-	jw_u64(w, "completed", r->completed);
-	jw_u64(w, "failed", r->failed);
-	jw_u64(w, "cancelled", r->cancelled);
-	jw_u64(w, "closed_by_server", r->closed_by_server);
-	jw_u64(w, "echo_mismatch", r->echo_mismatch);
-	jw_u64(w, "messages", r->messages);
-	jw_u64(w, "reconnects", r->reconnects);
-	jw_u64(w, "interrupted", r->interrupted);
-	jw_u64(w, "bytes_sent", r->bytes_sent);
-	jw_u64(w, "bytes_received", r->bytes_received);
-	jw_obj_end(w);
-	jw_obj(w, "by_scenario");
-	for (int s = 0; s < SCEN_N; s++)
-		jw_u64(w, scenario_name(s), r->by_scenario[s]);
-	jw_obj_end(w);
-}
-
 static void dead_json(struct jw *w, const char *key, const struct dead_peers *p)
 {
 	jw_obj(w, key);
@@ -224,13 +185,28 @@ static void dead_json(struct jw *w, const char *key, const struct dead_peers *p)
 	jw_obj_end(w);
 }
 
-static void dead_peers_json(struct jw *w, const struct result *r)
+/* The counters of group g (result_fields[]) as the members of its object. */
+static void group_json(struct jw *w, const struct result *r, enum result_group g)
 {
-	jw_obj(w, "dead_peers");
-	dead_json(w, "crash", &r->crashed);
-	dead_json(w, "vanish", &r->vanished);
-	jw_u64(w, "dropped_from_server", r->dropped_from_server);
-	jw_u64(w, "dropped_to_server", r->dropped_to_server);
+	jw_obj(w, result_group_json(g));
+	for (size_t i = 0; i < result_nfields; i++) {
+		const struct result_field *f = &result_fields[i];
+		if (f->group != g)
+			continue;
+		if (f->kind == RK_DEAD)
+			dead_json(w, f->json,
+				  (const struct dead_peers *)((const char *)r + f->offset));
+		else
+			jw_u64(w, f->json, result_field_value(r, f));
+	}
+	jw_obj_end(w);
+}
+
+static void by_scenario_json(struct jw *w, const struct result *r)
+{
+	jw_obj(w, "by_scenario");
+	for (int s = 0; s < SCEN_N; s++)
+		jw_u64(w, scenario_name(s), r->by_scenario[s]);
 	jw_obj_end(w);
 }
 
@@ -259,11 +235,13 @@ static void hists_json(struct jw *w, const struct result *r)
 		return;
 	}
 	jw_obj(w, "hist");
-	for (size_t i = 0; i < NHISTS; i++) {
-		if (hist_to_json(hist_at(r, i), buf, HIST_JSON_MAX) < 0)
+	for (size_t i = 0; i < result_nhists; i++) {
+		char key[48];
+		snprintf(key, sizeof(key), "%s_us", result_hists[i].name);
+		if (hist_to_json(result_hist_of(r, &result_hists[i]), buf, HIST_JSON_MAX) < 0)
 			w->failed = 1;
 		else
-			jw_raw(w, hists[i].name, buf);
+			jw_raw(w, key, buf);
 	}
 	jw_obj_end(w);
 	free(buf);
@@ -283,11 +261,9 @@ static void summary_json(struct jw *w, const struct result *r)
 	jw_obj(w, "summary");
 	jw_double(w, "msgs_per_s", rate(r->messages, r->elapsed_us));
 	jw_double(w, "mb_per_s", rate(r->bytes_sent + r->bytes_received, r->elapsed_us) / 1e6);
-	for (size_t i = 0; i < NHISTS; i++) {
-		const struct hist *h = hist_at(r, i);
-		char key[32];
-		snprintf(key, sizeof(key), "%.*s", (int)strlen(hists[i].name) - 3, hists[i].name);
-		jw_obj(w, key);
+	for (size_t i = 0; i < result_nhists; i++) {
+		const struct hist *h = result_hist_of(r, &result_hists[i]);
+		jw_obj(w, result_hists[i].name);
 		jw_u64(w, "count", hist_count(h));
 		for (size_t p = 0; p < 4; p++)
 			jw_double(w, pct_names[p], (double)hist_percentile(h, pcts[p]) / 1000.0);
@@ -319,8 +295,9 @@ static void expect_json(struct jw *w, const struct expect_set *ex)
 
 static void result_body_json(struct jw *w, const struct result *r)
 {
-	counts_json(w, r);
-	dead_peers_json(w, r);
+	group_json(w, r, RG_COUNTS);
+	by_scenario_json(w, r);
+	group_json(w, r, RG_DEAD_PEERS);
 	failures_json(w, r);
 	jw_i64(w, "elapsed_us", r->elapsed_us);
 	jw_u64(w, "parts", r->parts);
@@ -464,16 +441,17 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 	failures_table(f, r);
 	dead_table(f, r);
 	fprintf(f, "echo mismatch  %llu\n", (unsigned long long)r->echo_mismatch);
-	fprintf(f, "throughput     %.0f msgs/s  %.2f MB/s  (%llu messages in %.2f s)\n",
+	fprintf(f,
+		"throughput     %.0f msgs/s  %.2f MB/s  (%llu messages, %llu bytes sent, %llu "
+		"received, in %.2f s)\n",
 		rate(r->messages, r->elapsed_us),
 		rate(r->bytes_sent + r->bytes_received, r->elapsed_us) / 1e6,
-		(unsigned long long)r->messages, s);
+		(unsigned long long)r->messages, (unsigned long long)r->bytes_sent,
+		(unsigned long long)r->bytes_received, s);
 	fprintf(f, "%-14s %8s %8s %8s %8s %8s  (samples)\n", "latency ms", "p50", "p90", "p99",
 		"p99.9", "max");
-	hist_row(f, "connect", &r->connect_us);
-	hist_row(f, "echo rtt", &r->rtt_us);
-	hist_row(f, "fin-to-fin", &r->fin_to_fin_us);
-	hist_row(f, "server close", &r->server_close_us);
+	for (size_t i = 0; i < result_nhists; i++)
+		hist_row(f, result_hists[i].label, result_hist_of(r, &result_hists[i]));
 	report_census_table(f, "census client sockets (this run's)", &r->client, NULL);
 	/* Seen at the start (a listener of the server's), gone at the end: e.g. inetd's rate
 	 * limit closed it, or the server exited. */
@@ -553,44 +531,6 @@ int report_census_read(struct census_view *v, const struct jnode *n, char *err, 
 	return 0;
 }
 
-static int read_counts(struct result *r, const struct jnode *doc, char *err, size_t errlen)
-{
-	static const struct {
-		const char *name;
-		size_t offset;
-	} fields[] = {
-#define F(x) {#x, offsetof(struct result, x)}
-	    F(attempted), F(connected),	 F(established),      F(completed),
-	    F(failed),	  F(cancelled),	 F(closed_by_server), F(echo_mismatch),
-	    F(messages),  F(bytes_sent), F(bytes_received),
-#undef F
-	};
-	const struct jnode *counts = json_get(doc, "counts"), *by = json_get(doc, "by_scenario");
-
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		if (json_get_u64(counts, fields[i].name,
-				 (uint64_t *)((char *)r + fields[i].offset)) < 0) {
-			snprintf(err, errlen, "counts.%s missing or not a whole number",
-				 fields[i].name);
-			return -1;
-		}
-	}
-	/* Results written before --reconnect existed lack these: 0 then. */
-	if ((json_get(counts, "reconnects") != NULL &&
-	     json_get_u64(counts, "reconnects", &r->reconnects) < 0) ||
-	    (json_get(counts, "interrupted") != NULL &&
-	     json_get_u64(counts, "interrupted", &r->interrupted) < 0))
-		return read_fail(err, errlen,
-				 "counts.reconnects or .interrupted not a whole number");
-	for (int s = 0; s < SCEN_N; s++) {
-		/* Results written before crash and vanish existed lack them. */
-		if (json_get_u64(by, scenario_name(s), &r->by_scenario[s]) < 0 &&
-		    (!scenario_kills(s) || json_get(by, scenario_name(s)) != NULL))
-			return read_fail(err, errlen, "by_scenario incomplete");
-	}
-	return 0;
-}
-
 static int read_dead(struct dead_peers *p, const struct jnode *n)
 {
 	uint64_t first = 0, last = 0;
@@ -606,18 +546,54 @@ static int read_dead(struct dead_peers *p, const struct jnode *n)
 	return 0;
 }
 
-/* Optional: results written before crash and vanish existed have no "dead_peers". */
-static int read_dead_peers(struct result *r, const struct jnode *doc, char *err, size_t errlen)
+/* One counter of result_fields[] from its group's object. An RF_OPTIONAL one may be
+ * absent (results written before it existed): 0 then. */
+static int read_field(struct result *r, const struct result_field *f, const struct jnode *obj,
+		      char *err, size_t errlen)
 {
-	const struct jnode *n = json_get(doc, "dead_peers");
+	char *dst = (char *)r + f->offset;
+	int bad;
 
-	if (n == NULL)
+	if (f->flags & RF_OPTIONAL && json_get(obj, f->json) == NULL)
 		return 0;
-	if (read_dead(&r->crashed, json_get(n, "crash")) < 0 ||
-	    read_dead(&r->vanished, json_get(n, "vanish")) < 0 ||
-	    json_get_u64(n, "dropped_from_server", &r->dropped_from_server) < 0 ||
-	    json_get_u64(n, "dropped_to_server", &r->dropped_to_server) < 0)
-		return read_fail(err, errlen, "dead_peers malformed");
+	if (f->kind == RK_DEAD)
+		bad = read_dead((struct dead_peers *)dst, json_get(obj, f->json)) < 0;
+	else
+		bad = json_get_u64(obj, f->json, (uint64_t *)dst) < 0;
+	if (bad)
+		snprintf(err, errlen, "%s.%s missing or not a whole number",
+			 result_group_json(f->group), f->json);
+	return bad ? -1 : 0;
+}
+
+/* The counters of result_fields[]. Results written before crash and vanish existed have
+ * no "dead_peers" at all. */
+static int read_fields(struct result *r, const struct jnode *doc, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < result_nfields; i++) {
+		const struct result_field *f = &result_fields[i];
+		const struct jnode *obj;
+		if (f->group == RG_LIVE)
+			continue;
+		obj = json_get(doc, result_group_json(f->group));
+		if (obj == NULL && f->group == RG_DEAD_PEERS)
+			continue;
+		if (read_field(r, f, obj, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int read_by_scenario(struct result *r, const struct jnode *doc, char *err, size_t errlen)
+{
+	const struct jnode *by = json_get(doc, "by_scenario");
+
+	for (int s = 0; s < SCEN_N; s++) {
+		/* Results written before crash and vanish existed lack them. */
+		if (json_get_u64(by, scenario_name(s), &r->by_scenario[s]) < 0 &&
+		    (!scenario_kills(s) || json_get(by, scenario_name(s)) != NULL))
+			return read_fail(err, errlen, "by_scenario incomplete");
+	}
 	return 0;
 }
 
@@ -648,11 +624,14 @@ static int read_hists(struct result *r, const struct jnode *doc, char *err, size
 {
 	const struct jnode *hs = json_get(doc, "hist");
 
-	for (size_t i = 0; i < NHISTS; i++) {
-		const struct jnode *h = json_get(hs, hists[i].name);
-		struct hist *dst = (struct hist *)((char *)r + hists[i].offset);
-		if (h == NULL || hist_from_json(dst, h->start, NULL) < 0) {
-			snprintf(err, errlen, "hist.%s missing or malformed", hists[i].name);
+	for (size_t i = 0; i < result_nhists; i++) {
+		char key[48];
+		const struct jnode *h;
+		snprintf(key, sizeof(key), "%s_us", result_hists[i].name);
+		h = json_get(hs, key);
+		if (h == NULL ||
+		    hist_from_json(result_hist_at(r, &result_hists[i]), h->start, NULL) < 0) {
+			snprintf(err, errlen, "hist.%s missing or malformed", key);
 			return -1;
 		}
 	}
@@ -690,7 +669,7 @@ int report_read(struct result *r, struct run_info *info, const struct jnode *doc
 		return read_fail(err, errlen, "not a load-client result (version 1)");
 	read_names(&info->servers, json_get(doc, "run"), "server", "servers");
 	read_names(&info->scenarios, json_get(doc, "run"), "scenario", "scenarios");
-	if (read_counts(r, doc, err, errlen) < 0 || read_dead_peers(r, doc, err, errlen) < 0 ||
+	if (read_fields(r, doc, err, errlen) < 0 || read_by_scenario(r, doc, err, errlen) < 0 ||
 	    read_failures(r, doc, err, errlen) < 0 || read_hists(r, doc, err, errlen) < 0)
 		return -1;
 	if (json_get_u64(doc, "elapsed_us", &elapsed) < 0)

@@ -1,5 +1,6 @@
 #include "result.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -7,6 +8,86 @@
 static const char *const phase_names[PHASE_N] = {"connect", "first_reply", "echo", "close"};
 static const char *const special_kinds[FAIL_KINDS - FAIL_ERRNO_MAX] = {"deadline", "eof",
 								       "mismatch", "crash_ports"};
+
+#define COUNT(f, group, flags, help)                                                               \
+	{                                                                                          \
+#f, #f, group, RK_COUNT, offsetof(struct result, f), flags, help                   \
+	}
+#define DEAD(f, json, help)                                                                        \
+	{                                                                                          \
+#f, json, RG_DEAD_PEERS, RK_DEAD, offsetof(struct result, f), 0, help              \
+	}
+/* In the order of the JSON document and of the usage's list of keys. */
+const struct result_field result_fields[] = {
+    COUNT(attempted, RG_COUNTS, 0, "connections started"),
+    COUNT(connected, RG_COUNTS, 0, "TCP handshake completed"),
+    COUNT(established, RG_COUNTS, 0, "first echo received"),
+    COUNT(completed, RG_COUNTS, 0, "scenario finished as planned"),
+    COUNT(failed, RG_COUNTS, 0, "ended by a failure (counted in fail[][])"),
+    COUNT(cancelled, RG_COUNTS, 0, "still connecting when the run ended"),
+    COUNT(closed_by_server, RG_COUNTS, 0,
+	  "connections the server closed (FIN or RST) that are not failures: silent ones "
+	  "while held, and with --reconnect any it closed while the scenario still wanted it"),
+    COUNT(echo_mismatch, RG_COUNTS, 0, "messages whose echo differed"),
+    COUNT(messages, RG_COUNTS, 0, "echoes received complete and correct"),
+    COUNT(reconnects, RG_COUNTS, RF_OPTIONAL,
+	  "connections opened to replace one the server closed"),
+    COUNT(interrupted, RG_COUNTS, RF_OPTIONAL,
+	  "messages unanswered or partly echoed at the server's close"),
+    COUNT(bytes_sent, RG_COUNTS, 0, "bytes written"),
+    COUNT(bytes_received, RG_COUNTS, 0, "bytes read"),
+    DEAD(crashed, "crash", "crash connections closed in repair mode"),
+    DEAD(vanished, "vanish", "vanish connections whose packets are dropped"),
+    COUNT(dropped_from_server, RG_DEAD_PEERS, 0,
+	  "vanish: packets from the server the drop rules discarded (probes, "
+	  "retransmissions, its close; nftables counters read at the end)"),
+    COUNT(dropped_to_server, RG_DEAD_PEERS, 0,
+	  "vanish: packets the vanished connections would have sent"),
+    COUNT(open_now, RG_LIVE, 0, "connections open now"),
+    COUNT(closing_now, RG_LIVE, 0, "half-closed connections now"),
+};
+#undef COUNT
+#undef DEAD
+const size_t result_nfields = sizeof(result_fields) / sizeof(result_fields[0]);
+
+#define HIST(name, label, help)                                                                    \
+	{                                                                                          \
+#name, label, offsetof(struct result, name##_us), help                             \
+	}
+const struct result_hist result_hists[] = {
+    HIST(connect, "connect", "connect() to handshake complete"),
+    HIST(rtt, "echo rtt", "a message's first byte written to its echo's last read"),
+    HIST(fin_to_fin, "fin-to-fin", "half-close: our FIN to the server's FIN"),
+    HIST(server_close, "server close", "silent: our last byte to the server closing"),
+};
+#undef HIST
+const size_t result_nhists = sizeof(result_hists) / sizeof(result_hists[0]);
+
+const char *result_group_json(enum result_group g)
+{
+	static const char *const names[RG_N] = {"counts", "dead_peers", NULL};
+
+	return g < RG_N ? names[g] : NULL;
+}
+
+uint64_t result_field_value(const struct result *r, const struct result_field *f)
+{
+	const char *p = (const char *)r + f->offset;
+
+	if (f->kind == RK_DEAD)
+		return ((const struct dead_peers *)p)->count;
+	return *(const uint64_t *)p;
+}
+
+const struct hist *result_hist_of(const struct result *r, const struct result_hist *h)
+{
+	return (const struct hist *)((const char *)r + h->offset);
+}
+
+struct hist *result_hist_at(struct result *r, const struct result_hist *h)
+{
+	return (struct hist *)((char *)r + h->offset);
+}
 
 void result_init(struct result *r)
 {
@@ -113,27 +194,24 @@ static void census_view_max(struct census_view *a, const struct census_view *b)
 #undef MAX
 }
 
+void result_add_counters(struct result *dst, const struct result *src)
+{
+	for (size_t i = 0; i < result_nfields; i++) {
+		const struct result_field *f = &result_fields[i];
+		char *d = (char *)dst + f->offset;
+		const char *s = (const char *)src + f->offset;
+		if (f->kind == RK_DEAD)
+			result_dead_merge((struct dead_peers *)d, (const struct dead_peers *)s);
+		else
+			*(uint64_t *)d += *(const uint64_t *)s;
+	}
+}
+
 void result_merge(struct result *dst, const struct result *src)
 {
-	dst->attempted += src->attempted;
-	dst->connected += src->connected;
-	dst->established += src->established;
-	dst->completed += src->completed;
-	dst->failed += src->failed;
-	dst->cancelled += src->cancelled;
-	dst->closed_by_server += src->closed_by_server;
-	dst->echo_mismatch += src->echo_mismatch;
-	dst->messages += src->messages;
-	dst->reconnects += src->reconnects;
-	dst->interrupted += src->interrupted;
-	dst->bytes_sent += src->bytes_sent;
-	dst->bytes_received += src->bytes_received;
+	result_add_counters(dst, src);
 	for (int s = 0; s < SCEN_N; s++)
 		dst->by_scenario[s] += src->by_scenario[s];
-	result_dead_merge(&dst->crashed, &src->crashed);
-	result_dead_merge(&dst->vanished, &src->vanished);
-	dst->dropped_from_server += src->dropped_from_server;
-	dst->dropped_to_server += src->dropped_to_server;
 	for (int p = 0; p < PHASE_N; p++)
 		for (int k = 0; k < FAIL_KINDS; k++)
 			dst->fail[p][k] += src->fail[p][k];
@@ -141,12 +219,9 @@ void result_merge(struct result *dst, const struct result *src)
 		dst->elapsed_us = src->elapsed_us;
 	kernel_merge(&dst->kernel, &src->kernel, dst->parts == 0);
 	dst->parts += src->parts;
-	dst->open_now += src->open_now;
-	dst->closing_now += src->closing_now;
-	hist_merge(&dst->connect_us, &src->connect_us);
-	hist_merge(&dst->rtt_us, &src->rtt_us);
-	hist_merge(&dst->fin_to_fin_us, &src->fin_to_fin_us);
-	hist_merge(&dst->server_close_us, &src->server_close_us);
+	for (size_t i = 0; i < result_nhists; i++)
+		hist_merge(result_hist_at(dst, &result_hists[i]),
+			   result_hist_of(src, &result_hists[i]));
 	census_view_merge(&dst->client, &src->client);
 	census_view_max(&dst->server, &src->server);
 }

@@ -65,26 +65,12 @@ struct dead_peers {
 };
 
 struct result {
-	uint64_t attempted;	   /* connections started */
-	uint64_t connected;	   /* TCP handshake completed */
-	uint64_t established;	   /* first echo received */
-	uint64_t completed;	   /* scenario finished as planned */
-	uint64_t failed;	   /* ended by a failure (counted in fail[][]) */
-	uint64_t cancelled;	   /* still connecting when the run ended */
-	/* Connections the server closed (FIN or RST) that are not failures: silent ones while
-	 * held, and with --reconnect any it closed while the scenario still wanted it. */
-	uint64_t closed_by_server;
-	uint64_t echo_mismatch;	   /* messages whose echo differed */
-	uint64_t messages;	   /* echoes received complete and correct */
-	uint64_t reconnects;	   /* connections opened to replace one the server closed */
-	uint64_t interrupted;	   /* messages unanswered or partly echoed at the server's close */
+	/* The counters of result_fields[] (result.c), which says what each one counts. */
+	uint64_t attempted, connected, established, completed, failed, cancelled;
+	uint64_t closed_by_server, echo_mismatch, messages, reconnects, interrupted;
 	uint64_t bytes_sent, bytes_received;
 	uint64_t by_scenario[SCEN_N]; /* connections started per scenario */
-	struct dead_peers crashed;    /* crash connections closed in repair mode */
-	struct dead_peers vanished;   /* vanish connections whose packets are dropped */
-	/* vanish: packets the drop rules discarded (nftables counters, read at the end):
-	 * what the server sent to vanished connections (probes, retransmissions, its close)
-	 * and what they would have sent. */
+	struct dead_peers crashed, vanished;
 	uint64_t dropped_from_server, dropped_to_server;
 	uint64_t fail[PHASE_N][FAIL_KINDS];
 	int64_t elapsed_us; /* from the first connect to the last connection's end */
@@ -92,15 +78,60 @@ struct result {
 	/* Progress, updated while running (read by the parent of --procs workers). */
 	uint64_t open_now, closing_now;
 	int done;
-	struct hist connect_us;	     /* connect() to handshake complete */
-	struct hist rtt_us;	     /* a message's first byte written to its echo's last read */
-	struct hist fin_to_fin_us;   /* half-close: our FIN to the server's FIN */
-	struct hist server_close_us; /* silent: our last byte to the server closing */
+	/* The histograms of result_hists[] (result.c). */
+	struct hist connect_us, rtt_us, fin_to_fin_us, server_close_us;
 	struct census_view client, server; /* at the end of the run */
 	/* The kernel's counters of this network namespace over the run: read once by the
 	 * process that starts the run, never per worker (client/kernel.h). */
 	struct kernel_view kernel;
 };
+
+/* One counter of a result, described once: result_merge, the progress sum (monitor.c),
+ * the JSON writer and reader (report.c) and the --expect keys (expect.c) walk
+ * result_fields[] rather than naming the counters. Adding a counter: a member of struct
+ * result and a row of the table. */
+enum result_kind {
+	RK_COUNT, /* uint64_t, summed */
+	RK_DEAD,  /* struct dead_peers: its count is the value; merged earliest-first/latest-last */
+};
+/* Where a counter is in the JSON document (report.h). */
+enum result_group {
+	RG_COUNTS,     /* "counts": in every result */
+	RG_DEAD_PEERS, /* "dead_peers": absent in results from before crash and vanish */
+	RG_LIVE,       /* progress while running: summed, neither written nor an --expect key */
+	RG_N
+};
+/* RF_OPTIONAL: absent in results written before the counter existed; read as 0. */
+#define RF_OPTIONAL 1u
+struct result_field {
+	const char *key;  /* the --expect key */
+	const char *json; /* the member name in its JSON group */
+	enum result_group group;
+	enum result_kind kind;
+	size_t offset;
+	unsigned flags;
+	const char *help;
+};
+extern const struct result_field result_fields[];
+extern const size_t result_nfields;
+/* The JSON object of a group ("counts", "dead_peers"); NULL for RG_LIVE. */
+const char *result_group_json(enum result_group g);
+/* The value of a counter: a uint64_t, or a dead_peers' count. */
+uint64_t result_field_value(const struct result *r, const struct result_field *f);
+
+/* The latency histograms, described once like the counters: the JSON's "hist" member
+ * `name`_us, the summary's and the --expect keys' `name` (connect_p99_ms), the table's
+ * row `label`. */
+struct result_hist {
+	const char *name;
+	const char *label;
+	size_t offset;
+	const char *help;
+};
+extern const struct result_hist result_hists[];
+extern const size_t result_nhists;
+const struct hist *result_hist_of(const struct result *r, const struct result_hist *h);
+struct hist *result_hist_at(struct result *r, const struct result_hist *h);
 
 void result_init(struct result *r);
 /* dst += src: counters summed, histograms merged, elapsed the longer one (runs merged are
@@ -109,6 +140,8 @@ void result_init(struct result *r);
  * against one server all see the same server sockets. An invisible census counts for
  * nothing. The kernel counters merge as kernel_merge() says (dst->parts == 0: the first). */
 void result_merge(struct result *dst, const struct result *src);
+/* dst += src for the counters of result_fields[] only (the live progress of workers). */
+void result_add_counters(struct result *dst, const struct result *src);
 /* Counts one failure. */
 void result_fail(struct result *r, enum phase ph, int kind);
 /* Counts peers that died at unix_us (wall clock, microseconds). */

@@ -1,4 +1,5 @@
 #include "run.h"
+#include "crashport.h"
 #include "driver.h"
 #include "expect.h"
 #include "fault.h"
@@ -136,15 +137,15 @@ static int check_ports(const struct client_opts *o)
 /* Every --sources address must be one of this host (this network namespace): bound at
  * connect time, a foreign one would fail every connection with EADDRNOTAVAIL, which reads
  * like ephemeral ports running out. -1 = one is not (usage error). */
-static int check_sources(const struct client_opts *o)
+static int check_sources(const struct plan *p)
 {
-	for (int i = 0; i < o->nsources; i++) {
+	for (int i = 0; i < p->nsources; i++) {
 		struct sockaddr_storage ss = {.ss_family = AF_INET};
 		struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
 		char name[INET_ADDRSTRLEN];
 		int err;
 
-		sa->sin_addr.s_addr = options_source(o, (uint64_t)i);
+		sa->sin_addr.s_addr = plan_source(p, (uint64_t)i);
 		err = sock_bind_check(&ss, sizeof(*sa));
 		if (err != 0) {
 			inet_ntop(AF_INET, &sa->sin_addr, name, sizeof(name));
@@ -160,9 +161,9 @@ static int check_sources(const struct client_opts *o)
 }
 
 /* Raises the soft fd limit to what a worker needs, within the hard limit. */
-static int check_fds(const struct client_opts *o)
+static int check_fds(const struct client_opts *o, const struct plan *p)
 {
-	uint64_t per = driver_share((uint64_t)o->connections, 0, (int)o->procs);
+	uint64_t per = plan_slots(p, 0);
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -323,12 +324,26 @@ static int plot(const struct client_opts *o)
 	return 0;
 }
 
-static int run_workers(const struct client_opts *o, struct result *results, struct monitor *m)
+/* Checks and prepares what crash and vanish need, in that order. FAULT_READY, or the exit
+ * status (the reason was printed). */
+static int prepare_dead_peers(const struct client_opts *o, const struct plan *p,
+			      struct crashport_plan *crash)
+{
+	int rc = fault_check(o);
+
+	if (rc == FAULT_READY && plan_runs(p, SCEN_CRASH))
+		rc = crashport_prepare(o, p, crash);
+	if (rc == FAULT_READY)
+		rc = fault_prepare(o);
+	return rc;
+}
+
+static int run_workers(const struct driver_params *dp, struct result *results, struct monitor *m)
 {
 	event_set_log_callback(libevent_log);
-	if (o->procs == 1)
-		return driver_run(o, 0, 1, &results[0], m->ports, monitor_tick, m);
-	return procs_run(o, results, m);
+	if (dp->plan->nworkers == 1)
+		return driver_run(dp, 0, &results[0]);
+	return procs_run(dp, results, m);
 }
 
 int run_main(const struct client_opts *o)
@@ -336,6 +351,9 @@ int run_main(const struct client_opts *o)
 	struct expect_set *ex = calloc(1, sizeof(*ex));
 	struct result *results = NULL, *total = malloc(sizeof(*total));
 	struct monitor m;
+	struct plan plan;
+	struct crashport_plan crash = {.range_n = 0};
+	struct driver_params dp = {.o = o, .plan = &plan, .crash = &crash, .tick = monitor_tick};
 	struct kernel_watch kw;
 	struct run_info info;
 	char err[256];
@@ -351,9 +369,10 @@ int run_main(const struct client_opts *o)
 		options_usage_short();
 		goto out;
 	}
-	if (check_ports(o) < 0 || check_sources(o) < 0 || check_fds(o) < 0)
+	plan_init(&plan, o);
+	if (check_ports(o) < 0 || check_sources(&plan) < 0 || check_fds(o, &plan) < 0)
 		goto out;
-	rc = fault_prepare(o);
+	rc = prepare_dead_peers(o, &plan, &crash);
 	if (rc != FAULT_READY)
 		goto out;
 	rc = 1;
@@ -366,12 +385,14 @@ int run_main(const struct client_opts *o)
 		goto out_monitor;
 	/* Per network namespace: read here once, not by each worker. */
 	kernel_start(&kw);
-	failed = run_workers(o, results, &m);
+	dp.ports = m.ports;
+	dp.tick_arg = &m;
+	failed = run_workers(&dp, results, &m);
 	result_init(total);
 	total->parts = 0;
 	for (int i = 0; i < (int)o->procs; i++)
 		result_merge(total, &results[i]);
-	if (options_runs(o, SCEN_VANISH) &&
+	if (plan_runs(&plan, SCEN_VANISH) &&
 	    fault_counters(&total->dropped_from_server, &total->dropped_to_server) < 0)
 		log_warn("vanish: cannot read the drop counters of the nftables table");
 	fault_teardown(); /* every vanished socket is closed and out of the set by now */

@@ -124,6 +124,11 @@ int mix_parse(const char *spec, struct mix *m, char *err, size_t errlen)
 	return 0;
 }
 
+int mix_runs(const struct mix *m, int s)
+{
+	return s >= 0 && s < SCEN_N && m->weight[s] > 0;
+}
+
 int mix_pick(const struct mix *m, uint64_t id)
 {
 	return m->table[id % (uint64_t)m->total];

@@ -82,6 +82,8 @@ int scenario_kills(int s);
 
 /* "echo=50,close=30,reset=20" (only connection scenarios, not mixed). 0, or -1 and a reason. */
 int mix_parse(const char *spec, struct mix *m, char *err, size_t errlen);
+/* Whether the mix holds scenario s (a weight above 0). */
+int mix_runs(const struct mix *m, int s);
 /* A mix of one scenario. */
 void mix_single(struct mix *m, int s);
 /* The scenario of connection `id`: a smooth weighted round robin, so any run of `total`

@@ -28,10 +28,26 @@
  *   against CLOCK_MONOTONIC makes every deadline never early; a re-armed alarm rings on the
  *   coarse clock again, so a close can come a few ms late.
  *
+ * One decision: whether to wait, pause or resume reading, start fin_timeout, ignore an
+ * EOF, send our FIN or close after an EOF or a drain follows from the connection's flags,
+ * its queued echo and (draining) its unread input, and nothing else. conn_decide makes it,
+ * a pure function tested as a table over every state the events can reach
+ * (tests/unit/test_server_conn_decide.c). Each handler only records its event (bytes
+ * read and queued, the EOF, the FIN from EPOLLRDHUP, bytes written, the drain) and ends in
+ * conn_settle, which applies the answers until the answer is to wait; the deadline
+ * callbacks change those facts only through the read and the flush they run, which
+ * settle. The closes for eof and for a drain's orderly end (reason shutdown) happen there
+ * and nowhere else; the others (an error, a deadline, the reset at shutdown_timeout)
+ * close where they are found.
+ *
  * Free-safety: a handler may close the connection (conn_close frees it) deep inside what
  * it calls. Every function here that returns int follows one rule: -1 means the
  * connection was closed and freed, and the caller returns at once without touching c
- * again; 0 or more means it is still open.
+ * again; 0 or more means it is still open. Where a caller goes on using c, conn_kept
+ * asserts the rule by reading c (an open connection has its fd): a helper that closed
+ * and still returned 0 makes that read a use after free, which ASan reports at that line
+ * (the tests run the server under ASan too). The plain build cannot tell, since the
+ * allocator reuses the freed memory at once.
  *
  * A stalled loop (SIGSTOP/SIGCONT, a VM pause, CPU starvation, a slow callback) makes
  * every alarm ring late, and after SIGCONT epoll_wait fails with EINTR (signal(7): it is
@@ -50,6 +66,7 @@
 #include "sock.h"
 #include "tcpinfo.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -65,8 +82,16 @@ static void conn_on_closed(evutil_socket_t fd, short what, void *arg);
 static void conn_on_heartbeat(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg);
 static void conn_on_fin_timeout(evutil_socket_t fd, short what, void *arg);
-static int conn_drain_step(struct conn *c);
+static int conn_settle(struct conn *c);
 static void conn_close(struct conn *c, enum close_reason reason, int err);
+
+/* The free-safety rule (top of the file): rc >= 0 promises that c is still open. Returns
+ * rc. */
+static int conn_kept(const struct conn *c, int rc)
+{
+	assert(rc < 0 || c->fd >= 0);
+	return rc;
+}
 
 static const char *conn_peer(const struct conn *c, char *buf, size_t len)
 {
@@ -201,10 +226,10 @@ static int conn_write_arm(struct conn *c)
 	return 0;
 }
 
-/* Above the high watermark: stop reading, so a peer that does not read its echo cannot
- * make us buffer without bound. Its FIN is then watched with EV_CLOSED (ev_write is
- * armed, see the top of the file). The heartbeat is suspended: write_timeout covers a
- * peer that is not reading. 0, or -1 when the connection had to be closed. */
+/* CONN_ACT_PAUSE, at the high watermark: stop reading, so a peer that does not read its
+ * echo cannot make us buffer without bound. Its FIN is then watched with EV_CLOSED
+ * (ev_write is armed, see the top of the file). The heartbeat is suspended: write_timeout
+ * covers a peer that is not reading. 0, or -1 when the connection had to be closed. */
 static int conn_pause(struct conn *c)
 {
 	c->flags |= CONN_PAUSED;
@@ -219,14 +244,14 @@ static int conn_pause(struct conn *c)
 	return 0;
 }
 
-/* 0, or -1 when the connection had to be closed. */
+/* CONN_ACT_RESUME, at half the watermark (hysteresis: a pause lasts more than one write).
+ * No EOF can have been read while paused (reading was stopped), so reading restarts. 0,
+ * or -1 when the connection had to be closed. */
 static int conn_resume(struct conn *c)
 {
 	c->flags &= ~CONN_PAUSED;
 	if (c->ev_closed != NULL)
 		event_del(c->ev_closed);
-	if (c->flags & CONN_EOF_READ)
-		return 0;
 	if (event_add(&c->ev_read, NULL) < 0)
 		return conn_arm_failed(c, "EV_READ");
 	if (!(c->flags & CONN_PEER_FIN))
@@ -253,8 +278,8 @@ static int conn_fail(struct conn *c, int err)
 }
 
 /* Echo: send straight back what was read; queue only what the kernel did not take (and
- * everything while older output is still queued, to keep the order). 0, or -1 when the
- * connection was closed. */
+ * everything while older output is still queued, to keep the order); conn_decide pauses
+ * reading at the watermark. 0, or -1 when the connection was closed. */
 static int conn_on_data(struct conn *c, const char *data, size_t n)
 {
 	struct server *srv = c->srv;
@@ -273,19 +298,18 @@ static int conn_on_data(struct conn *c, const char *data, size_t n)
 			n -= (size_t)w;
 		}
 		if (n == 0)
-			return (c->flags & CONN_DRAINING) ? conn_drain_step(c) : 0;
+			return 0;
 	}
-	if (conn_queue(c, data, n) < 0 || conn_write_arm(c) < 0)
-		return -1;
-	if (conn_out_len(c) >= (size_t)srv->cfg->output_high_watermark)
-		return conn_pause(c);
-	return 0;
+	return conn_queue(c, data, n) < 0 ? -1 : conn_write_arm(c);
 }
 
-/* The peer's FIN is known: from recv()==0, or from EPOLLRDHUP while paused. The heartbeat
- * ends here; fin_timeout bounds the time left to flush the echo. 0, or -1 when the
- * fin_timeout alarm could not be created or armed and the connection was closed (reason
- * error): without it a half-closed peer that never reads would keep it for ever. */
+/* The peer's FIN is known: from EPOLLRDHUP while paused, or from recv()==0 with echo
+ * still queued (CONN_ACT_NOTE_FIN; with nothing queued the EOF closes at once and needs
+ * no deadline, so a fin_timeout alarm that cannot be armed costs only the connections
+ * that need one). The heartbeat ends here; fin_timeout bounds the time left to flush the
+ * echo. 0, or -1 when the fin_timeout alarm could not be created or armed and the
+ * connection was closed (reason error): without it a half-closed peer that never reads
+ * would keep it for ever. */
 static int conn_note_fin(struct conn *c)
 {
 	const struct server *srv = c->srv;
@@ -303,36 +327,37 @@ static int conn_note_fin(struct conn *c)
 	return 0;
 }
 
-/* recv() returned 0. Correct: close as soon as the echo is flushed (now, usually), so
- * CLOSE_WAIT lasts only as long as that flush. Leaky (close_on_eof=no): the classic bug,
- * the socket is never closed; reading stops so the readable EOF does not spin the loop.
- * 0, or -1 when the connection was closed. */
-static int conn_on_eof(struct conn *c)
+/* recv() returned 0: nothing more to read. Reading stops (the EOF stays readable, and
+ * level-triggered epoll would report it on every loop: leaky mode must not spin either).
+ * conn_decide does the rest: close now when nothing is queued (the usual case, so
+ * CLOSE_WAIT lasts only as long as the flush of the echo), else note the FIN and close
+ * once the echo is flushed; with close_on_eof=no, ignore it (the classic bug). */
+static void conn_on_eof(struct conn *c)
+{
+	c->flags |= CONN_EOF_READ;
+	event_del(&c->ev_read);
+}
+
+/* CONN_ACT_IGNORE_EOF (close_on_eof=no): the socket is never closed, it stays in
+ * CLOSE_WAIT. */
+static int conn_ignore_eof(struct conn *c)
 {
 	char name[64];
 
-	c->flags |= CONN_EOF_READ;
-	event_del(&c->ev_read);
-	if (c->flags & CONN_SHUT_WR) {
-		conn_close(c, CLOSE_SHUTDOWN, 0); /* drain complete: both FINs exchanged */
-		return -1;
-	}
-	if (c->srv->cfg->close_on_eof && conn_out_len(c) == 0) {
-		/* The usual case, closed at once: no fin_timeout needed. */
-		if (!(c->flags & CONN_PEER_FIN))
-			c->fin_us = clock_mono_us(); /* else EPOLLRDHUP told earlier */
-		conn_close(c, CLOSE_EOF, 0);
-		return -1;
-	}
-	if (conn_note_fin(c) < 0)
-		return -1;
-	if (!c->srv->cfg->close_on_eof) {
-		c->flags |= CONN_EOF_IGNORED;
-		c->srv->stats.eof_ignored++;
-		log_debug("eof from %s ignored (close_on_eof=no): socket stays in CLOSE_WAIT",
-			  conn_peer(c, name, sizeof(name)));
-	}
-	return 0; /* correct mode: echo queued, ev_write armed; conn_after_flush closes */
+	c->flags |= CONN_EOF_IGNORED;
+	c->srv->stats.eof_ignored++;
+	log_debug("eof from %s ignored (close_on_eof=no): socket stays in CLOSE_WAIT",
+		  conn_peer(c, name, sizeof(name)));
+	return 0;
+}
+
+/* CONN_ACT_CLOSE_EOF: the peer's EOF is read and its echo flushed. Always -1. */
+static int conn_close_eof(struct conn *c)
+{
+	if (!(c->flags & CONN_PEER_FIN))
+		c->fin_us = clock_mono_us(); /* closed at once; else its FIN time is kept */
+	conn_close(c, CLOSE_EOF, 0);
+	return -1;
 }
 
 /* One non-blocking read and what follows from it (echo, EOF, error). 1 when bytes were
@@ -345,11 +370,14 @@ static int conn_read_once(struct conn *c)
 
 	if (n > 0) {
 		srv->stats.bytes_in += (uint64_t)n;
-		return conn_on_data(c, srv->scratch, (size_t)n) < 0 ? -1 : 1;
+		if (conn_on_data(c, srv->scratch, (size_t)n) < 0)
+			return -1;
+	} else if (n == 0) {
+		conn_on_eof(c);
+	} else if (!sock_errno_transient(errno)) {
+		return conn_fail(c, errno);
 	}
-	if (n == 0)
-		return conn_on_eof(c);
-	return sock_errno_transient(errno) ? 0 : conn_fail(c, errno);
+	return conn_settle(c) < 0 ? -1 : n > 0;
 }
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
@@ -361,43 +389,25 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- flush ------------------------------------------------------------------------- */
 
-/* 0, or -1 when the connection was closed. */
-static int conn_after_flush(struct conn *c)
-{
-	size_t left = conn_out_len(c);
-
-	if (left > 0) {
-		if ((c->flags & CONN_PAUSED) &&
-		    left <= (size_t)c->srv->cfg->output_high_watermark / 2)
-			return conn_resume(c);
-		return 0;
-	}
-	event_del(&c->ev_write);
-	if (c->ev_wtimeout != NULL)
-		evtimer_del(c->ev_wtimeout);
-	if ((c->flags & CONN_PAUSED) && conn_resume(c) < 0)
-		return -1;
-	if ((c->flags & CONN_EOF_READ) && c->srv->cfg->close_on_eof) {
-		conn_close(c, CLOSE_EOF, 0);
-		return -1;
-	}
-	if (c->flags & CONN_DRAINING)
-		return conn_drain_step(c);
-	return 0;
-}
-
-/* Writes what the kernel takes of the queued echo. The bytes written (0 or more), or -1
- * when the connection was closed. */
+/* Writes what the kernel takes of the queued echo; once it is all written, the socket is
+ * no longer watched for room and the write deadline ends. The bytes written (0 or more),
+ * or -1 when the connection was closed. */
 static int conn_flush(struct conn *c)
 {
 	int n = evbuffer_write(c->out, c->fd);
 
-	if (n < 0)
-		return sock_errno_transient(errno) ? 0 : conn_fail(c, errno);
-	c->srv->stats.bytes_out += (uint64_t)n;
-	if (n > 0)
+	if (n < 0 && !sock_errno_transient(errno))
+		return conn_fail(c, errno);
+	if (n > 0) {
+		c->srv->stats.bytes_out += (uint64_t)n;
 		c->wto_us = clock_mono_us(); /* progress: the write deadline moves */
-	return conn_after_flush(c) < 0 ? -1 : n;
+	}
+	if (conn_out_len(c) == 0) {
+		event_del(&c->ev_write);
+		if (c->ev_wtimeout != NULL)
+			evtimer_del(c->ev_wtimeout);
+	}
+	return conn_settle(c) < 0 ? -1 : (n > 0 ? n : 0);
 }
 
 static void conn_on_write(evutil_socket_t fd, short what, void *arg)
@@ -410,9 +420,12 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 /* EPOLLRDHUP while paused: the peer half-closed and is perhaps not reading either. */
 static void conn_on_closed(evutil_socket_t fd, short what, void *arg)
 {
+	struct conn *c = arg;
+
 	(void)fd;
 	(void)what;
-	conn_note_fin(arg); /* may close: nothing follows */
+	if (conn_kept(c, conn_note_fin(c)) == 0)
+		conn_settle(c);
 }
 
 /* ---- deadlines --------------------------------------------------------------------- */
@@ -466,7 +479,7 @@ static void conn_on_heartbeat(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (due == 1) {
-		if (conn_read_once(c) < 0)
+		if (conn_kept(c, conn_read_once(c)) < 0)
 			return; /* closed by the read path: c is gone */
 		if (!conn_heartbeat_running(c))
 			return; /* the read paused reading or found the FIN: no heartbeat now */
@@ -525,10 +538,10 @@ static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg)
 	conn_note_acked(c);
 	due = conn_deadline_due(c->ev_wtimeout, c->wto_us, timeout, conn_write_look_ms(c));
 	if (due == 1 && conn_send_room(c)) {
-		if (conn_flush(c) < 0)
+		if (conn_kept(c, conn_flush(c)) < 0)
 			return; /* closed (an error, or the flush ended an EOF'd connection) */
 		if (conn_out_len(c) == 0)
-			return; /* all written: conn_after_flush ended the deadline */
+			return; /* all written: conn_flush ended the deadline */
 		due = conn_deadline_due(c->ev_wtimeout, c->wto_us, timeout, conn_write_look_ms(c));
 	}
 	conn_deadline_close(c, due, CLOSE_WRITE_TIMEOUT);
@@ -548,10 +561,17 @@ static void conn_on_fin_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- graceful drain ---------------------------------------------------------------- */
 
+/* Our FIN goes out at a quiet point (conn_decide): nothing queued for the peer and
+ * nothing unread in the receive queue, so every byte received before it has been echoed.
+ * Then input is read and discarded until the peer's EOF: closing with unread input would
+ * send an RST, and an RST discards the echo still in our send queue. A connection whose
+ * EOF was read and ignored (close_on_eof=no) has nothing left to read: once its echo is
+ * flushed it is closed, and close() sends the FIN after the send queue. Either way
+ * shutdown_timeout bounds the flush (server.c). */
 void conn_drain(struct conn *c)
 {
 	c->flags |= CONN_DRAINING;
-	conn_drain_step(c);
+	conn_settle(c);
 }
 
 /* Why shutdown() failed. On a socket the peer has reset (state CLOSE) shutdown() fails
@@ -568,26 +588,19 @@ static int conn_shutdown_errno(const struct conn *c, int err)
 	return err == ENOTCONN ? ECONNRESET : err;
 }
 
-/* Our FIN goes out at a quiet point: nothing queued for the peer and nothing unread in
- * the receive queue, so every byte received before it has been echoed. Then input is read
- * and discarded until the peer's EOF: closing with unread input would send an RST, and an
- * RST discards the echo still in our send queue. A connection whose EOF was read and
- * ignored (close_on_eof=no) has nothing left to read: once its echo is flushed
- * (conn_after_flush calls again) it is closed, and close() sends the FIN after the send
- * queue. Either way shutdown_timeout bounds the flush. 0, or -1 when the connection was
- * closed. */
-static int conn_drain_step(struct conn *c)
+/* CONN_ACT_ASK_UNREAD: 1 when input waits in the receive queue, else 0 (also when SIOCINQ
+ * fails: the FIN is then sent as if nothing were unread, the worst being an RST later). */
+static int conn_unread(const struct conn *c)
 {
 	int unread = 0;
 
-	if ((c->flags & CONN_SHUT_WR) || conn_out_len(c) > 0)
-		return 0; /* already sent, or conn_after_flush calls again */
-	if (c->flags & CONN_EOF_IGNORED) {
-		conn_close(c, CLOSE_SHUTDOWN, 0);
-		return -1;
-	}
-	if (ioctl(c->fd, SIOCINQ, &unread) == 0 && unread > 0)
-		return 0; /* conn_on_data calls again once it is echoed */
+	return ioctl(c->fd, SIOCINQ, &unread) == 0 && unread > 0;
+}
+
+/* CONN_ACT_SHUT_WR: our FIN. The heartbeat ends (input is only read and discarded now).
+ * 0, or -1 when shutdown() failed and the connection was closed. */
+static int conn_shut_wr(struct conn *c)
+{
 	if (shutdown(c->fd, SHUT_WR) < 0)
 		return conn_fail(c, conn_shutdown_errno(c, errno));
 	c->flags |= CONN_SHUT_WR;
@@ -607,6 +620,155 @@ void conn_abort(struct conn *c, enum close_reason reason)
 {
 	conn_linger_reset(c);
 	conn_close(c, reason, 0);
+}
+
+/* ---- what next: one decision ------------------------------------------------------- */
+
+const char *conn_facts_broken(const struct conn_facts *f, bool at_rest)
+{
+	unsigned fl = f->flags;
+
+	if ((fl & CONN_SHUT_WR) && !(fl & CONN_DRAINING))
+		return "our FIN sent outside a drain";
+	if ((fl & CONN_SHUT_WR) && f->out > 0)
+		return "echo queued behind our FIN";
+	if ((fl & CONN_PAUSED) && (fl & (CONN_EOF_READ | CONN_SHUT_WR)))
+		return "paused after recv()==0 or after our FIN";
+	if ((fl & CONN_EOF_IGNORED) && (f->close_on_eof || (fl & CONN_SHUT_WR) ||
+					!(fl & CONN_EOF_READ) || !(fl & CONN_PEER_FIN)))
+		return "an EOF ignored with close_on_eof, after our FIN, unread or not noted";
+	/* without EPOLLRDHUP the FIN is noted only after recv()==0, and never with our FIN
+	 * sent (recv()==0 then ends the drain at once) */
+	if ((fl & CONN_PEER_FIN) && ((fl & CONN_SHUT_WR) || !(fl & CONN_EOF_READ)) &&
+	    !f->early_close)
+		return "a FIN known before recv()==0 without early_close";
+	if (!at_rest)
+		return NULL;
+	if ((fl & CONN_PAUSED) && f->out == 0)
+		return "paused with nothing queued (no EV_WRITE armed to see an RST)";
+	if (!(fl & (CONN_PAUSED | CONN_EOF_READ)) && f->out >= f->high)
+		return "reading with the echo at the high watermark";
+	if ((fl & CONN_EOF_READ) && ((fl & CONN_SHUT_WR) || !(fl & CONN_PEER_FIN)))
+		return "recv()==0 after our FIN, or without fin_timeout, left open";
+	if ((fl & CONN_EOF_READ) && (f->close_on_eof ? f->out == 0 : !(fl & CONN_EOF_IGNORED)))
+		return "recv()==0 with the echo flushed left open, or not counted as ignored";
+	if ((fl & CONN_DRAINING) && !(fl & CONN_SHUT_WR) && f->out == 0 && f->unread != 1)
+		return "a drain at its quiet point without our FIN";
+	return NULL;
+}
+
+/* The rules, in order: the drain is complete once both FINs are exchanged; reading pauses
+ * at the high watermark and resumes at half of it; an EOF closes once the echo is flushed
+ * (close_on_eof), else is ignored, and while echo is queued fin_timeout runs from it; a
+ * drain sends our FIN at a quiet point (nothing queued, nothing unread), or closes a
+ * connection whose EOF it ignored once the echo is flushed. conn_settle applies each
+ * answer and asks again: each one changes the facts it was given, so the answers end in
+ * CONN_ACT_WAIT or a close. */
+enum conn_action conn_decide(const struct conn_facts *f)
+{
+	unsigned fl = f->flags;
+
+	assert(conn_facts_broken(f, false) == NULL);
+	if ((fl & CONN_SHUT_WR) && (fl & CONN_EOF_READ))
+		return CONN_ACT_CLOSE_SHUTDOWN;
+	if ((fl & CONN_PAUSED) && f->out <= f->high / 2)
+		return CONN_ACT_RESUME;
+	if (!(fl & (CONN_PAUSED | CONN_EOF_READ)) && f->out >= f->high)
+		return CONN_ACT_PAUSE; /* after recv()==0 there is no reading left to pause */
+	if (fl & CONN_EOF_READ) {
+		if (f->close_on_eof && f->out == 0)
+			return CONN_ACT_CLOSE_EOF;
+		if (!(fl & CONN_PEER_FIN))
+			return CONN_ACT_NOTE_FIN;
+		if (!f->close_on_eof && !(fl & CONN_EOF_IGNORED))
+			return CONN_ACT_IGNORE_EOF;
+	}
+	if ((fl & CONN_DRAINING) && !(fl & CONN_SHUT_WR) && f->out == 0) {
+		if (fl & CONN_EOF_IGNORED)
+			return CONN_ACT_CLOSE_SHUTDOWN;
+		if (f->unread < 0)
+			return CONN_ACT_ASK_UNREAD;
+		if (f->unread == 0)
+			return CONN_ACT_SHUT_WR;
+	}
+	assert(conn_facts_broken(f, true) == NULL);
+	return CONN_ACT_WAIT;
+}
+
+const char *conn_action_name(enum conn_action a)
+{
+	static const char *const names[] = {
+	    [CONN_ACT_WAIT] = "wait",
+	    [CONN_ACT_ASK_UNREAD] = "ask-unread",
+	    [CONN_ACT_PAUSE] = "pause",
+	    [CONN_ACT_RESUME] = "resume",
+	    [CONN_ACT_NOTE_FIN] = "note-fin",
+	    [CONN_ACT_IGNORE_EOF] = "ignore-eof",
+	    [CONN_ACT_SHUT_WR] = "shut-wr",
+	    [CONN_ACT_CLOSE_EOF] = "close-eof",
+	    [CONN_ACT_CLOSE_SHUTDOWN] = "close-shutdown",
+	};
+
+	return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
+}
+
+static struct conn_facts conn_facts_of(const struct conn *c)
+{
+	const struct server_config *cfg = c->srv->cfg;
+
+	return (struct conn_facts){
+	    .flags = c->flags,
+	    .out = conn_out_len(c),
+	    .high = (size_t)cfg->output_high_watermark,
+	    .unread = -1,
+	    .close_on_eof = cfg->close_on_eof != 0,
+	    .early_close = cfg->early_close != 0,
+	};
+}
+
+/* 0, or -1 when the action closed the connection. */
+static int conn_apply(struct conn *c, enum conn_action a)
+{
+	switch (a) {
+	case CONN_ACT_PAUSE:
+		return conn_pause(c);
+	case CONN_ACT_RESUME:
+		return conn_resume(c);
+	case CONN_ACT_NOTE_FIN:
+		return conn_note_fin(c);
+	case CONN_ACT_IGNORE_EOF:
+		return conn_ignore_eof(c);
+	case CONN_ACT_SHUT_WR:
+		return conn_shut_wr(c);
+	case CONN_ACT_CLOSE_EOF:
+		return conn_close_eof(c);
+	case CONN_ACT_CLOSE_SHUTDOWN:
+		conn_close(c, CLOSE_SHUTDOWN, 0); /* both FINs, or close() sends ours */
+		return -1;
+	case CONN_ACT_WAIT:
+	case CONN_ACT_ASK_UNREAD:
+		break;
+	}
+	return 0;
+}
+
+/* The end of every handler: what its event implies, applied until there is nothing to do
+ * but wait. 0, or -1 when the connection was closed. */
+static int conn_settle(struct conn *c)
+{
+	struct conn_facts f = conn_facts_of(c);
+	enum conn_action a;
+
+	while ((a = conn_decide(&f)) != CONN_ACT_WAIT) {
+		if (a == CONN_ACT_ASK_UNREAD) {
+			f.unread = conn_unread(c);
+			continue;
+		}
+		if (conn_kept(c, conn_apply(c, a)) < 0)
+			return -1;
+		f = conn_facts_of(c);
+	}
+	return 0;
 }
 
 /* ---- close ------------------------------------------------------------------------- */

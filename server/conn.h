@@ -3,15 +3,19 @@
  * The order of events, as in conn.c:
  *   conn_accept      read event, heartbeat (socket options inherited from the listener)
  *   conn_on_read     echo: read into a shared buffer, write straight back; what the
- *                    kernel does not take is queued; above output_high_watermark reading
- *                    pauses and (early_close) EPOLLRDHUP is watched instead
- *   conn_on_eof      recv()==0: stop reading, flush the queued echo, then close
+ *                    kernel does not take is queued
+ *   conn_on_eof      recv()==0: stop reading
+ *   conn_on_write    flush the queued echo
  *   conn_on_closed   EPOLLRDHUP while paused: remember the FIN, start fin_timeout
  *   conn_on_*timeout heartbeat / write-timeout / fin-timeout: an alarm rings, the
  *                    deadline is checked against the clock, and re-armed if not yet due;
  *                    a passed heartbeat or write deadline asks the socket first (a
  *                    stalled loop rings every alarm late: read once, or write when the
  *                    send queue has room)
+ *   conn_drain       SIGTERM: flush, our FIN at a quiet point, read to the peer's EOF
+ *   conn_decide      after every event, what next: wait, pause or resume reading (at
+ *                    output_high_watermark and at half of it), start fin_timeout, ignore
+ *                    the EOF (close_on_eof=no), send our FIN, close (eof or shutdown)
  *   conn_close       exactly one reason, counted; SO_LINGER 0 first for dead peers
  */
 #ifndef TEARDOWN_SERVER_CONN_H
@@ -21,6 +25,7 @@
 
 #include <event2/event_struct.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -64,6 +69,42 @@ struct conn {
 	} peer;
 	TAILQ_ENTRY(conn) link;
 };
+
+/* ---- the decision: what a connection does next (conn_decide) ---- */
+
+/* Every handler in conn.c ends by asking conn_decide what follows from the connection's
+ * state, applies the answer, and asks again until the answer is CONN_ACT_WAIT. */
+enum conn_action {
+	CONN_ACT_WAIT,		 /* at rest until the next event */
+	CONN_ACT_ASK_UNREAD,	 /* our FIN is due unless input is unread: measure it, ask again */
+	CONN_ACT_PAUSE,		 /* queued echo reached output_high_watermark: stop reading */
+	CONN_ACT_RESUME,	 /* queued echo is down to half of it: read again */
+	CONN_ACT_NOTE_FIN,	 /* EOF read, echo still queued: the FIN time starts fin_timeout */
+	CONN_ACT_IGNORE_EOF,	 /* close_on_eof=no: the socket stays in CLOSE_WAIT (leaky) */
+	CONN_ACT_SHUT_WR,	 /* draining, nothing queued or unread: send our FIN */
+	CONN_ACT_CLOSE_EOF,	 /* the peer's EOF read, its echo flushed: close, reason eof */
+	CONN_ACT_CLOSE_SHUTDOWN, /* drain complete: both FINs, or an ignored EOF's echo flushed */
+};
+
+/* What the decision is made from: everything it needs, nothing else, so that it can be
+ * tested as a table (tests/unit/test_server_conn_decide.c). */
+struct conn_facts {
+	unsigned flags;	   /* enum conn_flag */
+	size_t out;	   /* conn_out_len */
+	size_t high;	   /* output_high_watermark */
+	int unread;	   /* input in the receive queue (SIOCINQ): 1, 0, or -1 = not asked */
+	bool close_on_eof; /* config */
+	bool early_close;  /* config */
+};
+
+/* Pure: the next action for these facts. Asserts conn_facts_broken(f, false) == NULL on
+ * entry, and conn_facts_broken(f, true) == NULL when it answers CONN_ACT_WAIT. */
+enum conn_action conn_decide(const struct conn_facts *f);
+/* NULL when the facts hold the invariants the decision and the event handling rely on,
+ * else the broken one in words. at_rest: also those of a connection waiting for its next
+ * event (between events, a state may be on its way: paused with the echo just flushed). */
+const char *conn_facts_broken(const struct conn_facts *f, bool at_rest);
+const char *conn_action_name(enum conn_action a);
 
 /* Sets the accepted sockets' options (nodelay, keepalive, user timeout) on the bound,
  * not yet listening socket lfd, which they inherit. 0, or -1 with errno. */

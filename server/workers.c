@@ -112,6 +112,7 @@ struct supervisor {
 	 * so no worker holds what only the supervisor uses. */
 	int parent_fds[2];
 	int lfds[64]; /* worker i's listener; a child closes the others' copies */
+	pid_t parent; /* the supervisor itself, for a child to find out it was orphaned */
 	pid_t pids[64];
 	int n, ready;
 	int alive, stopping, rc;
@@ -144,7 +145,12 @@ static void workers_child(const struct supervisor *sv, int index)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL); /* the supervisor's blocked set is not ours */
 	setpgid(0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* The parent may have died between fork() and this prctl(): then no signal will ever
+	 * come (the orphan's new parent is init), so it is looked for afterwards. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != sv->parent) {
+		log_error("worker %d: the supervisor died before the worker started: exiting", index);
+		_exit(1);
+	}
 	if (server_init(&srv, sv->cfg, &p, &code) < 0) {
 		server_free(&srv);
 		if (write(ready, "f", 1) != 1)
@@ -385,7 +391,8 @@ static int workers_wait_ready(const pid_t *pids, int n, int rfd)
 int workers_run(const struct server_config *base_cfg, const struct server_params *params)
 {
 	struct server_config cfg = *base_cfg;
-	struct supervisor sv = {.cfg = &cfg, .params = *params, .n = (int)cfg.workers};
+	struct supervisor sv = {.cfg = &cfg, .params = *params, .n = (int)cfg.workers,
+				.parent = getpid()};
 	int pipefd[2] = {-1, -1}, rc = 1;
 	sigset_t set;
 

@@ -18,6 +18,8 @@
  *   tcp_info       getsockopt(IPPROTO_TCP, TCP_INFO): a kernel without it
  *   timer_new      libevent's event_new for a timer (fd -1, no I/O or signal)
  *   timer_add      libevent's event_add for a timer (fd -1), optionally of one duration
+ *   pdeathsig      prctl(PR_SET_PDEATHSIG): a worker between its fork and the moment it
+ *                  asks to follow its parent's death
  * Example: TEARDOWN_SHIM="call=getdents64,sleep_ms=3000,trigger=/tmp/stall" stalls the
  * next census tick after /tmp/stall appears for 3 s. The next definitions of the wrapped
  * functions are found with dlsym(RTLD_NEXT): libc's, or a sanitizer's interceptor (the
@@ -28,8 +30,10 @@
 #include <event2/event.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
@@ -230,4 +234,21 @@ int event_add(struct event *ev, const struct timeval *tv)
 	    shim_check("timer_add", shim_tv_ms(tv), -1) < 0)
 		return -1;
 	return next(ev, tv);
+}
+
+int prctl(int option, ...)
+{
+	static int (*next)(int, ...);
+	unsigned long a[4];
+	va_list ap;
+
+	if (next == NULL)
+		next = (int (*)(int, ...))shim_next("prctl");
+	va_start(ap, option);
+	for (int i = 0; i < 4; i++)
+		a[i] = va_arg(ap, unsigned long);
+	va_end(ap);
+	if (option == PR_SET_PDEATHSIG && shim_check("pdeathsig", -1, -1) < 0)
+		return -1;
+	return next(option, a[0], a[1], a[2], a[3]);
 }

@@ -52,38 +52,56 @@ static uint16_t bound_port(int fd)
 	return ntohs(a.sin_port);
 }
 
-/* Options of a crash run from 127.0.0.1 with --duration (no one-pass check), prepared;
- * *lo and *hi: this namespace's ip_local_port_range. */
-static void crash_opts(struct client_opts *o, unsigned *lo, unsigned *hi)
-{
-	struct sockaddr_in *src = (struct sockaddr_in *)&o->crash_src;
-	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+/* A crash run from 127.0.0.1 with --duration (no one-pass check) and nworkers workers,
+ * prepared; *lo and *hi: this namespace's ip_local_port_range. */
+struct crash_run {
+	struct client_opts o;
+	struct plan plan;
+	struct crashport_plan cp;
+};
 
-	assert_non_null(f);
-	assert_int_equal(fscanf(f, "%u %u", lo, hi), 2);
-	fclose(f);
+static void crash_opts(struct crash_run *r, int nworkers, unsigned *lo, unsigned *hi)
+{
+	struct client_opts *o = &r->o;
+	struct sockaddr_in *src = (struct sockaddr_in *)&o->crash_src;
+
 	memset(o, 0, sizeof(*o));
 	src->sin_family = AF_INET;
 	src->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	o->crash_srclen = sizeof(*src);
 	o->addr.ss_family = AF_INET;
 	o->duration_ms = 1000;
+	o->procs = nworkers;
 	mix_single(&o->mix, SCEN_CRASH);
-	assert_int_equal(crashport_prepare(o), FAULT_READY);
+	plan_init(&r->plan, o);
+	assert_int_equal(crashport_prepare(o, &r->plan, &r->cp), FAULT_READY);
+	*lo = r->cp.range_lo;
+	*hi = r->cp.range_lo + r->cp.range_n - 1;
+}
+
+/* This namespace's ip_local_port_range. */
+static uint32_t range_size(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	unsigned lo, hi;
+
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%u %u", &lo, &hi), 2);
+	fclose(f);
+	return hi - lo + 1;
 }
 
 /* A tiny share (many workers): each port once, then FAIL_CRASH_PORTS. */
 static void test_bind_once_then_used_up(void **state)
 {
-	struct client_opts o;
+	static struct crash_run run;
 	struct crashports *p;
-	int fds[4], nworkers;
+	int fds[4], nworkers = (int)(range_size() / 2); /* worker 0's share: 2 or 3 ports */
 	unsigned lo = 0, hi = 0;
 
 	(void)state;
-	crash_opts(&o, &lo, &hi);
-	nworkers = (int)((hi - lo + 1) / 2); /* worker 0's share: 2 or 3 ports */
-	p = crashport_new(&o, 0, nworkers);
+	crash_opts(&run, nworkers, &lo, &hi);
+	p = crashport_new(&run.o, &run.plan, &run.cp, 0);
 	assert_non_null(p);
 	for (int i = 0; i < 4; i++) {
 		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
@@ -108,16 +126,15 @@ static void test_bind_once_then_used_up(void **state)
 /* Every port of the share but one is held by another socket: that one is taken. */
 static void test_bind_skips_port_in_use(void **state)
 {
-	struct client_opts o;
+	static struct crash_run run;
 	struct crashports *p, *q;
-	int a, b, nworkers;
+	int a, b, nworkers = (int)range_size(); /* worker 0's share: one port */
 	unsigned lo = 0, hi = 0;
 
 	(void)state;
-	crash_opts(&o, &lo, &hi);
-	nworkers = (int)(hi - lo + 1); /* worker 0's share: one port */
-	p = crashport_new(&o, 0, nworkers);
-	q = crashport_new(&o, 0, nworkers);
+	crash_opts(&run, nworkers, &lo, &hi);
+	p = crashport_new(&run.o, &run.plan, &run.cp, 0);
+	q = crashport_new(&run.o, &run.plan, &run.cp, 0);
 	a = socket(AF_INET, SOCK_STREAM, 0);
 	b = socket(AF_INET, SOCK_STREAM, 0);
 	if (crashport_bind(p, a, 0) != 0) { /* another program holds it on this host */

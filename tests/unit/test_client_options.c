@@ -1,19 +1,29 @@
-/* client/options.c: flags parse into the right units, bad flags are refused (exit 2 in
- * the program), and worker shares add up. */
+/* client/options.c: flags parse into the right units and bad flags are refused (exit 2 in
+ * the program); the sources they give are the plan's. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "client/driver.h"
 #include "client/options.h"
+#include "client/plan.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* The source address of connection id (network byte order), as the run's plan says. */
+static in_addr_t source_of(const struct client_opts *o, uint64_t id)
+{
+	struct plan p;
+
+	plan_init(&p, o);
+	return plan_source(&p, id);
+}
 
 /* Parses a NULL-terminated list of arguments with stderr silenced (usage text). */
 static int parse(struct client_opts *o, const char **args)
@@ -157,9 +167,9 @@ static void test_sources(void **state)
 	(void)state;
 	assert_int_equal(parse(o, args), 0);
 	assert_int_equal(o->nsources, 39);
-	a.s_addr = options_source(o, 0);
+	a.s_addr = source_of(o, 0);
 	assert_string_equal(inet_ntoa(a), "127.0.0.2");
-	a.s_addr = options_source(o, 40);
+	a.s_addr = source_of(o, 40);
 	assert_string_equal(inet_ntoa(a), "127.0.0.3");
 	free(o);
 }
@@ -241,10 +251,10 @@ static void test_crash_source(void **state)
 	assert_string_equal(ntoa(&o->crash_src, buf, sizeof(buf)), "127.0.0.4");
 	assert_int_equal(o->crash_srclen, sizeof(struct sockaddr_in));
 	assert_int_equal(o->nsources, 2);
-	a.s_addr = options_source(o, 2);
+	a.s_addr = source_of(o, 2);
 	assert_string_equal(inet_ntoa(a), "127.0.0.2"); /* round robin over .2 and .3 only */
-	assert_true(options_runs(o, SCEN_CRASH) && options_runs(o, SCEN_ECHO));
-	assert_false(options_runs(o, SCEN_VANISH) || options_runs(o, SCEN_MIXED));
+	assert_true(mix_runs(&o->mix, SCEN_CRASH) && mix_runs(&o->mix, SCEN_ECHO));
+	assert_false(mix_runs(&o->mix, SCEN_VANISH) || mix_runs(&o->mix, SCEN_MIXED));
 
 	assert_int_equal(parse(o, flag), 0);
 	assert_string_equal(ntoa(&o->crash_src, buf, sizeof(buf)), "127.0.0.9");
@@ -333,17 +343,46 @@ static void test_server_port_rule(void **state)
 	free(o);
 }
 
-static void test_share(void **state)
+/* Every flag the usage names (--help) is one the parser knows: the usage and the parser
+ * are driven by the same tables. */
+static void test_usage_names_known_flags(void **state)
 {
+	struct client_opts *o = malloc(sizeof(*o));
+	int saved = dup(STDOUT_FILENO), nflags = 0;
+	FILE *tmp = tmpfile();
+	char line[256];
+
 	(void)state;
-	for (int w = 1; w <= 7; w++) {
-		uint64_t sum = 0;
-		for (int i = 0; i < w; i++)
-			sum += driver_share(50003, i, w);
-		assert_int_equal(sum, 50003);
+	assert_non_null(tmp);
+	fflush(stdout);
+	dup2(fileno(tmp), STDOUT_FILENO);
+	options_usage();
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	rewind(tmp);
+	while (fgets(line, sizeof(line), tmp) != NULL) {
+		char *p = line;
+		if (strncmp(line, "  --", 4) != 0)
+			continue;
+		while ((p = strstr(p, "--")) != NULL && p < line + 33) {
+			char name[64];
+			const char *args[] = {"--server", "127.0.0.1:80", name, "1", NULL};
+			const char *msg;
+			size_t n = strcspn(p, " =\n");
+			snprintf(name, sizeof(name), "%.*s", (int)n, p);
+			p += n;
+			if (strcmp(name, "--server") == 0)
+				continue;
+			msg = parse(o, args) == 0 ? "" : parse_err(o, args);
+			if (strstr(msg, "unknown option") != NULL)
+				fail_msg("the usage names %s, the parser does not know it", name);
+			nflags++;
+		}
 	}
-	assert_int_equal(driver_share(10, 0, 3), 4);
-	assert_int_equal(driver_share(10, 2, 3), 3);
+	fclose(tmp);
+	assert_true(nflags >= 30);
+	free(o);
 }
 
 int main(void)
@@ -353,11 +392,11 @@ int main(void)
 	    cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_sources),
 	    cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_share),
 	    cmocka_unit_test(test_crash_source),
 	    cmocka_unit_test(test_plot_timeline),
 	    cmocka_unit_test(test_reconnect),
 	    cmocka_unit_test(test_server_port_rule),
+	    cmocka_unit_test(test_usage_names_known_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

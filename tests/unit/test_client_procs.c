@@ -87,6 +87,8 @@ static int open_fds(void)
 static int run3(void)
 {
 	struct client_opts *o = calloc(1, sizeof(*o));
+	struct plan plan;
+	struct driver_params dp = {.o = o, .plan = &plan};
 	struct monitor m;
 	struct result *results;
 	int rc;
@@ -100,8 +102,9 @@ static int run3(void)
 	m.o = o;
 	m.results = results;
 	m.nresults = 3;
+	plan_init(&plan, o);
 	pipe_calls = fork_calls = 0;
-	rc = procs_run(o, results, &m);
+	rc = procs_run(&dp, results, &m);
 	procs_free(results, 3);
 	free(o);
 	return rc;
