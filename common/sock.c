@@ -297,3 +297,11 @@ int sock_send_queue(int fd, int *queued, int *bufsize)
 		return -1;
 	return getsockopt(fd, SOL_SOCKET, SO_SNDBUF, bufsize, &len);
 }
+
+int sock_is_reuseport(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &v, &len) == 0 && v;
+}

@@ -76,4 +76,8 @@ const char *sock_addr_str(const struct sockaddr *sa, char *buf, size_t len);
  * for its bookkeeping and grows by autotuning). 0, or -1 with errno. */
 int sock_send_queue(int fd, int *queued, int *bufsize);
 
+/* 1 when SO_REUSEPORT is set on fd (a socket adopted at start: one of a group, or one
+ * socket its workers must share), else 0. */
+int sock_is_reuseport(int fd);
+
 #endif

@@ -95,6 +95,14 @@ const struct conf_key config_keys[] = {
 	 NULL, OFF(crash_loop_deaths), 0},
 	{"crash_loop_window", CONF_DURATION, {"60s", NULL}, 1, D, "",
 	 "the window crash_loop_deaths is counted in", NULL, OFF(crash_loop_window), 0},
+	/* No default of its own: unset, it is shutdown_timeout's value (config_load). */
+	{"handover_timeout", CONF_DURATION, {NULL, NULL}, 0, H, "",
+	 "after an upgrade, how long the old generation serves its connections before it drains "
+	 "them (unset = shutdown_timeout)",
+	 NULL, OFF(handover_timeout), 0},
+	{"upgrade_timeout", CONF_DURATION, {"30s", NULL}, 100, H, "",
+	 "how long a new generation (SIGUSR2) has to report ready before it is killed", NULL,
+	 OFF(upgrade_timeout), 0},
 };
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
 
@@ -128,6 +136,8 @@ int config_load(struct server_config *cfg, const struct config_args *args, char 
 	}
 	if (conf_apply_defaults(&c, config_mode(&c, cfg), err, errlen) < 0)
 		goto out;
+	if (!conf_was_set(&c, "handover_timeout"))
+		cfg->handover_timeout = cfg->shutdown_timeout;
 	rc = 0;
 out:
 	conf_free(&c);

@@ -1,4 +1,5 @@
 #include "listener.h"
+#include "listenfds.h"
 #include "conn.h"
 #include "log.h"
 #include "server.h"
@@ -87,4 +88,59 @@ int listener_open(const struct server_config *cfg, int reuseport, int *exit_code
 		return -1;
 	}
 	return fd;
+}
+
+/* Whether fd is a listening socket on addr (HOST:PORT; port 0: any). 0, or -1 with err. */
+static int listener_matches(const char *addr, int fd, char *err, size_t errlen)
+{
+	struct sockaddr_storage want, got;
+	socklen_t len, glen = sizeof(got);
+
+	if (sock_parse_hostport(addr, &want, &len, err, errlen) < 0)
+		return -1;
+	if (port_of(&want) == 0 && getsockname(fd, (struct sockaddr *)&got, &glen) == 0 &&
+	    got.ss_family == want.ss_family)
+		sock_set_port(&want, (uint16_t)port_of(&got));
+	return listenfds_check(fd, (struct sockaddr *)&want, len, err, errlen);
+}
+
+static void listener_adopt_one(const struct server_config *cfg, struct server_params *p, int fd,
+			       const char *name)
+{
+	int metrics = strcmp(name, "metrics") == 0;
+	const char *addr = metrics ? cfg->metrics_listen : cfg->listen;
+	char err[256];
+
+	if (metrics && (addr[0] == '\0' || p->metrics_fd >= 0)) {
+		log_warn("LISTEN_FDS: descriptor %d (%s): %s: closed", fd, name,
+			 addr[0] == '\0' ? "metrics_listen is unset" : "a second metrics socket");
+	} else if (!metrics && p->nadopted >= (int)(sizeof(p->adopted) / sizeof(p->adopted[0]))) {
+		log_warn("LISTEN_FDS: descriptor %d (%s): too many listeners: closed", fd, name);
+	} else if (listener_matches(addr, fd, err, sizeof(err)) < 0) {
+		log_warn("LISTEN_FDS: %s (%s): not used, closed; the server opens its own", err,
+			 name[0] ? name : "unnamed");
+	} else {
+		if (metrics)
+			p->metrics_fd = fd;
+		else
+			p->adopted[p->nadopted++] = fd;
+		return;
+	}
+	close(fd);
+}
+
+void listener_adopt(const struct server_config *cfg, struct server_params *p)
+{
+	struct listenfds lf;
+	char err[256];
+
+	if (listenfds_take(&lf, err, sizeof(err)) < 0) {
+		log_warn("%s", err);
+		return;
+	}
+	for (int i = 0; i < lf.n; i++)
+		listener_adopt_one(cfg, p, lf.fd[i], lf.name[i]);
+	if (lf.n > 0)
+		log_info("LISTEN_FDS: adopted %d listener%s%s", p->nadopted,
+			 p->nadopted == 1 ? "" : "s", p->metrics_fd >= 0 ? " and /metrics" : "");
 }

@@ -25,4 +25,14 @@ int listener_probe(const struct server_config *cfg, int *exit_code);
  * with errno. */
 int listener_apply(const struct server_config *cfg, int fd);
 
+struct server_params;
+
+/* At start: takes the sockets passed in LISTEN_FDS (listenfds.h: an upgrading parent, or
+ * systemd's socket activation), checks each against the config (a listening TCP socket
+ * bound to cfg->listen, or to cfg->metrics_listen when its name is "metrics"; a port 0 in
+ * the config matches any port) and puts the good ones into p->adopted and p->metrics_fd.
+ * A socket that fails a check, and anything wrong with the variables, is one warning line
+ * and the socket is closed: the server then opens its own as without LISTEN_FDS. */
+void listener_adopt(const struct server_config *cfg, struct server_params *p);
+
 #endif

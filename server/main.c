@@ -1,10 +1,14 @@
 /* bin/echo-server: command line, config, then one server process (or `workers` of them).
  * Exit status: 0 success, 1 runtime failure, 2 usage or config error. */
 #include "config.h"
+#include "listener.h"
 #include "log.h"
 #include "server.h"
+#include "upgrade.h"
 #include "workers.h"
 
+#include <limits.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <signal.h>
 #include <errno.h>
@@ -32,7 +36,8 @@ static const char usage_text[] =
 struct options {
 	struct config_args conf;
 	int check_config;
-	struct server_params params; /* the port files */
+	struct server_params params; /* the port files, what a reload and an upgrade need */
+	char exe[PATH_MAX];	     /* argv[0] resolved at start (upgrade.h) */
 };
 
 /* One line on stderr, exit status 2. */
@@ -116,17 +121,34 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return -1;
 }
 
-static int run(const struct server_config *cfg, const struct server_params *params)
+/* A lone server serves one adopted listener; more (from a parent that had workers) are
+ * closed: their queues go to the first only with net.ipv4.tcp_migrate_req=1. */
+static void run_alone_adopted(struct server_params *p)
+{
+	if (p->nadopted == 0)
+		return;
+	p->listen_fd = p->adopted[0];
+	if (p->nadopted > 1)
+		log_warn("LISTEN_FDS: %d listeners passed, workers=1 serves one: %d closed",
+			 p->nadopted, p->nadopted - 1);
+	for (int i = 1; i < p->nadopted; i++)
+		close(p->adopted[i]);
+	p->nadopted = 0;
+}
+
+static int run(const struct server_config *cfg, struct server_params *params)
 {
 	struct server srv;
 	int code;
 
 	if (cfg->workers > 1)
 		return workers_run(cfg, params);
+	run_alone_adopted(params);
 	if (server_init(&srv, cfg, params, &code) < 0) {
 		server_free(&srv);
-		return code;
+		return code; /* a new generation's ready pipe closes: "exited before ready" */
 	}
+	upgrade_report_ready(params->ready_fd);
 	code = server_run(&srv);
 	server_free(&srv);
 	return code;
@@ -142,7 +164,7 @@ static void options_free(struct options *o)
 }
 
 /* Config, then --check-config or the server. Returns the exit status. */
-static int configure_and_run(const struct options *o)
+static int configure_and_run(struct options *o)
 {
 	struct server_config cfg;
 	char err[CONF_ERR_MAX];
@@ -165,16 +187,23 @@ static int configure_and_run(const struct options *o)
 	config_warn(&cfg);
 	/* A write to a peer that reset must fail with EPIPE, not kill the process. */
 	signal(SIGPIPE, SIG_IGN);
+	o->params.ready_fd = upgrade_take_ready_fd();
+	listener_adopt(&cfg, &o->params);
 	return run(&cfg, &o->params);
 }
 
 int main(int argc, char **argv)
 {
-	struct options o = {.params = {.metrics_fd = -1, .listen_fd = -1}};
+	struct options o = {.params = {.metrics_fd = -1, .listen_fd = -1, .ready_fd = -1,
+				       .control_fd = -1}};
 	int code;
 
 	log_init("echo-server", LOG_LVL_INFO);
 	code = parse_args(argc, argv, &o);
+	o.params.conf_args = &o.conf;
+	o.params.argv = argv;
+	if (upgrade_resolve_exe(argv[0], o.exe, sizeof(o.exe)) == 0)
+		o.params.exe = o.exe; /* else an upgrade is refused with a log line */
 	if (code < 0)
 		code = configure_and_run(&o);
 	options_free(&o);

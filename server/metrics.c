@@ -54,6 +54,7 @@ struct metrics {
 	struct kstat kbase;
 	int have_kbase;
 	struct stats *total; /* scratch: the sum over workers */
+	int handed_over; /* a new generation serves the listener: not watched (upgrade) */
 };
 
 static void metrics_on_accept(evutil_socket_t fd, short what, void *arg);
@@ -107,6 +108,13 @@ static int metrics_open_listener(const struct server_config *cfg, const char *po
 	return fd;
 }
 
+/* An adopted listener (an upgrade, systemd) listens already: its port file. */
+static void metrics_adopted(int fd, const char *port_file)
+{
+	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(fd)) < 0)
+		log_error("metrics port file %s: %s", port_file, strerror(errno));
+}
+
 /* ---- workers: shared figures ------------------------------------------------------- */
 
 static void kbase_read(struct kstat *k, int *have)
@@ -135,7 +143,10 @@ int metrics_prefork(const struct server_config *cfg, int nworkers, struct server
 	if (cfg->metrics_listen[0] == '\0')
 		return 0;
 	kbase_read(&p->kbase, &p->have_kbase);
-	p->metrics_fd = metrics_open_listener(cfg, p->metrics_port_file, exit_code);
+	if (p->metrics_fd < 0) /* not adopted at start (listener_adopt) */
+		p->metrics_fd = metrics_open_listener(cfg, p->metrics_port_file, exit_code);
+	else
+		metrics_adopted(p->metrics_fd, p->metrics_port_file);
 	return p->metrics_fd < 0 ? -1 : 0;
 }
 
@@ -461,8 +472,8 @@ static void mclient_new(struct metrics *m, int fd)
  * accepted and closed. Called after every change of either condition. */
 static void metrics_watch_listener(struct metrics *m)
 {
-	int want =
-	    m->nclients < m->srv->cfg->metrics_max_clients && !evtimer_pending(m->ev_resume, NULL);
+	int want = m->nclients < m->srv->cfg->metrics_max_clients &&
+		   !evtimer_pending(m->ev_resume, NULL) && !m->handed_over;
 	int on = event_pending(m->ev_accept, EV_READ, NULL);
 
 	if (want && !on && event_add(m->ev_accept, NULL) < 0) {
@@ -544,6 +555,11 @@ static int metrics_take_listener(struct server *srv, int *exit_code)
 	struct server_params *p = &srv->params;
 	int fd = p->metrics_fd;
 
+	if (p->slots == NULL && fd >= 0) { /* adopted at start (listener_adopt) */
+		p->metrics_fd = -1;
+		metrics_adopted(fd, p->metrics_port_file);
+		return fd;
+	}
 	if (p->slots == NULL)
 		return metrics_open_listener(srv->cfg, p->metrics_port_file, exit_code);
 	p->metrics_fd = -1; /* taken over, or closed */
@@ -648,4 +664,19 @@ void metrics_mark_fds(const struct server *srv, unsigned char *mark, size_t n)
 		if ((size_t)c->fd < n)
 			mark[c->fd] = 1;
 	}
+}
+
+int metrics_listener_fd(const struct server *srv)
+{
+	return srv->metrics != NULL ? srv->metrics->lfd : -1;
+}
+
+void metrics_handover(struct server *srv, int on)
+{
+	struct metrics *m = srv->metrics;
+
+	if (m == NULL)
+		return;
+	m->handed_over = on;
+	metrics_watch_listener(m);
 }

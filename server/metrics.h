@@ -63,4 +63,10 @@ void metrics_publish(struct server *srv);
 /* Sets mark[fd] = 1 for the endpoint's fds below n (listener, clients, /proc handles). */
 void metrics_mark_fds(const struct server *srv, unsigned char *mark, size_t n);
 
+/* The endpoint's listening socket (an upgrade passes it on), or -1. */
+int metrics_listener_fd(const struct server *srv);
+/* on: a new generation serves the listener, which is no longer watched (the clients being
+ * answered are); off: it is watched again (that generation is gone). */
+void metrics_handover(struct server *srv, int on);
+
 #endif

@@ -3,10 +3,12 @@
 #include "server.h"
 #include "clock.h"
 #include "conn.h"
+#include "lifecycle.h"
 #include "listener.h"
 #include "log.h"
 #include "looplag.h"
 #include "metrics.h"
+#include "sdnotify.h"
 #include "sock.h"
 #include "tcpinfo.h"
 #include "watchdog.h"
@@ -173,7 +175,11 @@ int server_init(struct server *srv, const struct server_config *cfg,
 	const char *port_file = params->port_file;
 
 	memset(srv, 0, sizeof(*srv));
-	srv->cfg = cfg;
+	srv->cfg_own = *cfg;
+	srv->cfg = &srv->cfg_own; /* a reload changes it in place (lifecycle.c) */
+	cfg = srv->cfg;
+	srv->upgrade.rfd = -1;
+	srv->reload_ok = 1;
 	srv->lfd = -1;
 	srv->reserve_fd = -1;
 	srv->params = *params;
@@ -204,6 +210,10 @@ int server_init(struct server *srv, const struct server_config *cfg,
 	}
 	if (metrics_start(srv, exit_code) < 0)
 		return -1;
+	if (lifecycle_start(srv) < 0) {
+		log_error("cannot register the reload and upgrade events");
+		return -1;
+	}
 	watchdog_start(srv); /* last: it notes the server's own fds; runs without it */
 	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(srv->lfd)) < 0) {
 		log_error("port file %s: %s", port_file, strerror(errno));
@@ -403,13 +413,14 @@ static int server_drain_budget(struct server *srv)
 /* SIGTERM/SIGINT: the connections in the accept queue at the signal are accepted (closing
  * the listener resets what it still holds), then the listener closes and every connection
  * drains. One that completes after the signal may be reset with the listener. */
-static void server_drain(struct server *srv)
+void server_drain(struct server *srv)
 {
 	struct conn *c, *next;
 	struct timeval tv = clock_ms_to_tv(srv->cfg->shutdown_timeout);
 
 	srv->draining = 1;
-	if (srv->lfd >= 0) {
+	sdnotify_stopping();
+	if (srv->lfd >= 0 && !srv->handing_over) {
 		int budget = server_drain_budget(srv);
 
 		log_debug("drain: %d connections in the accept queue", budget);
@@ -432,7 +443,7 @@ static void server_drain(struct server *srv)
 void server_conn_closed(struct server *srv)
 {
 	metrics_count(srv);
-	if (srv->draining && srv->stats.open == 0)
+	if ((srv->draining || srv->handing_over) && srv->stats.open == 0)
 		event_base_loopbreak(srv->base);
 }
 
@@ -453,6 +464,12 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	log_info("%s: graceful drain", strsignal((int)sig));
 	server_drain(srv);
+}
+
+void server_config_changed(struct server *srv)
+{
+	srv->hb_tv = server_deadline_tv(srv->base, srv->cfg->heartbeat_timeout, &srv->hb_plain);
+	srv->fin_tv = server_deadline_tv(srv->base, srv->cfg->fin_timeout, &srv->fin_plain);
 }
 
 /* ---- run --------------------------------------------------------------------------- */
@@ -485,6 +502,7 @@ void server_free(struct server *srv)
 		event_free(srv->ev_accept_resume);
 	if (srv->ev_shutdown != NULL)
 		event_free(srv->ev_shutdown);
+	lifecycle_stop(srv);
 	watchdog_stop(srv);
 	metrics_stop(srv);
 	looplag_stop(srv->lag);

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "kstat.h"
 #include "stats.h"
+#include "upgrade.h"
 
 #include <stddef.h>
 #include <sys/queue.h>
@@ -33,6 +34,18 @@ struct server_params {
 	/* A listening socket for cfg->listen to serve instead of opening one: the workers'
 	 * parent's (inherited), or one adopted at start; -1: open one. */
 	int listen_fd;
+	/* Sockets for cfg->listen adopted at start (LISTEN_FDS: an upgrade or systemd), checked
+	 * against the config; the workers' parent gives them to its workers. */
+	int adopted[16];
+	int nadopted;
+	int ready_fd; /* a new generation's ready pipe (upgrade.h); -1 */
+	/* What a reload and an upgrade start from: the command line's config part (read
+	 * again by a reload), the executable's path resolved at start and the arguments (a
+	 * new generation is started with them). */
+	const struct config_args *conf_args;
+	const char *exe;
+	char *const *argv;
+	int control_fd; /* a worker's end of its parent's control socket (control.h); -1 */
 };
 
 TAILQ_HEAD(conn_list, conn);
@@ -61,6 +74,17 @@ struct server {
 	struct looplag *lag;       /* the event loop's lateness; NULL when not measured */
 	/* hb_tv, fin_tv when no common timeout was left (server_deadline_tv). */
 	struct timeval hb_plain, fin_plain;
+	/* Reload and upgrade (lifecycle.c). cfg points at cfg_own: a reload changes it in place. */
+	struct server_config cfg_own;
+	struct event *ev_life[3];     /* alone: SIGHUP, SIGUSR2, SIGCHLD; a worker: its control */
+	struct event *ev_upgrade;     /* the new generation's ready pipe */
+	struct event *ev_upgrade_due; /* upgrade_timeout */
+	struct event *ev_handover;    /* handover_timeout, then the drain */
+	struct upgrade upgrade;	      /* the new generation under way, or handed over to */
+	int64_t upgrade_start_us;
+	int handing_over; /* a new generation serves the listeners; this one ends its own */
+	int reload_ok;	  /* the last reload's result (1 before any) */
+	int64_t reload_time_ms; /* and its wall-clock time; 0 before any */
 };
 
 /* Resolves, binds and listens; writes the port file. Returns 0, or -1 after logging
@@ -88,6 +112,12 @@ int server_listen_exit_code(int err);
  * for want of a queue. */
 const struct timeval *server_deadline_tv(struct event_base *base, int64_t ms,
 					 struct timeval *fallback);
+
+/* The drain (SIGTERM, or after handover_timeout): the connections queued at the signal are
+ * accepted unless a new generation serves the listener, then every connection drains. */
+void server_drain(struct server *srv);
+/* Reload (lifecycle.c): recomputes what depends on cfg (the deadlines' timevals). */
+void server_config_changed(struct server *srv);
 
 /* Called by conn.c when a connection is gone (the drain may be complete). */
 void server_conn_closed(struct server *srv);
