@@ -84,7 +84,7 @@ static void lifecycle_on_handover_due(evutil_socket_t fd, short what, void *arg)
 
 static void lifecycle_upgrade_failed(struct server *srv, const char *why)
 {
-	log_error("upgrade: the new generation (pid %d, %s) %s; killed, this one keeps serving",
+	log_error("upgrade: the new generation (pid %d, %s) %s; this one keeps serving",
 		  (int)srv->upgrade.pid, srv->params.exe, why);
 	event_del(srv->ev_upgrade);
 	evtimer_del(srv->ev_upgrade_due);
@@ -147,7 +147,7 @@ static void lifecycle_on_upgrade_due(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	lifecycle_upgrade_failed(srv, "was not ready within upgrade_timeout");
+	lifecycle_upgrade_failed(srv, "was not ready within upgrade_timeout: killed");
 }
 
 /* SIGCHLD alone: the only child is a new generation. Before it is ready its pipe tells
@@ -160,9 +160,9 @@ static void lifecycle_reap(struct server *srv)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid != srv->upgrade.pid || !srv->upgrade.ready)
 			continue;
-		log_error("upgrade: the new generation (pid %d) ended after it took over (wait "
-			  "status %#x); %s",
-			  (int)pid, (unsigned)status,
+		log_error("upgrade: the new generation (pid %d) %s %d after it took over; %s",
+			  (int)pid, WIFEXITED(status) ? "exited with status" : "was killed by signal",
+			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
 			  srv->draining ? "this one is draining already" : "this one serves again");
 		upgrade_clear(&srv->upgrade);
 		sdnotify_mainpid(getpid());

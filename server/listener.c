@@ -119,6 +119,11 @@ static void listener_adopt_one(const struct server_config *cfg, struct server_pa
 	} else if (listener_matches(addr, fd, err, sizeof(err)) < 0) {
 		log_warn("LISTEN_FDS: %s (%s): not used, closed; the server opens its own", err,
 			 name[0] ? name : "unnamed");
+	} else if (sock_set_nonblocking(fd) < 0) {
+		/* systemd passes blocking sockets; accepting until EAGAIN needs O_NONBLOCK (on the
+		 * open file description: the passer's copy is nonblocking too from now on). */
+		log_warn("LISTEN_FDS: descriptor %d (%s): O_NONBLOCK: %s: closed", fd, name,
+			 strerror(errno));
 	} else {
 		if (metrics)
 			p->metrics_fd = fd;

@@ -31,7 +31,8 @@ static const char usage_text[] =
 	"  --metrics-port-file PATH  write the metrics endpoint's port to PATH once listening\n"
 	"  -h, --help          this text;  --version  the version\n"
 	"signals: SIGTERM/SIGINT graceful drain (a second one exits at once),\n"
-	"         SIGUSR1 logs the counters as one JSON line\n";
+	"         SIGUSR1 logs the counters as one JSON line,\n"
+	"         SIGHUP reloads the config, SIGUSR2 upgrades the binary in place\n";
 
 struct options {
 	struct config_args conf;

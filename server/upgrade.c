@@ -193,7 +193,7 @@ int upgrade_read(struct upgrade *u, char *why, size_t len)
 	else if (k < 0)
 		snprintf(why, len, "reading its ready pipe: %s", strerror(errno));
 	else
-		snprintf(why, len, "it exited before it was ready");
+		snprintf(why, len, "exited before it was ready");
 	return -1;
 }
 

@@ -415,7 +415,7 @@ static int64_t workers_restart_due(struct supervisor *sv)
 
 static void workers_upgrade_failed(struct supervisor *sv, const char *why)
 {
-	log_error("upgrade: the new generation (pid %d, %s) %s; killed, this one keeps serving",
+	log_error("upgrade: the new generation (pid %d, %s) %s; this one keeps serving",
 		  (int)sv->up.pid, sv->params.exe, why);
 	upgrade_abort(&sv->up);
 }
@@ -623,7 +623,7 @@ static int workers_wait(struct supervisor *sv, int sigfd, int64_t wait_ms)
 	if (sv->up.rfd >= 0 && (p[1].revents & (POLLIN | POLLHUP)))
 		workers_upgrade_ready(sv);
 	else if (sv->up.rfd >= 0 && !sv->up.ready && clock_mono_ms() >= sv->up_due)
-		workers_upgrade_failed(sv, "was not ready within upgrade_timeout");
+		workers_upgrade_failed(sv, "was not ready within upgrade_timeout: killed");
 	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 		if (workers_on_signal(sv, (int)si.ssi_signo))
 			return 1;
