@@ -6,6 +6,7 @@
 #   make lab        the reference note's claims against this kernel
 #   make test-long  the slow integration tests (tests/long/)
 #   make bench      benchmarks (results in build/bench/)
+#   make soak       SOAK_SECONDS (600) of mixed load, heap/fd/accounting series (build/soak/)
 #   make clean
 
 CC      ?= cc
@@ -93,6 +94,8 @@ build/unit/test_client_procs build/asan/unit/test_client_procs: UNIT_LDFLAGS = -
 # The unit tests' objects are intermediate files of a pattern chain: without this, make
 # deletes them after linking and rebuilds them on every run.
 .SECONDARY:
+# Writes to stderr can be cut short, fail with EAGAIN or stall (the log writer's tests).
+build/unit/test_log build/asan/unit/test_log: UNIT_LDFLAGS = -Wl,--wrap=write
 
 UNIT_BINS      := $(addprefix build/unit/,$(UNIT_NAMES))
 UNIT_ASAN_BINS := $(addprefix build/asan/unit/,$(UNIT_NAMES))
@@ -110,7 +113,8 @@ deps:
 # run after libevent-dev is there), then runs every suite through one runner.
 test: deps
 	@$(MAKE) --no-print-directory all asan $(SHIMS) $(UNIT_BINS) $(UNIT_ASAN_BINS)
-	@python3 tests/run.py --unit "$(UNIT_BINS)" --unit-asan "$(UNIT_ASAN_BINS)" \
+	@python3 tests/run.py --check tests/arch/include_graph.py \
+		--unit "$(UNIT_BINS)" --unit-asan "$(UNIT_ASAN_BINS)" \
 		--integration tests/integration --asan-pattern 'test_server*.py,test_client*.py,test_capacity*.py' 
 
 # make test-long: the slow integration tests (tests/long/), which import the harness of
@@ -135,8 +139,8 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@python3 tests/demo.py
 
-# make fuzz: libFuzzer harnesses (clang) for the config parser and the client's argument
-# parser, FUZZ_SECONDS each. New inputs go to build/fuzz/, the seeds stay in tests/fuzz/.
+# make fuzz: libFuzzer harnesses (clang) for the config parser, the client's argument
+# parser and the metrics endpoint's request-head parser, FUZZ_SECONDS each. New inputs go to build/fuzz/, the seeds stay in tests/fuzz/.
 FUZZ_SECONDS ?= 60
 # --wrap=getaddrinfo (tests/no_dns.h): fuzzed host names never reach a DNS server.
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -I. \
@@ -147,8 +151,11 @@ build/fuzz/fuzz_conf: tests/fuzz/fuzz_conf.c $(COMMON_SRC) server/config.c
 build/fuzz/fuzz_client_args: tests/fuzz/fuzz_client_args.c $(COMMON_SRC) $(CLIENT_SRC)
 	@mkdir -p $(@D)
 	clang $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
-fuzz: deps build/fuzz/fuzz_conf build/fuzz/fuzz_client_args
-	@for f in conf client_args; do \
+build/fuzz/fuzz_httpreq: tests/fuzz/fuzz_httpreq.c server/httpreq.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+fuzz: deps build/fuzz/fuzz_conf build/fuzz/fuzz_client_args build/fuzz/fuzz_httpreq
+	@for f in conf client_args httpreq; do \
 		mkdir -p build/fuzz/corpus_$$f && cp tests/fuzz/corpus_$$f/* build/fuzz/corpus_$$f/ && \
 		echo "fuzz_$$f: $(FUZZ_SECONDS) s" && \
 		build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
@@ -217,4 +224,5 @@ uninstall:
 
 -include tests/lab/lab.mk
 -include tests/bench/bench.mk
+-include tests/soak/soak.mk
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -102,6 +102,10 @@ int main(int argc, char **argv)
 	struct client_opts *o;
 	int rc;
 
+	/* Before any open: with fd 2 closed, the first socket would become fd 2 and receive
+	 * every log line. Nothing can be said if this fails. */
+	if (log_std_fds() < 0)
+		return 1;
 	log_init("load-client", LOG_LVL_INFO);
 	signal(SIGPIPE, SIG_IGN);
 	if (argc >= 2 && strcmp(argv[1], "states") == 0)

@@ -50,7 +50,15 @@ enum conf_type { CONF_BOOL, CONF_INT, CONF_DURATION, CONF_SIZE, CONF_STRING, CON
  * ":PORT" is stored as "127.0.0.1:PORT": every address must be asked for explicitly
  * (0.0.0.0:PORT or [::]:PORT). */
 #define CONF_F_ADDRESS 0x4
+/* When a changed value takes effect on a reload (the server's keys carry exactly one;
+ * the lifecycle issue's reload reads them, the docs list them): */
+#define CONF_F_RELOAD_NOW	0x8  /* at once, existing connections included */
+#define CONF_F_RELOAD_NEW_CONNS 0x10 /* for connections accepted afterwards (listener options) */
+#define CONF_F_RELOAD_RESTART	0x20 /* only with new listeners or workers */
+#define CONF_F_RELOAD_MASK	(CONF_F_RELOAD_NOW | CONF_F_RELOAD_NEW_CONNS | CONF_F_RELOAD_RESTART)
 
+/* Written with designated initializers (.name = ..., .flags = ...): an absent field is 0 or
+ * NULL, which every field reads as "none" (no default, no range, no unit, no flags). */
 struct conf_key {
 	const char *name;
 	enum conf_type type;

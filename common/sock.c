@@ -298,6 +298,11 @@ int sock_send_queue(int fd, int *queued, int *bufsize)
 	return getsockopt(fd, SOL_SOCKET, SO_SNDBUF, bufsize, &len);
 }
 
+int sock_listen_exit_code(int err)
+{
+	return err == EADDRINUSE || err == EADDRNOTAVAIL || err == EACCES ? 2 : 1;
+}
+
 int sock_is_reuseport(int fd)
 {
 	int v = 0;

@@ -75,6 +75,9 @@ const char *sock_addr_str(const struct sockaddr *sa, char *buf, size_t len);
  * unsent ones included) and the send buffer's size (SO_SNDBUF, which the kernel doubles
  * for its bookkeeping and grows by autotuning). 0, or -1 with errno. */
 int sock_send_queue(int fd, int *queued, int *bufsize);
+/* The exit status for a failed bind or listen (err: its errno): 2 when the config must
+ * change (the address is in use, not local, or privileged), 1 otherwise. */
+int sock_listen_exit_code(int err);
 
 /* 1 when SO_REUSEPORT is set on fd (a socket adopted at start: one of a group, or one
  * socket its workers must share), else 0. */

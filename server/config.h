@@ -40,6 +40,7 @@ struct server_config {
 	int64_t restart_backoff_reset; /* ms a worker must live for its restart delay to reset */
 	int64_t crash_loop_deaths;     /* worker deaths within crash_loop_window: exit 1 */
 	int64_t crash_loop_window;     /* ms */
+	int64_t log_buffer; /* bytes */
 	int64_t handover_timeout; /* ms an old generation serves its connections after an upgrade */
 	int64_t upgrade_timeout;  /* ms a new generation has to report ready */
 };

@@ -46,7 +46,7 @@ static void lifecycle_handover(struct server *srv)
 		event_del(srv->ev_accept);
 	if (srv->ev_accept_resume != NULL)
 		evtimer_del(srv->ev_accept_resume);
-	metrics_handover(srv, 1);
+	metrics_handover(srv->metrics, 1);
 	log_info("handover: the new generation serves the listeners; %llu connections left "
 		 "here (handover_timeout %lldms)",
 		 (unsigned long long)srv->stats.open, (long long)srv->cfg->handover_timeout);
@@ -62,7 +62,7 @@ static void lifecycle_resume(struct server *srv)
 		return;
 	srv->handing_over = 0;
 	evtimer_del(srv->ev_handover);
-	metrics_handover(srv, 0);
+	metrics_handover(srv->metrics, 0);
 	if (event_add(srv->ev_accept, NULL) < 0)
 		log_error("resuming the listener failed: no new connection is accepted");
 }
@@ -94,7 +94,7 @@ static void lifecycle_upgrade_failed(struct server *srv, const char *why)
 static void lifecycle_upgrade(struct server *srv, const char *reason)
 {
 	const char *names[2] = {"listen", "metrics"};
-	int fds[2] = {srv->lfd, metrics_listener_fd(srv)};
+	int fds[2] = {srv->lfd, metrics_listener_fd(srv->metrics)};
 	struct timeval tv = clock_ms_to_tv(srv->cfg->upgrade_timeout);
 
 	if (srv->draining || srv->handing_over || srv->upgrade.pid > 0) {

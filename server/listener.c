@@ -56,7 +56,7 @@ int listener_probe(const struct server_config *cfg, int *exit_code)
 		return 0;
 	fd = sock_bind_stream((struct sockaddr *)&ss, len, 0);
 	if (fd < 0) {
-		*exit_code = server_listen_exit_code(errno);
+		*exit_code = sock_listen_exit_code(errno);
 		log_error("listen %s: %s", cfg->listen, strerror(errno));
 		return -1;
 	}
@@ -75,14 +75,14 @@ int listener_open(const struct server_config *cfg, int reuseport, int *exit_code
 		return -1;
 	fd = sock_bind_stream((struct sockaddr *)&ss, len, reuseport);
 	if (fd < 0) {
-		*exit_code = server_listen_exit_code(errno); /* before logging can change errno */
+		*exit_code = sock_listen_exit_code(errno); /* before logging can change errno */
 		log_error("listen %s: %s", cfg->listen, strerror(errno));
 		return -1;
 	}
 	if (listener_apply(cfg, fd) < 0) {
 		/* EADDRINUSE from listen(): another socket bound the port with SO_REUSEADDR
 		 * too and listened first; a port in use, like at bind(). */
-		*exit_code = server_listen_exit_code(errno);
+		*exit_code = sock_listen_exit_code(errno);
 		log_error("listen %s: %s", cfg->listen, strerror(errno));
 		close(fd);
 		return -1;

@@ -174,7 +174,7 @@ static int configure_and_run(struct options *o)
 		log_plain("echo-server: %s\n", err);
 		return 2;
 	}
-	log_set_level((enum log_level)cfg.log_level);
+	log_set_level((enum log_level)cfg.log_level); /* choices: log_level_names */
 	if (o->check_config) {
 		config_print(&cfg);
 		config_warn(&cfg);
@@ -188,6 +188,10 @@ static int configure_and_run(struct options *o)
 	config_warn(&cfg);
 	/* A write to a peer that reset must fail with EPIPE, not kill the process. */
 	signal(SIGPIPE, SIG_IGN);
+	/* From here on no line waits for stderr. The supervisor forks its workers after this
+	 * (and again on restarts): log.c's fork handlers leave each child without the writer
+	 * thread, and workers.c starts the child's own. */
+	log_start((size_t)cfg.log_buffer);
 	o->params.ready_fd = upgrade_take_ready_fd();
 	listener_adopt(&cfg, &o->params);
 	return run(&cfg, &o->params);
@@ -199,6 +203,10 @@ int main(int argc, char **argv)
 				       .control_fd = -1}};
 	int code;
 
+	/* Before any open: with fd 2 closed, the listening socket would become fd 2 and
+	 * receive every log line. Nothing can be said if this fails. */
+	if (log_std_fds() < 0)
+		return 1;
 	log_init("echo-server", LOG_LVL_INFO);
 	code = parse_args(argc, argv, &o);
 	o.params.conf_args = &o.conf;
@@ -209,5 +217,6 @@ int main(int argc, char **argv)
 		code = configure_and_run(&o);
 	options_free(&o);
 	log_flush_suppressed();
+	log_finish(LOG_FINISH_MS);
 	return code;
 }

@@ -1,16 +1,26 @@
 /* metrics: the Prometheus endpoint, its HTTP connections, and the figures of several
- * workers summed in worker 0 (see metrics.h). */
+ * workers summed in worker 0 (see metrics.h).
+ *
+ * Why not libevent's evhttp: the one Debian 12 ships (libevent 2.1.12) cannot give the
+ * endpoint the bounds metrics.h promises. It has no cap on connections
+ * (evhttp_set_max_connections exists from 2.2 on), so a flood of scrapers is accepted
+ * instead of waiting in the backlog; it closes a connection with shutdown(SHUT_WR) and an
+ * immediate close(), so request bytes it did not read turn the close into an RST that can
+ * destroy the response in flight (here: FIN, then read to the client's EOF); its timeouts
+ * are per read and per write (evhttp_set_timeout), so a client that trickles a byte at a
+ * time stays forever, where here both deadlines count from the accept; and it answers
+ * HTTP/2.0 with 400 rather than 505. The request head is small (httpreq.c, fuzzed by
+ * tests/fuzz/fuzz_httpreq.c), and the rest is a few events. */
 #include "metrics.h"
 #include "clock.h"
 #include "httpreq.h"
 #include "kstat.h"
 #include "log.h"
+#include "portfile.h"
 #include "looplag.h"
 #include "metrics_text.h"
-#include "server.h"
 #include "slots.h"
 #include "sock.h"
-#include "watchdog.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -42,7 +52,12 @@ struct mclient {
 };
 
 struct metrics {
-	struct server *srv;
+	struct event_base *base;
+	const struct server_config *cfg;
+	const struct stats *stats; /* the server's own, live */
+	struct looplag *lag;
+	struct slots *slots; /* with workers: the others' figures ... */
+	int worker;	     /* ... and which slot is ours */
 	int lfd;
 	struct event *ev_accept;
 	struct event *ev_resume; /* ends an EMFILE pause */
@@ -54,6 +69,12 @@ struct metrics {
 	struct kstat kbase;
 	int have_kbase;
 	struct stats *total; /* scratch: the sum over workers */
+	/* What the server's watchdog measured at its last census (metrics_publish). */
+	struct watchdog_fds fds;
+	struct watchdog_close_wait cw;
+	int have_cw;
+	struct census_counts census;
+	int have_census;
 	int handed_over; /* a new generation serves the listener: not watched (upgrade) */
 };
 
@@ -91,11 +112,11 @@ static int metrics_open_listener(const struct server_config *cfg, const char *po
 	/* Scrapers beyond metrics_max_clients wait in this queue (metrics_watch_listener). */
 	fd = sock_listen((struct sockaddr *)&ss, len, (int)cfg->metrics_max_clients * 2, 0);
 	if (fd < 0) {
-		*exit_code = server_listen_exit_code(errno); /* before logging can change errno */
+		*exit_code = sock_listen_exit_code(errno); /* before logging can change errno */
 		log_error("metrics_listen %s: %s", addr, strerror(errno));
 		return -1;
 	}
-	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(fd)) < 0) {
+	if (port_file != NULL && portfile_write(port_file, sock_local_port(fd)) < 0) {
 		log_error("metrics port file %s: %s", port_file, strerror(errno));
 		close(fd);
 		*exit_code = 1;
@@ -111,7 +132,7 @@ static int metrics_open_listener(const struct server_config *cfg, const char *po
 /* An adopted listener (an upgrade, systemd) listens already: its port file. */
 static void metrics_adopted(int fd, const char *port_file)
 {
-	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(fd)) < 0)
+	if (port_file != NULL && portfile_write(port_file, sock_local_port(fd)) < 0)
 		log_error("metrics port file %s: %s", port_file, strerror(errno));
 }
 
@@ -158,17 +179,6 @@ void metrics_worker_exited(struct slots *slots, int index)
 			 index);
 }
 
-void metrics_count(const struct server *srv)
-{
-	slots_count(srv->params.slots, srv->params.worker, &srv->stats);
-}
-
-void metrics_publish(struct server *srv)
-{
-	slots_publish(srv->params.slots, srv->params.worker, &srv->stats, watchdog_fds(srv),
-		      watchdog_close_wait(srv));
-}
-
 /* The sum over the workers in the parent, which has no figures of its own. */
 void metrics_log_total(struct slots *slots)
 {
@@ -191,10 +201,10 @@ void metrics_log_total(struct slots *slots)
 
 /* Adds the other workers' figures (and every slot's retired counters) to this worker's
  * own. Returns how many workers are summed. */
-static uint64_t metrics_sum_workers(const struct server_params *p, struct stats *total,
+static uint64_t metrics_sum_workers(const struct metrics *m, struct stats *total,
 				    struct watchdog_fds *fds, struct watchdog_close_wait *cw)
 {
-	int unread, n = slots_sum(p->slots, p->worker, total, fds, cw, &unread);
+	int unread, n = slots_sum(m->slots, m->worker, total, fds, cw, &unread);
 
 	if (unread > 0)
 		log_warn("metrics: %d workers' figures kept changing: left out", unread);
@@ -205,25 +215,20 @@ static uint64_t metrics_sum_workers(const struct server_params *p, struct stats 
 
 static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 {
-	struct server *srv = m->srv;
-	struct watchdog_fds fds = {0};
-	struct watchdog_close_wait cw = {0};
+	struct watchdog_fds fds = m->fds;
+	struct watchdog_close_wait cw = m->cw;
 	struct metrics_view v = {0};
 	struct kstat now;
 	int64_t start = clock_mono_us();
 	int rc;
 
-	*m->total = srv->stats;
-	if (watchdog_fds(srv) != NULL)
-		fds = *watchdog_fds(srv);
-	if (watchdog_close_wait(srv) != NULL)
-		cw = *watchdog_close_wait(srv);
-	v.workers =
-	    srv->params.slots != NULL ? metrics_sum_workers(&srv->params, m->total, &fds, &cw) : 1;
+	*m->total = *m->stats;
+	m->total->log_dropped = log_dropped_lines(); /* this process's own, read now */
+	v.workers = m->slots != NULL ? metrics_sum_workers(m, m->total, &fds, &cw) : 1;
 	v.stats = m->total;
 	v.fds = &fds;
-	v.cw = watchdog_close_wait(srv) != NULL ? &cw : NULL;
-	v.census = watchdog_census(srv);
+	v.cw = m->have_cw ? &cw : NULL;
+	v.census = m->have_census ? &m->census : NULL;
 	v.metrics_cap_pauses = m->cap_pauses;
 	if (m->have_kbase) {
 		kstat_read(&m->kf, &now);
@@ -231,7 +236,7 @@ static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 		v.know = &now;
 	}
 	rc = metrics_text_render(&v, body);
-	looplag_note(srv->lag, "/metrics render", start);
+	looplag_note(m->lag, "/metrics render", start);
 	return rc;
 }
 
@@ -339,7 +344,7 @@ static int mclient_set_phase(struct mclient *c, enum mclient_phase phase)
 	c->phase = phase;
 	c->len = 0;
 	c->ev_set = 1;
-	event_assign(&c->ev, c->m->srv->base, c->fd, what | EV_PERSIST, mclient_on_io, c);
+	event_assign(&c->ev, c->m->base, c->fd, what | EV_PERSIST, mclient_on_io, c);
 	return event_add(&c->ev, NULL);
 }
 
@@ -384,7 +389,7 @@ static int mclient_read_request(struct mclient *c)
 	st = httpreq_parse(c->req, c->len, &r);
 	if (st == HTTPREQ_INCOMPLETE && c->len < sizeof(c->req))
 		return 0;
-	if (mclient_arm_timer(c, c->m->srv->cfg->metrics_exchange_timeout) < 0)
+	if (mclient_arm_timer(c, c->m->cfg->metrics_exchange_timeout) < 0)
 		return -1;
 	if (st == HTTPREQ_DONE)
 		rc = mclient_answer(c, &r);
@@ -441,7 +446,7 @@ static void mclient_on_timeout(evutil_socket_t fd, short what, void *arg)
 static void mclient_new(struct metrics *m, int fd)
 {
 	struct mclient *c = calloc(1, sizeof(*c));
-	const struct server_config *cfg = m->srv->cfg;
+	const struct server_config *cfg = m->cfg;
 	int64_t head = cfg->metrics_request_timeout < cfg->metrics_exchange_timeout
 			   ? cfg->metrics_request_timeout
 			   : cfg->metrics_exchange_timeout;
@@ -457,7 +462,7 @@ static void mclient_new(struct metrics *m, int fd)
 	c->accepted_ms = clock_mono_ms();
 	TAILQ_INSERT_TAIL(&m->clients, c, link);
 	m->nclients++;
-	evtimer_assign(&c->timer, m->srv->base, mclient_on_timeout, c);
+	evtimer_assign(&c->timer, m->base, mclient_on_timeout, c);
 	if (mclient_arm_timer(c, head) < 0 || mclient_set_phase(c, MC_READ) < 0) {
 		log_warn("metrics: cannot register a connection's events");
 		mclient_free(c);
@@ -472,18 +477,18 @@ static void mclient_new(struct metrics *m, int fd)
  * accepted and closed. Called after every change of either condition. */
 static void metrics_watch_listener(struct metrics *m)
 {
-	int want = m->nclients < m->srv->cfg->metrics_max_clients &&
+	int want = m->nclients < m->cfg->metrics_max_clients &&
 		   !evtimer_pending(m->ev_resume, NULL) && !m->handed_over;
 	int on = event_pending(m->ev_accept, EV_READ, NULL);
 
 	if (want && !on && event_add(m->ev_accept, NULL) < 0) {
-		struct timeval tv = clock_ms_to_tv(m->srv->cfg->accept_pause);
+		struct timeval tv = clock_ms_to_tv(m->cfg->accept_pause);
 
 		log_warn("metrics: re-arming the listener failed: trying again in %lldms",
-			 (long long)m->srv->cfg->accept_pause);
+			 (long long)m->cfg->accept_pause);
 		evtimer_add(m->ev_resume, &tv);
 	} else if (!want && on) {
-		if (m->nclients >= m->srv->cfg->metrics_max_clients)
+		if (m->nclients >= m->cfg->metrics_max_clients)
 			m->cap_pauses++;
 		event_del(m->ev_accept);
 	}
@@ -493,10 +498,10 @@ static void metrics_watch_listener(struct metrics *m)
  * than spin on a listener that stays readable. */
 static void metrics_pause(struct metrics *m, int err)
 {
-	struct timeval tv = clock_ms_to_tv(m->srv->cfg->accept_pause);
+	struct timeval tv = clock_ms_to_tv(m->cfg->accept_pause);
 
 	log_warn("metrics: accept: %s: pausing the metrics listener for %lldms", strerror(err),
-		 (long long)m->srv->cfg->accept_pause);
+		 (long long)m->cfg->accept_pause);
 	event_del(m->ev_accept);
 	if (evtimer_add(m->ev_resume, &tv) < 0) {
 		log_warn("metrics: arming the listener's resume timer failed: it resumes now");
@@ -520,7 +525,7 @@ static void metrics_on_accept(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < METRICS_ACCEPT_BATCH; i++) {
 		int cfd;
 
-		if (m->nclients >= m->srv->cfg->metrics_max_clients) {
+		if (m->nclients >= m->cfg->metrics_max_clients) {
 			log_debug("metrics: %d open: the listener waits for one to close",
 				  m->nclients);
 			break;
@@ -542,17 +547,12 @@ static void metrics_on_accept(evutil_socket_t fd, short what, void *arg)
 
 /* ---- start and stop ---------------------------------------------------------------- */
 
-int metrics_serving(const struct server *srv)
-{
-	return srv->metrics != NULL;
-}
-
 /* Without workers the process opens its listener; worker 0 takes over the parent's;
  * other workers close their inherited copy and serve nothing. Returns the fd, -2 when this
  * process does not serve, -1 on error. */
-static int metrics_take_listener(struct server *srv, int *exit_code)
+static int metrics_take_listener(const struct server_config *cfg, struct server_params *p,
+				 int *exit_code)
 {
-	struct server_params *p = &srv->params;
 	int fd = p->metrics_fd;
 
 	if (p->slots == NULL && fd >= 0) { /* adopted at start (listener_adopt) */
@@ -561,7 +561,7 @@ static int metrics_take_listener(struct server *srv, int *exit_code)
 		return fd;
 	}
 	if (p->slots == NULL)
-		return metrics_open_listener(srv->cfg, p->metrics_port_file, exit_code);
+		return metrics_open_listener(cfg, p->metrics_port_file, exit_code);
 	p->metrics_fd = -1; /* taken over, or closed */
 	if (p->worker == 0)
 		return fd;
@@ -570,25 +570,23 @@ static int metrics_take_listener(struct server *srv, int *exit_code)
 	return -2;
 }
 
-static int metrics_setup(struct metrics *m)
+static int metrics_setup(struct metrics *m, const struct server_params *p)
 {
-	struct server *srv = m->srv;
-
 	TAILQ_INIT(&m->clients);
 	m->kf.netstat_fd = m->kf.sockstat_fd = -1;
 	m->total = malloc(sizeof(*m->total));
-	m->ev_accept = event_new(srv->base, m->lfd, EV_READ | EV_PERSIST, metrics_on_accept, m);
-	m->ev_resume = evtimer_new(srv->base, metrics_on_resume, m);
+	m->ev_accept = event_new(m->base, m->lfd, EV_READ | EV_PERSIST, metrics_on_accept, m);
+	m->ev_resume = evtimer_new(m->base, metrics_on_resume, m);
 	if (m->total == NULL || m->ev_accept == NULL || m->ev_resume == NULL ||
 	    event_add(m->ev_accept, NULL) < 0) {
 		log_error("metrics: cannot register the listener");
 		return -1;
 	}
 	if (kstat_open(&m->kf) == 0) {
-		if (srv->params.slots != NULL && srv->params.have_kbase) {
-			m->kbase = srv->params.kbase; /* from the parent's start */
+		if (p->slots != NULL && p->have_kbase) {
+			m->kbase = p->kbase; /* from the parent's start */
 			m->have_kbase = 1;
-		} else if (srv->params.slots == NULL) {
+		} else if (p->slots == NULL) {
 			kstat_read(&m->kf, &m->kbase);
 			m->have_kbase = 1;
 		}
@@ -596,14 +594,16 @@ static int metrics_setup(struct metrics *m)
 	return 0;
 }
 
-int metrics_start(struct server *srv, int *exit_code)
+int metrics_start(struct metrics **out, const struct metrics_env *env, struct server_params *p,
+		  int *exit_code)
 {
 	struct metrics *m;
 	int fd;
 
-	if (srv->cfg->metrics_listen[0] == '\0')
+	*out = NULL;
+	if (env->cfg->metrics_listen[0] == '\0')
 		return 0;
-	fd = metrics_take_listener(srv, exit_code);
+	fd = metrics_take_listener(env->cfg, p, exit_code);
 	if (fd == -2)
 		return 0;
 	if (fd < 0)
@@ -614,19 +614,23 @@ int metrics_start(struct server *srv, int *exit_code)
 		close(fd);
 		return -1;
 	}
-	m->srv = srv;
+	m->base = env->base;
+	m->cfg = env->cfg;
+	m->stats = env->stats;
+	m->lag = env->lag;
+	m->slots = p->slots;
+	m->worker = p->worker;
 	m->lfd = fd;
-	srv->metrics = m;
-	if (metrics_setup(m) < 0) {
+	*out = m;
+	if (metrics_setup(m, p) < 0) {
 		*exit_code = 1;
 		return -1;
 	}
 	return 0;
 }
 
-void metrics_stop(struct server *srv)
+void metrics_stop(struct metrics *m)
 {
-	struct metrics *m = srv->metrics;
 	struct mclient *c;
 
 	if (m == NULL)
@@ -643,12 +647,26 @@ void metrics_stop(struct server *srv)
 		close(m->lfd);
 	free(m->total);
 	free(m);
-	srv->metrics = NULL;
 }
 
-void metrics_mark_fds(const struct server *srv, unsigned char *mark, size_t n)
+void metrics_publish(struct metrics *m, const struct watchdog_fds *fds,
+		     const struct watchdog_close_wait *cw, const struct census_counts *census)
 {
-	const struct metrics *m = srv->metrics;
+	if (m == NULL)
+		return;
+	memset(&m->fds, 0, sizeof(m->fds));
+	if (fds != NULL)
+		m->fds = *fds;
+	m->have_cw = cw != NULL;
+	if (cw != NULL)
+		m->cw = *cw;
+	m->have_census = census != NULL;
+	if (census != NULL)
+		m->census = *census;
+}
+
+void metrics_mark_fds(const struct metrics *m, unsigned char *mark, size_t n)
+{
 	const struct mclient *c;
 
 	if (m == NULL)
@@ -666,15 +684,13 @@ void metrics_mark_fds(const struct server *srv, unsigned char *mark, size_t n)
 	}
 }
 
-int metrics_listener_fd(const struct server *srv)
+int metrics_listener_fd(const struct metrics *m)
 {
-	return srv->metrics != NULL ? srv->metrics->lfd : -1;
+	return m != NULL ? m->lfd : -1;
 }
 
-void metrics_handover(struct server *srv, int on)
+void metrics_handover(struct metrics *m, int on)
 {
-	struct metrics *m = srv->metrics;
-
 	if (m == NULL)
 		return;
 	m->handed_over = on;

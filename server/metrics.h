@@ -24,14 +24,18 @@
 #ifndef TEARDOWN_SERVER_METRICS_H
 #define TEARDOWN_SERVER_METRICS_H
 
+#include "census.h"
 #include "config.h"
+#include "figures.h"
+#include "params.h"
+#include "stats.h"
 
 #include <stddef.h>
 
 #define METRICS_REQ_MAX 8192
 
-struct server;
-struct server_params;
+struct event_base;
+struct looplag;
 struct metrics;
 struct slots;
 
@@ -47,26 +51,35 @@ void metrics_worker_exited(struct slots *slots, int index);
 /* In the parent: logs "total counters {json}", the sum over every worker (lost included). */
 void metrics_log_total(struct slots *slots);
 
-/* In server_init: opens (alone: on srv->params.metrics_port_file) or takes over (worker 0:
- * srv->params.metrics_fd) the endpoint in the process that serves it; other workers close
- * their inherited copy. 0, or -1 after logging with *exit_code set. */
-int metrics_start(struct server *srv, int *exit_code);
-void metrics_stop(struct server *srv);
-/* 1 when this process serves the endpoint (so it reports port-wide figures). */
-int metrics_serving(const struct server *srv);
-/* Called by server.c after every accept and close: with workers, puts this worker's
- * connection counts into its slot at once (a few words; nothing per message). */
-void metrics_count(const struct server *srv);
-/* Called by the watchdog after each census: with workers, publishes this worker's
- * figures for worker 0. */
-void metrics_publish(struct server *srv);
-/* Sets mark[fd] = 1 for the endpoint's fds below n (listener, clients, /proc handles). */
-void metrics_mark_fds(const struct server *srv, unsigned char *mark, size_t n);
+/* What the endpoint works with: the server's event loop, config, live counters (read at
+ * each scrape) and loop-lag meter (may be NULL). */
+struct metrics_env {
+	struct event_base *base;
+	const struct server_config *cfg;
+	const struct stats *stats;
+	struct looplag *lag;
+};
 
-/* The endpoint's listening socket (an upgrade passes it on), or -1. */
-int metrics_listener_fd(const struct server *srv);
+/* In server_init: opens (alone: its port goes to p->metrics_port_file) or takes over
+ * (worker 0: p->metrics_fd, then -1) the endpoint in the process that serves it; other
+ * workers close their inherited copy. *out is the endpoint, NULL when this process serves
+ * none. 0, or -1 after logging with *exit_code set (*out, when set, is for metrics_stop). */
+int metrics_start(struct metrics **out, const struct metrics_env *env, struct server_params *p,
+		  int *exit_code);
+/* Closes the endpoint and its connections; m may be NULL. */
+void metrics_stop(struct metrics *m);
+/* The server, after each census and fd count: what its watchdog measured (NULL: not
+ * measured), reported at the next scrapes. m may be NULL. */
+void metrics_publish(struct metrics *m, const struct watchdog_fds *fds,
+		     const struct watchdog_close_wait *cw, const struct census_counts *census);
+/* Sets mark[fd] = 1 for the endpoint's fds below n (listener, clients, /proc handles): the
+ * server's answer to its watchdog's question about its own fds. m may be NULL. */
+void metrics_mark_fds(const struct metrics *m, unsigned char *mark, size_t n);
+
+/* The endpoint's listening socket (an upgrade passes it on), or -1. m may be NULL. */
+int metrics_listener_fd(const struct metrics *m);
 /* on: a new generation serves the listener, which is no longer watched (the clients being
- * answered are); off: it is watched again (that generation is gone). */
-void metrics_handover(struct server *srv, int on);
+ * answered are); off: it is watched again (that generation is gone). m may be NULL. */
+void metrics_handover(struct metrics *m, int on);
 
 #endif

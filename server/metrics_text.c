@@ -8,28 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* FIN-to-close: microseconds when the echo was already flushed, up to fin_timeout (30 s by
- * default) for a half-closed peer that reads slowly. */
-const struct mtext_bound metrics_text_fin_bounds[] = {
-    {"0.00001", 10},  {"0.000025", 25},	  {"0.00005", 50},    {"0.0001", 100},	{"0.00025", 250},
-    {"0.0005", 500},  {"0.001", 1000},	  {"0.0025", 2500},   {"0.005", 5000},	{"0.01", 10000},
-    {"0.025", 25000}, {"0.05", 50000},	  {"0.1", 100000},    {"0.25", 250000}, {"0.5", 500000},
-    {"1", 1000000},   {"2.5", 2500000},	  {"5", 5000000},     {"10", 10000000}, {"30", 30000000},
-    {"60", 60000000}, {"120", 120000000}, {"300", 300000000},
-};
-const size_t metrics_text_nfin_bounds =
-    sizeof(metrics_text_fin_bounds) / sizeof(metrics_text_fin_bounds[0]);
-
-/* Event-loop lag: a few ms is the coarse clock and a busy machine; a second or more is a
- * stall (SIGSTOP, a VM pause, a slow callback) that deadlines must survive. */
-const struct mtext_bound metrics_text_lag_bounds[] = {
-    {"0.001", 1000},  {"0.0025", 2500}, {"0.005", 5000},  {"0.01", 10000},  {"0.025", 25000},
-    {"0.05", 50000},  {"0.1", 100000},	{"0.25", 250000}, {"0.5", 500000},  {"1", 1000000},
-    {"2.5", 2500000}, {"5", 5000000},	{"10", 10000000}, {"30", 30000000}, {"60", 60000000},
-};
-const size_t metrics_text_nlag_bounds =
-    sizeof(metrics_text_lag_bounds) / sizeof(metrics_text_lag_bounds[0]);
-
 /* ---- writer ------------------------------------------------------------------------ */
 
 static void mtext_printf(struct mtext *w, const char *fmt, ...)
@@ -150,7 +128,7 @@ static double hist_sum_scaled(const struct hist *h, double scale)
 }
 
 void metrics_text_histogram(struct mtext *w, const char *name, const char *help,
-			    const struct hist *h, const struct mtext_bound *bounds, size_t n,
+			    const struct hist *h, const struct stats_bound *bounds, size_t n,
 			    double scale)
 {
 	char bucket[128], sum[128], count[128];
@@ -188,69 +166,43 @@ static void mtext_one_seconds(struct mtext *w, const char *name, const char *hel
 
 /* ---- the page ---------------------------------------------------------------------- */
 
-static void render_connections(struct mtext *w, const struct metrics_view *v)
+/* One field of struct stats, as its row of stats_fields says. */
+static void render_stats_field(struct mtext *w, const struct stats *s, const struct stats_field *f)
 {
-	const struct stats *s = v->stats;
+	const uint64_t *u = STATS_AT_CONST(s, f, uint64_t);
 
-	mtext_one(w, "teardown_workers", "gauge",
-		  "Server processes whose figures are summed here (the workers key).", v->workers);
-	mtext_one(w, "teardown_connections_open", "gauge",
-		  "Connections in the connection table (leaky mode: including those it never "
-		  "closes).",
-		  s->open);
-	mtext_one(w, "teardown_connections_accepted_total", "counter",
-		  "Connections accepted (including those closed at once as overload).",
-		  s->accepted);
-	metrics_text_family(w, "teardown_connections_closed_total", "counter",
-			    "Connections closed, by their one close reason.");
-	for (int r = 0; r < CLOSE_NREASONS; r++)
-		metrics_text_u64(w, "teardown_connections_closed_total", "reason",
-				 stats_reason_name((enum close_reason)r), s->closed[r]);
-	mtext_one(w, "teardown_connections_lost_total", "counter",
-		  "Connections open in a worker when it died (killed, crashed): accepted = closed "
-		  "+ lost + open.",
-		  s->lost);
-	mtext_one(w, "teardown_connections_lost_unknown_total", "counter",
-		  "Workers that died in the middle of counting an accept or a close: that one "
-		  "connection is missing from accepted, or counted as lost though it was closed.",
-		  s->lost_unknown);
-	mtext_one(w, "teardown_eof_ignored_total", "counter",
-		  "recv()==0 seen and ignored (close_on_eof=no, the CLOSE_WAIT bug).",
-		  s->eof_ignored);
-	metrics_text_histogram(w, "teardown_fin_to_close_seconds",
-			       "Time from learning of the peer's FIN (recv()==0 or EPOLLRDHUP) to "
-			       "close(), in seconds (buckets resolved to 0.8%).",
-			       &s->fin_to_close_us, metrics_text_fin_bounds,
-			       metrics_text_nfin_bounds, 1e6);
-	mtext_one(w, "teardown_received_bytes_total", "counter", "Bytes read from clients.",
-		  s->bytes_in);
-	mtext_one(w, "teardown_sent_bytes_total", "counter", "Bytes of echo sent to clients.",
-		  s->bytes_out);
+	switch (f->kind) {
+	case STATS_REASONS:
+		metrics_text_family(w, f->prom, "counter", f->help);
+		for (int r = 0; r < CLOSE_NREASONS; r++)
+			metrics_text_u64(w, f->prom, "reason",
+					 stats_reason_name((enum close_reason)r), u[r]);
+		break;
+	case STATS_HIST:
+		metrics_text_histogram(w, f->prom, f->help, STATS_AT_CONST(s, f, struct hist),
+				       f->bounds, f->nbounds, 1e6);
+		break;
+	case STATS_GAUGE_I64:
+		metrics_text_family(w, f->prom, "gauge", f->help);
+		metrics_text_double(w, f->prom, NULL, NULL, (double)*STATS_AT_CONST(s, f, int64_t));
+		break;
+	default:
+		mtext_one(w, f->prom, f->kind == STATS_COUNTER ? "counter" : "gauge", f->help, *u);
+	}
 }
 
-static void render_listener(struct mtext *w, const struct metrics_view *v)
+/* The counters (summed over the workers), every field of stats_fields with a family. */
+static void render_stats(struct mtext *w, const struct metrics_view *v)
 {
-	mtext_one(w, "teardown_emfile_pauses_total", "counter",
-		  "Listener pauses after accept() failed with EMFILE/ENFILE (out of fds).",
-		  v->stats->emfile_pauses);
-	mtext_one(w, "teardown_shed_total", "counter",
-		  "Connections accepted and closed at once to drain the accept queue while out of "
-		  "fds.",
-		  v->stats->shed);
+	mtext_one(w, "teardown_workers", "gauge",
+		  "Server processes whose figures are summed here (the workers key).", v->workers);
+	for (size_t i = 0; i < stats_nfields; i++)
+		if (stats_fields[i].prom != NULL)
+			render_stats_field(w, v->stats, &stats_fields[i]);
 	mtext_one(w, "teardown_metrics_cap_pauses_total", "counter",
 		  "Times the metrics listener stopped accepting because metrics_max_clients "
 		  "connections were open (scrapers then wait in its backlog).",
 		  v->metrics_cap_pauses);
-}
-
-static void render_loop(struct mtext *w, const struct metrics_view *v)
-{
-	metrics_text_histogram(
-	    w, "teardown_event_loop_lag_seconds",
-	    "How late a timer asked to ring every 100 ms rang, against "
-	    "CLOCK_MONOTONIC, in seconds: the event loop's lag (a stall shows as "
-	    "one late ring; summed over the workers).",
-	    &v->stats->loop_lag_us, metrics_text_lag_bounds, metrics_text_nlag_bounds, 1e6);
 }
 
 static void render_fds(struct mtext *w, const struct watchdog_fds *f)
@@ -343,9 +295,7 @@ int metrics_text_render(const struct metrics_view *v, struct evbuffer *out)
 {
 	struct mtext w = {.b = out, .failed = 0};
 
-	render_connections(&w, v);
-	render_listener(&w, v);
-	render_loop(&w, v);
+	render_stats(&w, v);
 	if (v->fds != NULL && v->fds->valid)
 		render_fds(&w, v->fds);
 	if (v->cw != NULL)

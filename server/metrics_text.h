@@ -14,7 +14,7 @@
 #include "hist.h"
 #include "kstat.h"
 #include "stats.h"
-#include "watchdog.h"
+#include "figures.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -39,16 +39,6 @@ struct mtext {
 	int failed;
 };
 
-/* The histogram's upper bounds in seconds ("le" labels), and in microseconds. */
-struct mtext_bound {
-	const char *le;
-	uint64_t us;
-};
-extern const struct mtext_bound metrics_text_fin_bounds[];
-extern const size_t metrics_text_nfin_bounds;
-extern const struct mtext_bound metrics_text_lag_bounds[];
-extern const size_t metrics_text_nlag_bounds;
-
 /* Escapes a label value ('\', '"', newline) into out. Returns the length written, or -1 when
  * it does not fit (out then holds a truncated, NUL-terminated prefix). */
 int metrics_text_escape_label(const char *in, char *out, size_t len);
@@ -66,7 +56,7 @@ void metrics_text_double(struct mtext *w, const char *name, const char *label, c
  * in microseconds reported in seconds). Bucket le counts the hist buckets whose every value
  * is <= le (so a value less than 0.8% below a bound may be counted in the next one). */
 void metrics_text_histogram(struct mtext *w, const char *name, const char *help,
-			    const struct hist *h, const struct mtext_bound *bounds, size_t n,
+			    const struct hist *h, const struct stats_bound *bounds, size_t n,
 			    double scale);
 
 /* The whole page. 0, or -1 when out of memory (the buffer then holds part of it). */

@@ -3,24 +3,19 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Keys outside RELOAD_NOW. keepalive and user_timeout are socket options the accepted
- * sockets inherit from the listener (conn_listener_options). */
-static const struct {
-	const char *key;
-	enum reload_kind kind;
-} kinds[] = {
-	{"listen", RELOAD_GENERATION},	   {"mode", RELOAD_GENERATION},
-	{"metrics_listen", RELOAD_GENERATION}, {"workers", RELOAD_WORKERS},
-	{"keepalive", RELOAD_NEW_CONNS},   {"keepalive_idle", RELOAD_NEW_CONNS},
-	{"keepalive_interval", RELOAD_NEW_CONNS}, {"keepalive_count", RELOAD_NEW_CONNS},
-	{"user_timeout", RELOAD_NEW_CONNS},
-};
-
+/* The category is the key table's (config.c, CONF_F_RELOAD_*); of the keys that need new
+ * listeners or workers, `workers` alone is applied by the workers' parent in place. */
 enum reload_kind reload_kind_of(const char *key)
 {
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (strcmp(kinds[i].key, key) == 0)
-			return kinds[i].kind;
+	for (size_t i = 0; i < config_nkeys; i++) {
+		unsigned f = config_keys[i].flags;
+
+		if (strcmp(config_keys[i].name, key) != 0)
+			continue;
+		if (f & CONF_F_RELOAD_RESTART)
+			return strcmp(key, "workers") == 0 ? RELOAD_WORKERS : RELOAD_GENERATION;
+		return f & CONF_F_RELOAD_NEW_CONNS ? RELOAD_NEW_CONNS : RELOAD_NOW;
+	}
 	return RELOAD_NOW;
 }
 

@@ -1,5 +1,12 @@
 /* server: the listener, signals, the connection table and the graceful drain of one
- * process (workers.c runs several of these on one port). */
+ * process (workers.c runs several of these on one port).
+ *
+ * It is the one orchestrator of its parts, and data flows one way: the server drives the
+ * census tick (its watchdog measures, then the server publishes the figures: into its
+ * counters, its worker slot and its metrics endpoint), and answers its watchdog's
+ * questions (which fds are its own, which connections are open). The watchdog and the
+ * metrics endpoint know neither the server nor each other; only conn.c calls back into
+ * the server (server_conn_closed). */
 #include "server.h"
 #include "clock.h"
 #include "conn.h"
@@ -7,8 +14,10 @@
 #include "listener.h"
 #include "log.h"
 #include "looplag.h"
+#include "portfile.h"
 #include "metrics.h"
 #include "sdnotify.h"
+#include "slots.h"
 #include "sock.h"
 #include "tcpinfo.h"
 #include "watchdog.h"
@@ -29,6 +38,7 @@
 
 static void server_on_accept(evutil_socket_t fd, short what, void *arg);
 static void server_on_accept_resume(evutil_socket_t fd, short what, void *arg);
+static void server_on_tick(evutil_socket_t fd, short what, void *arg);
 
 /* ---- start ------------------------------------------------------------------------- */
 
@@ -90,35 +100,6 @@ const struct timeval *server_deadline_tv(struct event_base *base, int64_t ms,
 	return fallback;
 }
 
-int server_write_port_file(const char *path, int port)
-{
-	char tmp[4096];
-	FILE *f;
-	int bad;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	f = fopen(tmp, "w");
-	if (f == NULL)
-		return -1;
-	bad = fprintf(f, "%d\n", port) < 0;
-	if (fclose(f) != 0 || bad) { /* closed either way: no FILE left open */
-		int e = errno;
-
-		unlink(tmp);
-		errno = e;
-		return -1;
-	}
-	return rename(tmp, path);
-}
-
-int server_listen_exit_code(int err)
-{
-	return err == EADDRINUSE || err == EADDRNOTAVAIL || err == EACCES ? 2 : 1;
-}
-
 /* The listener: the one passed in params (the workers' parent's, or one adopted at start),
  * with this config's options and backlog; or a new one. */
 static int server_open_listener(struct server *srv, int *exit_code)
@@ -169,6 +150,103 @@ static int server_setup_events(struct server *srv)
 	return server_add_signals(srv);
 }
 
+/* ---- the watchdog's questions, the census tick -------------------------------------- */
+
+/* The fds the server holds for itself that open and close while it runs. */
+static void server_mark_own(void *arg, unsigned char *mark, size_t n)
+{
+	const struct server *srv = arg;
+
+	if (srv->lfd >= 0 && (size_t)srv->lfd < n)
+		mark[srv->lfd] = 1;
+	if (srv->reserve_fd >= 0 && (size_t)srv->reserve_fd < n)
+		mark[srv->reserve_fd] = 1;
+	if (srv->upgrade.rfd >= 0 && (size_t)srv->upgrade.rfd < n) /* an upgrade's ready pipe */
+		mark[srv->upgrade.rfd] = 1;
+	metrics_mark_fds(srv->metrics, mark, n);
+}
+
+static void server_each_conn(void *arg, watchdog_conn_fn *fn, void *fnarg)
+{
+	const struct server *srv = arg;
+	const struct conn *c;
+
+	TAILQ_FOREACH(c, &srv->conns, link)
+	{
+		struct watchdog_conn wc = {
+		    .fd = c->fd,
+		    .eof_ignored = (c->flags & CONN_EOF_IGNORED) != 0,
+		    .peer_fin = (c->flags & CONN_PEER_FIN) != 0,
+		    .fin_us = c->fin_us,
+		    .out_len = conn_out_len(c),
+		};
+		fn(fnarg, &wc);
+	}
+}
+
+/* With workers: this worker's connection counts into its slot at once, so `open` is
+ * exact there should it die (a few words; nothing per message). */
+static void server_count(const struct server *srv)
+{
+	slots_count(srv->params.slots, srv->params.worker, &srv->stats);
+}
+
+/* What the watchdog measured goes to the counters line, the worker's slot (for worker 0's
+ * /metrics and the parent's total) and the metrics endpoint. */
+static void server_publish(struct server *srv)
+{
+	const struct watchdog_fds *fds = watchdog_fds(srv->watchdog);
+	const struct watchdog_close_wait *cw = watchdog_close_wait(srv->watchdog);
+
+	srv->stats.log_dropped = log_dropped_lines(); /* this process's, for the sum */
+	srv->stats.fd_unaccounted = fds != NULL && fds->valid ? (int64_t)fds->unaccounted : -1;
+	slots_publish(srv->params.slots, srv->params.worker, &srv->stats, fds, cw);
+	metrics_publish(srv->metrics, fds, cw, watchdog_census(srv->watchdog));
+}
+
+/* Every census_interval: measure, then publish. Publishing does not depend on the
+ * census: a worker whose census socket cannot open still publishes its figures. */
+static void server_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	int64_t start = clock_mono_us();
+
+	(void)fd;
+	(void)what;
+	watchdog_measure(srv->watchdog);
+	server_publish(srv);
+	looplag_note(srv->lag, "census tick", start);
+}
+
+/* The metrics endpoint, then the watchdog (it notes the fds open at its start as the
+ * server's own, so everything the server holds for good must exist by then), then the
+ * tick, run once now so the figures are there from the start. The server runs without
+ * the watchdog or the tick (logged); not without an endpoint it was asked for. */
+static int server_start_parts(struct server *srv, int *exit_code)
+{
+	const struct metrics_env env = {srv->base, srv->cfg, &srv->stats, srv->lag};
+	struct watchdog_owner owner = {
+	    .cfg = srv->cfg,
+	    .port = sock_local_port(srv->lfd),
+	    .shared_port = srv->params.reuseport,
+	    .arg = srv,
+	    .mark_own = server_mark_own,
+	    .each_conn = server_each_conn,
+	};
+	struct timeval tv = clock_ms_to_tv(srv->cfg->census_interval);
+
+	srv->stats.fd_unaccounted = -1;
+	if (metrics_start(&srv->metrics, &env, &srv->params, exit_code) < 0)
+		return -1;
+	owner.full = srv->metrics != NULL;
+	srv->watchdog = watchdog_start(&owner);
+	srv->ev_tick = event_new(srv->base, -1, EV_PERSIST, server_on_tick, srv);
+	if (srv->ev_tick == NULL || event_add(srv->ev_tick, &tv) < 0)
+		log_error("cannot register the census timer: no census, no fd accounting");
+	server_on_tick(-1, 0, srv);
+	return 0;
+}
+
 int server_init(struct server *srv, const struct server_config *cfg,
 		const struct server_params *params, int *exit_code)
 {
@@ -208,19 +286,19 @@ int server_init(struct server *srv, const struct server_config *cfg,
 		log_error("open /dev/null (the reserve fd for EMFILE): %s", strerror(errno));
 		return -1;
 	}
-	if (metrics_start(srv, exit_code) < 0)
+	if (server_start_parts(srv, exit_code) < 0)
 		return -1;
 	if (lifecycle_start(srv) < 0) {
 		log_error("cannot register the reload and upgrade events");
 		return -1;
 	}
-	watchdog_start(srv); /* last: it notes the server's own fds; runs without it */
-	if (port_file != NULL && server_write_port_file(port_file, sock_local_port(srv->lfd)) < 0) {
+	log_info("listening on %s port %d, mode %s", cfg->listen, sock_local_port(srv->lfd),
+		 cfg->mode == MODE_LEAKY ? "leaky" : "correct");
+	/* last, so that whoever waits for the port file finds the startup lines on stderr */
+	if (port_file != NULL && portfile_write(port_file, sock_local_port(srv->lfd)) < 0) {
 		log_error("port file %s: %s", port_file, strerror(errno));
 		return -1;
 	}
-	log_info("listening on %s port %d, mode %s", cfg->listen, sock_local_port(srv->lfd),
-		 cfg->mode == MODE_LEAKY ? "leaky" : "correct");
 	return 0;
 }
 
@@ -325,7 +403,7 @@ static int server_accept_some(struct server *srv, int batch)
 			srv->stats.accepted++;
 			conn_accept(srv, fd, (struct sockaddr *)&ss, len);
 		}
-		metrics_count(srv); /* open is exact in the worker's slot should it die */
+		server_count(srv);
 	}
 	return 1;
 }
@@ -442,7 +520,7 @@ void server_drain(struct server *srv)
 
 void server_conn_closed(struct server *srv)
 {
-	metrics_count(srv);
+	server_count(srv);
 	if ((srv->draining || srv->handing_over) && srv->stats.open == 0)
 		event_base_loopbreak(srv->base);
 }
@@ -453,13 +531,15 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGUSR1) {
-		watchdog_refresh_fds(srv);
+		watchdog_refresh_fds(srv->watchdog);
+		server_publish(srv);
 		stats_log(&srv->stats);
 		return;
 	}
 	if (srv->draining) {
 		log_warn("second %s: exiting now", strsignal((int)sig));
 		stats_log(&srv->stats);
+		log_finish(LOG_FINISH_MS); /* at most that long, for a stalled stderr */
 		_exit(1);
 	}
 	log_info("%s: graceful drain", strsignal((int)sig));
@@ -480,8 +560,8 @@ int server_run(struct server *srv)
 		log_error("event loop failed");
 		return 1;
 	}
-	watchdog_refresh_fds(srv);
-	metrics_publish(srv); /* with workers: the last bytes and closes, for the parent's total */
+	watchdog_refresh_fds(srv->watchdog);
+	server_publish(srv); /* with workers: the last bytes and closes, for the parent's total */
 	stats_log(&srv->stats);
 	return 0;
 }
@@ -503,8 +583,12 @@ void server_free(struct server *srv)
 	if (srv->ev_shutdown != NULL)
 		event_free(srv->ev_shutdown);
 	lifecycle_stop(srv);
-	watchdog_stop(srv);
-	metrics_stop(srv);
+	if (srv->ev_tick != NULL)
+		event_free(srv->ev_tick);
+	watchdog_stop(srv->watchdog);
+	srv->watchdog = NULL;
+	metrics_stop(srv->metrics);
+	srv->metrics = NULL;
 	looplag_stop(srv->lag);
 	if (srv->base != NULL)
 		event_base_free(srv->base);

@@ -3,7 +3,7 @@
 #define TEARDOWN_SERVER_SERVER_H
 
 #include "config.h"
-#include "kstat.h"
+#include "params.h"
 #include "stats.h"
 #include "upgrade.h"
 
@@ -16,37 +16,7 @@ struct event_base;
 struct event;
 struct conn;
 struct metrics;
-struct slots;
 struct watchdog;
-
-/* What one server process starts with besides its config, given to server_init: by main.c
- * for a lone server, by workers.c for each worker (the parent fills the shared part before
- * forking). Nothing about a process's start is set beforehand in a file-scope variable. */
-struct server_params {
-	const char *port_file;	       /* --port-file: "PORT\n" once listening; NULL: none */
-	const char *metrics_port_file; /* --metrics-port-file, likewise for /metrics */
-	int reuseport;		       /* several workers share the port */
-	int worker;		       /* this worker's index (0 serves /metrics); 0 alone */
-	struct slots *slots;	       /* the workers' shared figures; NULL without workers */
-	int metrics_fd;		       /* the /metrics listener the workers' parent opened; -1 alone */
-	int have_kbase;		       /* kbase holds the kernel counters at the parent's start */
-	struct kstat kbase;	       /* (the baseline of /metrics' kernel deltas) */
-	/* A listening socket for cfg->listen to serve instead of opening one: the workers'
-	 * parent's (inherited), or one adopted at start; -1: open one. */
-	int listen_fd;
-	/* Sockets for cfg->listen adopted at start (LISTEN_FDS: an upgrade or systemd), checked
-	 * against the config; the workers' parent gives them to its workers. */
-	int adopted[16];
-	int nadopted;
-	int ready_fd; /* a new generation's ready pipe (upgrade.h); -1 */
-	/* What a reload and an upgrade start from: the command line's config part (read
-	 * again by a reload), the executable's path resolved at start and the arguments (a
-	 * new generation is started with them). */
-	const struct config_args *conf_args;
-	const char *exe;
-	char *const *argv;
-	int control_fd; /* a worker's end of its parent's control socket (control.h); -1 */
-};
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -58,6 +28,7 @@ struct server {
 	struct event *ev_accept;
 	struct event *ev_accept_resume; /* ends an EMFILE pause */
 	struct event *ev_shutdown;      /* shutdown_timeout during the drain */
+	struct event *ev_tick;		/* census_interval: measure, then publish */
 	struct event *ev_signals[3];    /* SIGTERM, SIGINT, SIGUSR1 */
 	int draining;
 	struct conn_list conns; /* stats.open of them */
@@ -70,7 +41,7 @@ struct server {
 	struct server_params params; /* as given to server_init */
 	struct stats stats;
 	struct metrics *metrics;   /* the /metrics endpoint, NULL when this process has none */
-	struct watchdog *watchdog; /* census timer, CLOSE_WAIT watchdog, fd accounting */
+	struct watchdog *watchdog; /* census, CLOSE_WAIT watchdog, fd accounting */
 	struct looplag *lag;       /* the event loop's lateness; NULL when not measured */
 	/* hb_tv, fin_tv when no common timeout was left (server_deadline_tv). */
 	struct timeval hb_plain, fin_plain;
@@ -94,14 +65,6 @@ int server_init(struct server *srv, const struct server_config *cfg,
 /* Runs until drained. Returns the process exit status. */
 int server_run(struct server *srv);
 void server_free(struct server *srv);
-
-/* Writes "PORT\n" to PATH.tmp, then renames it to PATH, so a reader never sees a partial
- * number (--port-file, --metrics-port-file, workers). 0, or -1 with errno. */
-int server_write_port_file(const char *path, int port);
-
-/* The exit status for a failed bind or listen: 2 when the config must change (the
- * address is in use, not local, or privileged), 1 otherwise. */
-int server_listen_exit_code(int err);
 
 /* The timeval that arms a deadline of ms milliseconds, NULL when ms <= 0 (off). Normally
  * libevent's common timeout for that duration: one queue per distinct duration, O(1) to

@@ -11,12 +11,17 @@
  * writer is counting faster than a copy takes, thousands of times in a row). */
 #define SLOTS_READ_TRIES 1000
 
+/* This build's slot layout: the hand-kept version above the size of a slot, which changes
+ * by itself when a field is added to struct stats or the figures. */
+#define SLOTS_LAYOUT (((uint64_t)SLOTS_LAYOUT_VERSION << 32) | (uint64_t)sizeof(struct slot))
+
 struct slot {
 	atomic_uint seq;
 	struct slot_figures v[2];
 };
 
 struct slots {
+	uint64_t layout; /* SLOTS_LAYOUT: first, so any build can read it */
 	int n;
 	size_t len;	   /* of the mapping */
 	struct slot *slot; /* n of them, right after this header in the mapping */
@@ -35,6 +40,7 @@ struct slots *slots_map(int n)
 	s = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (s == MAP_FAILED)
 		return NULL;
+	s->layout = SLOTS_LAYOUT;
 	s->n = n;
 	s->len = len;
 	s->slot = (struct slot *)(s + 1);
@@ -68,9 +74,10 @@ static struct slot_figures *latch_flip(struct slot *sl)
 	return &sl->v[(seq & 1) ^ 1];
 }
 
+/* NULL too for a mapping of another layout: neither read nor written. */
 static struct slot *slot_at(struct slots *s, int i)
 {
-	return s != NULL && i >= 0 && i < s->n ? &s->slot[i] : NULL;
+	return s != NULL && s->layout == SLOTS_LAYOUT && i >= 0 && i < s->n ? &s->slot[i] : NULL;
 }
 
 /* Only what an accept or a close changes: a few words per copy, never the histogram. */
@@ -205,8 +212,7 @@ int slots_sum(struct slots *s, int self, struct stats *total, struct watchdog_fd
 		if (i == self || !copy->live)
 			continue;
 		stats_add_counters(total, &copy->stats);
-		total->open += copy->stats.open;
-		total->fd_unaccounted += copy->stats.fd_unaccounted;
+		stats_add_gauges(total, &copy->stats);
 		fds_add(fds, &copy->fds);
 		cw_add(cw, &copy->cw);
 		n++;

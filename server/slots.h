@@ -28,6 +28,14 @@
 
 struct slots;
 
+/* The mapping starts with its layout, a uint64_t: SLOTS_LAYOUT_VERSION in the high 32 bits,
+ * the size of one slot in the low ones. A process of another build that finds a mapping
+ * of another layout (an upgrade that hands the mapping on across exec) neither reads nor
+ * writes it: slots_read fails, slots_count and slots_publish do nothing. Bump the version
+ * when a field changes meaning or place without changing the size (the size catches an
+ * added field by itself); struct stats is described by stats_fields (stats.h). */
+#define SLOTS_LAYOUT_VERSION 1
+
 /* What one slot holds. */
 struct slot_figures {
 	int live;		 /* its worker has published and not been retired */

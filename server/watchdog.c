@@ -1,19 +1,13 @@
-/* watchdog: the census timer, the CLOSE_WAIT watchdog and the fd accounting of one server
+/* watchdog: the census, the CLOSE_WAIT watchdog and the fd accounting of one server
  * process (see watchdog.h). Everything runs in the server's event loop, once per
- * census_interval; nothing here opens an fd after watchdog_start, so it keeps working when
- * the process is out of fds. */
+ * census_interval (server.c's tick); nothing here opens an fd after watchdog_start, so it
+ * keeps working when the process is out of fds. */
 #include "watchdog.h"
 #include "clock.h"
-#include "conn.h"
 #include "log.h"
-#include "looplag.h"
-#include "metrics.h"
-#include "server.h"
-#include "sock.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <event2/event.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +32,7 @@ struct cw_list {
 /* A connection found by the inode of its fd. */
 struct conn_ino {
 	uint32_t inode;
-	struct conn *c;
+	struct watchdog_conn c;
 };
 
 /* Why an old CLOSE_WAIT socket is overdue (the breakdown of a warning). */
@@ -48,17 +42,14 @@ static const char *const why_names[CW_NWHY] = {"eof_ignored", "fin_unseen", "pas
 					       "not_accepted", "other"};
 
 struct watchdog {
-	struct server *srv;
-	struct event *ev_tick;
+	struct watchdog_owner o;
 	struct census_sock *cs;
-	int port;
-	int full; /* this process reports the port-wide census (every state) */
 	struct census_counts census;
 	int have_census;
 	int census_failing; /* reported once until it works again */
 	struct cw_list prev, cur;
 	struct conn_ino *index; /* built per tick, only when an old socket needs its conn */
-	size_t nindex;
+	size_t nindex, capindex;
 	int index_built;
 	struct watchdog_close_wait cw;
 	int procfd; /* /proc/self/fd, opened once */
@@ -70,8 +61,6 @@ struct watchdog {
 	uint64_t fds_warned;
 	int fds_failing;
 };
-
-static void watchdog_on_tick(evutil_socket_t fd, short what, void *arg);
 
 /* ---- fd accounting ----------------------------------------------------------------- */
 
@@ -125,25 +114,29 @@ static int scan_max(const struct watchdog *w)
 	return max;
 }
 
+struct marks {
+	unsigned char *mark;
+	size_t n;
+};
+
+static void mark_conn(void *arg, const struct watchdog_conn *c)
+{
+	struct marks *m = arg;
+
+	if (c->fd >= 0 && (size_t)c->fd < m->n)
+		m->mark[c->fd] = 2;
+}
+
 /* mark[fd]: 1 = the server's own fd, 2 = a connection. */
 static void mark_known(const struct watchdog *w, unsigned char *mark, size_t n)
 {
-	const struct server *srv = w->srv;
-	const struct conn *c;
+	struct marks m = {mark, n};
 
 	for (size_t i = 0; i < w->nown; i++)
 		if ((size_t)w->own[i] < n)
 			mark[w->own[i]] = 1;
-	if (srv->lfd >= 0 && (size_t)srv->lfd < n)
-		mark[srv->lfd] = 1;
-	if (srv->reserve_fd >= 0 && (size_t)srv->reserve_fd < n)
-		mark[srv->reserve_fd] = 1;
-	metrics_mark_fds(srv, mark, n);
-	TAILQ_FOREACH(c, &srv->conns, link)
-	{
-		if (c->fd >= 0 && (size_t)c->fd < n)
-			mark[c->fd] = 2;
-	}
+	w->o.mark_own(w->o.arg, mark, n);
+	w->o.each_conn(w->o.arg, mark_conn, &m);
 }
 
 static void warn_unaccounted(struct watchdog *w, int fd)
@@ -188,20 +181,16 @@ static void fds_failed(struct watchdog *w, const char *what)
 		log_warn("fd accounting: %s: %s", what, strerror(errno));
 	w->fds_failing = 1;
 	w->fds.valid = 0;
-	w->srv->stats.fd_unaccounted = -1;
 }
 
-void watchdog_refresh_fds(struct server *srv)
+void watchdog_refresh_fds(struct watchdog *w)
 {
-	struct watchdog *w = srv->watchdog;
 	unsigned char *mark;
 	size_t n;
 	int example;
 
-	if (w == NULL || w->procfd < 0) {
-		srv->stats.fd_unaccounted = -1;
-		return;
-	}
+	if (w == NULL || w->procfd < 0)
+		return; /* fds.valid stays 0 */
 	if (scan_fds(w) < 0)
 		return fds_failed(w, "reading /proc/self/fd");
 	n = (size_t)(scan_max(w) + 1);
@@ -212,7 +201,6 @@ void watchdog_refresh_fds(struct server *srv)
 	example = count_fds(w, mark);
 	free(mark);
 	w->fds_failing = 0;
-	srv->stats.fd_unaccounted = (int64_t)w->fds.unaccounted;
 	if (w->fds.unaccounted > w->fds_warned)
 		warn_unaccounted(w, example);
 	w->fds_warned = w->fds.unaccounted;
@@ -301,29 +289,29 @@ static void cw_carry_ages(struct watchdog *w, int64_t now)
 /* 0 when the census worked; the failure is logged once until it works again. */
 static int watchdog_census_run(struct watchdog *w, int64_t now)
 {
-	unsigned states = w->full ? 0 : CENSUS_STATE_BIT(CENSUS_CLOSE_WAIT);
-	struct census_counts *out = w->full ? &w->census : NULL;
+	unsigned states = w->o.full ? 0 : CENSUS_STATE_BIT(CENSUS_CLOSE_WAIT);
+	struct census_counts *out = w->o.full ? &w->census : NULL;
 
 	int rc;
 
 	w->cur.n = 0;
 	w->cur.failed = 0;
-	rc = census_each(w->cs, w->port, CENSUS_LOCAL, states, out, cw_collect, &w->cur);
+	rc = census_each(w->cs, w->o.port, CENSUS_LOCAL, states, out, cw_collect, &w->cur);
 	if (rc == 0 && w->cur.failed) {
 		errno = ENOMEM;
 		rc = -1;
 	}
 	if (rc < 0) {
 		if (!w->census_failing)
-			log_warn("census of port %d: %s", w->port, strerror(errno));
+			log_warn("census of port %d: %s", w->o.port, strerror(errno));
 		w->census_failing = 1;
 		w->have_census = 0;
 		return -1;
 	}
 	if (w->census_failing)
-		log_info("census of port %d works again", w->port);
+		log_info("census of port %d works again", w->o.port);
 	w->census_failing = 0;
-	w->have_census = w->full;
+	w->have_census = w->o.full;
 	cw_carry_ages(w, now);
 	return 0;
 }
@@ -335,39 +323,44 @@ static int cmp_inode(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Out of memory: the index stops growing; the connections left out read as not ours. */
+static void index_conn(void *arg, const struct watchdog_conn *c)
+{
+	struct watchdog *w = arg;
+	struct stat st;
+
+	if (w->nindex == w->capindex) {
+		size_t cap = w->capindex ? w->capindex * 2 : 64;
+		struct conn_ino *v = realloc(w->index, cap * sizeof(*v));
+		if (v == NULL)
+			return;
+		w->index = v;
+		w->capindex = cap;
+	}
+	if (fstat(c->fd, &st) == 0)
+		w->index[w->nindex++] = (struct conn_ino){(uint32_t)st.st_ino, *c};
+}
+
 /* inode -> connection, built only when an old CLOSE_WAIT socket needs it (an fstat per
  * connection). */
 static void build_index(struct watchdog *w)
 {
-	struct conn *c;
-	struct stat st;
-	size_t n = 0;
-
 	w->index_built = 1;
 	w->nindex = 0;
-	free(w->index);
-	w->index = malloc((w->srv->stats.open ? w->srv->stats.open : 1) * sizeof(*w->index));
-	if (w->index == NULL)
-		return;
-	TAILQ_FOREACH(c, &w->srv->conns, link)
-	{
-		if (n < w->srv->stats.open && fstat(c->fd, &st) == 0)
-			w->index[n++] = (struct conn_ino){(uint32_t)st.st_ino, c};
-	}
-	w->nindex = n;
-	qsort(w->index, n, sizeof(*w->index), cmp_inode);
+	w->o.each_conn(w->o.arg, index_conn, w);
+	qsort(w->index, w->nindex, sizeof(*w->index), cmp_inode);
 }
 
-static struct conn *find_conn(struct watchdog *w, uint32_t inode)
+static const struct watchdog_conn *find_conn(struct watchdog *w, uint32_t inode)
 {
-	struct conn_ino key = {inode, NULL}, *hit;
+	struct conn_ino key = {.inode = inode}, *hit;
 
 	if (!w->index_built)
 		build_index(w);
 	if (w->nindex == 0 || inode == 0)
 		return NULL;
 	hit = bsearch(&key, w->index, w->nindex, sizeof(key), cmp_inode);
-	return hit != NULL ? hit->c : NULL;
+	return hit != NULL ? &hit->c : NULL;
 }
 
 /* ---- the CLOSE_WAIT verdict -------------------------------------------------------- */
@@ -381,27 +374,27 @@ static struct conn *find_conn(struct watchdog *w, uint32_t inode)
  * connection knows it. */
 static int cw_verdict(struct watchdog *w, const struct cw_rec *r, int64_t now, int64_t *age_us)
 {
-	const struct server_config *cfg = w->srv->cfg;
+	const struct server_config *cfg = w->o.cfg;
 	/* A fin_timeout expiring in this very loop iteration has not closed yet: one census
 	 * interval of grace. */
 	int64_t limit = cfg->fin_timeout * 1000 + cfg->census_interval * 1000;
-	struct conn *c = find_conn(w, r->inode);
+	const struct watchdog_conn *c = find_conn(w, r->inode);
 	int64_t since_fin;
 
 	if (c == NULL)
 		/* With workers the port's other sockets belong to other workers; alone, a
 		 * CLOSE_WAIT socket nobody accepted waits in the accept queue. */
-		return w->srv->params.reuseport ? CW_NOT_OURS : CW_NOT_ACCEPTED;
-	if (c->flags & CONN_EOF_IGNORED)
+		return w->o.shared_port ? CW_NOT_OURS : CW_NOT_ACCEPTED;
+	if (c->eof_ignored)
 		return CW_EOF_IGNORED;
-	if (!(c->flags & CONN_PEER_FIN))
+	if (!c->peer_fin)
 		return CW_FIN_UNSEEN;
 	since_fin = now - c->fin_us;
 	if (since_fin > *age_us)
 		*age_us = since_fin;
 	if (cfg->fin_timeout > 0 && since_fin > limit)
 		return CW_PAST_FIN;
-	if (conn_out_len(c) > 0 || r->rqueue > 0)
+	if (c->out_len > 0 || r->rqueue > 0)
 		return CW_FLUSHING;
 	return CW_OTHER;
 }
@@ -421,8 +414,8 @@ static void cw_warn(const struct watchdog *w, const uint64_t *why)
 	}
 	log_warn("close-wait watchdog: %llu sockets on port %d in CLOSE_WAIT for more than %lldms "
 		 "and not being flushed, oldest %llums (%s)",
-		 (unsigned long long)w->cw.overdue, w->port,
-		 (long long)w->srv->cfg->close_wait_alarm, (unsigned long long)w->cw.oldest_ms,
+		 (unsigned long long)w->cw.overdue, w->o.port,
+		 (long long)w->o.cfg->close_wait_alarm, (unsigned long long)w->cw.oldest_ms,
 		 detail);
 }
 
@@ -430,7 +423,7 @@ static void cw_warn(const struct watchdog *w, const uint64_t *why)
  * some are overdue. */
 static void watchdog_check_close_wait(struct watchdog *w, int64_t now)
 {
-	int64_t alarm = w->srv->cfg->close_wait_alarm * 1000;
+	int64_t alarm = w->o.cfg->close_wait_alarm * 1000;
 	uint64_t why[CW_NWHY] = {0};
 	uint64_t warnings = w->cw.warnings;
 
@@ -460,26 +453,35 @@ static void watchdog_check_close_wait(struct watchdog *w, int64_t now)
 	}
 }
 
-/* ---- the timer --------------------------------------------------------------------- */
+/* ---- start, measure, stop ---------------------------------------------------------- */
 
-static void watchdog_on_tick(evutil_socket_t fd, short what, void *arg)
+void watchdog_measure(struct watchdog *w)
 {
-	struct watchdog *w = arg;
 	int64_t now = clock_mono_us();
 
-	(void)fd;
-	(void)what;
+	if (w == NULL)
+		return;
 	if (w->cs != NULL && watchdog_census_run(w, now) == 0)
 		watchdog_check_close_wait(w, now);
-	watchdog_refresh_fds(w->srv);
-	metrics_publish(w->srv);
-	looplag_note(w->srv->lag, "census tick", now);
+	watchdog_refresh_fds(w);
 }
 
-static int watchdog_open(struct watchdog *w)
+struct watchdog *watchdog_start(const struct watchdog_owner *owner)
 {
-	struct timeval tv = clock_ms_to_tv(w->srv->cfg->census_interval);
+	struct watchdog *w = calloc(1, sizeof(*w));
 
+	if (w == NULL) {
+		log_error("watchdog: out of memory");
+		return NULL;
+	}
+	w->o = *owner;
+	/* Opened first, so the census socket is one of the server's own fds. Without it the
+	 * fd accounting still runs, and the figures are still published (server.c). */
+	w->cs = census_open();
+	if (w->cs == NULL)
+		log_error("watchdog: census socket (NETLINK_SOCK_DIAG): %s (no census, no "
+			  "CLOSE_WAIT watchdog)",
+			  strerror(errno));
 	w->procfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (w->procfd < 0) {
 		log_warn("watchdog: open /proc/self/fd: %s (no fd accounting)", strerror(errno));
@@ -488,50 +490,13 @@ static int watchdog_open(struct watchdog *w)
 		close(w->procfd);
 		w->procfd = -1;
 	}
-	w->ev_tick = event_new(w->srv->base, -1, EV_PERSIST, watchdog_on_tick, w);
-	if (w->ev_tick == NULL || event_add(w->ev_tick, &tv) < 0) {
-		log_error("watchdog: cannot register the census timer");
-		return -1;
-	}
-	return 0;
+	return w;
 }
 
-int watchdog_start(struct server *srv)
+void watchdog_stop(struct watchdog *w)
 {
-	struct watchdog *w = calloc(1, sizeof(*w));
-
-	srv->stats.fd_unaccounted = -1;
-	if (w == NULL) {
-		log_error("watchdog: out of memory");
-		return -1;
-	}
-	w->srv = srv;
-	w->procfd = -1;
-	w->port = sock_local_port(srv->lfd);
-	w->full = metrics_serving(srv);
-	srv->watchdog = w;
-	/* Opened first, so the census socket is one of the server's own fds. Without it the
-	 * tick still runs: fd accounting and, with workers, publishing this worker's figures
-	 * do not depend on the census. */
-	w->cs = census_open();
-	if (w->cs == NULL)
-		log_error("watchdog: census socket (NETLINK_SOCK_DIAG): %s (no census, no "
-			  "CLOSE_WAIT watchdog)",
-			  strerror(errno));
-	if (watchdog_open(w) < 0)
-		return -1;
-	watchdog_on_tick(-1, 0, w); /* figures from the start, not one interval later */
-	return 0;
-}
-
-void watchdog_stop(struct server *srv)
-{
-	struct watchdog *w = srv->watchdog;
-
 	if (w == NULL)
 		return;
-	if (w->ev_tick != NULL)
-		event_free(w->ev_tick);
 	census_close(w->cs);
 	if (w->procfd >= 0)
 		close(w->procfd);
@@ -541,22 +506,19 @@ void watchdog_stop(struct server *srv)
 	free(w->own);
 	free(w->scan);
 	free(w);
-	srv->watchdog = NULL;
 }
 
-const struct watchdog_fds *watchdog_fds(const struct server *srv)
+const struct watchdog_fds *watchdog_fds(const struct watchdog *w)
 {
-	return srv->watchdog != NULL ? &srv->watchdog->fds : NULL;
+	return w != NULL ? &w->fds : NULL;
 }
 
-const struct watchdog_close_wait *watchdog_close_wait(const struct server *srv)
+const struct watchdog_close_wait *watchdog_close_wait(const struct watchdog *w)
 {
-	return srv->watchdog != NULL && srv->watchdog->cs != NULL ? &srv->watchdog->cw : NULL;
+	return w != NULL && w->cs != NULL ? &w->cw : NULL;
 }
 
-const struct census_counts *watchdog_census(const struct server *srv)
+const struct census_counts *watchdog_census(const struct watchdog *w)
 {
-	const struct watchdog *w = srv->watchdog;
-
-	return w != NULL && w->full && w->have_census ? &w->census : NULL;
+	return w != NULL && w->o.full && w->have_census ? &w->census : NULL;
 }

@@ -1,4 +1,5 @@
-/* watchdog: what one server process checks about itself every census_interval.
+/* watchdog: what one server process checks about itself every census_interval (server.c
+ * runs the timer and publishes what it measured).
  *
  * - The census: every TCP socket of the server's port by state, from sock_diag (port-wide:
  *   with workers it also sees the other workers' sockets, so only the process that reports
@@ -18,26 +19,59 @@
 #define TEARDOWN_SERVER_WATCHDOG_H
 
 #include "census.h"
+#include "config.h"
 #include "figures.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
-struct server;
+struct watchdog;
 
-/* Opens the census socket and /proc/self/fd, notes the server's own fds (call it once the
- * listener, the event loop and the metrics endpoint exist, before any connection), and
- * starts the census timer. 0, or -1 after logging (the server can run without it). */
-int watchdog_start(struct server *srv);
-void watchdog_stop(struct server *srv);
+/* One connection as the watchdog sees it. */
+struct watchdog_conn {
+	int fd;
+	int eof_ignored; /* the peer's EOF was read and ignored (leaky) */
+	int peer_fin;	 /* the peer's FIN was read ... */
+	int64_t fin_us;	 /* ... at this CLOCK_MONOTONIC time */
+	size_t out_len;	 /* echo queued and not yet sent */
+};
 
-/* Counts the fds now (for the counters line); sets srv->stats.fd_unaccounted. */
-void watchdog_refresh_fds(struct server *srv);
+typedef void watchdog_conn_fn(void *fnarg, const struct watchdog_conn *c);
 
-/* The latest figures; NULL/0 when the watchdog is not running. */
-const struct watchdog_fds *watchdog_fds(const struct server *srv);
-const struct watchdog_close_wait *watchdog_close_wait(const struct server *srv);
+/* What the watchdog asks the server it watches. The watchdog knows neither the server nor
+ * its connections (server.c drives it and answers these): it only measures. */
+struct watchdog_owner {
+	const struct server_config *cfg;
+	int port;	 /* the listener's port, the census's filter */
+	int full;	 /* this process reports port-wide figures: census of every state */
+	int shared_port; /* other workers' sockets share the port (not ours, not unaccepted) */
+	void *arg;
+	/* Sets mark[fd] = 1 for each fd below n that the server holds for itself and that may
+	 * open or close while it runs (its listener, reserve fd, the metrics endpoint's). */
+	void (*mark_own)(void *arg, unsigned char *mark, size_t n);
+	/* Calls fn once for each open connection. */
+	void (*each_conn)(void *arg, watchdog_conn_fn *fn, void *fnarg);
+};
+
+/* Opens the census socket and /proc/self/fd and notes the server's own fds: call it once
+ * the listener, the event loop and the metrics endpoint exist, before any connection.
+ * The owner is copied. NULL after logging when out of memory (the server runs without
+ * it); without a census socket or /proc/self/fd it runs with what it has. */
+struct watchdog *watchdog_start(const struct watchdog_owner *owner);
+void watchdog_stop(struct watchdog *w);
+
+/* One measurement, every census_interval: the census, the CLOSE_WAIT verdicts (warned
+ * about), the fd accounting. */
+void watchdog_measure(struct watchdog *w);
+/* Only the fd accounting, now (for a counters line). */
+void watchdog_refresh_fds(struct watchdog *w);
+
+/* The latest figures; NULL when the watchdog is not running (w NULL) or, for cw, has no
+ * census socket. fds->valid is 0 while the fds cannot be counted. */
+const struct watchdog_fds *watchdog_fds(const struct watchdog *w);
+const struct watchdog_close_wait *watchdog_close_wait(const struct watchdog *w);
 /* The latest port-wide census (every state), or NULL when this process does not take one
  * or none has succeeded yet. */
-const struct census_counts *watchdog_census(const struct server *srv);
+const struct census_counts *watchdog_census(const struct watchdog *w);
 
 #endif

@@ -45,6 +45,7 @@
 #include "control.h"
 #include "listener.h"
 #include "log.h"
+#include "portfile.h"
 #include "metrics.h"
 #include "reload.h"
 #include "sdnotify.h"
@@ -65,6 +66,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
 
 /* A dead worker's slot is restarted after a delay that starts here and doubles with each
  * death of a worker in that slot that lived less than restart_backoff_reset, up to the
@@ -150,6 +154,18 @@ struct supervisor {
 	uint64_t ndeaths;
 };
 
+/* A worker leaves with _exit(): exit() would run the atexit handlers and flush the stdio
+ * buffers it inherited from the supervisor. LeakSanitizer checks in an atexit handler,
+ * which _exit() skips, so on a sanitizer build the worker (where every connection lives)
+ * runs that check here first; a leak makes it exit with LeakSanitizer's status. */
+static void workers_child_exit(int code)
+{
+#ifdef __SANITIZE_ADDRESS__
+	__lsan_do_leak_check();
+#endif
+	_exit(code);
+}
+
 /* The child: one ordinary server process, worker `index` (0 serves /metrics). Writes one
  * byte to the ready pipe once listening. */
 static void workers_child(const struct supervisor *sv, int index, int control)
@@ -185,19 +201,23 @@ static void workers_child(const struct supervisor *sv, int index, int control)
 		log_error("worker %d: the supervisor died before the worker started: exiting", index);
 		_exit(1);
 	}
+	log_start((size_t)sv->cfg->log_buffer); /* fork left this process without a log writer */
 	if (server_init(&srv, sv->cfg, &p, &code) < 0) {
 		server_free(&srv);
 		if (write(ready, "f", 1) != 1)
 			log_warn("worker ready pipe: %s", strerror(errno));
-		_exit(code);
+		log_finish(LOG_FINISH_MS);
+		workers_child_exit(code);
 	}
+	log_flush(LOG_FINISH_MS); /* its startup lines before the supervisor's port file */
 	if (write(ready, "r", 1) != 1)
 		log_warn("worker ready pipe: %s", strerror(errno));
 	close(ready);
 	code = server_run(&srv);
 	server_free(&srv);
 	log_flush_suppressed();
-	_exit(code);
+	log_finish(LOG_FINISH_MS);
+	workers_child_exit(code);
 }
 
 /* Forks worker index with a new control socket (SOCK_SEQPACKET: one message a datagram). */
@@ -776,10 +796,10 @@ int workers_run(const struct server_config *base_cfg, const struct server_params
 		rc = 2;
 		goto out;
 	}
-	if (params->port_file != NULL &&
-	    server_write_port_file(params->port_file, sock_local_port(sv.lfds[0])) < 0)
-		log_error("port file %s: %s", params->port_file, strerror(errno));
 	log_info("%d workers listening on %s", sv.n, cfg.listen);
+	if (params->port_file != NULL &&
+	    portfile_write(params->port_file, sock_local_port(sv.lfds[0])) < 0)
+		log_error("port file %s: %s", params->port_file, strerror(errno));
 	upgrade_report_ready(params->ready_fd);
 	sdnotify_ready();
 	rc = workers_supervise(&sv, sigfd);

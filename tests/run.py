@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Runs every suite of `make test` and prints one total line: N passed, N failed, N skipped.
 
+Checks are scripts run once each (tests/arch/include_graph.py: no include circle but
+conn <-> server); each is one case.
+
 Unit tests are cmocka binaries run with TAP output (each case is one line); integration
 tests are Python unittest files tests/integration/test_*.py (each test method is a case;
 skipTest() counts as skipped, with its reason printed)."""
@@ -122,8 +125,29 @@ def run_integration_asan(directory, pattern):
         del os.environ["SERVER_BIN"], os.environ["CLIENT_BIN"]
 
 
+def run_checks(scripts):
+    """Each script (a path, run with python3) is one case: exit 0 passes; its output is
+    shown when it fails."""
+    for script in scripts:
+        name = f"check:{os.path.basename(script)}"
+        try:
+            p = subprocess.run([sys.executable, script, "--quiet"], capture_output=True,
+                               text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            count("failed", name, "(timed out after 120 s)")
+            continue
+        if p.returncode == 0:
+            count("passed", name)
+        else:
+            count("failed", name, f"(exit {p.returncode})")
+            sys.stdout.write(p.stdout[-4000:])
+            sys.stdout.write(p.stderr[-4000:])
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--check", default="",
+                    help="scripts (space-separated) that pass with exit 0, one case each")
     ap.add_argument("--unit", default="")
     ap.add_argument("--unit-asan", default="")
     ap.add_argument("--integration")
@@ -133,6 +157,8 @@ def main():
                          "against the sanitizer build")
     a = ap.parse_args()
     print(f"kernel {platform.release()}, {os.cpu_count()} cpus, uid {os.getuid()}", flush=True)
+    if a.check.split():
+        run_checks(a.check.split())
     if a.unit.split():
         run_unit(a.unit.split(), "unit")
     if a.unit_asan.split():

@@ -244,9 +244,11 @@ class MetricsWorkersTest(ServerTest):
             mport, lambda f: value(f, "teardown_connections_accepted_total") == n
             and value(f, "teardown_close_wait_sockets") == n
             and value(f, "teardown_fds_connections") == n
+            and value(f, "teardown_eof_ignored_total") == n
             and value(f, "teardown_workers") == 3, 20,
             f"{n} accepted over 3 workers, {n} CLOSE_WAIT on the port, {n} connection fds "
-            f"(each worker's fds as of its last census)")
+            f"and {n} ignored EOFs (each worker's figures as of its last census: a worker "
+            f"can publish between an accept and the read of its EOF)")
         print(f"workers: per-process open connections summed "
               f"{value(fams, 'teardown_connections_open')}, census CLOSE_WAIT "
               f"{value(fams, 'teardown_close_wait_sockets')}")

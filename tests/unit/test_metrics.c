@@ -1,13 +1,12 @@
 /* metrics: the Prometheus text rendering (escaping, floats, families, the histogram from a
- * struct hist, the whole page) and the HTTP request-head parser of the endpoint (the
- * parsers of /proc/net/netstat and /proc/net/sockstat: test_kstat.c). */
+ * struct hist, the whole page). The endpoint's HTTP request-head parser: test_httpreq.c;
+ * the parsers of /proc/net/netstat and /proc/net/sockstat: test_kstat.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "server/httpreq.h"
 #include "server/metrics_text.h"
 
 #include <event2/buffer.h>
@@ -116,7 +115,7 @@ static void test_family_and_samples(void **state)
  * sum is exact and scaled. */
 static void test_histogram(void **state)
 {
-	static const struct mtext_bound bounds[] = {
+	static const struct stats_bound bounds[] = {
 	    {"0.00001", 10}, {"0.001", 1000}, {"1", 1000000}};
 	struct evbuffer *b = evbuffer_new();
 	struct mtext w = {.b = b, .failed = 0};
@@ -150,13 +149,12 @@ static void test_histogram(void **state)
 static void test_fin_bounds_increase(void **state)
 {
 	(void)state;
-	assert_true(metrics_text_nfin_bounds > 10);
-	for (size_t i = 0; i < metrics_text_nfin_bounds; i++) {
-		assert_true(fabs(strtod(metrics_text_fin_bounds[i].le, NULL) * 1e6 -
-				 (double)metrics_text_fin_bounds[i].us) < 0.5);
+	assert_true(stats_nfin_bounds > 10);
+	for (size_t i = 0; i < stats_nfin_bounds; i++) {
+		assert_true(fabs(strtod(stats_fin_bounds[i].le, NULL) * 1e6 -
+				 (double)stats_fin_bounds[i].us) < 0.5);
 		if (i > 0)
-			assert_true(metrics_text_fin_bounds[i].us >
-				    metrics_text_fin_bounds[i - 1].us);
+			assert_true(stats_fin_bounds[i].us > stats_fin_bounds[i - 1].us);
 	}
 }
 
@@ -284,85 +282,13 @@ static void test_render_without_census(void **state)
 	evbuffer_free(b);
 }
 
-/* ---- the HTTP request head --------------------------------------------------------- */
-
-static enum httpreq_status parse(const char *s, struct httpreq *r)
-{
-	return httpreq_parse(s, strlen(s), r);
-}
-
-static void test_http_complete(void **state)
-{
-	struct httpreq r;
-	const char *req = "GET /metrics?a=1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\nBODY";
-
-	(void)state;
-	assert_int_equal(parse(req, &r), HTTPREQ_DONE);
-	assert_true(httpreq_method_is(&r, "GET"));
-	assert_true(httpreq_path_is(&r, "/metrics"));
-	assert_int_equal(r.major, 1);
-	assert_int_equal(r.minor, 1);
-	assert_int_equal(r.head_len, strlen(req) - 4);
-	assert_int_equal(parse("HEAD /metrics HTTP/1.0\n\n", &r), HTTPREQ_DONE);
-	assert_true(httpreq_method_is(&r, "HEAD"));
-	assert_int_equal(r.minor, 0);
-	assert_int_equal(parse("PRI * HTTP/2.0\r\n\r\n", &r), HTTPREQ_DONE);
-	assert_int_equal(r.major, 2);
-	assert_int_equal(parse("GET /x HTTP/1.1\r\nX-Empty:\r\nX-Sp: a b\t\xc3\xa9\r\n\r\n", &r),
-			 HTTPREQ_DONE);
-}
-
-/* Every prefix of a valid request is incomplete, never bad. */
-static void test_http_prefixes(void **state)
-{
-	const char *req = "GET /metrics HTTP/1.1\r\nHost: localhost:9100\r\n\r\n";
-	struct httpreq r;
-
-	(void)state;
-	for (size_t n = 0; n < strlen(req); n++)
-		assert_int_equal(httpreq_parse(req, n, &r), HTTPREQ_INCOMPLETE);
-	assert_int_equal(httpreq_parse(req, strlen(req), &r), HTTPREQ_DONE);
-}
-
-/* Garbage is refused as soon as it is seen. */
-static void test_http_bad(void **state)
-{
-	static const char *const bad[] = {
-	    "\x16\x03\x01",	      /* TLS */
-	    " GET",		      /* leading space */
-	    "GET  /",		      /* two spaces */
-	    "GE(T / HTTP/1.1\r\n",    /* not a token */
-	    "GET / HTTP/1.1 \r\n",    /* junk after the version */
-	    "GET / HTTQ",	      /* not HTTP */
-	    "GET / HTTP/1.x",	      /* not a digit */
-	    "GET /\r\n\r\n",	      /* HTTP/0.9 */
-	    "GET /\x01 HTTP/1.1\r\n", /* control byte in the target */
-	    "GET / HTTP/1.1\rX",      /* CR without LF */
-	    "GET / HTTP/1.1\r\nNo colon\r\n\r\n",
-	    "GET / HTTP/1.1\r\nName : v\r\n\r\n",
-	    "GET / HTTP/1.1\r\n folded\r\n\r\n",
-	    "GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n",
-	    "GET / HTTP/1.1\r\n:v\r\n\r\n",
-	    "\r\n",
-	};
-	struct httpreq r;
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		if (parse(bad[i], &r) != HTTPREQ_BAD)
-			fail_msg("not refused: case %zu", i);
-	}
-	assert_int_equal(httpreq_parse("GET / HTTP/1.1\r\n\0\r\n", 19, &r), HTTPREQ_BAD);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_escape_label),	  cmocka_unit_test(test_format_double),
 	    cmocka_unit_test(test_family_and_samples),	  cmocka_unit_test(test_histogram),
 	    cmocka_unit_test(test_fin_bounds_increase),	  cmocka_unit_test(test_render_page),
-	    cmocka_unit_test(test_render_without_census), cmocka_unit_test(test_http_complete),
-	    cmocka_unit_test(test_http_prefixes),	  cmocka_unit_test(test_http_bad),
+	    cmocka_unit_test(test_render_without_census),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -246,6 +246,57 @@ static void test_every_default_in_range(void **state)
 	}
 }
 
+static unsigned reload_of(const char *name)
+{
+	for (size_t i = 0; i < config_nkeys; i++)
+		if (strcmp(config_keys[i].name, name) == 0)
+			return config_keys[i].flags & CONF_F_RELOAD_MASK;
+	fail_msg("no key %s", name);
+	return 0;
+}
+
+/* Every key says when a reload applies it, exactly one way (the lifecycle issue's list). */
+static void test_every_key_one_reload_category(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < config_nkeys; i++) {
+		unsigned r = config_keys[i].flags & CONF_F_RELOAD_MASK;
+
+		if (r != CONF_F_RELOAD_NOW && r != CONF_F_RELOAD_NEW_CONNS &&
+		    r != CONF_F_RELOAD_RESTART)
+			fail_msg("%s: reload category flags %#x, not exactly one", config_keys[i].name,
+				 r);
+	}
+	assert_int_equal(reload_of("listen"), CONF_F_RELOAD_RESTART);
+	assert_int_equal(reload_of("workers"), CONF_F_RELOAD_RESTART);
+	assert_int_equal(reload_of("metrics_listen"), CONF_F_RELOAD_RESTART);
+	assert_int_equal(reload_of("mode"), CONF_F_RELOAD_RESTART);
+	assert_int_equal(reload_of("keepalive_idle"), CONF_F_RELOAD_NEW_CONNS);
+	assert_int_equal(reload_of("user_timeout"), CONF_F_RELOAD_NEW_CONNS);
+	assert_int_equal(reload_of("fin_timeout"), CONF_F_RELOAD_NOW);
+	assert_int_equal(reload_of("backlog"), CONF_F_RELOAD_NOW);
+	assert_int_equal(reload_of("log_level"), CONF_F_RELOAD_NOW);
+}
+
+/* The log_level key's value is the enum log_level: its choices are log.c's one list. */
+static void test_log_level_choices_are_the_levels(void **state)
+{
+	const struct conf_key *k = NULL;
+	enum log_level lvl;
+	size_t n = 0;
+
+	(void)state;
+	for (size_t i = 0; i < config_nkeys; i++)
+		if (strcmp(config_keys[i].name, "log_level") == 0)
+			k = &config_keys[i];
+	assert_non_null(k);
+	for (; k->choices[n] != NULL; n++) {
+		assert_int_equal(log_level_parse(k->choices[n], &lvl), 0);
+		assert_int_equal(lvl, n);
+	}
+	assert_int_equal(n, LOG_LVL_DEBUG + 1);
+}
+
 static void test_warnings(void **state)
 {
 	const char *sets[] = {"user_timeout=10s", "keepalive_idle=60s"};
@@ -297,6 +348,8 @@ int main(void)
 		cmocka_unit_test(test_conf_file_documents_mode_defaults),
 		cmocka_unit_test(test_every_default_in_range),
 		cmocka_unit_test(test_warnings),
+		cmocka_unit_test(test_every_key_one_reload_category),
+		cmocka_unit_test(test_log_level_choices_are_the_levels),
 		cmocka_unit_test(test_mixed_mode_warns_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

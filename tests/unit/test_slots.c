@@ -230,6 +230,40 @@ static void test_killed_writer(void **state)
 	slots_unmap(s);
 }
 
+/* A mapping of another layout (another build's, handed on across exec) is neither read
+ * nor written: a reader counts it as unread instead of misreading it. */
+static void test_other_layout_ignored(void **state)
+{
+	struct slots *s = slots_map(1);
+	struct slot_figures *f = malloc(sizeof(*f));
+	struct stats *st = new_stats(), *total = new_stats();
+	struct watchdog_fds fds = {0};
+	struct watchdog_close_wait cw = {0};
+	int unread;
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(f);
+	assert_true(s->layout >> 32 == SLOTS_LAYOUT_VERSION);
+	assert_true((s->layout & 0xffffffffu) == sizeof(struct slot));
+	counts(st, 5, 1, 0);
+	slots_count(s, 0, st);
+	s->layout ^= (uint64_t)1 << 32; /* the next version's */
+	assert_int_equal(slots_read(s, 0, f), -1);
+	assert_int_equal(slots_sum(s, -1, total, &fds, &cw, &unread), 0);
+	assert_int_equal(unread, 1);
+	assert_int_equal(total->accepted, 0);
+	counts(st, 9, 1, 0);
+	slots_count(s, 0, st); /* ignored */
+	s->layout ^= (uint64_t)1 << 32;
+	assert_int_equal(slots_read(s, 0, f), 0);
+	assert_int_equal(f->stats.accepted, 5);
+	free(f);
+	free(st);
+	free(total);
+	slots_unmap(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +272,7 @@ int main(void)
 	    cmocka_unit_test(test_death_in_first_half),
 	    cmocka_unit_test(test_death_in_second_half),
 	    cmocka_unit_test(test_killed_writer),
+	    cmocka_unit_test(test_other_layout_ignored),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
