@@ -3,6 +3,7 @@
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "upgrade.h"
 #include "workers.h"
@@ -150,6 +151,7 @@ static int run(const struct server_config *cfg, struct server_params *params)
 		return code; /* a new generation's ready pipe closes: "exited before ready" */
 	}
 	upgrade_report_ready(params->ready_fd);
+	sdnotify_ready();
 	code = server_run(&srv);
 	server_free(&srv);
 	return code;

@@ -206,6 +206,30 @@ static void server_publish(struct server *srv)
 
 /* Every census_interval: measure, then publish. Publishing does not depend on the
  * census: a worker whose census socket cannot open still publishes its figures. */
+/* Under systemd (NOTIFY_SOCKET), the process that reports (alone, or worker 0 with the
+ * sum of every worker) says how many connections are open; while this process drains or
+ * hands over, it asks for more stop time tick by tick (EXTEND_TIMEOUT_USEC), so a drain
+ * that makes progress is not cut by TimeoutStopSec while shutdown_timeout still bounds it. */
+static void server_notify(struct server *srv)
+{
+	struct stats total;
+	struct watchdog_fds fds = {0};
+	struct watchdog_close_wait cw = {0};
+	int unread;
+
+	if (!sdnotify_enabled())
+		return;
+	if (srv->draining || srv->handing_over)
+		sdnotify_extend_timeout((uint64_t)(srv->cfg->census_interval * 2 + 5000) * 1000);
+	if (srv->params.slots != NULL && srv->params.worker != 0)
+		return;
+	total = srv->stats;
+	if (srv->params.slots != NULL)
+		slots_sum(srv->params.slots, srv->params.worker, &total, &fds, &cw, &unread);
+	sdnotify_sendf("STATUS=%llu connections open, %llu accepted",
+		       (unsigned long long)total.open, (unsigned long long)total.accepted);
+}
+
 static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -215,6 +239,7 @@ static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	watchdog_measure(srv->watchdog);
 	server_publish(srv);
+	server_notify(srv);
 	looplag_note(srv->lag, "census tick", start);
 }
 

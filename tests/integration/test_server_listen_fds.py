@@ -92,3 +92,32 @@ class ListenFdsTest(ServerTest):
     def test_other_address(self):
         self.bad(self.listener("127.0.0.2"), {"LISTEN_FDS": "1", "LISTEN_PID": "self"},
                  "the config says")
+
+
+class SocketActivateTest(ServerTest):
+    def test_systemd_socket_activate(self):
+        """systemd-socket-activate (Debian's systemd package) holds the socket and starts the
+        server at the first connection, which waits in the queue meanwhile."""
+        import shutil
+        tool = shutil.which("systemd-socket-activate")
+        if tool is None:
+            self.skipTest("systemd-socket-activate is not installed (apt-get install systemd)")
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        log = tempfile.NamedTemporaryFile(prefix="teardown-activate-", suffix=".log")
+        self.addCleanup(log.close)
+        p = subprocess.Popen([tool, "-l", f"127.0.0.1:{port}", "--fdname=listen",
+                              str(server_bin()), "--listen", f"127.0.0.1:{port}"],
+                             stdout=subprocess.DEVNULL, stderr=log, env=server_env(),
+                             stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: (kill_tree(p.pid), p.wait()))
+        wait_until(lambda: f"127.0.0.1:{port}" in subprocess.run(
+            ["ss", "-Hltn"], capture_output=True, text=True).stdout, 10, "the socket")
+        self.assertEqual(echo(port), b"ping")  # this connection starts the server
+        text = open(log.name).read()
+        print([l for l in text.splitlines() if "LISTEN_FDS" in l])
+        self.assertIn("adopted 1 listener", text)
+        for _ in range(5):
+            self.assertEqual(echo(port), b"ping")
