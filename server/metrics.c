@@ -185,7 +185,7 @@ void metrics_log_total(struct slots *slots)
 	struct stats *total;
 	struct watchdog_fds fds = {0};
 	struct watchdog_close_wait cw = {0};
-	char buf[1024];
+	char buf[2048];
 	int unread;
 
 	if (slots == NULL || (total = calloc(1, sizeof(*total))) == NULL)

@@ -30,17 +30,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 /* Connections accepted per wakeup of the listener, so a connect storm cannot starve the
  * established connections. */
 #define ACCEPT_BATCH 64
+/* While the drain progresses it tells systemd (EXTEND_TIMEOUT_USEC) every this often that
+ * the stop may take until shutdown_timeout plus two of these: a protocol detail, not a
+ * knob (the unit's TimeoutStopSec stays above shutdown_timeout anyway). */
+#define DRAIN_TICK_MS 1000
 
 static void server_on_accept(evutil_socket_t fd, short what, void *arg);
 static void server_on_accept_resume(evutil_socket_t fd, short what, void *arg);
 static void server_on_tick(evutil_socket_t fd, short what, void *arg);
 
 /* ---- start ------------------------------------------------------------------------- */
+
+/* Seeded per process (each worker after its fork), from getrandom; without it from the
+ * clock and the pid, which is enough for spreading closes. */
+static void server_seed(struct server *srv)
+{
+	uint64_t seed = 0;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+		seed = (uint64_t)clock_mono_us() ^ ((uint64_t)getpid() << 32);
+	srv->rng = seed != 0 ? seed : 0x9e3779b97f4a7c15ULL;
+}
+
+/* xorshift64* (Vigna, "An experimental exploration of Marsaglia's xorshift generators"):
+ * the top 53 bits as a double in [0, 1). */
+double server_random(struct server *srv)
+{
+	uint64_t x = srv->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	srv->rng = x;
+	return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
+}
 
 /* libevent's own warnings go through log.c like every other line (only log.c writes to
  * stderr, and its lines are rate limited). */
@@ -207,9 +236,10 @@ static void server_publish(struct server *srv)
 /* Every census_interval: measure, then publish. Publishing does not depend on the
  * census: a worker whose census socket cannot open still publishes its figures. */
 /* Under systemd (NOTIFY_SOCKET), the process that reports (alone, or worker 0 with the
- * sum of every worker) says how many connections are open; while this process drains or
- * hands over, it asks for more stop time tick by tick (EXTEND_TIMEOUT_USEC), so a drain
- * that makes progress is not cut by TimeoutStopSec while shutdown_timeout still bounds it. */
+ * sum of every worker) says how many connections are open; while this process hands over
+ * to a new generation, it asks for more stop time tick by tick (EXTEND_TIMEOUT_USEC), as
+ * the drain tick does during the drain, so a stop meanwhile is not cut by TimeoutStopSec
+ * while handover_timeout and shutdown_timeout still bound it. */
 static void server_notify(struct server *srv)
 {
 	struct stats total;
@@ -219,7 +249,7 @@ static void server_notify(struct server *srv)
 
 	if (!sdnotify_enabled())
 		return;
-	if (srv->draining || srv->handing_over)
+	if (srv->handing_over && !srv->draining)
 		sdnotify_extend_timeout((uint64_t)(srv->cfg->census_interval * 2 + 5000) * 1000);
 	if (srv->params.slots != NULL && srv->params.worker != 0)
 		return;
@@ -287,7 +317,9 @@ int server_init(struct server *srv, const struct server_config *cfg,
 	srv->reserve_fd = -1;
 	srv->params = *params;
 	TAILQ_INIT(&srv->conns);
+	server_seed(srv);
 	hist_init(&srv->stats.fin_to_close_us);
+	hist_init(&srv->stats.conn_duration_us);
 	*exit_code = 1;
 	if (server_open_listener(srv, exit_code) < 0)
 		return -1;
@@ -513,15 +545,85 @@ static int server_drain_budget(struct server *srv)
 	return (int)srv->cfg->backlog + 1;
 }
 
-/* SIGTERM/SIGINT: the connections in the accept queue at the signal are accepted (closing
- * the listener resets what it still holds), then the listener closes and every connection
- * drains. One that completes after the signal may be reset with the listener. */
-void server_drain(struct server *srv)
+/* drain_spread: connection i of N, in random order, gets its turn at (i + U(0,1)) x
+ * drain_spread / N, one in each N-th of the window, so the FINs (and the reconnects they
+ * cause) come at a flat N / drain_spread a second. Each turn is its connection's own heap
+ * timer (conn_drain_at). -1 when the order could not be allocated (nothing scheduled). */
+static int server_drain_spread(struct server *srv)
+{
+	size_t n = (size_t)srv->stats.open, i = 0;
+	struct conn **order = malloc((n ? n : 1) * sizeof(*order));
+	double spread_us = (double)srv->cfg->drain_spread * 1000.0;
+	int64_t now = clock_mono_us();
+	struct conn *c;
+
+	if (order == NULL)
+		return -1;
+	TAILQ_FOREACH(c, &srv->conns, link)
+	{
+		if (i < n)
+			order[i++] = c;
+	}
+	n = i;
+	for (i = n; i > 1; i--) { /* Fisher-Yates */
+		size_t j = (size_t)(server_random(srv) * (double)i);
+
+		c = order[i - 1];
+		order[i - 1] = order[j];
+		order[j] = c;
+	}
+	for (i = 0; i < n; i++) /* a failure closes that one connection only */
+		conn_drain_at(order[i], now + (int64_t)(((double)i + server_random(srv)) *
+							spread_us / (double)n));
+	free(order);
+	return 0;
+}
+
+/* Every connection's drain begins: at once, or spread over drain_spread. */
+static void server_drain_conns(struct server *srv)
 {
 	struct conn *c, *next;
+
+	if (srv->cfg->drain_spread > 0 && server_drain_spread(srv) == 0)
+		return;
+	if (srv->cfg->drain_spread > 0)
+		log_warn("drain_spread: out of memory for the order: every connection drains now");
+	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		conn_drain(c);
+	}
+}
+
+/* Each tick with connections still open tells systemd the stop goes on (without
+ * NOTIFY_SOCKET it does nothing): until shutdown_timeout, plus two ticks. */
+static void server_on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct timeval tv = clock_ms_to_tv(DRAIN_TICK_MS);
+	int64_t left_us = srv->drain_deadline_us - clock_mono_us();
+
+	(void)fd;
+	(void)what;
+	if (left_us < 0)
+		left_us = 0;
+	if (sdnotify_extend_timeout((uint64_t)left_us + 2 * DRAIN_TICK_MS * 1000ULL) < 0)
+		log_debug("sd_notify EXTEND_TIMEOUT_USEC: %s", strerror(errno));
+	log_debug("drain: %llu connections open, %llu waiting for their turn",
+		  (unsigned long long)srv->stats.open, (unsigned long long)srv->stats.drain_left);
+	if (evtimer_add(srv->ev_drain_tick, &tv) < 0)
+		log_debug("drain tick: %s", strerror(errno)); /* systemd's own timeout holds */
+}
+
+/* SIGTERM/SIGINT: the connections in the accept queue at the signal are accepted (closing
+ * the listener resets what it still holds), then the listener closes and every connection
+ * drains (drain_spread: at its turn). One that completes after the signal may be reset
+ * with the listener. */
+void server_drain(struct server *srv)
+{
 	struct timeval tv = clock_ms_to_tv(srv->cfg->shutdown_timeout);
 
 	srv->draining = 1;
+	srv->drain_deadline_us = clock_mono_us() + srv->cfg->shutdown_timeout * 1000;
 	sdnotify_stopping();
 	if (srv->lfd >= 0 && !srv->handing_over) {
 		int budget = server_drain_budget(srv);
@@ -531,15 +633,16 @@ void server_drain(struct server *srv)
 			server_accept_some(srv, budget);
 	}
 	server_close_listener(srv);
-	log_info("draining %llu connections (shutdown_timeout %lldms)",
-		 (unsigned long long)srv->stats.open, (long long)srv->cfg->shutdown_timeout);
-	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
-		next = TAILQ_NEXT(c, link);
-		conn_drain(c);
-	}
+	log_info("draining %llu connections (shutdown_timeout %lldms, drain_spread %lldms)",
+		 (unsigned long long)srv->stats.open, (long long)srv->cfg->shutdown_timeout,
+		 (long long)srv->cfg->drain_spread);
+	server_drain_conns(srv);
 	srv->ev_shutdown = evtimer_new(srv->base, server_on_shutdown_timeout, srv);
 	if (srv->ev_shutdown == NULL || evtimer_add(srv->ev_shutdown, &tv) < 0)
 		server_on_shutdown_timeout(-1, 0, srv);
+	srv->ev_drain_tick = evtimer_new(srv->base, server_on_drain_tick, srv);
+	if (srv->ev_drain_tick != NULL)
+		server_on_drain_tick(-1, 0, srv);
 	server_conn_closed(srv);
 }
 
@@ -607,6 +710,8 @@ void server_free(struct server *srv)
 		event_free(srv->ev_accept_resume);
 	if (srv->ev_shutdown != NULL)
 		event_free(srv->ev_shutdown);
+	if (srv->ev_drain_tick != NULL)
+		event_free(srv->ev_drain_tick);
 	lifecycle_stop(srv);
 	if (srv->ev_tick != NULL)
 		event_free(srv->ev_tick);

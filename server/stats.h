@@ -25,6 +25,7 @@ enum close_reason {
 	CLOSE_OVERLOAD,      /* above max_connections */
 	CLOSE_SHUTDOWN,      /* graceful drain */
 	CLOSE_ERROR,         /* any other errno */
+	CLOSE_MAX_AGE,       /* older than max_connection_age: ended like a drained one */
 	CLOSE_NREASONS
 };
 
@@ -53,6 +54,10 @@ struct stats {
 	/* Log lines this process dropped because stderr did not take them (log.c); copied
 	 * from log_dropped_lines() when the figures are published or rendered. */
 	uint64_t log_dropped;
+	/* Each connection's life, accept to close, in microseconds (max_connection_age shows
+	 * here), and the connections still waiting for their drain_spread turn (a gauge). */
+	struct hist conn_duration_us;
+	uint64_t drain_left;
 };
 
 /* How a field of struct stats merges and is reported. */
@@ -99,7 +104,7 @@ enum close_reason stats_reason_for_errno(int err);
 /* One JSON object (no newline) into buf; returns buf. */
 const char *stats_json(const struct stats *s, char *buf, size_t len);
 /* Adds the counters of b into a: counters and histograms summed, maxima kept (not the
- * gauges: open, fd_unaccounted). */
+ * gauges: open, fd_unaccounted, drain_left). */
 void stats_add_counters(struct stats *a, const struct stats *b);
 /* Adds the gauges of b into a (another live worker's, for a sum over workers). */
 void stats_add_gauges(struct stats *a, const struct stats *b);

@@ -28,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 REASONS = ("eof", "reset", "timeout", "heartbeat", "write-timeout", "fin-timeout", "overload",
-           "shutdown", "error")
+           "shutdown", "error", "max-age")
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:",
                    "ERROR: LeakSanitizer: detected memory leaks")
 COUNTERS_RE = re.compile(r"^\S+ echo-server\[(\d+)\] info: counters (\{.*\})\s*$")
