@@ -7,6 +7,7 @@
 #include "reload.h"
 #include "sdnotify.h"
 #include "server.h"
+#include "watchdog.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -42,6 +43,7 @@ static void lifecycle_handover(struct server *srv)
 	if (srv->draining || srv->handing_over)
 		return;
 	srv->handing_over = 1;
+	watchdog_set_shared_port(srv->watchdog, 1); /* the new generation's sockets */
 	if (srv->ev_accept != NULL)
 		event_del(srv->ev_accept);
 	if (srv->ev_accept_resume != NULL)
@@ -108,7 +110,7 @@ static void lifecycle_upgrade(struct server *srv, const char *reason)
 		return;
 	}
 	if (upgrade_spawn(&srv->upgrade, srv->params.exe, srv->params.argv, fds, names,
-			  fds[1] >= 0 ? 2 : 1) < 0)
+			  fds[1] >= 0 ? 2 : 1, srv->params.generation + 1) < 0)
 		return;
 	srv->upgrade_start_us = clock_mono_us();
 	log_info("%s: starting a new generation: %s (pid %d)", reason, srv->params.exe,
@@ -194,14 +196,14 @@ static void lifecycle_reload(struct server *srv)
 		return;
 	}
 	sdnotify_reloading();
-	srv->reload_time_ms = wall_ms();
+	srv->stats.reload_time_s = (uint64_t)(wall_ms() / 1000);
 	if (config_load(&next, srv->params.conf_args, err, sizeof(err)) < 0) {
-		srv->reload_ok = 0;
+		srv->stats.reload_ok = 0;
 		log_error("reload: %s: nothing changed", err);
 		sdnotify_ready();
 		return;
 	}
-	srv->reload_ok = 1;
+	srv->stats.reload_ok = 1;
 	reload_keep_port(srv->cfg, &next);
 	kinds = reload_diff(srv->cfg, &next, keys, sizeof(keys));
 	if (kinds & (RELOAD_GENERATION | RELOAD_WORKERS)) {
@@ -246,8 +248,8 @@ static void lifecycle_on_control(evutil_socket_t fd, short what, void *arg)
 		event_del(srv->ev_life[0]);
 		return;
 	}
-	srv->reload_ok = msg.reload_ok;
-	srv->reload_time_ms = msg.reload_time_ms;
+	srv->stats.reload_ok = (uint64_t)msg.reload_ok;
+	srv->stats.reload_time_s = (uint64_t)(msg.reload_time_ms / 1000);
 	if (msg.type == CONTROL_CONFIG)
 		lifecycle_apply(srv, &msg.cfg);
 	else if (msg.type == CONTROL_HANDOVER)
@@ -272,6 +274,10 @@ int lifecycle_start(struct server *srv)
 					    lifecycle_on_control, srv);
 		return srv->ev_life[0] != NULL && event_add(srv->ev_life[0], NULL) == 0 ? 0 : -1;
 	}
+	/* Started by an upgrade, a lone server shares the port with the old generation's
+	 * sockets for as long as that one serves: they are not its unaccepted ones. */
+	if (srv->params.generation > 1)
+		watchdog_set_shared_port(srv->watchdog, 1);
 	for (int i = 0; i < 3; i++) {
 		srv->ev_life[i] = evsignal_new(srv->base, sigs[i], lifecycle_on_signal, srv);
 		if (srv->ev_life[i] == NULL || evsignal_add(srv->ev_life[i], NULL) < 0)

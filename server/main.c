@@ -9,6 +9,7 @@
 #include "workers.h"
 
 #include <limits.h>
+#include <time.h>
 #include <unistd.h>
 #include <getopt.h>
 #include <signal.h>
@@ -195,6 +196,10 @@ static int configure_and_run(struct options *o)
 	 * thread, and workers.c starts the child's own. */
 	log_start((size_t)cfg.log_buffer);
 	o->params.ready_fd = upgrade_take_ready_fd();
+	o->params.generation = upgrade_take_generation();
+	o->params.start_time_s = (unsigned long long)time(NULL);
+	if (o->params.generation > 1)
+		log_info("generation %u (an upgrade)", o->params.generation);
 	listener_adopt(&cfg, &o->params);
 	return run(&cfg, &o->params);
 }

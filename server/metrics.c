@@ -225,6 +225,11 @@ static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 	*m->total = *m->stats;
 	m->total->log_dropped = log_dropped_lines(); /* this process's own, read now */
 	v.workers = m->slots != NULL ? metrics_sum_workers(m, m->total, &fds, &cw) : 1;
+	/* The generation's facts are this process's own, never a dead worker's merged. */
+	m->total->generation = m->stats->generation;
+	m->total->start_time_s = m->stats->start_time_s;
+	m->total->reload_ok = m->stats->reload_ok;
+	m->total->reload_time_s = m->stats->reload_time_s;
 	v.stats = m->total;
 	v.fds = &fds;
 	v.cw = m->have_cw ? &cw : NULL;

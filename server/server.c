@@ -312,7 +312,9 @@ int server_init(struct server *srv, const struct server_config *cfg,
 	srv->cfg = &srv->cfg_own; /* a reload changes it in place (lifecycle.c) */
 	cfg = srv->cfg;
 	srv->upgrade.rfd = -1;
-	srv->reload_ok = 1;
+	srv->stats.generation = params->generation;
+	srv->stats.start_time_s = params->start_time_s;
+	srv->stats.reload_ok = 1;
 	srv->lfd = -1;
 	srv->reserve_fd = -1;
 	srv->params = *params;

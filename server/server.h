@@ -57,8 +57,6 @@ struct server {
 	struct upgrade upgrade;	      /* the new generation under way, or handed over to */
 	int64_t upgrade_start_us;
 	int handing_over; /* a new generation serves the listeners; this one ends its own */
-	int reload_ok;	  /* the last reload's result (1 before any) */
-	int64_t reload_time_ms; /* and its wall-clock time; 0 before any */
 };
 
 /* Resolves, binds and listens; writes the port file. Returns 0, or -1 after logging

@@ -48,7 +48,7 @@ int upgrade_resolve_exe(const char *argv0, char *out, size_t len)
 static int upgrade_ours(const char *e)
 {
 	static const char *const names[] = {"LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=",
-					    UPGRADE_READY_ENV "="};
+					    UPGRADE_READY_ENV "=", UPGRADE_GENERATION_ENV "="};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strncmp(e, names[i], strlen(names[i])) == 0)
@@ -59,7 +59,8 @@ static int upgrade_ours(const char *e)
 /* The environment of the new generation, built before fork: ours without the variables
  * above, then LISTEN_FDS, LISTEN_FDNAMES, TEARDOWN_READY_FD and LISTEN_PID last, whose
  * digits the child writes into *pid_digits. One allocation (free it with free()). */
-static char **upgrade_env(const char *const *names, int n, char **pid_digits)
+static char **upgrade_env(const char *const *names, int n, unsigned generation,
+			  char **pid_digits)
 {
 	size_t count = 0, extra = 64 + PID_DIGITS, at;
 	char **env, *text;
@@ -69,13 +70,13 @@ static char **upgrade_env(const char *const *names, int n, char **pid_digits)
 		count++;
 	for (int i = 0; i < n; i++)
 		extra += strlen(names[i]) + 1;
-	env = malloc((count + 5) * sizeof(char *) + extra + 64);
+	env = malloc((count + 6) * sizeof(char *) + extra + 64);
 	if (env == NULL)
 		return NULL;
 	for (char **e = environ; *e != NULL; e++)
 		if (!upgrade_ours(*e))
 			env[k++] = *e;
-	text = (char *)(env + count + 5);
+	text = (char *)(env + count + 6);
 	at = 0;
 	env[k++] = text + at;
 	at += (size_t)sprintf(text + at, "LISTEN_FDS=%d", n) + 1;
@@ -86,6 +87,8 @@ static char **upgrade_env(const char *const *names, int n, char **pid_digits)
 	at++;
 	env[k++] = text + at;
 	at += (size_t)sprintf(text + at, UPGRADE_READY_ENV "=%d", 3 + n) + 1;
+	env[k++] = text + at;
+	at += (size_t)sprintf(text + at, UPGRADE_GENERATION_ENV "=%u", generation) + 1;
 	env[k++] = text + at;
 	at += (size_t)sprintf(text + at, "LISTEN_PID=");
 	*pid_digits = text + at;
@@ -138,7 +141,7 @@ fail:
 }
 
 int upgrade_spawn(struct upgrade *u, const char *exe, char *const argv[], const int *fds,
-		  const char *const *names, int n)
+		  const char *const *names, int n, unsigned generation)
 {
 	char *pid_digits = NULL, **env;
 	int p[2];
@@ -148,7 +151,7 @@ int upgrade_spawn(struct upgrade *u, const char *exe, char *const argv[], const 
 		log_error("upgrade: %d sockets to pass, at most 16", n);
 		return -1;
 	}
-	env = upgrade_env(names, n, &pid_digits);
+	env = upgrade_env(names, n, generation, &pid_digits);
 	if (env == NULL) {
 		log_error("upgrade: out of memory");
 		return -1;
@@ -233,6 +236,20 @@ int upgrade_take_ready_fd(void)
 		return -1;
 	}
 	return (int)v;
+}
+
+unsigned upgrade_take_generation(void)
+{
+	const char *s = getenv(UPGRADE_GENERATION_ENV);
+	char *end;
+	unsigned long v;
+
+	if (s == NULL)
+		return 1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	unsetenv(UPGRADE_GENERATION_ENV);
+	return errno != 0 || end == s || *end != '\0' || v < 1 || v > 1000000000 ? 1 : (unsigned)v;
 }
 
 void upgrade_report_ready(int fd)

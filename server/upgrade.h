@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #define UPGRADE_READY_ENV "TEARDOWN_READY_FD"
+#define UPGRADE_GENERATION_ENV "TEARDOWN_GENERATION"
 
 struct upgrade {
 	pid_t pid; /* the new generation's first process; 0 when none is under way */
@@ -33,10 +34,10 @@ struct upgrade {
  * link. 0, or -1 (nothing executable found). */
 int upgrade_resolve_exe(const char *argv0, char *out, size_t len);
 
-/* Forks and executes exe with argv, the n sockets fds (named names[i]) as fds 3..3+n-1.
- * 0 with u->pid and u->rfd set, or -1 after logging. */
+/* Forks and executes exe with argv, the n sockets fds (named names[i]) as fds 3..3+n-1, and
+ * TEARDOWN_GENERATION=generation. 0 with u->pid and u->rfd set, or -1 after logging. */
 int upgrade_spawn(struct upgrade *u, const char *exe, char *const argv[], const int *fds,
-		  const char *const *names, int n);
+		  const char *const *names, int n, unsigned generation);
 /* Reads the ready pipe (when u->rfd is readable): 1 ready, 0 nothing yet, -1 failed
  * (why holds "exec ...: No such file or directory" or "exited before it was ready"). */
 int upgrade_read(struct upgrade *u, char *why, size_t len);
@@ -50,6 +51,9 @@ void upgrade_clear(struct upgrade *u);
 /* In a new generation at start: the ready pipe's fd from the environment (unset), or -1.
  * A value that is not an open fd is ignored with a warning. */
 int upgrade_take_ready_fd(void);
+/* At start: this generation's number from the environment (unset): 1 when absent or not
+ * a number. */
+unsigned upgrade_take_generation(void);
 /* In a new generation once it serves: 'r' to the pipe, which is closed. */
 void upgrade_report_ready(int fd);
 

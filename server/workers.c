@@ -464,7 +464,8 @@ static void workers_upgrade(struct supervisor *sv, const char *reason)
 		names[k] = "metrics";
 		fds[k++] = sv->params.metrics_fd;
 	}
-	if (upgrade_spawn(&sv->up, sv->params.exe, sv->params.argv, fds, names, k) < 0)
+	if (upgrade_spawn(&sv->up, sv->params.exe, sv->params.argv, fds, names, k,
+			  sv->params.generation + 1) < 0)
 		return;
 	sv->up_start = clock_mono_ms();
 	sv->up_due = sv->up_start + sv->cfg->upgrade_timeout;
