@@ -102,6 +102,20 @@ def _children(pid):
     return kids
 
 
+def child_pids(pid):
+    """The children of pid, sorted (a server's workers)."""
+    return sorted(_children(pid))
+
+
+def pid_alive(pid):
+    """pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def process_tree(pid):
     """pid and its descendants (a server with workers > 1 forks)."""
     out, todo = [], [pid]
