@@ -16,8 +16,8 @@ enum control_type {
 
 struct control_msg {
 	int type;
-	int reload_ok;		 /* the last reload's result (1 also when none was tried yet) */
-	int64_t reload_time_ms;	 /* its wall-clock time, ms since the epoch; 0: none yet */
+	int reload_ok;		  /* the last reload's result (1 also when none was tried yet) */
+	int64_t reload_time_ms;	  /* its wall-clock time, ms since the epoch; 0: none yet */
 	struct server_config cfg; /* CONTROL_CONFIG */
 };
 

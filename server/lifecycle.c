@@ -102,7 +102,7 @@ static void lifecycle_upgrade(struct server *srv, const char *reason)
 	if (srv->draining || srv->handing_over || srv->upgrade.pid > 0) {
 		log_warn("%s: %s: nothing done", reason,
 			 srv->upgrade.pid > 0 && !srv->handing_over ? "an upgrade is under way"
-								   : "this generation is ending");
+								    : "this generation is ending");
 		return;
 	}
 	if (srv->params.exe == NULL) {
@@ -138,7 +138,8 @@ static void lifecycle_on_ready(evutil_socket_t fd, short what, void *arg)
 	event_del(srv->ev_upgrade);
 	evtimer_del(srv->ev_upgrade_due);
 	log_info("upgrade: the new generation (pid %d) is ready after %lldms",
-		 (int)srv->upgrade.pid, (long long)((clock_mono_us() - srv->upgrade_start_us) / 1000));
+		 (int)srv->upgrade.pid,
+		 (long long)((clock_mono_us() - srv->upgrade_start_us) / 1000));
 	sdnotify_mainpid(srv->upgrade.pid);
 	lifecycle_handover(srv);
 }
@@ -163,7 +164,8 @@ static void lifecycle_reap(struct server *srv)
 		if (pid != srv->upgrade.pid || !srv->upgrade.ready)
 			continue;
 		log_error("upgrade: the new generation (pid %d) %s %d after it took over; %s",
-			  (int)pid, WIFEXITED(status) ? "exited with status" : "was killed by signal",
+			  (int)pid,
+			  WIFEXITED(status) ? "exited with status" : "was killed by signal",
 			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
 			  srv->draining ? "this one is draining already" : "this one serves again");
 		upgrade_clear(&srv->upgrade);

@@ -206,8 +206,8 @@ static int configure_and_run(struct options *o)
 
 int main(int argc, char **argv)
 {
-	struct options o = {.params = {.metrics_fd = -1, .listen_fd = -1, .ready_fd = -1,
-				       .control_fd = -1}};
+	struct options o = {
+	    .params = {.metrics_fd = -1, .listen_fd = -1, .ready_fd = -1, .control_fd = -1}};
 	int code;
 
 	/* Before any open: with fd 2 closed, the listening socket would become fd 2 and

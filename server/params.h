@@ -33,8 +33,8 @@ struct server_params {
 	const struct config_args *conf_args;
 	const char *exe;
 	char *const *argv;
-	int control_fd; /* a worker's end of its parent's control socket (control.h); -1 */
-	unsigned generation;	     /* 1, or one more than the generation that started this one */
+	int control_fd;	     /* a worker's end of its parent's control socket (control.h); -1 */
+	unsigned generation; /* 1, or one more than the generation that started this one */
 	unsigned long long start_time_s; /* this generation's start (Unix seconds) */
 };
 

@@ -36,8 +36,8 @@ unsigned reload_diff(const struct server_config *a, const struct server_config *
 		if (strcmp(va, vb) == 0)
 			continue;
 		if (used < len)
-			used += (size_t)snprintf(buf + used, len - used, "%s%s", kinds_changed ? ", " : "",
-						 k->name);
+			used += (size_t)snprintf(buf + used, len - used, "%s%s",
+						 kinds_changed ? ", " : "", k->name);
 		kinds_changed |= reload_kind_of(k->name);
 	}
 	return kinds_changed;

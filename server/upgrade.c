@@ -59,8 +59,7 @@ static int upgrade_ours(const char *e)
 /* The environment of the new generation, built before fork: ours without the variables
  * above, then LISTEN_FDS, LISTEN_FDNAMES, TEARDOWN_READY_FD and LISTEN_PID last, whose
  * digits the child writes into *pid_digits. One allocation (free it with free()). */
-static char **upgrade_env(const char *const *names, int n, unsigned generation,
-			  char **pid_digits)
+static char **upgrade_env(const char *const *names, int n, unsigned generation, char **pid_digits)
 {
 	size_t count = 0, extra = 64 + PID_DIGITS, at;
 	char **env, *text;

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define UPGRADE_READY_ENV "TEARDOWN_READY_FD"
+#define UPGRADE_READY_ENV      "TEARDOWN_READY_FD"
 #define UPGRADE_GENERATION_ENV "TEARDOWN_GENERATION"
 
 struct upgrade {

@@ -128,7 +128,7 @@ static int workers_listen(struct server_config *cfg, int *lfds, int n, int *exit
 
 /* The parent's state: what it gives every worker, and what it knows about each one. */
 struct supervisor {
-	struct server_config *cfg; /* a reload changes it */
+	struct server_config *cfg;   /* a reload changes it */
 	struct server_params params; /* every worker's, but for its index */
 	/* The parent's own fds (the ready pipe's read end): a child closes them first thing,
 	 * so no worker holds what only the supervisor uses. */
@@ -190,7 +190,7 @@ static void workers_child(const struct supervisor *sv, int index, int control)
 	p.control_fd = control;
 	p.ready_fd = -1;
 	p.worker = index;
-	p.reuseport = 1; /* the port's other sockets are the other workers' */
+	p.reuseport = 1;    /* the port's other sockets are the other workers' */
 	p.port_file = NULL; /* the parent writes it once every worker listens */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL); /* the supervisor's blocked set is not ours */
@@ -449,7 +449,7 @@ static void workers_upgrade(struct supervisor *sv, const char *reason)
 	if (sv->stopping || sv->handing_over || sv->up.pid > 0) {
 		log_warn("%s: %s: nothing done", reason,
 			 sv->up.pid > 0 && !sv->handing_over ? "an upgrade is under way"
-							      : "this generation is ending");
+							     : "this generation is ending");
 		return;
 	}
 	if (sv->params.exe == NULL) {
@@ -631,7 +631,8 @@ static int workers_on_signal(struct supervisor *sv, int sig)
 /* Waits up to wait_ms (-1: no limit) for a signal or the new generation's ready pipe. */
 static int workers_wait(struct supervisor *sv, int sigfd, int64_t wait_ms)
 {
-	struct pollfd p[2] = {{.fd = sigfd, .events = POLLIN}, {.fd = sv->up.rfd, .events = POLLIN}};
+	struct pollfd p[2] = {{.fd = sigfd, .events = POLLIN},
+			      {.fd = sv->up.rfd, .events = POLLIN}};
 	struct signalfd_siginfo si;
 
 	if (sv->up.rfd >= 0) {
@@ -719,7 +720,8 @@ static int workers_listeners(struct supervisor *sv, int *rc)
 		log_warn("LISTEN_FDS: %d listeners passed for %d workers: %d closed", p->nadopted,
 			 sv->n, p->nadopted - sv->n);
 	snprintf(strrchr(sv->cfg->listen, ':') + 1,
-		 sizeof(sv->cfg->listen) - (size_t)(strrchr(sv->cfg->listen, ':') + 1 - sv->cfg->listen),
+		 sizeof(sv->cfg->listen) -
+		     (size_t)(strrchr(sv->cfg->listen, ':') + 1 - sv->cfg->listen),
 		 "%d", sock_local_port(sv->lfds[0]));
 	for (int i = k; i < sv->n && !sv->shared; i++) {
 		sv->lfds[i] = listener_open(sv->cfg, 1, rc);
@@ -770,8 +772,12 @@ static int workers_start(struct supervisor *sv, int rfd)
 int workers_run(const struct server_config *base_cfg, const struct server_params *params)
 {
 	struct server_config cfg = *base_cfg;
-	struct supervisor sv = {.cfg = &cfg, .params = *params, .n = (int)cfg.workers,
-				.hi = (int)cfg.workers, .parent = getpid(), .reload_ok = 1,
+	struct supervisor sv = {.cfg = &cfg,
+				.params = *params,
+				.n = (int)cfg.workers,
+				.hi = (int)cfg.workers,
+				.parent = getpid(),
+				.reload_ok = 1,
 				.up = {.rfd = -1}};
 	int pipefd[2] = {-1, -1}, rc = 1, sigfd = -1;
 

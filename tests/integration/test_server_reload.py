@@ -9,7 +9,7 @@ from harness import Server, ServerTest, wait_until
 from lifecycle import alive, children, echo, wait_log
 
 
-class ReloadTest(ServerTest):
+class ReloadBase(ServerTest):
     def config(self, text):
         if not hasattr(self, "conf"):
             fd, self.conf = tempfile.mkstemp(prefix="teardown-reload-", suffix=".conf")
@@ -21,15 +21,19 @@ class ReloadTest(ServerTest):
 
     def reload(self, srv, text, expect):
         """Writes the file, sends SIGHUP, returns the new log line that contains expect."""
-        before = len(srv.log_lines(contains="reload"))
+        def lines_now():
+            return [l for l in srv.log_lines(contains="reload: ")
+                    if "starting a new generation" not in l[3]]
+        before = len(lines_now())
         self.config(text)
         srv.signal(signal.SIGHUP)
-        lines = wait_until(lambda: srv.log_lines(contains="reload")[before:], 15,
-                           f"a reload line ({expect})")
+        lines = wait_until(lambda: lines_now()[before:], 15, f"a reload line ({expect})")
         self.assertEqual(len(lines), 1, lines)
         self.assertIn(expect, lines[0][3])
         return lines[0]
 
+
+class ReloadTest(ReloadBase):
     def idle_closed_within(self, port, seconds):
         """A new idle connection: True when the server closes it within seconds."""
         with socket.create_connection(("127.0.0.1", port), timeout=seconds) as s:
@@ -107,3 +111,41 @@ class ReloadTest(ServerTest):
         line = wait_log(srv, "no reload")
         print(f"SIGHUP during the drain: {line[0][3]}")
         self.assertTrue(srv.alive())
+
+
+class ReloadGenerationTest(ReloadBase):
+    def test_listen_in_use_keeps_serving(self):
+        """A reload to a metrics address in use (the command line's --listen wins over the
+        file's listen): the new generation cannot bind and exits; the running one serves
+        on (its error line, and one from the new generation itself)."""
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        srv = Server(self, config=self.config("heartbeat_timeout = 0\n")).start()
+        self.config(f"heartbeat_timeout = 0\nmetrics_listen = 127.0.0.1:{busy.getsockname()[1]}\n")
+        srv.signal(signal.SIGHUP)
+        line = wait_log(srv, "exited before it was ready", level="error")
+        errors = [t for _, pid, _, t in srv.log_lines(level="error")]
+        print(errors)
+        self.assertEqual([t for _, pid, _, t in srv.log_lines(level="error") if pid == srv.pid],
+                         [line[0][3]])
+        self.assertEqual(echo(srv.port), b"ping")
+
+    def test_workers_1_to_2_through_a_new_generation(self):
+        from lifecycle import new_generations
+        srv = Server(self, config=self.config("heartbeat_timeout = 0\n")).start()
+        held = socket.create_connection(("127.0.0.1", srv.port))
+        self.addCleanup(held.close)
+        self.reload(srv, "heartbeat_timeout = 0\nworkers = 2\n", "changed workers")
+        wait_log(srv, "handover:")
+        new = new_generations(self, srv)[-1]
+        wait_until(lambda: len(children(new)) == 2, 10, "the new generation's two workers")
+        for _ in range(10):
+            self.assertEqual(echo(srv.port), b"ping")
+        held.sendall(b"z")
+        self.assertEqual(held.recv(1), b"z")  # the old generation still serves its own
+        held.close()
+        self.assertEqual(srv.wait_exit(15), 0)
+        print(f"workers=1 -> 2 by a reload: new generation {new} with workers "
+              f"{children(new)} on the same socket")

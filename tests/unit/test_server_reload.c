@@ -101,10 +101,10 @@ static void test_copy_live(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_categories),
-		cmocka_unit_test(test_diff),
-		cmocka_unit_test(test_keep_port),
-		cmocka_unit_test(test_copy_live),
+	    cmocka_unit_test(test_categories),
+	    cmocka_unit_test(test_diff),
+	    cmocka_unit_test(test_keep_port),
+	    cmocka_unit_test(test_copy_live),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
