@@ -678,8 +678,14 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 
 void server_config_changed(struct server *srv)
 {
+	struct timeval tv = clock_ms_to_tv(srv->cfg->census_interval);
+
 	srv->hb_tv = server_deadline_tv(srv->base, srv->cfg->heartbeat_timeout, &srv->hb_plain);
 	srv->fin_tv = server_deadline_tv(srv->base, srv->cfg->fin_timeout, &srv->fin_plain);
+	/* census_interval: event_add on a pending persistent timer re-arms it with the new
+	 * period from now. */
+	if (srv->ev_tick != NULL && event_add(srv->ev_tick, &tv) < 0)
+		log_warn("reload: census_interval: the census timer could not be re-armed");
 }
 
 /* ---- run --------------------------------------------------------------------------- */

@@ -149,3 +149,21 @@ class ReloadGenerationTest(ReloadBase):
         self.assertEqual(srv.wait_exit(15), 0)
         print(f"workers=1 -> 2 by a reload: new generation {new} with workers "
               f"{children(new)} on the same socket")
+
+
+class ReloadCensusTest(ReloadBase):
+    def test_census_interval_applied_at_once(self):
+        """census_interval is applied at once: the census tick (seen here through its STATUS=
+        notification, NOTIFY_SOCKET) runs at the new period after the reload."""
+        from test_server_sdnotify import Notify
+        n = Notify(self)
+        srv = Server(self, config=self.config("census_interval = 10s\n"),
+                     env={"NOTIFY_SOCKET": n.path}).start()
+        n.wait(lambda m: m == "READY=1", "READY=1")
+        self.reload(srv, "census_interval = 100ms\n", "changed census_interval")
+        start, t0 = len(n.poll()), time.monotonic()
+        # Five ticks well before the old period (10 s) would have given even one.
+        wait_until(lambda: sum(m.startswith("STATUS=") for m in n.poll()[start:]) >= 5, 5,
+                   "five census ticks at the new period")
+        print(f"5 census ticks {time.monotonic() - t0:.2f}s after census_interval 10s -> "
+              f"100ms")
