@@ -49,9 +49,10 @@ int listener_probe(const struct server_config *cfg, int *exit_code)
 	socklen_t len;
 	int fd;
 
-	*exit_code = 2;
-	if (listener_addr(cfg, &ss, &len) < 0)
+	if (listener_addr(cfg, &ss, &len) < 0) {
+		*exit_code = 2;
 		return -1;
+	}
 	if (port_of(&ss) == 0) /* any free port: nothing to collide with */
 		return 0;
 	fd = sock_bind_stream((struct sockaddr *)&ss, len, 0);
@@ -70,9 +71,10 @@ int listener_open(const struct server_config *cfg, int reuseport, int *exit_code
 	socklen_t len;
 	int fd;
 
-	*exit_code = 2;
-	if (listener_addr(cfg, &ss, &len) < 0)
+	if (listener_addr(cfg, &ss, &len) < 0) {
+		*exit_code = 2;
 		return -1;
+	}
 	fd = sock_bind_stream((struct sockaddr *)&ss, len, reuseport);
 	if (fd < 0) {
 		*exit_code = sock_listen_exit_code(errno); /* before logging can change errno */

@@ -12,7 +12,7 @@
 
 /* Binds cfg->listen (SO_REUSEADDR; SO_REUSEPORT when reuseport, for the workers' sockets),
  * sets the options and listens. The fd, or -1 after logging with *exit_code set (2 when
- * the config must change, 1 otherwise). */
+ * the config must change, 1 otherwise; untouched on success). */
 int listener_open(const struct server_config *cfg, int reuseport, int *exit_code);
 /* SO_REUSEPORT lets any process of the same user join a port's group, so a second server
  * with workers > 1 would start and the kernel would split new connections between the
