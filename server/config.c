@@ -308,6 +308,23 @@ const struct conf_key config_keys[] = {
 	     "bound of its own)",
      .offset = OFF(max_connection_age_grace),
      .flags = CONF_F_RELOAD_NOW},
+    /* No default of its own: unset, it is shutdown_timeout's value (config_load). */
+    {.name = "handover_timeout",
+     .type = CONF_DURATION,
+     .min = 0,
+     .max = H,
+     .help = "after an upgrade, how long the old generation serves its connections before it "
+	     "drains them (unset = shutdown_timeout)",
+     .offset = OFF(handover_timeout),
+     .flags = CONF_F_RELOAD_NOW},
+    {.name = "upgrade_timeout",
+     .type = CONF_DURATION,
+     .def = {"30s"},
+     .min = 100,
+     .max = H,
+     .help = "how long a new generation (SIGUSR2) has to report ready before it is killed",
+     .offset = OFF(upgrade_timeout),
+     .flags = CONF_F_RELOAD_NOW},
 };
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
 
@@ -341,6 +358,8 @@ int config_load(struct server_config *cfg, const struct config_args *args, char 
 	}
 	if (conf_apply_defaults(&c, config_mode(&c, cfg), err, errlen) < 0)
 		goto out;
+	if (!conf_was_set(&c, "handover_timeout"))
+		cfg->handover_timeout = cfg->shutdown_timeout;
 	if (config_check(cfg, &c, err, errlen) < 0)
 		goto out;
 	rc = 0;

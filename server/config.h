@@ -46,6 +46,8 @@ struct server_config {
 	int64_t max_connection_age;    /* ms; 0 = off */
 	int64_t max_connection_age_jitter; /* percent, +- around max_connection_age */
 	int64_t max_connection_age_grace;  /* ms an aged connection may take to end */
+	int64_t handover_timeout; /* ms an old generation serves its connections after an upgrade */
+	int64_t upgrade_timeout;  /* ms a new generation has to report ready */
 };
 
 extern const struct conf_key config_keys[];

@@ -10,6 +10,8 @@
 #include "server.h"
 #include "clock.h"
 #include "conn.h"
+#include "lifecycle.h"
+#include "listener.h"
 #include "log.h"
 #include "looplag.h"
 #include "portfile.h"
@@ -127,32 +129,21 @@ const struct timeval *server_deadline_tv(struct event_base *base, int64_t ms,
 	return fallback;
 }
 
+/* The listener: the one passed in params (the workers' parent's, or one adopted at start),
+ * with this config's options and backlog; or a new one. */
 static int server_open_listener(struct server *srv, int *exit_code)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	char err[256];
+	int fd = srv->params.listen_fd;
 
-	if (sock_parse_hostport(srv->cfg->listen, &ss, &len, err, sizeof(err)) < 0) {
-		log_error("listen %s: %s", srv->cfg->listen, err);
-		*exit_code = 2;
-		return -1;
+	if (fd < 0) {
+		srv->lfd = listener_open(srv->cfg, 0, exit_code);
+		return srv->lfd < 0 ? -1 : 0;
 	}
-	srv->lfd = sock_bind_stream((struct sockaddr *)&ss, len, srv->params.reuseport);
-	if (srv->lfd < 0) {
-		*exit_code = sock_listen_exit_code(errno); /* before logging can change errno */
-		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
-		return -1;
-	}
-	if (conn_listener_options(srv->cfg, srv->lfd) < 0) {
-		log_error("listen %s: socket options: %s", srv->cfg->listen, strerror(errno));
-		return -1;
-	}
-	if (listen(srv->lfd, (int)srv->cfg->backlog) < 0) {
-		/* EADDRINUSE here: another socket bound the port with SO_REUSEADDR too and
-		 * listened first; a port in use, like at bind(). */
-		*exit_code = sock_listen_exit_code(errno);
-		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
+	srv->params.listen_fd = -1; /* the server's own from now on */
+	srv->lfd = fd;
+	if (listener_apply(srv->cfg, fd) < 0) {
+		log_error("listen %s: socket options, backlog: %s", srv->cfg->listen,
+			  strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -199,6 +190,8 @@ static void server_mark_own(void *arg, unsigned char *mark, size_t n)
 		mark[srv->lfd] = 1;
 	if (srv->reserve_fd >= 0 && (size_t)srv->reserve_fd < n)
 		mark[srv->reserve_fd] = 1;
+	if (srv->upgrade.rfd >= 0 && (size_t)srv->upgrade.rfd < n) /* an upgrade's ready pipe */
+		mark[srv->upgrade.rfd] = 1;
 	metrics_mark_fds(srv->metrics, mark, n);
 }
 
@@ -250,6 +243,31 @@ static void server_publish(struct server *srv)
 
 /* Every census_interval: measure, then publish. Publishing does not depend on the
  * census: a worker whose census socket cannot open still publishes its figures. */
+/* Under systemd (NOTIFY_SOCKET), the process that reports (alone, or worker 0 with the
+ * sum of every worker) says how many connections are open; while this process hands over
+ * to a new generation, it asks for more stop time tick by tick (EXTEND_TIMEOUT_USEC), as
+ * the drain tick does during the drain, so a stop meanwhile is not cut by TimeoutStopSec
+ * while handover_timeout and shutdown_timeout still bound it. */
+static void server_notify(struct server *srv)
+{
+	struct stats total;
+	struct watchdog_fds fds = {0};
+	struct watchdog_close_wait cw = {0};
+	int unread;
+
+	if (!sdnotify_enabled())
+		return;
+	if (srv->handing_over && !srv->draining)
+		sdnotify_extend_timeout((uint64_t)(srv->cfg->census_interval * 2 + 5000) * 1000);
+	if (srv->params.slots != NULL && srv->params.worker != 0)
+		return;
+	total = srv->stats;
+	if (srv->params.slots != NULL)
+		slots_sum(srv->params.slots, srv->params.worker, &total, &fds, &cw, &unread);
+	sdnotify_sendf("STATUS=%llu connections open, %llu accepted",
+		       (unsigned long long)total.open, (unsigned long long)total.accepted);
+}
+
 static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -259,6 +277,7 @@ static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	watchdog_measure(srv->watchdog);
 	server_publish(srv);
+	server_notify(srv);
 	looplag_note(srv->lag, "census tick", start);
 }
 
@@ -300,7 +319,13 @@ int server_init(struct server *srv, const struct server_config *cfg,
 	const char *port_file = params->port_file;
 
 	memset(srv, 0, sizeof(*srv));
-	srv->cfg = cfg;
+	srv->cfg_own = *cfg;
+	srv->cfg = &srv->cfg_own; /* a reload changes it in place (lifecycle.c) */
+	cfg = srv->cfg;
+	srv->upgrade.rfd = -1;
+	srv->stats.generation = params->generation;
+	srv->stats.start_time_s = params->start_time_s;
+	srv->stats.reload_ok = 1;
 	srv->lfd = -1;
 	srv->reserve_fd = -1;
 	srv->params = *params;
@@ -333,6 +358,10 @@ int server_init(struct server *srv, const struct server_config *cfg,
 	}
 	if (server_start_parts(srv, exit_code) < 0)
 		return -1;
+	if (lifecycle_start(srv) < 0) {
+		log_error("cannot register the reload and upgrade events");
+		return -1;
+	}
 	log_info("listening on %s port %d, mode %s", cfg->listen, sock_local_port(srv->lfd),
 		 cfg->mode == MODE_LEAKY ? "leaky" : "correct");
 	/* last, so that whoever waits for the port file finds the startup lines on stderr */
@@ -602,13 +631,14 @@ static void server_on_drain_tick(evutil_socket_t fd, short what, void *arg)
  * the listener resets what it still holds), then the listener closes and every connection
  * drains (drain_spread: at its turn). One that completes after the signal may be reset
  * with the listener. */
-static void server_drain(struct server *srv)
+void server_drain(struct server *srv)
 {
 	struct timeval tv = clock_ms_to_tv(srv->cfg->shutdown_timeout);
 
 	srv->draining = 1;
 	srv->drain_deadline_us = clock_mono_us() + srv->cfg->shutdown_timeout * 1000;
-	if (srv->lfd >= 0) {
+	sdnotify_stopping();
+	if (srv->lfd >= 0 && !srv->handing_over) {
 		int budget = server_drain_budget(srv);
 
 		log_debug("drain: %d connections in the accept queue", budget);
@@ -632,7 +662,7 @@ static void server_drain(struct server *srv)
 void server_conn_closed(struct server *srv)
 {
 	server_count(srv);
-	if (srv->draining && srv->stats.open == 0)
+	if ((srv->draining || srv->handing_over) && srv->stats.open == 0)
 		event_base_loopbreak(srv->base);
 }
 
@@ -655,6 +685,18 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	log_info("%s: graceful drain", strsignal((int)sig));
 	server_drain(srv);
+}
+
+void server_config_changed(struct server *srv)
+{
+	struct timeval tv = clock_ms_to_tv(srv->cfg->census_interval);
+
+	srv->hb_tv = server_deadline_tv(srv->base, srv->cfg->heartbeat_timeout, &srv->hb_plain);
+	srv->fin_tv = server_deadline_tv(srv->base, srv->cfg->fin_timeout, &srv->fin_plain);
+	/* census_interval: event_add on a pending persistent timer re-arms it with the new
+	 * period from now. */
+	if (srv->ev_tick != NULL && event_add(srv->ev_tick, &tv) < 0)
+		log_warn("reload: census_interval: the census timer could not be re-armed");
 }
 
 /* ---- run --------------------------------------------------------------------------- */
@@ -689,6 +731,7 @@ void server_free(struct server *srv)
 		event_free(srv->ev_shutdown);
 	if (srv->ev_drain_tick != NULL)
 		event_free(srv->ev_drain_tick);
+	lifecycle_stop(srv);
 	if (srv->ev_tick != NULL)
 		event_free(srv->ev_tick);
 	watchdog_stop(srv->watchdog);

@@ -136,6 +136,22 @@ const struct stats_field stats_fields[] = {
      .prom = "teardown_drain_waiting_connections",
      .help = "Connections the drain has not given their turn yet (drain_spread; 0 when not "
 	     "draining)."},
+    /* On the page as teardown_build_info's generation label (metrics_text.c). */
+    {.key = "generation", .offset = F(generation), .kind = STATS_MAX},
+    {.offset = F(start_time_s),
+     .kind = STATS_MAX,
+     .prom = "teardown_start_time_seconds",
+     .help = "When this generation of the server started (Unix time): an upgrade starts a new "
+	     "one."},
+    {.offset = F(reload_ok),
+     .kind = STATS_MAX,
+     .prom = "teardown_config_last_reload_successful",
+     .help = "1 when the last reload (SIGHUP) applied the config, 0 when it was refused (the "
+	     "log has the line); 1 before any."},
+    {.offset = F(reload_time_s),
+     .kind = STATS_MAX,
+     .prom = "teardown_config_last_reload_timestamp_seconds",
+     .help = "When the last reload was tried (Unix time; 0: none yet in this generation)."},
     {.key = "censuses",
      .offset = F(censuses),
      .kind = STATS_COUNTER,

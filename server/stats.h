@@ -58,6 +58,14 @@ struct stats {
 	 * here), and the connections still waiting for their drain_spread turn (a gauge). */
 	struct hist conn_duration_us;
 	uint64_t drain_left;
+	/* This generation's facts (upgrade.h, lifecycle.c): its number (1 at the first start,
+	 * one more at each upgrade), its start (Unix seconds), the last reload's result (1
+	 * before any) and time (Unix seconds, 0 before any). Every process of a generation has
+	 * the same, so they merge as the largest; the /metrics page shows its own process's. */
+	uint64_t generation;
+	uint64_t start_time_s;
+	uint64_t reload_ok;
+	uint64_t reload_time_s;
 	/* sock_diag censuses of the port this process took (with workers: worker 0's). */
 	uint64_t censuses;
 };
