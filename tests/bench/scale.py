@@ -14,8 +14,8 @@ the ones above it.
 
 Per step: time to open all N (from the timeline), connect and first-echo latency
 percentiles, the peak concurrent ESTABLISHED on both ends (timeline), failures by phase,
-server user memory per connection (malloc heap and RSS summed over the workers), kernel
-memory per socket (Slab delta / 2N sockets; /proc/net/sockstat's TCP mem too), the census
+server user memory per connection (malloc heap and RSS summed over the workers; the
+client's RSS too), kernel memory per socket (Slab delta / 2N sockets), the census
 time at that size (load-client states, and the server's own /metrics figure), and the CPU
 seconds of server and client (every process) during the hold, per second of hold.
 
@@ -97,16 +97,6 @@ def enter_netns():
     write_proc("/proc/sys/net/core/somaxconn", "65535")
     with open("/proc/sys/net/ipv4/tcp_ehash_entries") as f:
         RESULTS["ehash_entries"] = int(f.read())
-
-
-def sockstat():
-    """/proc/net/sockstat's TCP line of this namespace: inuse, orphan, tw, alloc, mem."""
-    with open("/proc/net/sockstat") as f:
-        for line in f:
-            if line.startswith("TCP:"):
-                v = line.split()[1:]
-                return {v[i]: int(v[i + 1]) for i in range(0, len(v), 2)}
-    return {}
 
 
 def tree_cpu(pids):
@@ -294,7 +284,7 @@ def run_step(n):
         srv, log_file, workers, port, mport = start_server(n, name)
         srv_pids = [srv.pid] + bench.children_of(srv.pid)
         time.sleep(1.0)
-        slab0, sock0 = bench.meminfo_kb("Slab"), sockstat()
+        slab0 = bench.meminfo_kb("Slab")
         heap0, rss0 = server_memory(srv, LOGS / f"{name}.server.log", workers)
         timeline = LOGS / f"{name}.timeline.csv"
         argv, nsrc = client_argv(n, port, workers, timeline, hold_s)
@@ -312,11 +302,13 @@ def run_step(n):
         if cli.poll() is None:
             time.sleep(2.0)  # the allocator and the kernel settle
             heap, rss = server_memory(srv, LOGS / f"{name}.server.log", workers)
-            slab, sock = bench.meminfo_kb("Slab"), sockstat()
+            slab = bench.meminfo_kb("Slab")
+            cli_rss = sum(bench.proc_status_kb(p, "VmRSS")
+                          for p in [cli.pid] + bench.children_of(cli.pid))
             r.update(heap_bytes_per_conn=round((heap - heap0) * 1024 / n),
+                     client_rss_bytes_per_conn=round(cli_rss * 1024 / n),
                      rss_bytes_per_conn=round((rss - rss0) * 1024 / n),
-                     slab_bytes_per_socket=round((slab - slab0) * 1024 / (2 * n)),
-                     tcp_mem_pages=sock.get("mem", 0) - sock0.get("mem", 0))
+                     slab_bytes_per_socket=round((slab - slab0) * 1024 / (2 * n)))
             log(f"scale: {n:,} open; census timing")
             r["census"] = census_time(port, mport)
         out, _ = cli.communicate(timeout=hold_s + 600)
@@ -361,7 +353,7 @@ def table():
              f"{RESULTS.get('ehash_entries')} buckets, ports {PORT_LO}-{PORT_HI}",
              f"{'conns':>9} {'wrk':>4} {'src':>4} {'open s':>7} {'peak cli':>9} "
              f"{'peak srv':>9} {'failed':>7} {'connect ms':>14} {'1st echo ms':>14} "
-             f"{'heap B':>7} {'RSS B':>6} {'slab B/s':>8} {'census ms':>16} "
+             f"{'heap B':>7} {'RSS B':>6} {'cli RSS':>7} {'slab B/s':>8} {'census ms':>16} "
              f"{'cpu srv/cli':>12}"]
     for r in RESULTS["steps"]:
         if "error" in r:
@@ -376,15 +368,16 @@ def table():
             f"{r.get('peak_server_established', 0):>9,} {r.get('failed')!s:>7} "
             f"{fmt_ms(r.get('connect', {})):>14} {fmt_ms(r.get('first_echo', {})):>14} "
             f"{r.get('heap_bytes_per_conn', '-')!s:>7} {r.get('rss_bytes_per_conn', '-')!s:>6} "
+            f"{r.get('client_rss_bytes_per_conn', '-')!s:>7} "
             f"{r.get('slab_bytes_per_socket', '-')!s:>8} {cen:>16} "
             f"{r.get('server_cpu_per_s', 0):>5.2f}/{r.get('client_cpu_per_s', 0):<5.2f}")
         if r.get("failures"):
             lines.append(f"{'':>9} failures by phase: {r['failures']}")
     lines.append("open s: from the client's start until all are open (timeline); connect and "
                  "first echo: p50/p99/p99.9; heap and RSS: server bytes per connection over all "
-                 "workers; slab B/s: Slab delta per socket (2 per connection); census: "
-                 "load-client states local+remote / the server's own census; cpu: CPU "
-                 "seconds per second of hold, server and client")
+                 "workers, cli RSS: the client's; slab B/s: Slab delta per socket (2 per "
+                 "connection); census: load-client states local+remote / the server's own "
+                 "census; cpu: CPU seconds per second of hold, server and client")
     return lines
 
 
