@@ -16,11 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* One CLOSE_WAIT socket followed across censuses (as the board shares it). */
-#define cw_rec cwboard_rec
-
+/* The CLOSE_WAIT sockets of a census, each followed across censuses by its cookie (in the
+ * form the board shares them). */
 struct cw_list {
-	struct cw_rec *v;
+	struct cwboard_rec *v;
 	size_t n, cap;
 	int failed; /* out of memory while collecting */
 };
@@ -60,12 +59,12 @@ struct watchdog {
 	struct watchdog_fds fds;
 	uint64_t fds_warned;
 	int fds_failing;
-	uint64_t censuses;    /* censuses taken */
+	uint64_t censuses;     /* censuses taken */
 	int64_t census_due_us; /* CLOCK_MONOTONIC before which no census is taken */
 	int census_stretched;  /* the period was stretched once (logged then) */
-	int board_failing;    /* a board read failed; reported once until one works */
-	int board_truncated;  /* a post did not fit; reported once */
-	uint64_t board_gen;   /* the post last read (0: none yet) */
+	int board_failing;     /* a board read failed; reported once until one works */
+	int board_truncated;   /* a post did not fit; reported once */
+	uint64_t board_gen;    /* the post last read (0: none yet) */
 };
 
 /* ---- fd accounting ----------------------------------------------------------------- */
@@ -225,8 +224,8 @@ static int fds_fast(struct watchdog *w)
 	own = w->own_fixed + count_live_own(w);
 	if ((size_t)st.st_size != conns + own)
 		return -1;
-	w->fds = (struct watchdog_fds){.valid = 1, .open = (size_t)st.st_size, .conns = conns,
-				       .own = own};
+	w->fds = (struct watchdog_fds){
+	    .valid = 1, .open = (size_t)st.st_size, .conns = conns, .own = own};
 	w->fds_failing = 0;
 	w->fds_warned = 0;
 	return 0;
@@ -311,7 +310,7 @@ static void cw_collect(const struct census_sock_info *s, void *arg)
 		return;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct cw_rec *v = realloc(l->v, cap * sizeof(*v));
+		struct cwboard_rec *v = realloc(l->v, cap * sizeof(*v));
 		if (v == NULL) {
 			l->failed = 1;
 			return;
@@ -319,12 +318,13 @@ static void cw_collect(const struct census_sock_info *s, void *arg)
 		l->v = v;
 		l->cap = cap;
 	}
-	l->v[l->n++] = (struct cw_rec){s->cookie, s->inode, s->rqueue, 0};
+	l->v[l->n++] = (struct cwboard_rec){s->cookie, s->inode, s->rqueue, 0};
 }
 
 static int cmp_cookie(const void *a, const void *b)
 {
-	uint64_t x = ((const struct cw_rec *)a)->cookie, y = ((const struct cw_rec *)b)->cookie;
+	uint64_t x = ((const struct cwboard_rec *)a)->cookie,
+		 y = ((const struct cwboard_rec *)b)->cookie;
 
 	return (x > y) - (x < y);
 }
@@ -337,8 +337,8 @@ static void cw_carry_ages(struct watchdog *w, int64_t now)
 	if (w->cur.n > 1)
 		qsort(w->cur.v, w->cur.n, sizeof(*w->cur.v), cmp_cookie);
 	for (size_t i = 0; i < w->cur.n; i++) {
-		struct cw_rec *r = &w->cur.v[i];
-		const struct cw_rec *p =
+		struct cwboard_rec *r = &w->cur.v[i];
+		const struct cwboard_rec *p =
 		    w->prev.n ? bsearch(r, w->prev.v, w->prev.n, sizeof(*r), cmp_cookie) : NULL;
 		r->first_us = p != NULL ? p->first_us : now;
 	}
@@ -462,7 +462,7 @@ static const struct watchdog_conn *find_conn(struct watchdog *w, uint32_t inode)
  * echo to a half-closed peer (its FIN known, echo still owed, within fin_timeout),
  * CW_NOT_OURS, or why it is overdue. *age_us becomes the time since the FIN when the
  * connection knows it. */
-static int cw_verdict(struct watchdog *w, const struct cw_rec *r, int64_t now, int64_t *age_us)
+static int cw_verdict(struct watchdog *w, const struct cwboard_rec *r, int64_t now, int64_t *age_us)
 {
 	const struct server_config *cfg = w->o.cfg;
 	/* A fin_timeout expiring in this very loop iteration has not closed yet: one census
@@ -521,7 +521,7 @@ static void watchdog_check_close_wait(struct watchdog *w, int64_t now)
 	w->cw.warnings = warnings;
 	w->index_built = 0;
 	for (size_t i = 0; alarm > 0 && i < w->prev.n; i++) {
-		const struct cw_rec *r = &w->prev.v[i];
+		const struct cwboard_rec *r = &w->prev.v[i];
 		int64_t age = now - r->first_us;
 		int v;
 

@@ -24,7 +24,8 @@ there (SCALE_EHASH, default 2^21) and unshares a second one, its own: the connec
 run get a socket hash table of their own instead of the host's shared one (262,144 buckets
 here), so their lookups do not walk chains of 8 and the host's other sock_diag users (other
 tests' censuses walk every socket of the shared table) never walk our 2,000,000 sockets,
-nor we theirs. ip_local_port_range (1024-65535) and net.core.somaxconn are set in it only.
+nor we theirs. ip_local_port_range (1024-65535), net.core.somaxconn and tcp_migrate_req are
+set in it only.
 Nothing host-wide is changed. Every process dies with the bench (PR_SET_PDEATHSIG), and the
 namespaces with the last of them.
 
@@ -95,6 +96,7 @@ def enter_netns():
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     write_proc("/proc/sys/net/ipv4/ip_local_port_range", f"{PORT_LO} {PORT_HI}")
     write_proc("/proc/sys/net/core/somaxconn", "65535")
+    write_proc("/proc/sys/net/ipv4/tcp_migrate_req", "1")  # the server warns without it
     with open("/proc/sys/net/ipv4/tcp_ehash_entries") as f:
         RESULTS["ehash_entries"] = int(f.read())
 
