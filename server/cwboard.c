@@ -84,12 +84,17 @@ static int cwboard_reserve(struct cwboard_rec **v, size_t *cap, size_t n)
 int cwboard_read(struct cwboard *b, struct cwboard_rec **v, size_t *cap, size_t *n,
 		 uint64_t *gen)
 {
+	uint64_t last = *gen;
+
 	for (int tries = 0; tries < CWBOARD_READ_TRIES; tries++) {
 		uint_fast64_t s = atomic_load_explicit(&b->seq, memory_order_acquire);
 		size_t len = b->n;
 
 		if (s & 1)
 			continue;
+		if (last != 0 && b->gen == last &&
+		    atomic_load_explicit(&b->seq, memory_order_acquire) == s)
+			return 0; /* the post already read: *v and *n stand */
 		if (len > b->capacity)
 			continue; /* torn: seq will tell */
 		if (cwboard_reserve(v, cap, len > 0 ? len : 1) < 0) {

@@ -41,8 +41,10 @@ size_t cwboard_capacity(const struct cwboard *b);
 size_t cwboard_post(struct cwboard *b, const struct cwboard_rec *v, size_t n);
 
 /* A reader: copies the board into *v (grown with realloc, *cap its size) and sets *n.
- * *gen becomes the post's number (0: nothing posted yet). 0, or -1 with errno: EAGAIN
- * when a post kept overlapping the copy (or a dead writer left it half written), ENOMEM. */
+ * *gen holds the number of the post the caller read last (0: none) and becomes the
+ * number of the post on the board (0: nothing posted yet); when that is the one read
+ * last, nothing is copied. 0, or -1 with errno: EAGAIN when a post kept overlapping the
+ * copy (or a dead writer left it half written), ENOMEM. */
 int cwboard_read(struct cwboard *b, struct cwboard_rec **v, size_t *cap, size_t *n,
 		 uint64_t *gen);
 

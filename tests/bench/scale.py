@@ -7,7 +7,7 @@ for each, bin/echo-server with ceil(N / 18,000) workers (the per-process fd limi
 20,000) and bin/load-client with as many --procs and ceil(N / 32,256) + 1 source addresses
 (each source has the widened range 1024-65535 towards the server; the client's port-budget
 check wants at most half of it per source), scenario idle with a heartbeat every
-SCALE_HEARTBEAT (60 s), ramped at SCALE_RATE new connections per second (20,000) and held
+SCALE_HEARTBEAT (60 s), ramped at SCALE_RATE new connections per second (10,000) and held
 SCALE_WINDOW seconds (60) past the ramp's end (--hold = N / rate + window), so all N are
 open at once for that long; --expect established=N and --timeline. A step that fails stops
 the ones above it.
@@ -56,7 +56,7 @@ SERVER, CLIENT = REPO / "bin" / "echo-server", REPO / "bin" / "load-client"
 SCALE = int(os.environ.get("SCALE", "1000000"))
 STEPS = [int(s) for s in os.environ.get("SCALE_STEPS", "100000,250000,500000,1000000")
          .split(",") if s and int(s) <= SCALE]
-RATE = int(os.environ.get("SCALE_RATE", "20000"))
+RATE = int(os.environ.get("SCALE_RATE", "10000"))
 WINDOW = float(os.environ.get("SCALE_WINDOW", "60"))
 HEARTBEAT = os.environ.get("SCALE_HEARTBEAT", "60s")
 EHASH = int(os.environ.get("SCALE_EHASH", str(1 << 21)))
@@ -169,7 +169,7 @@ class Sampler(threading.Thread):
             avail = bench.meminfo_kb("MemAvailable")
             row = last_row(self.timeline) or {}
             self.samples.append({
-                "t": time.monotonic() - t0, "avail_kb": avail,
+                "t": time.monotonic() - t0, "avail_kb": avail, "cores": bench.cpu_times(),
                 "slab_kb": bench.meminfo_kb("Slab"), "srv_cpu": tree_cpu(self.srv_pids),
                 "cli_cpu": tree_cpu(cli_pids), "open": num(row.get("open")),
                 "server_established": num(row.get("server_established"))})
@@ -258,6 +258,22 @@ def hold_figures(samples, n):
             "client_cpu_per_s": round((b["cli_cpu"] - a["cli_cpu"]) / dt, 3)}
 
 
+def per_second(samples):
+    """Each second of the step: [t, server CPU s/s, client CPU s/s, machine busy cores,
+    connections open]: where the CPU went, beside the timeline."""
+    out = []
+    for a, b in zip(samples, samples[1:]):
+        dt = b["t"] - a["t"]
+        if dt <= 0:
+            continue
+        busy = sum((b["cores"][c][0] - a["cores"][c][0]) / max(1, b["cores"][c][1] -
+                                                                 a["cores"][c][1])
+                   for c in b["cores"] if c in a["cores"])
+        out.append([round(b["t"], 1), round((b["srv_cpu"] - a["srv_cpu"]) / dt, 2),
+                    round((b["cli_cpu"] - a["cli_cpu"]) / dt, 2), round(busy, 2), b["open"]])
+    return out
+
+
 def timeline_figures(path, n):
     rows = read_timeline(path)
     cli = [num(r["client_established"]) for r in rows]
@@ -331,6 +347,8 @@ def run_step(n):
         r.update(hold_figures(sampler.samples, n))
         r["min_avail_mb"] = min(s["avail_kb"] for s in sampler.samples) // 1024 \
             if sampler.samples else None
+        r["kernel"] = {k: v for k, v in (d.get("kernel", {}).get("delta") or {}).items() if v}
+        r["per_second"] = per_second(sampler.samples)
         r["ok"] = cli.returncode == 0 and r["failed"] == 0 and \
             r["peak_both_established"] >= n
         return r

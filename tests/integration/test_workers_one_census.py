@@ -4,7 +4,7 @@ import re
 import signal
 import time
 
-from harness import ServerTest, recv_exactly, wait_until
+from harness import ServerTest, recv_exactly, shim_env, wait_until
 from promtext import start_with_metrics, value, wait_metrics
 
 COUNTERS = re.compile(r"echo-server\[(\d+)\] info: counters (\{.*\})$")
@@ -59,3 +59,29 @@ class OneCensusTest(ServerTest):
         self.assertGreater(made, 0)
         self.assertLessEqual(made, took / INTERVAL_S + 2)
         self.assertEqual(value(fams, "teardown_close_wait_overdue_sockets"), n)
+
+    def test_each_census_judged_once(self):
+        # Every census made slow (the shim delays each read of its dump), so the next one
+        # waits ten times as long: the other worker ticks every 100 ms meanwhile and must
+        # judge each posted census once, not its stale list at every tick (which warned
+        # once per tick and looked every connection up by fstat).
+        srv, mport = start_with_metrics(self, mode="leaky", sets={
+            "workers": "2", "census_interval": "100ms", "close_wait_alarm": "200ms"},
+            env=shim_env("call=recvmsg,sleep_ms=60"))
+        socks = [self.connect(srv.port) for _ in range(20)]
+        for s in socks:
+            s.sendall(b"x")
+        for s in socks:
+            self.assertEqual(recv_exactly(s, 1), b"x")
+        for s in socks:
+            s.close()
+        t0 = time.monotonic()
+        wait_until(lambda: time.monotonic() - t0 >= 5, 10, "five seconds")
+        fams = wait_metrics(mport, lambda f: True, 10, "a scrape")
+        censuses = value(fams, "teardown_censuses_total")
+        warned = {}
+        for _, pid, _, text in srv.log_lines(level="warn", contains="close-wait watchdog:"):
+            warned[pid] = warned.get(pid, 0) + 1
+        print(f"{censuses:.0f} censuses in about 5 s; warnings per worker {warned}")
+        self.assertEqual(len(warned), 2, "both workers hold overdue sockets")
+        self.assertLessEqual(max(warned.values()), censuses)

@@ -41,10 +41,17 @@ static void test_post_and_read(void **state)
 	assert_int_equal(n, 50);
 	assert_int_equal(gen, 1);
 	assert_memory_equal(out, in, sizeof(in));
+	/* The post already read: nothing copied, the caller's copy stands. */
+	out[0].cookie = 12345;
+	assert_int_equal(cwboard_read(b, &out, &cap, &n, &gen), 0);
+	assert_int_equal(gen, 1);
+	assert_int_equal(n, 50);
+	assert_int_equal(out[0].cookie, 12345);
 	assert_int_equal(cwboard_post(b, in, 3), 3); /* replaces, not appends */
 	assert_int_equal(cwboard_read(b, &out, &cap, &n, &gen), 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(gen, 2);
+	assert_int_equal(out[0].cookie, in[0].cookie);
 	free(out);
 	cwboard_unmap(b);
 }
