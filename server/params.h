@@ -18,6 +18,9 @@ struct server_params {
 	int metrics_fd;		       /* the /metrics listener the workers' parent opened; -1 alone */
 	int have_kbase;		       /* kbase holds the kernel counters at the parent's start */
 	struct kstat kbase;	       /* (the baseline of /metrics' kernel deltas) */
+	/* A worker: the signal the kernel sends it when its supervisor dies (workers.c asks
+	 * for it with PR_SET_PDEATHSIG): a drain, never a "second signal"; 0 alone. */
+	int parent_death_signal;
 };
 
 #endif

@@ -1,4 +1,4 @@
-# Goal of this test: when the workers' parent is killed with SIGKILL under load, every worker drains (PR_SET_PDEATHSIG SIGTERM) and exits, no worker lingers, and each client connection ends with the server's FIN, none with a reset.
+# Goal of this test: when the workers' parent is killed with SIGKILL under load, every worker drains (its parent-death signal, PR_SET_PDEATHSIG) and exits, no worker lingers, and each client connection ends with the server's FIN, none with a reset.
 import json
 import os
 import signal
