@@ -207,7 +207,7 @@ static int configure_and_run(struct options *o)
 int main(int argc, char **argv)
 {
 	struct options o = {
-	    .params = {.metrics_fd = -1, .listen_fd = -1, .ready_fd = -1, .control_fd = -1}};
+	    .params = SERVER_PARAMS_INIT};
 	int code;
 
 	/* Before any open: with fd 2 closed, the listening socket would become fd 2 and

@@ -38,4 +38,8 @@ struct server_params {
 	unsigned long long start_time_s; /* this generation's start (Unix seconds) */
 };
 
+/* Start from this, never from {0}: fd 0 is a descriptor, and a zeroed listen_fd would make
+ * the server serve stdin. Every descriptor is "none" (-1), the rest zero. */
+#define SERVER_PARAMS_INIT {.metrics_fd = -1, .listen_fd = -1, .ready_fd = -1, .control_fd = -1}
+
 #endif
