@@ -29,7 +29,7 @@ UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRC))
 obj  = $(patsubst %.c,build/obj/%.o,$(1))
 aobj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 
-.PHONY: all test test-long unit integration deps demo lab bench clean asan check-config check-valgrind fuzz
+.PHONY: all test test-long unit integration deps demo lab bench clean asan check-config check-valgrind fuzz demo-restart
 # The load client is built once client/main.c exists.
 BINS := bin/echo-server $(if $(wildcard client/main.c),bin/load-client)
 ABINS := $(patsubst bin/%,build/asan/bin/%,$(BINS))
@@ -132,6 +132,14 @@ integration: all asan $(SHIMS)
 check-valgrind: bin/echo-server
 	@python3 tests/valgrind.py
 
+# make format: lays every C file out as .clang-format says, with clang-format 14 (Debian
+# 12's); make format-check only checks (make test runs it; another version: skipped).
+.PHONY: format format-check
+format:
+	@python3 tests/arch/format_check.py --fix
+format-check:
+	@python3 tests/arch/format_check.py
+
 check-config: bin/echo-server
 	bin/echo-server -c conf/server.conf --check-config
 
@@ -226,3 +234,11 @@ uninstall:
 -include tests/bench/bench.mk
 -include tests/soak/soak.mk
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# make demo-restart: a naive restart (SIGTERM, then start again) and the seamless path
+# (reloads, workers 2-3-2, upgrades) under the same load-client churn, their refused and
+# reset connections side by side (tests/long/test_lifecycle_churn.py; root, a namespace).
+demo-restart: deps
+	@$(MAKE) --no-print-directory all
+	@LIFECYCLE_SECONDS=$${LIFECYCLE_SECONDS:-20} PYTHONPATH=tests/integration \
+		python3 tests/run.py --integration tests/long --pattern test_lifecycle_churn.py

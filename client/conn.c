@@ -3,9 +3,11 @@
 #include "fault.h"
 #include "log.h"
 #include "reconnect.h"
+#include "schedule.h"
 #include "sock.h"
 
 #include <errno.h>
+#include <math.h>
 #include <event2/event_struct.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -44,6 +46,7 @@ struct conn {
 	uint8_t stopping;     /* no new messages; finish when the outstanding ones are answered */
 	uint8_t assigned;     /* rev, wev, tev are set up */
 	uint8_t reconnecting; /* a reconnect not established yet (or waiting to be made) */
+	uint8_t open;	      /* open loop: its messages go on its schedule (sched) */
 	uint32_t attempts;    /* reconnects of this connection so far (the delay's jitter) */
 	uint64_t planned;     /* messages to send (UINT64_MAX: until the run ends) */
 	uint64_t sent;	      /* messages completely written */
@@ -55,8 +58,21 @@ struct conn {
 	int outcome;					   /* vanish: OUTCOME_* or a failure kind */
 	char elem[FAULT_ELEM_MAX];			   /* vanish: its element of the drop set */
 	struct event rev, wev, tev;
-	int64_t sent_at[]; /* [pipeline]: when each unanswered message's first byte went out */
+	/* Open loop (client/schedule.h): its schedule from its intended open time; due.n
+	 * messages have come due; the due times of messages below gen.n are in the ring. */
+	int64_t t_start;
+	struct sched sched;
+	struct sched_cursor due, gen;
+	/* [3 x pipeline], by message number modulo --pipeline: when each unanswered message's
+	 * first byte went out; open loop: its due time, and when its pipeline slot was free
+	 * (the echo of the message --pipeline before it, or the connect). */
+	int64_t ring[];
 };
+#define SENT_AT(c, seq) ((c)->ring[(seq) % (uint64_t)(c)->env->o->pipeline])
+#define DUE_AT(c, seq)                                                                             \
+	((c)->ring[(uint64_t)(c)->env->o->pipeline + (seq) % (uint64_t)(c)->env->o->pipeline])
+#define READY_AT(c, seq)                                                                           \
+	((c)->ring[2 * (uint64_t)(c)->env->o->pipeline + (seq) % (uint64_t)(c)->env->o->pipeline])
 
 static void conn_send(struct conn *c);
 static void conn_arm(struct conn *c);
@@ -65,6 +81,14 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 static int64_t now_us(void)
 {
 	return clock_mono_us();
+}
+
+/* Where what is measured goes: the run's result, or during --warmup a scratch one that
+ * nobody reads (the warm-up is left out of every histogram and rate; its failures are
+ * counted apart, in warmup_failed). */
+static struct result *conn_m(struct conn_env *e)
+{
+	return e->scratch != NULL && now_us() < e->warm_until ? e->scratch : e->r;
 }
 
 static enum phase conn_phase(const struct conn *c)
@@ -85,6 +109,54 @@ static enum phase conn_phase(const struct conn *c)
 static uint64_t conn_outstanding(const struct conn *c)
 {
 	return c->sent + (c->send_off > 0) - c->recvd;
+}
+
+/* ---- open loop ---- */
+
+/* Counts the messages that have come due by now (none once the connection is ending: the
+ * run's end ends its schedule). */
+static void conn_due_advance(struct conn *c, int64_t now)
+{
+	while (!c->stopping && c->due.n < c->planned && c->due.due_us <= (double)now) {
+		sched_next(&c->sched, &c->due);
+		conn_m(c->env)->msgs_due++;
+	}
+}
+
+/* The due time of message seq, which is the next to start or one started before (a
+ * resend after a reconnect keeps its due time). */
+static int64_t conn_due_of(struct conn *c, uint64_t seq)
+{
+	while (c->gen.n <= seq) {
+		DUE_AT(c, c->gen.n) = (int64_t)ceil(c->gen.due_us);
+		sched_next(&c->sched, &c->gen);
+	}
+	return DUE_AT(c, seq);
+}
+
+/* Message seq goes out at now: late when its pipeline slot was not free at its due time
+ * (the server's slowness, a connect or reconnect), else the client's own lateness. */
+static void conn_lateness(struct conn *c, uint64_t seq, int64_t now)
+{
+	struct result *r = conn_m(c->env);
+	int64_t due = conn_due_of(c, seq);
+	uint64_t lag = now > due ? (uint64_t)(now - due) : 0;
+
+	if (READY_AT(c, seq) > due) {
+		r->late_sends++;
+		hist_record(&r->late_us, lag);
+	} else {
+		hist_record(&r->send_lag_us, lag);
+	}
+}
+
+/* At the connection's end: the messages that came due and were never sent. */
+static void conn_count_unsent(struct conn *c)
+{
+	if (!c->open)
+		return;
+	conn_due_advance(c, now_us());
+	conn_m(c->env)->unsent += c->due.n - (c->sent + (c->send_off > 0));
 }
 
 /* ---- a connection's end ---- */
@@ -112,11 +184,13 @@ static void conn_detach(struct conn *c)
 		e->halfclosed--;
 	e->live--;
 	e->r->open_now = e->live;
+	e->r->connecting_now = e->connecting;
 	e->r->closing_now = e->halfclosed;
 }
 
 void conn_free(struct conn *c)
 {
+	conn_count_unsent(c);
 	conn_detach(c);
 	free(c);
 }
@@ -179,7 +253,9 @@ static void conn_fail(struct conn *c, int kind)
 	uint64_t slot = c->slot;
 	char buf[16];
 
-	result_fail(e->r, ph, kind);
+	if (conn_m(e) != e->r)
+		e->r->warmup_failed++;
+	result_fail(conn_m(e), ph, kind);
 	if (kind > 0 && kind < FAIL_KINDS && !e->logged[ph][kind]) {
 		e->logged[ph][kind] = 1;
 		log_warn("connection %llu to %s failed in phase %s: %s%s%s%s %s; counted, further "
@@ -191,7 +267,7 @@ static void conn_fail(struct conn *c, int kind)
 	}
 	/* A reconnect that failed (nothing listens yet: a restart) is tried again while the
 	 * run lasts; in a one-pass run the slot gives up, so the run ends. */
-	if (c->reconnecting && e->o->duration_ms > 0 && !e->stopping) {
+	if (c->reconnecting && kind != FAIL_BACKLOG && e->o->duration_ms > 0 && !e->stopping) {
 		conn_wait(c);
 		return;
 	}
@@ -217,7 +293,7 @@ static void closed_count(struct conn *c)
 
 	e->r->closed_by_server++;
 	if (c->state == CS_HOLD || c->state >= CS_DYING)
-		hist_record(&e->r->server_close_us, (uint64_t)(now_us() - c->t_last_send));
+		hist_record(&conn_m(e)->server_close_us, (uint64_t)(now_us() - c->t_last_send));
 }
 
 /* A connection the server closed (EOF or RST) as the run expects: a held silent one (the
@@ -268,6 +344,7 @@ static void conn_half_close(struct conn *c)
 	c->t_fin = now_us();
 	if (c->state == CS_CONNECTING || c->state == CS_FIRST)
 		c->env->connecting--;
+	c->env->r->connecting_now = c->env->connecting;
 	c->state = CS_HALF_CLOSED;
 	c->env->halfclosed++;
 	c->env->r->closing_now = c->env->halfclosed;
@@ -447,6 +524,7 @@ static void conn_established(struct conn *c)
 
 	e->r->established++;
 	e->connecting--;
+	e->r->connecting_now = e->connecting;
 	c->reconnecting = 0;
 	c->state = scenario_holds(c->scen) ? CS_HOLD : CS_ECHO;
 	/* Held for its hold (its plan), or until the run ends. A reconnect keeps its hold. */
@@ -461,6 +539,7 @@ static int conn_consume(struct conn *c, const unsigned char *p, size_t n)
 {
 	struct conn_env *e = c->env;
 	uint64_t size = (uint64_t)e->o->size;
+	int64_t now;
 
 	while (n > 0) {
 		/* Bytes of message `recvd` that we have sent and not yet seen back. */
@@ -478,9 +557,13 @@ static int conn_consume(struct conn *c, const unsigned char *p, size_t n)
 		c->recv_off += take;
 		if (c->recv_off < size)
 			continue;
-		hist_record(&e->r->rtt_us,
-			    (uint64_t)(now_us() - c->sent_at[c->recvd % (uint64_t)e->o->pipeline]));
-		e->r->messages++;
+		now = now_us();
+		hist_record(&conn_m(e)->rtt_us, (uint64_t)(now - SENT_AT(c, c->recvd)));
+		if (c->open) {
+			hist_record(&conn_m(e)->latency_us, (uint64_t)(now - DUE_AT(c, c->recvd)));
+			READY_AT(c, c->recvd) = now; /* for message recvd + pipeline */
+		}
+		conn_m(e)->messages++;
 		c->recvd++;
 		c->recv_off = 0;
 		if (c->state == CS_FIRST)
@@ -496,7 +579,7 @@ static void conn_eof(struct conn *c)
 	if (c->state >= CS_DYING)
 		conn_dead_end(c, OUTCOME_CLOSED); /* its FIN came before the drop rule */
 	else if (c->state == CS_HALF_CLOSED && conn_outstanding(c) == 0) {
-		hist_record(&e->r->fin_to_fin_us, (uint64_t)(now_us() - c->t_fin));
+		hist_record(&conn_m(e)->fin_to_fin_us, (uint64_t)(now_us() - c->t_fin));
 		conn_done(c);
 	} else if (c->state == CS_HALF_CLOSED) {
 		conn_fail(c, FAIL_EOF); /* its echo must come before the server's FIN */
@@ -524,7 +607,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < READS_PER_EVENT; i++) {
 		ssize_t n = recv(fd, e->buf, sizeof(e->buf), 0);
 		if (n > 0) {
-			e->r->bytes_received += (uint64_t)n;
+			conn_m(e)->bytes_received += (uint64_t)n;
 			if (conn_consume(c, e->buf, (size_t)n) < 0)
 				return;
 			if ((size_t)n < sizeof(e->buf))
@@ -558,6 +641,8 @@ static int conn_may_start(const struct conn *c, uint64_t seq, int64_t now)
 		return 0;
 	if (seq - c->recvd >= (uint64_t)o->pipeline)
 		return 0;
+	if (c->open)
+		return seq < c->due.n; /* due by now (conn_due_advance) */
 	/* idle: a heartbeat every --heartbeat once established; a reconnect's first
 	 * message goes at once, as a new connection's. */
 	if (c->scen == SCEN_IDLE && seq > 0 && c->state != CS_FIRST)
@@ -597,8 +682,10 @@ static void conn_advance(struct conn *c, size_t n, int64_t now)
 	while (n > 0) {
 		uint64_t take = size - c->send_off;
 		if (c->send_off == 0) {
-			c->sent_at[c->sent % (uint64_t)c->env->o->pipeline] = now;
+			SENT_AT(c, c->sent) = now;
 			c->t_last_send = now;
+			if (c->open)
+				conn_lateness(c, c->sent, now);
 		}
 		if (take > n)
 			take = n;
@@ -611,10 +698,29 @@ static void conn_advance(struct conn *c, size_t n, int64_t now)
 	}
 }
 
+/* Open loop: counts what has come due; a backlog above --max-backlog fails the
+ * connection (-1: it ended), so that due messages are never dropped unsaid. */
+static int conn_due_update(struct conn *c, int64_t now)
+{
+	uint64_t backlog;
+
+	if (!c->open)
+		return 0;
+	conn_due_advance(c, now);
+	backlog = c->due.n - (c->sent + (c->send_off > 0));
+	if (backlog > (uint64_t)c->env->o->max_backlog) {
+		conn_fail(c, FAIL_BACKLOG);
+		return -1;
+	}
+	return 0;
+}
+
 static void conn_send(struct conn *c)
 {
 	struct conn_env *e = c->env;
 
+	if (conn_due_update(c, now_us()) < 0)
+		return;
 	for (;;) {
 		int64_t now = now_us();
 		size_t len = conn_fill(c, now);
@@ -632,7 +738,7 @@ static void conn_send(struct conn *c)
 			conn_error(c, errno);
 			return;
 		}
-		e->r->bytes_sent += (uint64_t)n;
+		conn_m(e)->bytes_sent += (uint64_t)n;
 		conn_advance(c, (size_t)n, now);
 		if ((size_t)n < len) {
 			event_add(&c->wev, NULL);
@@ -660,13 +766,18 @@ static int64_t conn_next_deadline(const struct conn *c)
 	if (c->state == CS_CONNECTING)
 		EARLIER(c->t_connect + o->connect_timeout_ms * 1000);
 	if (conn_outstanding(c) > 0)
-		EARLIER(c->sent_at[c->recvd % (uint64_t)o->pipeline] + o->reply_timeout_ms * 1000);
+		EARLIER(SENT_AT(c, c->recvd) + o->reply_timeout_ms * 1000);
 	if (c->state == CS_HALF_CLOSED)
 		EARLIER(c->t_fin + o->reply_timeout_ms * 1000);
 	if ((c->state == CS_HOLD || c->state == CS_DEAD) && c->hold_until > 0 && !c->stopping)
 		EARLIER(c->hold_until);
 	if (c->state == CS_HOLD && c->scen == SCEN_IDLE && conn_outstanding(c) == 0 && !c->stopping)
 		EARLIER(c->t_last_send + o->heartbeat_ms * 1000);
+	/* Open loop: the next message's due time, also while the pipeline is full (the
+	 * backlog is counted then). */
+	if (c->open && !c->stopping && (c->state == CS_FIRST || c->state == CS_ECHO) &&
+	    c->due.n < c->planned)
+		EARLIER((int64_t)ceil(c->due.due_us));
 #undef EARLIER
 	return next;
 }
@@ -707,8 +818,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_fail(c, FAIL_DEADLINE);
 		return;
 	}
-	if ((conn_outstanding(c) > 0 &&
-	     now >= c->sent_at[c->recvd % (uint64_t)o->pipeline] + o->reply_timeout_ms * 1000) ||
+	if ((conn_outstanding(c) > 0 && now >= SENT_AT(c, c->recvd) + o->reply_timeout_ms * 1000) ||
 	    (c->state == CS_HALF_CLOSED && now >= c->t_fin + o->reply_timeout_ms * 1000)) {
 		conn_fail(c, FAIL_DEADLINE);
 		return;
@@ -726,8 +836,14 @@ static void conn_connected(struct conn *c)
 {
 	struct conn_env *e = c->env;
 
+	int64_t now = now_us();
+
 	e->r->connected++;
-	hist_record(&e->r->connect_us, (uint64_t)(now_us() - c->t_connect));
+	hist_record(&conn_m(e)->connect_us, (uint64_t)(now - c->t_connect));
+	if (!c->reconnecting)
+		hist_record(&conn_m(e)->connect_due_us, (uint64_t)(now - c->t_start));
+	for (int64_t i = 0; c->open && i < e->o->pipeline; i++)
+		READY_AT(c, c->recvd + (uint64_t)i) = now;
 	c->state = CS_FIRST;
 	event_add(&c->rev, NULL);
 	conn_send(c);
@@ -787,7 +903,7 @@ static int conn_setup(struct conn *c)
 
 struct conn *conn_new(struct conn_env *e, uint64_t slot, const struct plan_conn *pc)
 {
-	struct conn *c = calloc(1, sizeof(*c) + sizeof(int64_t) * (size_t)e->o->pipeline);
+	struct conn *c = calloc(1, sizeof(*c) + 3 * sizeof(int64_t) * (size_t)e->o->pipeline);
 
 	if (c == NULL)
 		return NULL;
@@ -799,6 +915,13 @@ struct conn *conn_new(struct conn_env *e, uint64_t slot, const struct plan_conn 
 	c->planned = pc->messages;
 	c->hold_ms = pc->hold_ms;
 	c->state = CS_CONNECTING;
+	c->t_start = pc->start_us;
+	c->open = pc->msg_rate > 0;
+	if (c->open) {
+		sched_init(&c->sched, pc->msg_rate, pc->arrivals, pc->id, pc->start_us);
+		sched_first(&c->sched, &c->due);
+		c->gen = c->due;
+	}
 	return c;
 }
 
@@ -819,6 +942,7 @@ void conn_start(struct conn *c)
 	e->live++;
 	e->connecting++;
 	e->r->open_now = e->live;
+	e->r->connecting_now = e->connecting;
 	c->t_connect = now_us();
 	c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
@@ -875,6 +999,7 @@ void conn_stop(struct conn *c)
 		e->ended(e->owner, slot, 0);
 		return;
 	}
+	conn_due_advance(c, now_us()); /* the schedule ends with the run */
 	c->stopping = 1;
 	if (c->state == CS_HALF_CLOSED)
 		return;

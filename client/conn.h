@@ -38,6 +38,8 @@ struct conn_env {
 	struct crashports *crash_ports; /* crash in the mix: its source ports */
 	struct deadpeer_batch *vanish;	/* vanish in the mix: its drop rules */
 	int stopping;			/* the run is ending: nothing reconnects */
+	int64_t warm_until;		/* --warmup: until then nothing is measured (mono us) */
+	struct result *scratch;		/* --warmup: where the warm-up's measures go */
 	int fatal;			/* nft failed: the run ends, exit status 1 */
 	/* The worker's connections by state (the driver paces and ends the run by them). */
 	uint64_t connecting, live, halfclosed;

@@ -5,11 +5,14 @@
 #include "fault.h"
 #include "log.h"
 #include "reconnect.h"
+#include "schedule.h"
 
 #include <errno.h>
+#include <math.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 struct driver {
@@ -29,14 +32,28 @@ struct driver {
 	uint64_t *rq, rhead, rlen;
 	struct bucket reconnect_bucket;
 	struct event *reconnect_ev;
-	double rate, tokens; /* per second, this worker's share */
-	int64_t t_tokens;
+	/* --rate as a schedule: connection k of this worker is due to open at
+	 * t_start + k / rate (its share of the rate); one that opens later because no slot
+	 * or no room under --max-connecting was free at its time is a late start. */
+	double rate, next_start_us;
+	int64_t *queued_at; /* [nslots]: when each queued slot became free */
+	uint8_t *pending;   /* [nslots]: queued or waiting out --backoff */
+	uint64_t nstarted;  /* --rate-stages: starts made */
+	/* --stages: the slots below `active` are wanted now (the worker's share of the
+	 * target); a ramp-down stops the connections of the slots above it. */
+	uint64_t active;
+	struct event *stage_ev;
+	int64_t room_at; /* when --max-connecting last made room after it was full */
+	int full;	 /* the pump stopped at --max-connecting */
+	/* The worker's own CPU time, per second and over the run (saturation). */
+	int64_t cpu_start_ns, cpu_last_ns, cpu_last_wall_us;
 	int signals;
 	int pumping; /* driver_pump is running: a nested call returns at once */
 	int64_t t_start;
-	struct event *pump_ev, *stop_ev, *tick_ev, *sigint_ev, *sigterm_ev, *backoff_ev;
+	struct event *pump_ev, *stop_ev, *tick_ev, *sigint_ev, *sigterm_ev, *backoff_ev, *cpu_ev;
 	driver_tick_fn tick;
 	void *tick_arg;
+	int64_t tick_first_us;
 	/* What its connections share (their counts, the result, the run's end), last: it
 	 * holds their I/O buffer. */
 	struct conn_env env;
@@ -67,6 +84,12 @@ static void driver_maybe_done(struct driver *d)
 
 static void slot_enqueue(struct driver *d, uint64_t slot)
 {
+	if (d->pending[slot] == 2)
+		d->pending[slot] = 1; /* its backoff is over */
+	else if (d->pending[slot])
+		return; /* queued already (a ramp reactivated it) */
+	d->pending[slot] = 1;
+	d->queued_at[slot] = now_us();
 	d->queue[(d->qhead + d->qlen) % d->nslots] = slot;
 	d->qlen++;
 }
@@ -76,6 +99,7 @@ static void slot_backoff(struct driver *d, uint64_t slot)
 {
 	uint64_t i = (d->whead + d->wlen) % d->nslots;
 
+	d->pending[slot] = 2;
 	d->waitq[i] = slot;
 	d->wait_until[i] = clock_mono_us() + d->o->backoff_ms * 1000;
 	if (d->wlen++ == 0) {
@@ -110,7 +134,7 @@ static void slot_end(void *owner, uint64_t slot, int failed)
 	struct driver *d = owner;
 
 	d->slots[slot] = NULL;
-	if (d->env.stopping || d->o->duration_ms == 0) {
+	if (d->env.stopping || d->o->duration_ms == 0 || slot >= d->active) {
 		driver_maybe_done(d);
 		driver_pump(d);
 		return;
@@ -157,14 +181,16 @@ static void reconnect_due(void *owner, uint64_t slot)
 		reconnect_pump(d);
 }
 
-/* Opens the slot's connection: the plan's next one, or the one waiting to reconnect. */
-static void slot_open(struct driver *d, uint64_t slot)
+/* Opens the slot's connection: the plan's next one, meant to open at start_us, or the one
+ * waiting to reconnect. */
+static void slot_open(struct driver *d, uint64_t slot, int64_t start_us)
 {
 	struct conn *c = d->slots[slot];
 
 	if (c == NULL) {
 		struct plan_conn pc;
 		plan_next(&d->pw, &pc);
+		pc.start_us = start_us;
 		c = conn_new(&d->env, slot, &pc);
 		if (c == NULL) {
 			log_error("out of memory for a connection");
@@ -180,18 +206,56 @@ static void slot_open(struct driver *d, uint64_t slot)
 
 /* ---- pacing ---- */
 
-static void driver_refill(struct driver *d, int64_t now)
+/* --rate-stages: start k of worker w of P is due when the ramp's integral reaches
+ * k P + w starts. 0 when it is not time yet (or never again: the rate ramped to 0). */
+static int64_t driver_staged_start(struct driver *d, int64_t ready)
 {
-	double cap = d->rate / 100.0 > 1.0 ? d->rate / 100.0 : 1.0; /* a burst of 10 ms */
+	double t_ms = stages_when(
+	    d->plan->rate_stages, 0,
+	    1000.0 * (double)(d->nstarted * (uint64_t)d->nworkers + (uint64_t)d->worker + 1));
+	int64_t due, now = now_us();
 
-	d->tokens += (double)(now - d->t_tokens) * d->rate / 1e6;
-	if (d->tokens > cap)
-		d->tokens = cap;
-	d->t_tokens = now;
+	if (t_ms < 0)
+		return 0;
+	due = d->t_start + (int64_t)ceil(t_ms * 1000);
+	if (now < due) {
+		struct timeval tv = clock_us_to_tv(due - now);
+		evtimer_add(d->pump_ev, &tv);
+		return 0;
+	}
+	d->nstarted++;
+	if (ready > due)
+		d->r->late_starts++;
+	return due;
+}
+
+/* The time the queue's first slot is meant to open: with --rate its time on the schedule
+ * (counted as a late start when its slot, or room under --max-connecting, came later
+ * than that), else when its slot became free. 0 when it is not time yet: the pump's
+ * timer is set. A start missed while the client lagged is made late, never dropped. */
+static int64_t driver_start_due(struct driver *d, uint64_t slot)
+{
+	int64_t due, now, ready = d->queued_at[slot] > d->room_at ? d->queued_at[slot] : d->room_at;
+
+	if (d->plan->rate_stages != NULL)
+		return driver_staged_start(d, ready);
+	if (d->rate <= 0)
+		return d->queued_at[slot];
+	now = now_us();
+	due = (int64_t)ceil(d->next_start_us);
+	if (now < due) {
+		struct timeval tv = clock_us_to_tv(due - now);
+		evtimer_add(d->pump_ev, &tv);
+		return 0;
+	}
+	d->next_start_us += 1e6 / d->rate;
+	if (ready > due)
+		d->r->late_starts++;
+	return due;
 }
 
 /* Opens connections while slots wait, handshakes in flight stay under --max-connecting
- * and the token bucket allows. A connection that fails at once (socket, bind or connect
+ * and the --rate schedule allows. A connection that fails at once (socket, bind or connect
  * refused) ends inside slot_open and may put its slot back in the queue: such a slot waits
  * for the next pass, which runs from the loop after it has waited (pump_ev), so a run whose
  * every connect fails neither recurses nor keeps the loop from its timers (--duration,
@@ -205,25 +269,29 @@ static void driver_pump(struct driver *d)
 	d->pumping = 1;
 	while (budget > 0 && d->qlen > 0 && !d->env.stopping &&
 	       d->env.connecting < (uint64_t)d->o->max_connecting) {
-		uint64_t slot;
-		if (d->rate > 0) {
-			driver_refill(d, now_us());
-			if (d->tokens < 1.0) {
-				struct timeval tv = clock_us_to_tv(
-				    (int64_t)((1.0 - d->tokens) * 1e6 / d->rate) + 1);
-				evtimer_add(d->pump_ev, &tv);
-				d->pumping = 0;
-				return;
-			}
-			d->tokens -= 1.0;
+		uint64_t slot = d->queue[d->qhead];
+		int64_t start;
+		if (slot >= d->active) { /* a ramp-down took it out while it waited */
+			d->pending[slot] = 0;
+			d->qhead = (d->qhead + 1) % d->nslots;
+			d->qlen--;
+			budget--;
+			continue;
 		}
-		slot = d->queue[d->qhead];
+		start = driver_start_due(d, slot);
+		if (start == 0) {
+			d->pumping = 0;
+			return;
+		}
+		d->pending[slot] = 0;
 		d->qhead = (d->qhead + 1) % d->nslots;
 		d->qlen--;
 		budget--;
-		slot_open(d, slot);
+		slot_open(d, slot, start);
 	}
 	d->pumping = 0;
+	if (d->qlen > 0 && d->env.connecting >= (uint64_t)d->o->max_connecting)
+		d->full = 1;
 	if (budget == 0 && d->qlen > 0 && !d->env.stopping &&
 	    d->env.connecting < (uint64_t)d->o->max_connecting) {
 		/* Re-queued during this pass. A timer of 0, not event_active(): libevent runs
@@ -237,7 +305,13 @@ static void driver_pump(struct driver *d)
 /* A handshake is over (conn_env.handshake_over): room under --max-connecting. */
 static void handshake_over(void *owner)
 {
-	driver_pump(owner);
+	struct driver *d = owner;
+
+	if (d->full) {
+		d->full = 0;
+		d->room_at = now_us();
+	}
+	driver_pump(d);
 }
 
 static void pump_cb(evutil_socket_t fd, short what, void *arg)
@@ -245,6 +319,35 @@ static void pump_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	driver_pump(arg);
+}
+
+/* --stages: the worker's share of the target now. A ramp-up queues the slots that came
+ * into it; a ramp-down stops the connections of the highest slots (the last a ramp-up
+ * opened): each finishes as at the end of the run (its messages answered, then its
+ * scenario's ending), counted in ramped_down and then as completed (cancelled when it
+ * was still connecting). */
+static void stage_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct driver *d = arg;
+	uint64_t was = d->active,
+		 want = plan_target(d->plan, d->worker, (double)(now_us() - d->t_start) / 1000.0);
+
+	(void)fd;
+	(void)what;
+	if (d->env.stopping || want == was)
+		return;
+	d->active = want < d->nslots ? want : d->nslots;
+	for (uint64_t i = d->active; i < was; i++) {
+		if (d->slots[i] != NULL) {
+			d->r->ramped_down++;
+			conn_stop(d->slots[i]);
+		}
+	}
+	for (uint64_t i = was; i < d->active; i++) {
+		if (d->slots[i] == NULL)
+			slot_enqueue(d, i);
+	}
+	driver_pump(d);
 }
 
 static void driver_stop(struct driver *d)
@@ -290,17 +393,50 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	driver_stop(d);
 }
 
+static int64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Counts the seconds in which the worker was saturated (RESULT_CPU_SATURATED). */
+static void cpu_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct driver *d = arg;
+	int64_t cpu = cpu_ns(), wall = now_us();
+
+	(void)fd;
+	(void)what;
+	if ((double)(cpu - d->cpu_last_ns) / 1e3 >=
+	    RESULT_CPU_SATURATED * (double)(wall - d->cpu_last_wall_us))
+		d->r->cpu_saturated_s++;
+	d->cpu_last_ns = cpu;
+	d->cpu_last_wall_us = wall;
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct driver *d = arg;
 
 	(void)fd;
 	(void)what;
-	if (d->tick != NULL)
-		d->tick(d->tick_arg);
+	if (d->tick != NULL) {
+		struct timeval tv = clock_us_to_tv(d->tick(d->tick_arg));
+		/* A timer counts from the loop's cached time, taken before the tick's own work:
+		 * the delay is from now. */
+		event_base_update_cache_time(d->base);
+		evtimer_add(d->tick_ev, &tv);
+	}
 }
 
 /* ---- setup ---- */
+
+/* How often a ramp of --stages is followed: a step of a ramp of N connections a second
+ * is N / 100 connections. */
+#define STAGE_STEP_US 10000
 
 static int driver_events(struct driver *d)
 {
@@ -308,20 +444,29 @@ static int driver_events(struct driver *d)
 
 	d->pump_ev = evtimer_new(d->base, pump_cb, d);
 	d->stop_ev = evtimer_new(d->base, stop_cb, d);
-	d->tick_ev = event_new(d->base, -1, EV_PERSIST, tick_cb, d);
+	d->tick_ev = evtimer_new(d->base, tick_cb, d);
 	d->sigint_ev = evsignal_new(d->base, SIGINT, signal_cb, d);
 	d->sigterm_ev = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->backoff_ev = evtimer_new(d->base, backoff_cb, d);
 	d->reconnect_ev = evtimer_new(d->base, reconnect_cb, d);
+	d->cpu_ev = event_new(d->base, -1, EV_PERSIST, cpu_cb, d);
+	d->stage_ev = event_new(d->base, -1, EV_PERSIST, stage_cb, d);
 	if (!d->pump_ev || !d->stop_ev || !d->tick_ev || !d->sigint_ev || !d->sigterm_ev ||
-	    !d->backoff_ev || !d->reconnect_ev)
+	    !d->backoff_ev || !d->reconnect_ev || !d->cpu_ev || !d->stage_ev)
 		return -1;
+	event_add(d->cpu_ev, &second);
+	if (d->plan->stages != NULL) {
+		struct timeval step = {0, STAGE_STEP_US};
+		event_add(d->stage_ev, &step);
+	}
 	if (d->o->duration_ms > 0) {
 		struct timeval tv = clock_ms_to_tv(d->o->duration_ms);
 		evtimer_add(d->stop_ev, &tv);
 	}
-	if (d->tick != NULL)
-		event_add(d->tick_ev, &second);
+	if (d->tick != NULL) {
+		struct timeval first = clock_us_to_tv(d->tick_first_us);
+		evtimer_add(d->tick_ev, &first);
+	}
 	/* A worker of --procs leaves SIGINT (a terminal's ^C to the whole group) to its
 	 * parent, which forwards one SIGTERM. */
 	if (d->nworkers == 1)
@@ -332,8 +477,9 @@ static int driver_events(struct driver *d)
 
 static void driver_free(struct driver *d)
 {
-	struct event *evs[] = {d->pump_ev,    d->stop_ev,    d->tick_ev,     d->sigint_ev,
-			       d->sigterm_ev, d->backoff_ev, d->reconnect_ev};
+	struct event *evs[] = {d->pump_ev,	d->stop_ev,    d->tick_ev,
+			       d->sigint_ev,	d->sigterm_ev, d->backoff_ev,
+			       d->reconnect_ev, d->cpu_ev,     d->stage_ev};
 
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
 		if (evs[i] != NULL)
@@ -350,8 +496,11 @@ static void driver_free(struct driver *d)
 	free(d->queue);
 	free(d->waitq);
 	free(d->wait_until);
+	free(d->queued_at);
+	free(d->pending);
 	free(d->rq);
 	plan_worker_free(&d->pw);
+	free(d->env.scratch);
 	crashport_free(d->env.crash_ports);
 	free(d);
 }
@@ -380,6 +529,25 @@ static int driver_env(struct driver *d, const struct driver_params *p, int worke
 	return 0;
 }
 
+/* A schedule (--message-rate, --rate) needs a precise timer: libevent's default reads
+ * CLOCK_MONOTONIC_COARSE, which is 4 ms granular here (one jiffy at HZ=250), coarser than
+ * the lateness it must measure. EVENT_BASE_FLAG_PRECISE_TIMER makes it use
+ * CLOCK_MONOTONIC. */
+static struct event_base *driver_base(const struct plan *p)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (cfg == NULL)
+		return NULL;
+	if ((p->msg_rate > 0 || p->rate > 0) &&
+	    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER) < 0)
+		log_warn("libevent: no precise timer: the schedule's lateness is coarser");
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 static struct driver *driver_new(const struct driver_params *p, int worker, struct result *r)
 {
 	struct driver *d = calloc(1, sizeof(*d));
@@ -397,15 +565,19 @@ static struct driver *driver_new(const struct driver_params *p, int worker, stru
 	d->queue = calloc(d->nslots, sizeof(*d->queue));
 	d->waitq = calloc(d->nslots, sizeof(*d->waitq));
 	d->wait_until = calloc(d->nslots, sizeof(*d->wait_until));
-	d->base = event_base_new();
+	d->queued_at = calloc(d->nslots, sizeof(*d->queued_at));
+	d->pending = calloc(d->nslots, sizeof(*d->pending));
+	d->base = driver_base(p->plan);
 	if (d->slots == NULL || d->queue == NULL || d->waitq == NULL || d->wait_until == NULL ||
-	    d->base == NULL ||
+	    d->queued_at == NULL || d->pending == NULL || d->base == NULL ||
+	    (p->o->warmup_ms > 0 && (d->env.scratch = calloc(1, sizeof(struct result))) == NULL) ||
 	    (p->o->reconnect && (d->rq = calloc(d->nslots, sizeof(*d->rq))) == NULL) ||
 	    plan_worker_init(&d->pw, p->plan, worker) < 0 || driver_env(d, p, worker) < 0) {
 		driver_free(d);
 		return NULL;
 	}
-	for (uint64_t i = 0; i < d->nslots; i++)
+	d->active = plan_target(p->plan, worker, 0);
+	for (uint64_t i = 0; i < d->active; i++)
 		slot_enqueue(d, i);
 	return d;
 }
@@ -421,6 +593,7 @@ int driver_run(const struct driver_params *p, int worker, struct result *r)
 	}
 	d->tick = p->tick;
 	d->tick_arg = p->tick_arg;
+	d->tick_first_us = p->tick_first_us;
 	if (driver_events(d) < 0) {
 		log_error("worker %d: cannot create its events", worker);
 		driver_free(d);
@@ -428,8 +601,10 @@ int driver_run(const struct driver_params *p, int worker, struct result *r)
 	}
 	fault_signals(0); /* the loop handles them now */
 	d->t_start = now_us();
-	d->t_tokens = d->t_start;
-	d->tokens = 1.0;
+	d->next_start_us = (double)d->t_start;
+	d->env.warm_until = d->t_start + d->o->warmup_ms * 1000;
+	d->cpu_start_ns = d->cpu_last_ns = cpu_ns();
+	d->cpu_last_wall_us = d->t_start;
 	bucket_init(&d->reconnect_bucket, p->plan->reconnect_rate, d->t_start);
 	if (d->nslots > 0) {
 		driver_pump(d);
@@ -437,7 +612,9 @@ int driver_run(const struct driver_params *p, int worker, struct result *r)
 		if (!driver_finished(d))
 			event_base_dispatch(d->base);
 	}
-	r->elapsed_us = now_us() - d->t_start;
+	/* The rates are of the run after its warm-up. */
+	r->elapsed_us = now_us() - (d->o->warmup_ms > 0 ? d->env.warm_until : d->t_start);
+	r->cpu_us = (uint64_t)(cpu_ns() - d->cpu_start_ns) / 1000;
 	r->done = 1;
 	rc = d->env.fatal;
 	fault_signals(1); /* its handlers go with it */

@@ -85,7 +85,7 @@ static void server_visibility(struct monitor *m)
 		m->server_unseen = UNSEEN_NO_LISTENER;
 }
 
-static void timeline_header(FILE *f)
+static void csv_header(FILE *f)
 {
 	fprintf(f, "time_s");
 	for (int side = 0; side < 2; side++) {
@@ -96,6 +96,36 @@ static void timeline_header(FILE *f)
 	/* The counts after the RTT, so that the columns the plot reads keep their numbers. */
 	fprintf(f, ",attempted,established,failed,open,rtt_p50_ms,rtt_p99_ms,closed_by_server,"
 		   "reconnects,interrupted\n");
+}
+
+static int monitor_scrape_init(struct monitor *m)
+{
+	char err[256];
+
+	m->scrape = malloc(sizeof(*m->scrape));
+	if (m->scrape == NULL) {
+		log_error("--metrics: out of memory");
+		return -1;
+	}
+	if (scrape_init(m->scrape, m->o->metrics_url, err, sizeof(err)) < 0) {
+		log_error("--metrics: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int monitor_jsonl_init(struct monitor *m)
+{
+	m->cur = calloc(1, sizeof(*m->cur));
+	m->prev = calloc(1, sizeof(*m->prev));
+	m->row = calloc(1, sizeof(*m->row));
+	if (m->cur == NULL || m->prev == NULL || m->row == NULL) {
+		log_error("--timeline: out of memory");
+		return -1;
+	}
+	timeline_header(m->timeline, m->o, result_unix_us());
+	fflush(m->timeline);
+	return 0;
 }
 
 int monitor_init(struct monitor *m, const struct client_opts *o, struct result *results,
@@ -128,13 +158,18 @@ int monitor_init(struct monitor *m, const struct client_opts *o, struct result *
 		log_info("the server %s: %s; its socket states are unknown", o->server,
 			 census_unseen_text(&v, why, sizeof(why)));
 	}
+	if (o->metrics_url[0] != '\0' && monitor_scrape_init(m) < 0)
+		return -1;
 	if (o->timeline[0] != '\0') {
 		m->timeline = fopen(o->timeline, "w");
 		if (m->timeline == NULL) {
 			log_error("--timeline %s: %s", o->timeline, strerror(errno));
 			return -1;
 		}
-		timeline_header(m->timeline);
+		m->jsonl = options_timeline_jsonl(o->timeline);
+		if (m->jsonl)
+			return monitor_jsonl_init(m);
+		csv_header(m->timeline);
 		m->rtt = calloc(3, sizeof(struct hist));
 		if (m->rtt == NULL) {
 			log_error("--timeline: out of memory");
@@ -215,7 +250,86 @@ static void timeline_row(struct monitor *m, const struct result *sum, int64_t no
 	fflush(m->timeline);
 }
 
-void monitor_tick(void *arg)
+/* The workers' results summed whole (counters, failures, histograms). */
+static void monitor_collect(struct monitor *m, struct result *into)
+{
+	result_init(into);
+	into->parts = 0;
+	for (int i = 0; i < m->nresults; i++)
+		result_merge(into, &m->results[i]);
+}
+
+/* d = what changed from prev to cur (counters, failures, histograms); the live gauges
+ * as they are now. */
+static void result_since(struct result *d, const struct result *cur, const struct result *prev)
+{
+	for (size_t i = 0; i < result_nfields; i++) {
+		const struct result_field *f = &result_fields[i];
+		uint64_t now = result_field_value(cur, f), then = result_field_value(prev, f);
+		uint64_t v = f->group == RG_LIVE ? now : now - (then < now ? then : now);
+		if (f->kind == RK_DEAD)
+			((struct dead_peers *)((char *)d + f->offset))->count = v;
+		else
+			*(uint64_t *)((char *)d + f->offset) = v;
+	}
+	for (int p = 0; p < PHASE_N; p++)
+		for (int k = 0; k < FAIL_KINDS; k++)
+			d->fail[p][k] = cur->fail[p][k] - prev->fail[p][k];
+	for (size_t i = 0; i < result_nhists; i++)
+		hist_since(result_hist_at(d, &result_hists[i]),
+			   result_hist_of(cur, &result_hists[i]),
+			   result_hist_of(prev, &result_hists[i]));
+}
+
+/* One JSON line: what completed in the wall-clock second unix_s (timeline.h). */
+static void jsonl_row(struct monitor *m, int64_t unix_s, int64_t now)
+{
+	struct tl_row *row = m->row;
+	struct result *swap;
+
+	monitor_collect(m, m->cur);
+	memset(row, 0, sizeof(*row));
+	result_since(&row->r, m->cur, m->prev);
+	row->unix_s = unix_s;
+	row->unix_us = result_unix_us();
+	row->mono_s = (double)(now - m->t0_us) / 1e6;
+	row->interval_s = (double)(now - m->last_us) / 1e6;
+	row->msgs_per_s = row->interval_s > 0 ? (double)row->r.messages / row->interval_s : 0;
+	row->r.client.visible = m->cs && census_client(m, &row->r.client.c) == 0;
+	row->r.server.visible =
+	    m->cs && m->server_visible && census_server(m, &row->r.server.c) == 0;
+	row->r.client.port = row->r.server.port = m->o->port;
+	row->r.server.unseen = m->server_visible ? UNSEEN_NO_CENSUS : m->server_unseen;
+	if (m->scrape != NULL)
+		row->metrics = m->scrape->last;
+	if (timeline_row_write(m->timeline, row) < 0)
+		log_warn("--timeline: out of memory for a row");
+	fflush(m->timeline);
+	swap = m->prev;
+	m->prev = m->cur;
+	m->cur = swap;
+}
+
+int64_t monitor_next_tick_us(struct monitor *m)
+{
+	int64_t unix_us;
+
+	if (!m->jsonl) { /* every second from the start, whatever a tick's own work took */
+		int64_t now = clock_mono_us();
+		m->next_mono_us =
+		    m->next_mono_us == 0 ? m->t0_us + 1000000 : m->next_mono_us + 1000000;
+		if (m->next_mono_us < now)
+			m->next_mono_us = now;
+		return m->next_mono_us - now;
+	}
+	/* 1 ms past the second: the timer runs on the monotonic clock, the rows on the wall
+	 * clock; never early. */
+	unix_us = result_unix_us();
+	m->next_unix_s = unix_us / 1000000 + 1;
+	return m->next_unix_s * 1000000 - unix_us + 1000;
+}
+
+int64_t monitor_tick(void *arg)
 {
 	struct monitor *m = arg;
 	const struct result *sum = monitor_sum(m);
@@ -231,10 +345,15 @@ void monitor_tick(void *arg)
 			 (unsigned long long)sum->reconnects,
 			 dt > 0 ? (double)(sum->messages - m->last_messages) / dt : 0.0);
 	}
+	if (m->scrape != NULL)
+		scrape_step(m->scrape, now);
+	if (m->jsonl)
+		jsonl_row(m, m->next_unix_s - 1, now);
+	else if (m->timeline != NULL)
+		timeline_row(m, sum, now);
 	m->last_messages = sum->messages;
 	m->last_us = now;
-	if (m->timeline != NULL)
-		timeline_row(m, sum, now);
+	return monitor_next_tick_us(m);
 }
 
 static int settled(const struct census_counts *c)
@@ -255,6 +374,20 @@ static int census_both(struct monitor *m, struct result *r)
 	return 0;
 }
 
+/* The last line: the census once the sockets settled. */
+static void jsonl_final(struct monitor *m, const struct result *r)
+{
+	struct tl_row *row = m->row;
+
+	memset(row, 0, sizeof(*row));
+	row->final = 1;
+	row->unix_s = result_unix_us() / 1000000;
+	row->r.client = r->client;
+	row->r.server = r->server;
+	timeline_row_write(m->timeline, row);
+	fflush(m->timeline);
+}
+
 void monitor_final(struct monitor *m, struct result *r)
 {
 	int64_t deadline = clock_mono_ms() + m->o->settle_ms;
@@ -264,6 +397,8 @@ void monitor_final(struct monitor *m, struct result *r)
 	r->server.visible = 0;
 	r->client.port = r->server.port = m->o->port;
 	r->client.unseen = UNSEEN_NO_CENSUS;
+	if (m->jsonl) /* what completed since the last tick, in the second it ends in */
+		jsonl_row(m, result_unix_us() / 1000000, clock_mono_us());
 	r->server.unseen = m->server_visible ? UNSEEN_NO_CENSUS : m->server_unseen;
 	if (m->cs == NULL)
 		return;
@@ -279,7 +414,9 @@ void monitor_final(struct monitor *m, struct result *r)
 	}
 	r->client.visible = 1;
 	r->server.visible = m->server_visible;
-	if (m->timeline != NULL)
+	if (m->jsonl)
+		jsonl_final(m, r);
+	else if (m->timeline != NULL)
 		timeline_row(m, monitor_sum(m), clock_mono_us());
 }
 
@@ -290,6 +427,15 @@ void monitor_close(struct monitor *m)
 	m->timeline = NULL;
 	free(m->rtt);
 	m->rtt = NULL;
+	free(m->cur);
+	free(m->prev);
+	free(m->row);
+	m->cur = m->prev = NULL;
+	m->row = NULL;
+	if (m->scrape != NULL)
+		scrape_free(m->scrape);
+	free(m->scrape);
+	m->scrape = NULL;
 	free(m->sum);
 	m->sum = NULL;
 	census_close(m->cs);

@@ -13,12 +13,14 @@
 #include "options.h"
 #include "ports.h"
 #include "result.h"
+#include "scrape.h"
+#include "timeline.h"
 
 #include <stdio.h>
 
 struct monitor {
 	const struct client_opts *o;
-	struct census_sock *cs; /* NULL: no census (sock_diag unavailable) */
+	struct census_sock *cs;	 /* NULL: no census (sock_diag unavailable) */
 	struct own_ports *ports; /* the run's local ports (its workers add them) */
 	int server_visible;
 	int server_unseen;	/* enum census_unseen, when not visible */
@@ -31,14 +33,26 @@ struct monitor {
 	int64_t t0_us;
 	uint64_t last_messages;
 	int64_t last_us;
+	/* --timeline F.jsonl (timeline.h): rows at whole wall-clock seconds, each the
+	 * difference of the workers' sum (cur) and its copy at the last row (prev). */
+	int jsonl;
+	int64_t next_unix_s;  /* the wall-clock second the next tick is due at */
+	int64_t next_mono_us; /* CSV: when the next tick is due */
+	struct result *cur, *prev;
+	struct tl_row *row;
+	struct scrape *scrape; /* --metrics: the server's own figures */
 };
 
 /* Opens the census and the timeline file, decides whether the server is visible. 0, or
  * -1 when the timeline cannot be written (logged). */
 int monitor_init(struct monitor *m, const struct client_opts *o, struct result *results,
 		 int nresults);
-/* Once a second: a progress line (when asked for) and a timeline row. */
-void monitor_tick(void *m);
+/* Once a second: a progress line (when asked for) and a timeline row. Returns the
+ * microseconds until the next tick (monitor_next_tick_us). */
+int64_t monitor_tick(void *m);
+/* Until the next tick: a second, or with a JSON lines timeline the next whole second of
+ * the wall clock (so that the rows of several hosts line up). */
+int64_t monitor_next_tick_us(struct monitor *m);
 /* After the run: waits up to --settle for transitional states (SYN_*, FIN_WAIT*,
  * CLOSE_WAIT, LAST_ACK, CLOSING) to drain on both ends, then fills r->client and
  * r->server with the final census. */

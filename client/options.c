@@ -2,6 +2,10 @@
 #include "conf.h"
 #include "log.h"
 #include "result.h"
+#include "schedule.h"
+#include "clockref.h"
+
+#include <time.h>
 #include "sock.h"
 
 #include <arpa/inet.h>
@@ -168,6 +172,46 @@ static const struct conf_key num_flags[] = {
      NULL,
      OFF(reconnect_rate),
      0},
+    {"message-rate",
+     CONF_INT,
+     {"0", NULL},
+     0,
+     10000000,
+     "/s",
+     "open loop: messages per second per connection (0: closed loop)",
+     NULL,
+     OFF(message_rate),
+     0},
+    {"total-message-rate",
+     CONF_INT,
+     {"0", NULL},
+     0,
+     1000000000,
+     "/s",
+     "open loop: messages per second of the run, split between the connections",
+     NULL,
+     OFF(total_message_rate),
+     0},
+    {"warmup",
+     CONF_DURATION,
+     {"0", NULL},
+     1,
+     DAY_MS,
+     "",
+     "left out of every histogram and rate",
+     NULL,
+     OFF(warmup_ms),
+     CONF_F_ZERO_OFF},
+    {"max-backlog",
+     CONF_INT,
+     {"1000", NULL},
+     1,
+     1000000000,
+     "",
+     "open loop: messages due and unsent before a connection fails (backlog)",
+     NULL,
+     OFF(max_backlog),
+     0},
 };
 #define NUM_FLAGS (sizeof(num_flags) / sizeof(num_flags[0]))
 
@@ -272,7 +316,7 @@ void options_usage(void)
 	      f);
 	usage_counter_keys(f);
 	fputs("  failed.PHASE (connect first_reply echo close), failed.KIND (an errno name,\n"
-	      "  deadline, eof, mismatch, crash_ports);\n"
+	      "  deadline, eof, mismatch, crash_ports, backlog);\n"
 	      "  client.STATE, server.STATE (established time_wait close_wait fin_wait2 ...),\n"
 	      "  client.total, server.total, server.accept_queue;\n",
 	      f);
@@ -495,14 +539,81 @@ static int parse_mix(struct client_opts *o, const char *val)
 	return 0;
 }
 
+int options_timeline_jsonl(const char *path)
+{
+	size_t n = strlen(path);
+
+	return n >= 6 && strcmp(path + n - 6, ".jsonl") == 0;
+}
+
 static int parse_timeline(struct client_opts *o, const char *val)
 {
 	return parse_path(o->timeline, "--timeline", val);
 }
 
+static int parse_metrics(struct client_opts *o, const char *val)
+{
+	if (strncmp(val, "http://", 7) != 0)
+		return usage_error("--metrics: '%s': expected http://HOST:PORT/metrics", val);
+	return parse_path(o->metrics_url, "--metrics", val);
+}
+
 static int parse_plot(struct client_opts *o, const char *val)
 {
 	return parse_path(o->plot, "--plot", val);
+}
+
+static int parse_arrivals(struct client_opts *o, const char *val)
+{
+	int a = arrivals_parse(val);
+
+	if (a < 0)
+		return usage_error("--arrivals: '%s': expected fixed or poisson", val);
+	o->arrivals = a;
+	return 0;
+}
+
+static int parse_stages_into(struct stages *st, char *text, const char *flag, const char *val)
+{
+	char err[256];
+
+	if (strlen(val) >= 256)
+		return usage_error("%s: too long", flag);
+	if (stages_parse(st, val, 10000000, err, sizeof(err)) < 0)
+		return usage_error("%s: %s", flag, err);
+	strcpy(text, val);
+	return 0;
+}
+
+static int parse_stages(struct client_opts *o, const char *val)
+{
+	return parse_stages_into(&o->stages, o->stages_text, "--stages", val);
+}
+
+static int parse_rate_stages(struct client_opts *o, const char *val)
+{
+	return parse_stages_into(&o->rate_stages, o->rate_stages_text, "--rate-stages", val);
+}
+
+static int parse_start_at(struct client_opts *o, const char *val)
+{
+	char err[256];
+	struct timespec now;
+
+	if (clockref_parse_time(val, &o->start_at_us, err, sizeof(err)) < 0)
+		return usage_error("--start-at: %s", err);
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (o->start_at_us <= (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000)
+		return usage_error("--start-at: %s is already past (this host's clock reads %lld)",
+				   val, (long long)now.tv_sec);
+	return 0;
+}
+
+static int parse_time_reference(struct client_opts *o, const char *val)
+{
+	if (strncmp(val, "http://", 7) != 0)
+		return usage_error("--time-reference: '%s': expected http://HOST:PORT/PATH", val);
+	return parse_path(o->time_reference, "--time-reference", val);
 }
 
 static int parse_expect(struct client_opts *o, const char *val)
@@ -563,12 +674,25 @@ static const struct flag flags[] = {
      0},
     {"sources", "A-B", "IPv4 source addresses, round robin", "the kernel's", parse_sources, 0},
     {"crash-source", "ADDR", "source address of crash connections", "none", parse_crash_source, 0},
+    {"stages", "T:N,...", "ramp the connections linearly, e.g. 10s:1000,30s:5000,10s:0", "none",
+     parse_stages, 0},
+    {"rate-stages", "T:R,...", "ramp --rate linearly, e.g. 10s:100,20s:100", "none",
+     parse_rate_stages, 0},
+    {"start-at", "TIME", "start at this wall-clock time (RFC 3339 or epoch seconds)", "at once",
+     parse_start_at, 0},
+    {"time-reference", "URL", "an HTTP server whose Date gives this host's clock offset",
+     "none (offset unknown)", parse_time_reference, 0},
+    {"arrivals", "fixed|poisson", "open loop: spacing of the messages due", "fixed", parse_arrivals,
+     0},
     {"reconnect", NULL, "replace connections the server closes", "off", set_reconnect, 0},
     {"json", NULL, "the result as one JSON object", "a table", set_json, 0},
     {"progress", NULL, "a progress line a second on stderr", "when stderr is a terminal",
      set_progress, 0},
     {"quiet", NULL, NULL, NULL, set_quiet, 0},
-    {"timeline", "F.csv", "one row of states and counts a second", "none", parse_timeline, 0},
+    {"timeline", "F.csv|F.jsonl", "one row of states and counts a second", "none", parse_timeline,
+     0},
+    {"metrics", "URL", "the server's /metrics into the timeline (http://HOST:PORT/metrics)", "none",
+     parse_metrics, 0},
     {"plot", "F.png", "the timeline drawn by gnuplot", "none", parse_plot, 0},
     {"expect", "KEY=VALUE", "check the result (repeatable; keys below)", NULL, parse_expect, 0},
 };
@@ -653,6 +777,30 @@ static int check_crash_source(struct client_opts *o)
 	return 0;
 }
 
+/* --stages sets the run's length and its highest target of connections; --rate-stages
+ * its rate. */
+static int options_check_stages(struct client_opts *o)
+{
+	int64_t total = stages_total_ms(&o->stages);
+
+	if (o->rate_stages.n > 0) {
+		if (o->rate > 0)
+			return usage_error("--rate-stages ramps the rate: not with --rate");
+		if (o->duration_ms == 0 && o->stages.n == 0)
+			o->duration_ms = stages_total_ms(&o->rate_stages);
+	}
+	if (o->stages.n == 0)
+		return 0;
+	if (o->duration_ms > 0 && o->duration_ms != total)
+		return usage_error("--stages lasts %lld ms; --duration must not say otherwise",
+				   (long long)total);
+	o->duration_ms = total;
+	o->connections = (int64_t)stages_max(&o->stages, 0);
+	if (o->connections < 1)
+		return usage_error("--stages: every target is 0");
+	return 0;
+}
+
 /* Checks between flags, once all are read. */
 static int options_check(struct client_opts *o)
 {
@@ -674,12 +822,24 @@ static int options_check(struct client_opts *o)
 		return usage_error("--sources are IPv4 addresses; the server %s is not", o->server);
 	if (check_crash_source(o) < 0)
 		return -1;
+	if (o->message_rate > 0 && o->total_message_rate > 0)
+		return usage_error("--message-rate (per connection) and --total-message-rate (of "
+				   "the run) are two ways to say one thing: give one");
+	if (options_check_stages(o) < 0)
+		return -1;
 	if (o->procs > o->connections)
 		return usage_error("--procs must not exceed --connections");
 	if (o->plot[0] != '\0' && o->timeline[0] == '\0' &&
 	    snprintf(o->timeline, sizeof(o->timeline), "%s.csv", o->plot) >=
 		    (int)sizeof(o->timeline))
 		return usage_error("--plot: the path is too long for its timeline (F.png.csv)");
+	if (o->metrics_url[0] != '\0' && o->timeline[0] == '\0')
+		return usage_error("--metrics goes into the timeline: give --timeline F.jsonl");
+	if (o->plot[0] != '\0' && options_timeline_jsonl(o->timeline))
+		return usage_error("--plot draws a CSV timeline: give --timeline F.csv with it");
+	if (o->warmup_ms > 0 && o->warmup_ms >= o->duration_ms)
+		return usage_error(
+		    "--warmup must be shorter than the run (--duration or --stages)");
 	if (o->progress < 0)
 		o->progress = isatty(STDERR_FILENO);
 	return 0;

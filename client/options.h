@@ -7,6 +7,7 @@
 #define TEARDOWN_OPTIONS_H
 
 #include "scenario.h"
+#include "schedule.h"
 
 #include <netinet/in.h>
 #include <stddef.h>
@@ -57,12 +58,28 @@ struct client_opts {
 	int reconnect;
 	int64_t reconnect_delay_ms;
 	int64_t reconnect_rate;
+	/* Open loop (client/schedule.h): messages on a schedule, --message-rate per connection
+	 * or --total-message-rate split between them (0: closed loop, the next message when
+	 * the previous echo is back); --arrivals (enum arrivals); --max-backlog: messages due
+	 * and not sent that a connection may have before it fails with `backlog`. */
+	int64_t message_rate, total_message_rate;
+	int arrivals;
+	int64_t max_backlog;
+	/* --stages: the concurrent-connection target ramps linearly (connections is its
+	 * highest, duration its length); --rate-stages ramps --rate. n = 0: not given. */
+	struct stages stages, rate_stages;
+	char stages_text[256], rate_stages_text[256];
+	int64_t warmup_ms; /* left out of every histogram and rate */
+	/* --start-at (wall clock, us; 0: at once), --time-reference (client/clockref.h) */
+	int64_t start_at_us;
+	char time_reference[OPT_PATH_MAX];
 
 	/* reporting */
 	int json;
 	int progress; /* -1 = when stderr is a tty */
 	char timeline[OPT_PATH_MAX];
 	char plot[OPT_PATH_MAX];
+	char metrics_url[OPT_PATH_MAX]; /* --metrics: the server's /metrics, for the timeline */
 	const char *expect[OPT_MAX_EXPECT];
 	int nexpect;
 };
@@ -79,5 +96,8 @@ void options_usage_short(void);
  * message is OPTIONS_PORT_RULE. */
 #define OPTIONS_PORT_RULE "the port must be a number from 1 to 65535"
 int options_parse_port(const char *s);
+
+/* Whether a --timeline path is the JSON lines form (F.jsonl), not CSV. */
+int options_timeline_jsonl(const char *path);
 
 #endif

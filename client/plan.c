@@ -1,6 +1,7 @@
 #include "plan.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,12 @@ void plan_init(struct plan *p, const struct client_opts *o)
 	p->hold_ms = o->hold_ms;
 	p->rate = (double)o->rate / p->nworkers;
 	p->reconnect_rate = (double)o->reconnect_rate / p->nworkers;
+	p->msg_rate = o->total_message_rate > 0
+			  ? (double)o->total_message_rate / (double)o->connections
+			  : (double)o->message_rate;
+	p->arrivals = o->arrivals;
+	p->stages = o->stages.n > 0 ? &o->stages : NULL;
+	p->rate_stages = o->rate_stages.n > 0 ? &o->rate_stages : NULL;
 }
 
 uint64_t plan_share(uint64_t n, int worker, int nworkers)
@@ -32,6 +39,13 @@ uint64_t plan_share(uint64_t n, int worker, int nworkers)
 uint64_t plan_slots(const struct plan *p, int worker)
 {
 	return plan_share(p->connections, worker, p->nworkers);
+}
+
+uint64_t plan_target(const struct plan *p, int worker, double t_ms)
+{
+	if (p->stages == NULL)
+		return plan_slots(p, worker);
+	return plan_share((uint64_t)llround(stages_at(p->stages, 0, t_ms)), worker, p->nworkers);
 }
 
 int plan_runs(const struct plan *p, int s)
@@ -78,4 +92,7 @@ void plan_next(struct plan_worker *w, struct plan_conn *c)
 	else
 		c->messages = p->messages;
 	c->hold_ms = p->hold_whole_run ? 0 : p->hold_ms;
+	c->msg_rate = scenario_holds(c->scenario) ? 0 : p->msg_rate;
+	c->arrivals = p->arrivals;
+	c->start_us = 0;
 }

@@ -36,6 +36,10 @@ struct plan {
 	int hold_whole_run;    /* held ones (idle, silent, vanish) are held until the run ends */
 	double rate;	       /* new connections a second per worker; 0: unlimited */
 	double reconnect_rate; /* reconnects a second per worker; 0: unlimited */
+	double msg_rate;       /* open loop: messages a second per connection; 0: closed loop */
+	int arrivals;	       /* enum arrivals (client/schedule.h) */
+	const struct stages *stages;	  /* --stages (NULL: the connections throughout) */
+	const struct stages *rate_stages; /* --rate-stages (NULL: --rate throughout) */
 };
 
 /* What one connection runs. */
@@ -44,6 +48,14 @@ struct plan_conn {
 	int scenario;	   /* enum scenario */
 	uint64_t messages; /* to send; UINT64_MAX: until the run (or its hold) ends */
 	int64_t hold_ms;   /* held scenarios: how long once established; 0: until the run ends */
+	/* Open loop (client/schedule.h): its messages' rate (0: closed loop; held scenarios
+	 * keep their own pace) and spacing. */
+	double msg_rate;
+	int arrivals;
+	/* When it is meant to open (monotonic us): the --rate schedule's time for it, else
+	 * when its slot was free. Its messages' schedule and its connect latency count from
+	 * here. Set by the driver when it opens the connection. */
+	int64_t start_us;
 };
 
 /* One worker's sequence of connections. */
@@ -59,6 +71,8 @@ void plan_init(struct plan *p, const struct client_opts *o);
 uint64_t plan_share(uint64_t n, int worker, int nworkers);
 /* Worker w's concurrent slots. */
 uint64_t plan_slots(const struct plan *p, int worker);
+/* Worker w's share of the --stages target at t_ms from the start (its slots without). */
+uint64_t plan_target(const struct plan *p, int worker, double t_ms);
 /* Whether the run holds connections of scenario s. */
 int plan_runs(const struct plan *p, int s);
 /* The source address (network byte order) of connection `id`; only with --sources. */

@@ -1,5 +1,6 @@
 #include "procs.h"
 #include "fault.h"
+#include "clock.h"
 #include "log.h"
 
 #include <errno.h>
@@ -22,6 +23,8 @@ struct worker {
 
 struct parent {
 	struct event_base *base;
+	struct monitor *m;
+	struct event *tick;
 	struct worker *w;
 	int n, alive, signals;
 };
@@ -152,27 +155,33 @@ static void parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void parent_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct parent *p = arg;
+	struct timeval tv;
+
 	(void)fd;
 	(void)what;
-	monitor_tick(arg);
+	tv = clock_us_to_tv(monitor_tick(p->m));
+	event_base_update_cache_time(p->base); /* the delay is from now, not the loop's start */
+	evtimer_add(p->tick, &tv);
 }
 
 /* The parent's loop: progress and timeline each second, until every worker is gone. */
 static int parent_loop(struct parent *p, struct monitor *m)
 {
 	struct event *tick, *sint, *sterm;
-	struct timeval second = {1, 0};
+	struct timeval first = clock_us_to_tv(monitor_next_tick_us(m));
 	int rc = -1;
 
 	p->base = event_base_new();
 	if (p->base == NULL)
 		return -1;
-	tick = event_new(p->base, -1, EV_PERSIST, parent_tick_cb, m);
+	p->m = m;
+	p->tick = tick = evtimer_new(p->base, parent_tick_cb, p);
 	sint = evsignal_new(p->base, SIGINT, parent_signal_cb, p);
 	sterm = evsignal_new(p->base, SIGTERM, parent_signal_cb, p);
 	if (tick == NULL || sint == NULL || sterm == NULL)
 		goto out;
-	event_add(tick, &second);
+	evtimer_add(tick, &first);
 	evsignal_add(sint, NULL);
 	evsignal_add(sterm, NULL);
 	for (int i = 0; i < p->n; i++) {

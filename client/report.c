@@ -1,5 +1,6 @@
 #include "report.h"
 #include "expect.h"
+#include "schedule.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,26 @@ static void names_json(struct jw *w, const char *key, const struct run_names *s)
 	}
 }
 
+/* A host's clock: when it started, and its offset from the reference if known. */
+static void clock_json(struct jw *w, const char *key, const struct clock_info *c)
+{
+	jw_obj(w, key);
+	jw_str(w, "host", c->host);
+	if (c->start_at_us > 0)
+		jw_i64(w, "start_at_unix_us", c->start_at_us);
+	jw_i64(w, "started_unix_us", c->started_us);
+	if (c->reference[0] != '\0')
+		jw_str(w, "reference", c->reference);
+	if (c->known) {
+		jw_i64(w, "offset_us", c->offset_us);
+		jw_i64(w, "uncertainty_us", c->uncertainty_us);
+	} else {
+		jw_str(w, "offset", "unknown");
+		jw_str(w, "why", c->why);
+	}
+	jw_obj_end(w);
+}
+
 static void run_json(struct jw *w, const struct run_info *info)
 {
 	jw_obj(w, "run");
@@ -157,7 +178,13 @@ static void run_json(struct jw *w, const struct run_info *info)
 		jw_u64(w, "merged", info->merged);
 		names_json(w, "servers", &info->servers);
 		names_json(w, "scenarios", &info->scenarios);
+		jw_arr(w, "clocks");
+		for (int i = 0; i < info->nclocks; i++)
+			clock_json(w, NULL, &info->clocks[i]);
+		jw_arr_end(w);
 	} else {
+		if (info->nclocks > 0)
+			clock_json(w, "clock", &info->clocks[0]);
 		jw_str(w, "server", info->server);
 		jw_str(w, "scenario", info->scenario);
 		jw_u64(w, "connections", info->connections);
@@ -166,6 +193,13 @@ static void run_json(struct jw *w, const struct run_info *info)
 		jw_u64(w, "messages", info->messages);
 		jw_u64(w, "size", info->size);
 		jw_u64(w, "pipeline", info->pipeline);
+		if (info->msg_rate > 0) {
+			jw_obj(w, "open_loop");
+			jw_double(w, "message_rate", info->msg_rate);
+			jw_str(w, "arrivals", arrivals_name(info->arrivals));
+			jw_i64(w, "max_backlog", info->max_backlog);
+			jw_obj_end(w);
+		}
 		if (info->reconnect) {
 			jw_obj(w, "reconnect");
 			jw_i64(w, "delay_ms", info->reconnect_delay_ms);
@@ -261,6 +295,8 @@ static void summary_json(struct jw *w, const struct result *r)
 	jw_obj(w, "summary");
 	jw_double(w, "msgs_per_s", rate(r->messages, r->elapsed_us));
 	jw_double(w, "mb_per_s", rate(r->bytes_sent + r->bytes_received, r->elapsed_us) / 1e6);
+	jw_double(w, "intended_msgs_per_s", rate(r->msgs_due, r->elapsed_us));
+	jw_bool(w, "client_saturated", r->cpu_saturated_s > 0);
 	for (size_t i = 0; i < result_nhists; i++) {
 		const struct hist *h = result_hist_of(r, &result_hists[i]);
 		jw_obj(w, result_hists[i].name);
@@ -396,6 +432,78 @@ static void dead_table(FILE *f, const struct result *r)
 		    (unsigned long long)r->dropped_to_server);
 }
 
+static void clock_text(FILE *f, int64_t unix_us)
+{
+	time_t t = (time_t)(unix_us / 1000000);
+	struct tm tm;
+	char when[32] = "?";
+
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(f, "%s.%03dZ", when, (int)(unix_us / 1000 % 1000));
+}
+
+/* Each host's start and clock offset (--start-at, --time-reference). */
+static void clocks_table(FILE *f, const struct run_info *info)
+{
+	for (int i = 0; i < info->nclocks; i++) {
+		const struct clock_info *c = &info->clocks[i];
+		if (c->start_at_us == 0 && c->reference[0] == '\0' && info->merged == 0)
+			continue; /* a run on one host at once: nothing to say */
+		fprintf(f, "clock          %s started ", c->host);
+		clock_text(f, c->started_us);
+		if (c->start_at_us > 0)
+			fprintf(f, " (%+.3f s from --start-at)",
+				(double)(c->started_us - c->start_at_us) / 1e6);
+		if (c->known)
+			fprintf(f, "; offset %+.3f s +-%.3f s against %s\n",
+				(double)c->offset_us / 1e6, (double)c->uncertainty_us / 1e6,
+				c->reference);
+		else
+			fprintf(f, "; offset unknown (%s)\n",
+				c->reference[0] ? c->why : "no --time-reference");
+	}
+}
+
+/* Open loop: what was asked against what was done, and who was late. */
+static void open_loop_table(FILE *f, const struct result *r)
+{
+	if (r->msgs_due > 0)
+		fprintf(f,
+			"open loop      intended %.0f msgs/s, achieved %.0f (%llu due, %llu "
+			"answered); late sends %llu (up to %.3f ms late); unsent %llu\n",
+			rate(r->msgs_due, r->elapsed_us), rate(r->messages, r->elapsed_us),
+			(unsigned long long)r->msgs_due, (unsigned long long)r->messages,
+			(unsigned long long)r->late_sends, (double)hist_max(&r->late_us) / 1000.0,
+			(unsigned long long)r->unsent);
+	if (hist_count(&r->send_lag_us) > 0)
+		fprintf(f,
+			"send lag       p50 %.3f ms, p99 %.3f ms, max %.3f ms (the client's own "
+			"lateness on its schedule)\n",
+			(double)hist_percentile(&r->send_lag_us, 50) / 1000.0,
+			(double)hist_percentile(&r->send_lag_us, 99) / 1000.0,
+			(double)hist_max(&r->send_lag_us) / 1000.0);
+	if (r->ramped_down > 0 || r->warmup_failed > 0)
+		fprintf(f,
+			"stages         %llu connections closed by a ramp-down; %llu failures in "
+			"the warm-up (not counted above)\n",
+			(unsigned long long)r->ramped_down, (unsigned long long)r->warmup_failed);
+	if (r->late_starts > 0)
+		fprintf(f,
+			"late starts    %llu connections opened after their time on the --rate "
+			"schedule (no slot or handshake room free then)\n",
+			(unsigned long long)r->late_starts);
+	fprintf(f, "client cpu     %llu us, %.0f %% of one CPU over the run; saturated %llu s\n",
+		(unsigned long long)r->cpu_us,
+		r->elapsed_us > 0 ? 100.0 * (double)r->cpu_us / (double)r->elapsed_us : 0.0,
+		(unsigned long long)r->cpu_saturated_s);
+	if (r->cpu_saturated_s > 0)
+		fprintf(f,
+			"CLIENT SATURATED  a worker used %.0f %% or more of a CPU in %llu s of the "
+			"run: its own timing may be what was measured (add --procs)\n",
+			RESULT_CPU_SATURATED * 100, (unsigned long long)r->cpu_saturated_s);
+}
+
 static void expect_table(FILE *f, const struct expect_set *ex)
 {
 	for (int i = 0; ex != NULL && i < ex->n; i++) {
@@ -430,6 +538,11 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 		fprintf(f, "server %s  scenario %s  connections %llu  procs %llu\n", info->server,
 			info->scenario, (unsigned long long)info->connections,
 			(unsigned long long)info->procs);
+	clocks_table(f, info);
+	if (info->merged == 0 && info->msg_rate > 0)
+		fprintf(f, "open loop %g msgs/s per connection, %s arrivals, max backlog %lld\n",
+			info->msg_rate, arrivals_name(info->arrivals),
+			(long long)info->max_backlog);
 	fprintf(f,
 		"attempted      %llu\nestablished    %llu  (connected %llu, completed %llu, "
 		"cancelled %llu, closed by server %llu)\n",
@@ -448,10 +561,14 @@ void report_table(FILE *f, const struct run_info *info, const struct result *r,
 		rate(r->bytes_sent + r->bytes_received, r->elapsed_us) / 1e6,
 		(unsigned long long)r->messages, (unsigned long long)r->bytes_sent,
 		(unsigned long long)r->bytes_received, s);
+	open_loop_table(f, r);
 	fprintf(f, "%-14s %8s %8s %8s %8s %8s  (samples)\n", "latency ms", "p50", "p90", "p99",
 		"p99.9", "max");
-	for (size_t i = 0; i < result_nhists; i++)
-		hist_row(f, result_hists[i].label, result_hist_of(r, &result_hists[i]));
+	for (size_t i = 0; i < result_nhists; i++) {
+		const struct hist *h = result_hist_of(r, &result_hists[i]);
+		if (hist_count(h) > 0 || !(result_hists[i].flags & RF_OPTIONAL))
+			hist_row(f, result_hists[i].label, h);
+	}
 	report_census_table(f, "census client sockets (this run's)", &r->client, NULL);
 	/* Seen at the start (a listener of the server's), gone at the end: e.g. inetd's rate
 	 * limit closed it, or the server exited. */
@@ -629,6 +746,8 @@ static int read_hists(struct result *r, const struct jnode *doc, char *err, size
 		const struct jnode *h;
 		snprintf(key, sizeof(key), "%s_us", result_hists[i].name);
 		h = json_get(hs, key);
+		if (h == NULL && result_hists[i].flags & RF_OPTIONAL)
+			continue; /* written before it existed: empty */
 		if (h == NULL ||
 		    hist_from_json(result_hist_at(r, &result_hists[i]), h->start, NULL) < 0) {
 			snprintf(err, errlen, "hist.%s missing or malformed", key);
@@ -636,6 +755,43 @@ static int read_hists(struct result *r, const struct jnode *doc, char *err, size
 		}
 	}
 	return 0;
+}
+
+static void read_clock(struct clock_info *c, const struct jnode *n)
+{
+	const struct jnode *s;
+	uint64_t v = 0;
+
+	memset(c, 0, sizeof(*c));
+	if ((s = json_get(n, "host")) != NULL && s->type == J_STR)
+		snprintf(c->host, sizeof(c->host), "%s", s->str);
+	if ((s = json_get(n, "reference")) != NULL && s->type == J_STR)
+		snprintf(c->reference, sizeof(c->reference), "%s", s->str);
+	if ((s = json_get(n, "why")) != NULL && s->type == J_STR)
+		snprintf(c->why, sizeof(c->why), "%s", s->str);
+	if (json_get_u64(n, "start_at_unix_us", &v) == 0)
+		c->start_at_us = (int64_t)v;
+	if (json_get_u64(n, "started_unix_us", &v) == 0)
+		c->started_us = (int64_t)v;
+	if ((s = json_get(n, "offset_us")) != NULL && s->type == J_NUM) {
+		c->known = 1;
+		c->offset_us = (int64_t)s->num;
+		if ((s = json_get(n, "uncertainty_us")) != NULL && s->type == J_NUM)
+			c->uncertainty_us = (int64_t)s->num;
+	}
+}
+
+/* The clock of a run, or a merged document's clocks (absent in older documents). */
+static void read_clocks(struct run_info *info, const struct jnode *run)
+{
+	const struct jnode *one = json_get(run, "clock"), *arr = json_get(run, "clocks");
+
+	if (one != NULL && info->nclocks < RUN_NAMES_MAX)
+		read_clock(&info->clocks[info->nclocks++], one);
+	for (const struct jnode *e = arr ? arr->child : NULL; e != NULL; e = e->next) {
+		if (info->nclocks < RUN_NAMES_MAX)
+			read_clock(&info->clocks[info->nclocks++], e);
+	}
 }
 
 /* A name, or a merged document's list of them (absent in older documents: none). */
@@ -669,6 +825,7 @@ int report_read(struct result *r, struct run_info *info, const struct jnode *doc
 		return read_fail(err, errlen, "not a load-client result (version 1)");
 	read_names(&info->servers, json_get(doc, "run"), "server", "servers");
 	read_names(&info->scenarios, json_get(doc, "run"), "scenario", "scenarios");
+	read_clocks(info, json_get(doc, "run"));
 	if (read_fields(r, doc, err, errlen) < 0 || read_by_scenario(r, doc, err, errlen) < 0 ||
 	    read_failures(r, doc, err, errlen) < 0 || read_hists(r, doc, err, errlen) < 0)
 		return -1;

@@ -23,6 +23,7 @@
 #ifndef TEARDOWN_REPORT_H
 #define TEARDOWN_REPORT_H
 
+#include "clockref.h"
 #include "json.h"
 #include "result.h"
 
@@ -53,10 +54,16 @@ struct run_info {
 	uint64_t size, messages, pipeline;
 	int reconnect; /* --reconnect, with its delay and rate */
 	int64_t reconnect_delay_ms, reconnect_rate;
+	double msg_rate; /* open loop: per connection (0: closed loop), its arrivals, backlog */
+	int arrivals;
+	int64_t max_backlog;
 	uint32_t merged; /* > 0: a merge of that many documents */
 	/* Read from a document (report_read), and of a merge: the servers and scenarios
 	 * of the results (a merged document's own lists; none from older documents). */
 	struct run_names servers, scenarios;
+	/* The clocks of the hosts: this run's, or those of the results a merge combined. */
+	struct clock_info clocks[RUN_NAMES_MAX];
+	int nclocks;
 };
 
 void report_census_json(struct jw *w, const char *key, const struct census_view *v);

@@ -6,8 +6,8 @@
 #include <time.h>
 
 static const char *const phase_names[PHASE_N] = {"connect", "first_reply", "echo", "close"};
-static const char *const special_kinds[FAIL_KINDS - FAIL_ERRNO_MAX] = {"deadline", "eof",
-								       "mismatch", "crash_ports"};
+static const char *const special_kinds[FAIL_KINDS - FAIL_ERRNO_MAX] = {
+    "deadline", "eof", "mismatch", "crash_ports", "backlog"};
 
 #define COUNT(f, group, flags, help)                                                               \
 	{                                                                                          \
@@ -36,6 +36,26 @@ const struct result_field result_fields[] = {
 	  "messages unanswered or partly echoed at the server's close"),
     COUNT(bytes_sent, RG_COUNTS, 0, "bytes written"),
     COUNT(bytes_received, RG_COUNTS, 0, "bytes read"),
+    COUNT(msgs_due, RG_COUNTS, RF_OPTIONAL,
+	  "open loop: messages that came due on their connection's schedule, sent or not"),
+    COUNT(late_sends, RG_COUNTS, RF_OPTIONAL,
+	  "open loop: messages that could not go when due (the pipeline full, not connected "
+	  "yet, reconnecting) and went late"),
+    COUNT(unsent, RG_COUNTS, RF_OPTIONAL,
+	  "open loop: messages due and never sent (their connection failed or the run ended "
+	  "first)"),
+    COUNT(late_starts, RG_COUNTS, RF_OPTIONAL,
+	  "--rate: connections opened after their time on the schedule because no slot (or "
+	  "no room under --max-connecting) was free then"),
+    COUNT(cpu_us, RG_COUNTS, RF_OPTIONAL, "CPU time of the client's workers (user + system)"),
+    COUNT(cpu_saturated_s, RG_COUNTS, RF_OPTIONAL,
+	  "seconds in which a worker used 90 % or more of a CPU: its own timing, not the "
+	  "server's, may be what was measured"),
+    COUNT(ramped_down, RG_COUNTS, RF_OPTIONAL,
+	  "--stages: connections a ramp-down closed (the highest slots, the last opened; "
+	  "also counted completed, or cancelled when still connecting)"),
+    COUNT(warmup_failed, RG_COUNTS, RF_OPTIONAL,
+	  "--warmup: failures during the warm-up (not in failed nor in the failures)"),
     DEAD(crashed, "crash", "crash connections closed in repair mode"),
     DEAD(vanished, "vanish", "vanish connections whose packets are dropped"),
     COUNT(dropped_from_server, RG_DEAD_PEERS, 0,
@@ -45,20 +65,32 @@ const struct result_field result_fields[] = {
 	  "vanish: packets the vanished connections would have sent"),
     COUNT(open_now, RG_LIVE, 0, "connections open now"),
     COUNT(closing_now, RG_LIVE, 0, "half-closed connections now"),
+    COUNT(connecting_now, RG_LIVE, 0, "connections not established yet now"),
 };
 #undef COUNT
 #undef DEAD
 const size_t result_nfields = sizeof(result_fields) / sizeof(result_fields[0]);
 
-#define HIST(name, label, help)                                                                    \
+#define HIST(name, label, flags, help)                                                             \
 	{                                                                                          \
-#name, label, offsetof(struct result, name##_us), help                             \
+#name, label, offsetof(struct result, name##_us), flags, help                      \
 	}
 const struct result_hist result_hists[] = {
-    HIST(connect, "connect", "connect() to handshake complete"),
-    HIST(rtt, "echo rtt", "a message's first byte written to its echo's last read"),
-    HIST(fin_to_fin, "fin-to-fin", "half-close: our FIN to the server's FIN"),
-    HIST(server_close, "server close", "silent: our last byte to the server closing"),
+    HIST(connect, "connect", 0, "connect() to handshake complete"),
+    HIST(rtt, "echo rtt", 0, "a message's first byte written to its echo's last read"),
+    HIST(fin_to_fin, "fin-to-fin", 0, "half-close: our FIN to the server's FIN"),
+    HIST(server_close, "server close", 0, "silent: our last byte to the server closing"),
+    HIST(latency, "latency (due)", RF_OPTIONAL,
+	 "open loop: a message's due time to its echo's last read (a full pipeline, the "
+	 "connect and reconnects included)"),
+    HIST(late, "late sends", RF_OPTIONAL,
+	 "open loop: how late the late sends went out (sent minus due)"),
+    HIST(send_lag, "send lag", RF_OPTIONAL,
+	 "open loop: the client's own lateness, sent minus due of the messages whose slot was "
+	 "free when due"),
+    HIST(connect_due, "connect (due)", RF_OPTIONAL,
+	 "a connection's intended open time (its --rate schedule, or its slot free) to its "
+	 "handshake complete"),
 };
 #undef HIST
 const size_t result_nhists = sizeof(result_hists) / sizeof(result_hists[0]);

@@ -30,6 +30,7 @@ enum {
 	FAIL_EOF,			/* the server closed before the scenario's end */
 	FAIL_MISMATCH,			/* an echo byte differed from what was sent */
 	FAIL_CRASH_PORTS, /* crash: every source port was used by an earlier crash (crashport.h) */
+	FAIL_BACKLOG,	  /* open loop: more messages due and unsent than --max-backlog */
 	FAIL_KINDS
 };
 
@@ -69,6 +70,8 @@ struct result {
 	uint64_t attempted, connected, established, completed, failed, cancelled;
 	uint64_t closed_by_server, echo_mismatch, messages, reconnects, interrupted;
 	uint64_t bytes_sent, bytes_received;
+	uint64_t msgs_due, late_sends, unsent, late_starts, cpu_us, cpu_saturated_s;
+	uint64_t ramped_down, warmup_failed;
 	uint64_t by_scenario[SCEN_N]; /* connections started per scenario */
 	struct dead_peers crashed, vanished;
 	uint64_t dropped_from_server, dropped_to_server;
@@ -76,15 +79,20 @@ struct result {
 	int64_t elapsed_us; /* from the first connect to the last connection's end */
 	uint32_t parts;	    /* how many results were merged into this one */
 	/* Progress, updated while running (read by the parent of --procs workers). */
-	uint64_t open_now, closing_now;
+	uint64_t open_now, closing_now, connecting_now;
 	int done;
 	/* The histograms of result_hists[] (result.c). */
 	struct hist connect_us, rtt_us, fin_to_fin_us, server_close_us;
+	struct hist latency_us, late_us, send_lag_us, connect_due_us;
 	struct census_view client, server; /* at the end of the run */
 	/* The kernel's counters of this network namespace over the run: read once by the
 	 * process that starts the run, never per worker (client/kernel.h). */
 	struct kernel_view kernel;
 };
+
+/* A worker that used this share of a CPU in a second or more is saturated then: its own
+ * timing (its send lag, the echoes it reads late) may be what a run measured. */
+#define RESULT_CPU_SATURATED 0.9
 
 /* One counter of a result, described once: result_merge, the progress sum (monitor.c),
  * the JSON writer and reader (report.c) and the --expect keys (expect.c) walk
@@ -126,6 +134,7 @@ struct result_hist {
 	const char *name;
 	const char *label;
 	size_t offset;
+	unsigned flags; /* RF_OPTIONAL: absent in older results, read as empty */
 	const char *help;
 };
 extern const struct result_hist result_hists[];

@@ -8,6 +8,7 @@
 #include "procs.h"
 #include "report.h"
 #include "sock.h"
+#include "timeline.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -205,6 +206,11 @@ static void run_info_fill(struct run_info *info, const struct client_opts *o)
 	info->reconnect = o->reconnect;
 	info->reconnect_delay_ms = o->reconnect_delay_ms;
 	info->reconnect_rate = o->reconnect_rate;
+	info->msg_rate = o->total_message_rate > 0
+			     ? (double)o->total_message_rate / (double)o->connections
+			     : (double)o->message_rate;
+	info->arrivals = o->arrivals;
+	info->max_backlog = o->max_backlog;
 }
 
 /* Prints the table or the JSON on stdout. 0, or -1 when it could not be written. */
@@ -338,6 +344,30 @@ static int prepare_dead_peers(const struct client_opts *o, const struct plan *p,
 	return rc;
 }
 
+/* This host's clock: its offset from --time-reference (measured before the wait, so it
+ * costs none of the run), then the wait for --start-at. */
+static void run_clock(const struct client_opts *o, struct clock_info *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (gethostname(c->host, sizeof(c->host) - 1) < 0)
+		snprintf(c->host, sizeof(c->host), "?");
+	if (o->time_reference[0] != '\0')
+		clockref_measure(c, o->time_reference);
+	else
+		snprintf(c->why, sizeof(c->why), "no --time-reference");
+	if (o->time_reference[0] != '\0' && !c->known)
+		log_warn("--time-reference %s: %s: this host's clock offset is unknown",
+			 o->time_reference, c->why);
+	c->start_at_us = o->start_at_us;
+	if (o->start_at_us > 0) {
+		if (result_unix_us() > o->start_at_us)
+			log_warn(
+			    "--start-at: already past once the run was prepared: starting now");
+		clockref_wait_until(o->start_at_us);
+	}
+	c->started_us = result_unix_us();
+}
+
 static int run_workers(const struct driver_params *dp, struct result *results, struct monitor *m)
 {
 	event_set_log_callback(libevent_log);
@@ -356,6 +386,7 @@ int run_main(const struct client_opts *o)
 	struct driver_params dp = {.o = o, .plan = &plan, .crash = &crash, .tick = monitor_tick};
 	struct kernel_watch kw;
 	struct run_info info;
+	struct clock_info clock;
 	char err[256];
 	int rc = 2, failed;
 
@@ -376,6 +407,7 @@ int run_main(const struct client_opts *o)
 	if (rc != FAULT_READY)
 		goto out;
 	rc = 1;
+	run_clock(o, &clock);
 	results = procs_alloc((int)o->procs);
 	if (results == NULL) {
 		log_error("mmap of the results: %s", strerror(errno));
@@ -387,6 +419,7 @@ int run_main(const struct client_opts *o)
 	kernel_start(&kw);
 	dp.ports = m.ports;
 	dp.tick_arg = &m;
+	dp.tick_first_us = monitor_next_tick_us(&m);
 	failed = run_workers(&dp, results, &m);
 	result_init(total);
 	total->parts = 0;
@@ -400,6 +433,8 @@ int run_main(const struct client_opts *o)
 	kernel_end(&kw, &total->kernel); /* after the settle, with the final census */
 	expect_eval(ex, total);
 	run_info_fill(&info, o);
+	info.clocks[0] = clock;
+	info.nclocks = 1;
 	if (output(o->json, &info, total, results, (int)o->procs, ex) < 0)
 		failed = 1;
 	if (o->plot[0] != '\0') {
@@ -476,6 +511,8 @@ static int merge_read(const char *path, struct result *r, struct run_info *merge
 		run_names_add(&merged->servers, info->servers.name[i]);
 	for (int i = 0; rc == 0 && i < info->scenarios.n; i++)
 		run_names_add(&merged->scenarios, info->scenarios.name[i]);
+	for (int i = 0; rc == 0 && i < info->nclocks && merged->nclocks < RUN_NAMES_MAX; i++)
+		merged->clocks[merged->nclocks++] = info->clocks[i];
 	if (rc == 0) {
 		merged->servers.more |= info->servers.more;
 		merged->scenarios.more |= info->scenarios.more;
@@ -506,6 +543,8 @@ static int merge_usage(const char *why)
 
 int run_merge(int argc, char **argv)
 {
+	if (argc > 2 && options_timeline_jsonl(argv[2]))
+		return timeline_merge(argc - 2, argv + 2);
 	const char **expects = calloc((size_t)argc, sizeof(char *));
 	struct expect_set *ex = calloc(1, sizeof(*ex));
 	struct result *total = malloc(sizeof(*total)), *one = malloc(sizeof(*one));

@@ -61,7 +61,10 @@ int conf_init(struct conf *c, const struct conf_key *keys, size_t nkeys, void *o
 	c->is_set = calloc(n, 1);
 	c->in_file = calloc(n, 1);
 	c->first_line = calloc(n, sizeof(int));
-	if (c->is_set == NULL || c->in_file == NULL || c->first_line == NULL) {
+	c->where = calloc(n, sizeof(*c->where));
+	c->seq = calloc(n, sizeof(*c->seq));
+	if (c->is_set == NULL || c->in_file == NULL || c->first_line == NULL || c->where == NULL ||
+	    c->seq == NULL) {
 		conf_free(c);
 		errno = ENOMEM;
 		return -1;
@@ -74,6 +77,10 @@ void conf_free(struct conf *c)
 	free(c->is_set);
 	free(c->in_file);
 	free(c->first_line);
+	free(c->where);
+	free(c->seq);
+	c->where = NULL;
+	c->seq = NULL;
 	c->is_set = NULL;
 	c->in_file = NULL;
 	c->first_line = NULL;
@@ -93,6 +100,16 @@ int conf_was_set(const struct conf *c, const char *name)
 	const struct conf_key *k = conf_find(c, name);
 
 	return k != NULL && c->is_set[k - c->keys] != SRC_NONE;
+}
+
+const char *conf_where(const struct conf *c, const char *name, unsigned *seq)
+{
+	const struct conf_key *k = conf_find(c, name);
+	size_t i = k != NULL ? (size_t)(k - c->keys) : 0;
+
+	if (seq != NULL)
+		*seq = k != NULL ? c->seq[i] : 0;
+	return k != NULL && c->where[i][0] != '\0' ? c->where[i] : NULL;
 }
 
 /* ---- formatting ---- */
@@ -116,6 +133,8 @@ static void format_number(const struct conf_key *k, int64_t v, char *buf, size_t
 {
 	if (k->type == CONF_DURATION)
 		format_scaled(v, dur_units, buf, len);
+	else if (k->type == CONF_PERCENT)
+		snprintf(buf, len, "%" PRId64 "%%", v);
 	else if (k->type == CONF_SIZE)
 		format_scaled(v, size_units, buf, len);
 	else
@@ -281,6 +300,24 @@ static int parse_scaled(const struct conf_key *k, const char *s, int64_t *out, c
 	return check_range(k, *out, reason, len);
 }
 
+/* NUMBER% in whole percent: the sign is required, since a bare 10 could as well be meant
+ * as a fraction (0.10) as a percentage. */
+static int parse_percent(const struct conf_key *k, const char *s, int64_t *out, char *reason,
+			 size_t len)
+{
+	char *end;
+
+	if (scan_int(k, s, out, &end, reason, len) < 0)
+		return -1;
+	if (*end == '\0')
+		return fail(reason, len, "needs a %% sign, e.g. %" PRId64 "%%", *out);
+	if (*end == '.')
+		return fail(reason, len, "must be a whole percentage (10%%, not 10.5%%)");
+	if (strcmp(end, "%") != 0)
+		return fail(reason, len, "trailing junk \"%s\" after the number (expected %%)", end);
+	return check_range(k, *out, reason, len);
+}
+
 static int parse_choice(const struct conf_key *k, const char *s, int64_t *out, char *reason,
 			size_t len)
 {
@@ -355,6 +392,8 @@ static int parse_typed(const struct conf_key *k, const char *s, union conf_val *
 		return (k->flags & CONF_F_ADDRESS) ? check_address(v->s, reason, len) : 0;
 	case CONF_ENUM:
 		return parse_choice(k, s, &v->i, reason, len);
+	case CONF_PERCENT:
+		return parse_percent(k, s, &v->i, reason, len);
 	}
 	return fail(reason, len, "unknown type %d in the key table", (int)k->type);
 }
@@ -537,6 +576,8 @@ static int conf_assign(struct conf *c, const char *pre, const char *key, const c
 	}
 	store(k, c->obj, &v);
 	c->is_set[i] = line > 0 ? SRC_FILE : SRC_CMDLINE;
+	snprintf(c->where[i], sizeof(c->where[i]), "%s", pre);
+	c->seq[i] = ++c->next_seq;
 	return 0;
 }
 

@@ -20,6 +20,8 @@
  *   size      bytes, or NUMBER k / m (1024, 1024^2); stored in bytes
  *   string    any text up to CONF_STR_MAX - 1 bytes; with CONF_F_ADDRESS, HOST:PORT
  *   enum      one of the key's choices; stored as the index
+ *   percent   NUMBER% (whole percent, e.g. 10%); a bare number is an error, since 10
+ *             could be a fraction as well; stored as the number
  * Values other than strings contain no spaces ("10 s" is an error, not 10 s); an empty
  * value is an error.
  * Errors: "FILE:LINE: KEY: reason" for a file, "--set:N: KEY: reason" for the N-th --set;
@@ -35,12 +37,21 @@
 #define CONF_STR_MAX  256
 #define CONF_LINE_MAX 4096 /* longer lines are an error, not truncated */
 #define CONF_ERR_MAX  512
+#define CONF_WHERE_MAX CONF_ERR_MAX /* "FILE:LINE" (as in an error), or "--set:N" */
 #define CONF_MODES    2 /* defaults may differ per mode: index 0 and 1 */
 /* A config file larger than this is refused unread (a device or a log named by mistake
  * must not fill the memory); it is also what bounds a reload's read. */
 #define CONF_FILE_MAX (1 << 20)
 
-enum conf_type { CONF_BOOL, CONF_INT, CONF_DURATION, CONF_SIZE, CONF_STRING, CONF_ENUM };
+enum conf_type {
+	CONF_BOOL,
+	CONF_INT,
+	CONF_DURATION,
+	CONF_SIZE,
+	CONF_STRING,
+	CONF_ENUM,
+	CONF_PERCENT,
+};
 
 #define CONF_F_WHOLE_SECONDS 0x1
 /* 0 means "off" and is accepted even below min (e.g. "0 (off) or between 1s and 2h"). */
@@ -71,7 +82,7 @@ struct conf_key {
 	size_t offset;		    /* where the value lives in the config struct */
 	unsigned flags;
 };
-/* Storage by type: bool, enum -> int; int, duration, size -> int64_t;
+/* Storage by type: bool, enum -> int; int, duration, size, percent -> int64_t;
  * string -> char[CONF_STR_MAX]. */
 
 struct conf {
@@ -81,6 +92,12 @@ struct conf {
 	unsigned char *is_set;	/* nkeys flags: set by the file or the command line */
 	unsigned char *in_file; /* nkeys flags: seen in the current file (duplicate check) */
 	int *first_line;	/* nkeys: line of the current file that set it (for errors) */
+	/* nkeys: where the stored value was set ("FILE:LINE", "--set:N", "--mode"), "" for
+	 * a default, and the order of the settings (a later one has a larger number), for
+	 * errors about several keys together (conf_where). */
+	char (*where)[CONF_WHERE_MAX];
+	unsigned *seq;
+	unsigned next_seq;
 };
 
 /* Binds a table to a config struct; allocates the flags. 0 or -1 (ENOMEM). */
@@ -120,6 +137,11 @@ int conf_parse_value(const struct conf_key *k, void *obj, const char *val, char 
 		     size_t len);
 const struct conf_key *conf_find(const struct conf *c, const char *name);
 int conf_was_set(const struct conf *c, const char *name);
+/* Where the value of key `name` was set ("FILE:LINE", "--set:N", "--mode"), NULL when it
+ * is its default (or no such key); *seq (when not NULL) orders the settings: the one made
+ * last has the largest. For a rule on several keys, whose error names the place of the
+ * key set last. */
+const char *conf_where(const struct conf *c, const char *name, unsigned *seq);
 /* Formats a key's current value in its own syntax ("15s", "yes", "64k"). */
 void conf_format_value(const struct conf_key *k, const void *obj, char *buf, size_t len);
 

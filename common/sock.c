@@ -302,3 +302,11 @@ int sock_listen_exit_code(int err)
 {
 	return err == EADDRINUSE || err == EADDRNOTAVAIL || err == EACCES ? 2 : 1;
 }
+
+int sock_is_reuseport(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &v, &len) == 0 && v;
+}

@@ -79,4 +79,8 @@ int sock_send_queue(int fd, int *queued, int *bufsize);
  * change (the address is in use, not local, or privileged), 1 otherwise. */
 int sock_listen_exit_code(int err);
 
+/* 1 when SO_REUSEPORT is set on fd (a socket adopted at start: one of a group, or one
+ * socket its workers must share), else 0. */
+int sock_is_reuseport(int fd);
+
 #endif

@@ -265,6 +265,66 @@ const struct conf_key config_keys[] = {
      .help = "log lines waiting for stderr; when full, lines are dropped and counted",
      .offset = OFF(log_buffer),
      .flags = CONF_F_RELOAD_RESTART},
+    {.name = "drain_spread",
+     .type = CONF_DURATION,
+     .def = {"0"},
+     .min = 0,
+     .max = H,
+     .help = "the final drain sends its FINs spread evenly over this window (0 = all at once)",
+     .offset = OFF(drain_spread),
+     .flags = CONF_F_RELOAD_NOW},
+    {.name = "drain_grace",
+     .type = CONF_DURATION,
+     .def = {"0"},
+     .min = 0,
+     .max = H,
+     .help = "a drained connection's time from its turn: FIN by half of it, reset at its end "
+	     "(0 = shutdown_timeout alone bounds it)",
+     .offset = OFF(drain_grace),
+     .flags = CONF_F_RELOAD_NOW},
+    {.name = "max_connection_age",
+     .type = CONF_DURATION,
+     .def = {"0"},
+     .min = 0,
+     .max = 30 * D,
+     .help = "a connection older than this is ended like a drained one, reason max-age (0 = "
+	     "off)",
+     .offset = OFF(max_connection_age),
+     .flags = CONF_F_RELOAD_NEW_CONNS},
+    {.name = "max_connection_age_jitter",
+     .type = CONF_PERCENT,
+     .def = {"10%"},
+     .min = 0,
+     .max = 50,
+     .help = "each connection's age is drawn within +- this of max_connection_age",
+     .offset = OFF(max_connection_age_jitter),
+     .flags = CONF_F_RELOAD_NEW_CONNS},
+    {.name = "max_connection_age_grace",
+     .type = CONF_DURATION,
+     .def = {"30s"},
+     .min = 0,
+     .max = D,
+     .help = "an aged connection's time to end: FIN by half of it, reset at its end (0 = no "
+	     "bound of its own)",
+     .offset = OFF(max_connection_age_grace),
+     .flags = CONF_F_RELOAD_NOW},
+    /* No default of its own: unset, it is shutdown_timeout's value (config_load). */
+    {.name = "handover_timeout",
+     .type = CONF_DURATION,
+     .min = 0,
+     .max = H,
+     .help = "after an upgrade, how long the old generation serves its connections before it "
+	     "drains them (unset = shutdown_timeout)",
+     .offset = OFF(handover_timeout),
+     .flags = CONF_F_RELOAD_NOW},
+    {.name = "upgrade_timeout",
+     .type = CONF_DURATION,
+     .def = {"30s"},
+     .min = 100,
+     .max = H,
+     .help = "how long a new generation (SIGUSR2) has to report ready before it is killed",
+     .offset = OFF(upgrade_timeout),
+     .flags = CONF_F_RELOAD_NOW},
 };
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
 
@@ -298,10 +358,56 @@ int config_load(struct server_config *cfg, const struct config_args *args, char 
 	}
 	if (conf_apply_defaults(&c, config_mode(&c, cfg), err, errlen) < 0)
 		goto out;
+	if (!conf_was_set(&c, "handover_timeout"))
+		cfg->handover_timeout = cfg->shutdown_timeout;
+	if (config_check(cfg, &c, err, errlen) < 0)
+		goto out;
 	rc = 0;
 out:
 	conf_free(&c);
 	return rc;
+}
+
+/* Where the key set last among names was set, and its name; "defaults" when none was. */
+static const char *config_latest(const struct conf *c, const char *const *names, size_t n,
+				 const char **key)
+{
+	const char *where = NULL;
+	unsigned best = 0, seq;
+
+	*key = names[0];
+	for (size_t i = 0; i < n; i++) {
+		const char *w = conf_where(c, names[i], &seq);
+
+		if (w != NULL && (where == NULL || seq > best)) {
+			where = w;
+			best = seq;
+			*key = names[i];
+		}
+	}
+	return where != NULL ? where : "defaults";
+}
+
+/* The drain must be able to give every connection its turn and its grace before
+ * shutdown_timeout resets what is left: the last turn comes at drain_spread. */
+int config_check(const struct server_config *cfg, const struct conf *c, char *err,
+		 size_t errlen)
+{
+	static const char *const names[] = {"shutdown_timeout", "drain_spread", "drain_grace"};
+	char raw[CONF_ERR_MAX * 2], val[3][32];
+	const char *key, *where;
+
+	if (cfg->shutdown_timeout >= cfg->drain_spread + cfg->drain_grace)
+		return 0;
+	for (int i = 0; i < 3; i++)
+		conf_format_value(conf_find(c, names[i]), cfg, val[i], sizeof(val[i]));
+	where = config_latest(c, names, 3, &key);
+	snprintf(raw, sizeof(raw),
+		 "%s: %s: shutdown_timeout (%s) must be at least drain_spread + drain_grace (%s + "
+		 "%s): the drain's last turn comes at drain_spread",
+		 where, key, val[0], val[1], val[2]);
+	conf_escape(raw, err, errlen);
+	return -1;
 }
 
 static long read_somaxconn(void)

@@ -82,6 +82,9 @@ static void conn_on_closed(evutil_socket_t fd, short what, void *arg);
 static void conn_on_heartbeat(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg);
 static void conn_on_fin_timeout(evutil_socket_t fd, short what, void *arg);
+static void conn_on_end(evutil_socket_t fd, short what, void *arg);
+static int conn_age_start(struct conn *c);
+static int conn_end_start(struct conn *c, unsigned aged, int64_t grace_ms);
 static int conn_settle(struct conn *c);
 static void conn_close(struct conn *c, enum close_reason reason, int err);
 
@@ -104,26 +107,6 @@ size_t conn_out_len(const struct conn *c)
 }
 
 /* ---- accept ------------------------------------------------------------------------ */
-
-/* Keepalive finds a peer that died while the connection was idle; TCP_USER_TIMEOUT one
- * that died with our data unacknowledged (the kernel would otherwise retransmit for
- * tcp_retries2, about 15 minutes). TCP_NODELAY: an echo must not wait for Nagle.
- * Linux creates each accepted socket as a clone of the listener (at the handshake's last
- * ACK), options included, so they are set once, on the listening socket before listen()
- * (no connection can be queued without them): that spares every connection six setsockopt
- * calls (make bench: 14.4 -> 8.4 system calls per connection under churn). */
-int conn_listener_options(const struct server_config *cfg, int lfd)
-{
-	if (sock_set_nodelay(lfd) < 0)
-		return -1;
-	if (cfg->keepalive && sock_set_keepalive(lfd, (int)(cfg->keepalive_idle / 1000),
-						 (int)(cfg->keepalive_interval / 1000),
-						 (int)cfg->keepalive_count) < 0)
-		return -1;
-	if (cfg->user_timeout > 0 && sock_set_user_timeout(lfd, (unsigned)cfg->user_timeout) < 0)
-		return -1;
-	return 0;
-}
 
 static int conn_arm_failed(struct conn *c, const char *what);
 
@@ -150,6 +133,7 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr *peer, socklen
 	}
 	c->srv = srv;
 	c->fd = fd;
+	c->born_us = clock_mono_us();
 	memcpy(&c->peer, peer, len < sizeof(c->peer) ? len : sizeof(c->peer));
 	event_assign(&c->ev_read, srv->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
 	event_assign(&c->ev_write, srv->base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
@@ -159,6 +143,8 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr *peer, socklen
 	srv->stats.open++;
 	if (event_add(&c->ev_read, NULL) < 0)
 		return conn_arm_failed(c, "EV_READ");
+	if (conn_age_start(c) < 0)
+		return -1;
 	return conn_heartbeat_start(c);
 fail:
 	free(c);
@@ -570,8 +556,122 @@ static void conn_on_fin_timeout(evutil_socket_t fd, short what, void *arg)
  * shutdown_timeout bounds the flush (server.c). */
 void conn_drain(struct conn *c)
 {
-	c->flags |= CONN_DRAINING;
-	conn_settle(c);
+	conn_end_start(c, 0, c->srv->cfg->drain_grace);
+}
+
+/* ---- gentler endings: max_connection_age, the drain's turn, the grace --------------- */
+
+/* What ev_end rings for. A connection's ending goes AGE or TURN (not ending yet), then
+ * HALF (our FIN at a quiet point, as any drain), then RESET (half the grace passed: our
+ * FIN once the echo is flushed, CONN_FIN_DUE), then the reset at the grace's end. */
+enum conn_end_step { END_NONE, END_AGE, END_TURN, END_HALF, END_RESET };
+
+/* ev_end rings at due_us for step. 0, or -1 when it could not be armed and the connection
+ * was closed (reason error: it would otherwise never end). */
+static int conn_end_arm(struct conn *c, int step, int64_t due_us)
+{
+	int64_t left = due_us - clock_mono_us();
+	struct timeval tv = clock_us_to_tv(left > 0 ? left : 0);
+
+	c->end_step = step;
+	c->end_due_us = due_us;
+	errno = 0; /* event_add may fail without setting it */
+	if (conn_timer(c, &c->ev_end, conn_on_end) == NULL || evtimer_add(c->ev_end, &tv) < 0)
+		return conn_arm_failed(c, "the ending's timer");
+	return 0;
+}
+
+/* The age this connection may reach: max_connection_age +- jitter, drawn uniformly, so
+ * connections accepted together (a reconnect storm) do not all end together again. */
+static int conn_age_start(struct conn *c)
+{
+	const struct server_config *cfg = c->srv->cfg;
+	double j = (double)cfg->max_connection_age_jitter / 100.0;
+	double age_us = (double)cfg->max_connection_age * 1000.0 *
+			(1.0 + j * (2.0 * server_random(c->srv) - 1.0));
+
+	if (cfg->max_connection_age <= 0)
+		return 0;
+	return conn_end_arm(c, END_AGE, c->born_us + (int64_t)age_us);
+}
+
+/* The drain begins for this connection (aged: CONN_AGED, reason max-age): our FIN at its
+ * next quiet point (conn_decide); with a grace, ev_end rings at half of it. Not again for
+ * a connection already ending. 0, or -1 when the connection was closed. */
+static int conn_end_start(struct conn *c, unsigned aged, int64_t grace_ms)
+{
+	int64_t now = clock_mono_us();
+
+	if (c->flags & CONN_DRAINING)
+		return 0;
+	if (c->end_step == END_TURN)
+		c->srv->stats.drain_left--;
+	c->flags |= CONN_DRAINING | aged;
+	c->end_start_us = now;
+	c->end_grace_ms = grace_ms;
+	c->end_step = END_NONE;
+	if (c->ev_end != NULL)
+		evtimer_del(c->ev_end);
+	if (grace_ms > 0 && conn_end_arm(c, END_HALF, now + grace_ms * 500) < 0)
+		return -1;
+	return conn_settle(c);
+}
+
+int conn_drain_at(struct conn *c, int64_t at_us)
+{
+	if (c->flags & CONN_DRAINING)
+		return 0;
+	c->srv->stats.drain_left++;
+	if (conn_end_arm(c, END_TURN, at_us) < 0)
+		return -1;
+	return 0;
+}
+
+int conn_drain_waiting(const struct conn *c)
+{
+	return c->end_step == END_TURN;
+}
+
+/* The grace is over: whatever still holds the connection (a peer that does not read its
+ * echo, or does not answer our FIN) costs it an RST, counted under the ending's reason. */
+static void conn_end_reset(struct conn *c)
+{
+	char name[64];
+
+	log_debug("%s: grace of %lldms over, resetting", conn_peer(c, name, sizeof(name)),
+		  (long long)c->end_grace_ms);
+	conn_abort(c, (c->flags & CONN_AGED) ? CLOSE_MAX_AGE : CLOSE_SHUTDOWN);
+}
+
+/* libevent's coarse clock may ring early (see the top of the file): a step is taken only
+ * once CLOCK_MONOTONIC says it is due, else the timer is armed again for what is left. */
+static void conn_on_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	const struct server_config *cfg = c->srv->cfg;
+
+	(void)fd;
+	(void)what;
+	if (clock_mono_us() < c->end_due_us) {
+		conn_end_arm(c, c->end_step, c->end_due_us);
+		return;
+	}
+	switch (c->end_step) {
+	case END_AGE:
+		conn_end_start(c, CONN_AGED, cfg->max_connection_age_grace);
+		break;
+	case END_TURN:
+		conn_end_start(c, 0, cfg->drain_grace);
+		break;
+	case END_HALF:
+		c->flags |= CONN_FIN_DUE;
+		if (conn_kept(c, conn_settle(c)) == 0)
+			conn_end_arm(c, END_RESET, c->end_start_us + c->end_grace_ms * 1000);
+		break;
+	case END_RESET:
+		conn_end_reset(c);
+		break;
+	}
 }
 
 /* Why shutdown() failed. On a socket the peer has reset (state CLOSE) shutdown() fails
@@ -604,6 +704,7 @@ static int conn_shut_wr(struct conn *c)
 	if (shutdown(c->fd, SHUT_WR) < 0)
 		return conn_fail(c, conn_shutdown_errno(c, errno));
 	c->flags |= CONN_SHUT_WR;
+	c->shut_us = clock_mono_us();
 	event_del(&c->ev_heartbeat);
 	return 0;
 }
@@ -630,6 +731,8 @@ const char *conn_facts_broken(const struct conn_facts *f, bool at_rest)
 
 	if ((fl & CONN_SHUT_WR) && !(fl & CONN_DRAINING))
 		return "our FIN sent outside a drain";
+	if ((fl & (CONN_AGED | CONN_FIN_DUE)) && !(fl & CONN_DRAINING))
+		return "a max-age ending or a due FIN outside a drain";
 	if ((fl & CONN_SHUT_WR) && f->out > 0)
 		return "echo queued behind our FIN";
 	if ((fl & CONN_PAUSED) && (fl & (CONN_EOF_READ | CONN_SHUT_WR)))
@@ -654,14 +757,24 @@ const char *conn_facts_broken(const struct conn_facts *f, bool at_rest)
 		return "recv()==0 with the echo flushed left open, or not counted as ignored";
 	if ((fl & CONN_DRAINING) && !(fl & CONN_SHUT_WR) && f->out == 0 && f->unread != 1)
 		return "a drain at its quiet point without our FIN";
+	if ((fl & CONN_FIN_DUE) && !(fl & CONN_SHUT_WR) && f->out == 0)
+		return "a due FIN not sent with the echo flushed";
 	return NULL;
+}
+
+/* The end of a drain: reason max-age when max_connection_age began it. */
+static enum conn_action conn_close_drained(unsigned fl)
+{
+	return (fl & CONN_AGED) ? CONN_ACT_CLOSE_MAX_AGE : CONN_ACT_CLOSE_SHUTDOWN;
 }
 
 /* The rules, in order: the drain is complete once both FINs are exchanged; reading pauses
  * at the high watermark and resumes at half of it; an EOF closes once the echo is flushed
  * (close_on_eof), else is ignored, and while echo is queued fin_timeout runs from it; a
- * drain sends our FIN at a quiet point (nothing queued, nothing unread), or closes a
- * connection whose EOF it ignored once the echo is flushed. conn_settle applies each
+ * drain sends our FIN at a quiet point (nothing queued, nothing unread), or, half its
+ * grace gone, once nothing is queued (what is unread then is read after our FIN and
+ * discarded), or closes a connection whose EOF it ignored once the echo is flushed. A
+ * drain begun by max_connection_age ends with reason max-age. conn_settle applies each
  * answer and asks again: each one changes the facts it was given, so the answers end in
  * CONN_ACT_WAIT or a close. */
 enum conn_action conn_decide(const struct conn_facts *f)
@@ -670,7 +783,7 @@ enum conn_action conn_decide(const struct conn_facts *f)
 
 	assert(conn_facts_broken(f, false) == NULL);
 	if ((fl & CONN_SHUT_WR) && (fl & CONN_EOF_READ))
-		return CONN_ACT_CLOSE_SHUTDOWN;
+		return conn_close_drained(fl);
 	if ((fl & CONN_PAUSED) && f->out <= f->high / 2)
 		return CONN_ACT_RESUME;
 	if (!(fl & (CONN_PAUSED | CONN_EOF_READ)) && f->out >= f->high)
@@ -685,7 +798,9 @@ enum conn_action conn_decide(const struct conn_facts *f)
 	}
 	if ((fl & CONN_DRAINING) && !(fl & CONN_SHUT_WR) && f->out == 0) {
 		if (fl & CONN_EOF_IGNORED)
-			return CONN_ACT_CLOSE_SHUTDOWN;
+			return conn_close_drained(fl);
+		if (fl & CONN_FIN_DUE)
+			return CONN_ACT_SHUT_WR;
 		if (f->unread < 0)
 			return CONN_ACT_ASK_UNREAD;
 		if (f->unread == 0)
@@ -707,6 +822,7 @@ const char *conn_action_name(enum conn_action a)
 	    [CONN_ACT_SHUT_WR] = "shut-wr",
 	    [CONN_ACT_CLOSE_EOF] = "close-eof",
 	    [CONN_ACT_CLOSE_SHUTDOWN] = "close-shutdown",
+	    [CONN_ACT_CLOSE_MAX_AGE] = "close-max-age",
 	};
 
 	return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
@@ -745,6 +861,9 @@ static int conn_apply(struct conn *c, enum conn_action a)
 	case CONN_ACT_CLOSE_SHUTDOWN:
 		conn_close(c, CLOSE_SHUTDOWN, 0); /* both FINs, or close() sends ours */
 		return -1;
+	case CONN_ACT_CLOSE_MAX_AGE:
+		conn_close(c, CLOSE_MAX_AGE, 0);
+		return -1;
 	case CONN_ACT_WAIT:
 	case CONN_ACT_ASK_UNREAD:
 		break;
@@ -779,17 +898,20 @@ static int is_dead_peer_close(enum close_reason r)
 }
 
 static void conn_log_close(const struct conn *c, enum close_reason reason, int err,
-			   int64_t fin_to_close)
+			   int64_t fin_to_close, int64_t now)
 {
+	long long age_ms = (long long)(now - c->born_us) / 1000;
+	long long shut_age_ms = c->shut_us ? (long long)(c->shut_us - c->born_us) / 1000 : -1;
 	char name[64];
 
 	if (reason == CLOSE_ERROR)
 		log_warn("close peer=%s reason=error: %s", conn_peer(c, name, sizeof(name)),
 			 strerror(err));
 	else
-		log_debug("close peer=%s reason=%s fin_to_close_us=%lld%s%s",
+		log_debug("close peer=%s reason=%s fin_to_close_us=%lld age_ms=%lld "
+			  "shut_age_ms=%lld%s%s",
 			  conn_peer(c, name, sizeof(name)), stats_reason_name(reason),
-			  (long long)fin_to_close, err ? " errno=" : "",
+			  (long long)fin_to_close, age_ms, shut_age_ms, err ? " errno=" : "",
 			  err ? strerrorname_np(err) : "");
 }
 
@@ -799,7 +921,8 @@ static void conn_log_close(const struct conn *c, enum close_reason reason, int e
 static void conn_close(struct conn *c, enum close_reason reason, int err)
 {
 	struct server *srv = c->srv;
-	int64_t fin_to_close = c->fin_us ? clock_mono_us() - c->fin_us : -1;
+	int64_t now = clock_mono_us();
+	int64_t fin_to_close = c->fin_us ? now - c->fin_us : -1;
 
 	if (srv->cfg->reset_dead_peers && is_dead_peer_close(reason))
 		conn_linger_reset(c);
@@ -812,15 +935,20 @@ static void conn_close(struct conn *c, enum close_reason reason, int err)
 		event_free(c->ev_wtimeout);
 	if (c->ev_fin != NULL)
 		event_free(c->ev_fin);
+	if (c->ev_end != NULL)
+		event_free(c->ev_end);
+	if (c->end_step == END_TURN)
+		srv->stats.drain_left--;
 	if (c->out != NULL)
 		evbuffer_free(c->out);
 	if (close(c->fd) < 0)
 		log_debug("close fd %d: %s", c->fd, strerror(errno));
-	conn_log_close(c, reason, err, fin_to_close);
+	conn_log_close(c, reason, err, fin_to_close, now);
 	srv->stats.closed[reason]++;
 	srv->stats.open--;
 	if (fin_to_close >= 0)
 		hist_record(&srv->stats.fin_to_close_us, (uint64_t)fin_to_close);
+	hist_record(&srv->stats.conn_duration_us, (uint64_t)(now - c->born_us));
 	TAILQ_REMOVE(&srv->conns, c, link);
 	free(c);
 	server_conn_closed(srv);

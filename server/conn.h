@@ -12,7 +12,11 @@
  *                    a passed heartbeat or write deadline asks the socket first (a
  *                    stalled loop rings every alarm late: read once, or write when the
  *                    send queue has room)
- *   conn_drain       SIGTERM: flush, our FIN at a quiet point, read to the peer's EOF
+ *   conn_drain       SIGTERM: flush, our FIN at a quiet point, read to the peer's EOF;
+ *                    with drain_spread at the connection's turn (conn_drain_at)
+ *   conn_on_end      the ending's one timer: max_connection_age (then ended as a drain,
+ *                    reason max-age), the drain's turn, half the grace (our FIN once the
+ *                    echo is flushed, quiet or not), the grace's end (reset)
  *   conn_decide      after every event, what next: wait, pause or resume reading (at
  *                    output_high_watermark and at half of it), start fin_timeout, ignore
  *                    the EOF (close_on_eof=no), send our FIN, close (eof or shutdown)
@@ -42,6 +46,9 @@ enum conn_flag {
 	CONN_DRAINING = 1 << 3,    /* graceful drain in progress */
 	CONN_SHUT_WR = 1 << 4,     /* our FIN is sent (drain): read and discard to EOF */
 	CONN_EOF_IGNORED = 1 << 5, /* leaky mode: recv()==0 ignored, socket left open */
+	CONN_AGED = 1 << 6,	   /* the drain is max_connection_age's: reason max-age */
+	CONN_FIN_DUE = 1 << 7,	   /* half the grace passed: our FIN once the echo is flushed,
+				    * input unread or not (it is read and discarded after) */
 };
 
 struct conn {
@@ -62,6 +69,16 @@ struct conn {
 	struct event *ev_closed;   /* EV_CLOSED, one-shot, only while paused (lazily) */
 	struct event *ev_wtimeout; /* alarm for the write deadline (lazily) */
 	struct event *ev_fin;      /* fin_timeout after the peer's FIN (lazily) */
+	int64_t born_us;	   /* monotonic time of the accept */
+	int64_t shut_us;	   /* monotonic time our FIN was sent, 0 = not yet */
+	/* The ending (conn_on_end): one heap timer per connection, never one of libevent's
+	 * common timeouts (each connection's deadline is its own, and a base has at most 256
+	 * of those), armed at most four times in a connection's life, never per message. */
+	struct event *ev_end;	   /* lazily */
+	int end_step;		   /* enum conn_end_step in conn.c: what ev_end rings for */
+	int64_t end_due_us;	   /* when (monotonic) */
+	int64_t end_start_us;	   /* when the drain or the max-age ending began */
+	int64_t end_grace_ms;	   /* that ending's grace; 0 = none of its own */
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in in;
@@ -84,6 +101,7 @@ enum conn_action {
 	CONN_ACT_SHUT_WR,	 /* draining, nothing queued or unread: send our FIN */
 	CONN_ACT_CLOSE_EOF,	 /* the peer's EOF read, its echo flushed: close, reason eof */
 	CONN_ACT_CLOSE_SHUTDOWN, /* drain complete: both FINs, or an ignored EOF's echo flushed */
+	CONN_ACT_CLOSE_MAX_AGE,	 /* the same for a connection ended by max_connection_age */
 };
 
 /* What the decision is made from: everything it needs, nothing else, so that it can be
@@ -106,9 +124,6 @@ enum conn_action conn_decide(const struct conn_facts *f);
 const char *conn_facts_broken(const struct conn_facts *f, bool at_rest);
 const char *conn_action_name(enum conn_action a);
 
-/* Sets the accepted sockets' options (nodelay, keepalive, user timeout) on the bound,
- * not yet listening socket lfd, which they inherit. 0, or -1 with errno. */
-int conn_listener_options(const struct server_config *cfg, int lfd);
 /* Takes ownership of an accepted, nonblocking fd (options inherited from the listener),
  * registers its events. On failure the fd is closed, counted (reason error) and -1
  * returned. */
@@ -116,8 +131,15 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr *peer, socklen
 /* Bytes of echo queued for the peer (the kernel did not take them yet). */
 size_t conn_out_len(const struct conn *c);
 /* Graceful drain: flush, shutdown(SHUT_WR), read to the peer's EOF, close (a connection
- * whose EOF was ignored: flush, close). */
+ * whose EOF was ignored: flush, close); with drain_grace, our FIN by half of it, a reset
+ * at its end. A connection already ending (max-age) goes on as it is. */
 void conn_drain(struct conn *c);
+/* The same at at_us (CLOCK_MONOTONIC, drain_spread's turn); until then the connection
+ * lives as before. 0, or -1 when its timer could not be armed and the connection was
+ * closed (reason error). A connection already ending is left alone (0). */
+int conn_drain_at(struct conn *c, int64_t at_us);
+/* 1 while the connection waits for its drain turn (conn_drain_at). */
+int conn_drain_waiting(const struct conn *c);
 /* Close now with SO_LINGER 0 (shutdown_timeout reached). */
 void conn_abort(struct conn *c, enum close_reason reason);
 

@@ -1,10 +1,16 @@
 /* bin/echo-server: command line, config, then one server process (or `workers` of them).
  * Exit status: 0 success, 1 runtime failure, 2 usage or config error. */
 #include "config.h"
+#include "listener.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "server.h"
+#include "upgrade.h"
 #include "workers.h"
 
+#include <limits.h>
+#include <time.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <signal.h>
 #include <errno.h>
@@ -27,12 +33,14 @@ static const char usage_text[] =
 	"  --metrics-port-file PATH  write the metrics endpoint's port to PATH once listening\n"
 	"  -h, --help          this text;  --version  the version\n"
 	"signals: SIGTERM/SIGINT graceful drain (a second one exits at once),\n"
-	"         SIGUSR1 logs the counters as one JSON line\n";
+	"         SIGUSR1 logs the counters as one JSON line,\n"
+	"         SIGHUP reloads the config, SIGUSR2 upgrades the binary in place\n";
 
 struct options {
 	struct config_args conf;
 	int check_config;
-	struct server_params params; /* the port files */
+	struct server_params params; /* the port files, what a reload and an upgrade need */
+	char exe[PATH_MAX];	     /* argv[0] resolved at start (upgrade.h) */
 };
 
 /* One line on stderr, exit status 2. */
@@ -116,17 +124,35 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return -1;
 }
 
-static int run(const struct server_config *cfg, const struct server_params *params)
+/* A lone server serves one adopted listener; more (from a parent that had workers) are
+ * closed: their queues go to the first only with net.ipv4.tcp_migrate_req=1. */
+static void run_alone_adopted(struct server_params *p)
+{
+	if (p->nadopted == 0)
+		return;
+	p->listen_fd = p->adopted[0];
+	if (p->nadopted > 1)
+		log_warn("LISTEN_FDS: %d listeners passed, workers=1 serves one: %d closed",
+			 p->nadopted, p->nadopted - 1);
+	for (int i = 1; i < p->nadopted; i++)
+		close(p->adopted[i]);
+	p->nadopted = 0;
+}
+
+static int run(const struct server_config *cfg, struct server_params *params)
 {
 	struct server srv;
 	int code;
 
 	if (cfg->workers > 1)
 		return workers_run(cfg, params);
+	run_alone_adopted(params);
 	if (server_init(&srv, cfg, params, &code) < 0) {
 		server_free(&srv);
-		return code;
+		return code; /* a new generation's ready pipe closes: "exited before ready" */
 	}
+	upgrade_report_ready(params->ready_fd);
+	sdnotify_ready();
 	code = server_run(&srv);
 	server_free(&srv);
 	return code;
@@ -142,7 +168,7 @@ static void options_free(struct options *o)
 }
 
 /* Config, then --check-config or the server. Returns the exit status. */
-static int configure_and_run(const struct options *o)
+static int configure_and_run(struct options *o)
 {
 	struct server_config cfg;
 	char err[CONF_ERR_MAX];
@@ -169,12 +195,19 @@ static int configure_and_run(const struct options *o)
 	 * (and again on restarts): log.c's fork handlers leave each child without the writer
 	 * thread, and workers.c starts the child's own. */
 	log_start((size_t)cfg.log_buffer);
+	o->params.ready_fd = upgrade_take_ready_fd();
+	o->params.generation = upgrade_take_generation();
+	o->params.start_time_s = (unsigned long long)time(NULL);
+	if (o->params.generation > 1)
+		log_info("generation %u (an upgrade)", o->params.generation);
+	listener_adopt(&cfg, &o->params);
 	return run(&cfg, &o->params);
 }
 
 int main(int argc, char **argv)
 {
-	struct options o = {.params = {.metrics_fd = -1}};
+	struct options o = {
+	    .params = SERVER_PARAMS_INIT};
 	int code;
 
 	/* Before any open: with fd 2 closed, the listening socket would become fd 2 and
@@ -183,6 +216,10 @@ int main(int argc, char **argv)
 		return 1;
 	log_init("echo-server", LOG_LVL_INFO);
 	code = parse_args(argc, argv, &o);
+	o.params.conf_args = &o.conf;
+	o.params.argv = argv;
+	if (upgrade_resolve_exe(argv[0], o.exe, sizeof(o.exe)) == 0)
+		o.params.exe = o.exe; /* else an upgrade is refused with a log line */
 	if (code < 0)
 		code = configure_and_run(&o);
 	options_free(&o);

@@ -75,6 +75,7 @@ struct metrics {
 	int have_cw;
 	struct census_counts census;
 	int have_census;
+	int handed_over; /* a new generation serves the listener: not watched (upgrade) */
 };
 
 static void metrics_on_accept(evutil_socket_t fd, short what, void *arg);
@@ -128,6 +129,13 @@ static int metrics_open_listener(const struct server_config *cfg, const char *po
 	return fd;
 }
 
+/* An adopted listener (an upgrade, systemd) listens already: its port file. */
+static void metrics_adopted(int fd, const char *port_file)
+{
+	if (port_file != NULL && portfile_write(port_file, sock_local_port(fd)) < 0)
+		log_error("metrics port file %s: %s", port_file, strerror(errno));
+}
+
 /* ---- workers: shared figures ------------------------------------------------------- */
 
 static void kbase_read(struct kstat *k, int *have)
@@ -156,7 +164,10 @@ int metrics_prefork(const struct server_config *cfg, int nworkers, struct server
 	if (cfg->metrics_listen[0] == '\0')
 		return 0;
 	kbase_read(&p->kbase, &p->have_kbase);
-	p->metrics_fd = metrics_open_listener(cfg, p->metrics_port_file, exit_code);
+	if (p->metrics_fd < 0) /* not adopted at start (listener_adopt) */
+		p->metrics_fd = metrics_open_listener(cfg, p->metrics_port_file, exit_code);
+	else
+		metrics_adopted(p->metrics_fd, p->metrics_port_file);
 	return p->metrics_fd < 0 ? -1 : 0;
 }
 
@@ -174,7 +185,7 @@ void metrics_log_total(struct slots *slots)
 	struct stats *total;
 	struct watchdog_fds fds = {0};
 	struct watchdog_close_wait cw = {0};
-	char buf[1024];
+	char buf[2048];
 	int unread;
 
 	if (slots == NULL || (total = calloc(1, sizeof(*total))) == NULL)
@@ -214,6 +225,11 @@ static int metrics_render_page(struct metrics *m, struct evbuffer *body)
 	*m->total = *m->stats;
 	m->total->log_dropped = log_dropped_lines(); /* this process's own, read now */
 	v.workers = m->slots != NULL ? metrics_sum_workers(m, m->total, &fds, &cw) : 1;
+	/* The generation's facts are this process's own, never a dead worker's merged. */
+	m->total->generation = m->stats->generation;
+	m->total->start_time_s = m->stats->start_time_s;
+	m->total->reload_ok = m->stats->reload_ok;
+	m->total->reload_time_s = m->stats->reload_time_s;
 	v.stats = m->total;
 	v.fds = &fds;
 	v.cw = m->have_cw ? &cw : NULL;
@@ -466,8 +482,8 @@ static void mclient_new(struct metrics *m, int fd)
  * accepted and closed. Called after every change of either condition. */
 static void metrics_watch_listener(struct metrics *m)
 {
-	int want =
-	    m->nclients < m->cfg->metrics_max_clients && !evtimer_pending(m->ev_resume, NULL);
+	int want = m->nclients < m->cfg->metrics_max_clients &&
+		   !evtimer_pending(m->ev_resume, NULL) && !m->handed_over;
 	int on = event_pending(m->ev_accept, EV_READ, NULL);
 
 	if (want && !on && event_add(m->ev_accept, NULL) < 0) {
@@ -544,6 +560,11 @@ static int metrics_take_listener(const struct server_config *cfg, struct server_
 {
 	int fd = p->metrics_fd;
 
+	if (p->slots == NULL && fd >= 0) { /* adopted at start (listener_adopt) */
+		p->metrics_fd = -1;
+		metrics_adopted(fd, p->metrics_port_file);
+		return fd;
+	}
 	if (p->slots == NULL)
 		return metrics_open_listener(cfg, p->metrics_port_file, exit_code);
 	p->metrics_fd = -1; /* taken over, or closed */
@@ -666,4 +687,17 @@ void metrics_mark_fds(const struct metrics *m, unsigned char *mark, size_t n)
 		if ((size_t)c->fd < n)
 			mark[c->fd] = 1;
 	}
+}
+
+int metrics_listener_fd(const struct metrics *m)
+{
+	return m != NULL ? m->lfd : -1;
+}
+
+void metrics_handover(struct metrics *m, int on)
+{
+	if (m == NULL)
+		return;
+	m->handed_over = on;
+	metrics_watch_listener(m);
 }

@@ -76,4 +76,10 @@ void metrics_publish(struct metrics *m, const struct watchdog_fds *fds,
  * server's answer to its watchdog's question about its own fds. m may be NULL. */
 void metrics_mark_fds(const struct metrics *m, unsigned char *mark, size_t n);
 
+/* The endpoint's listening socket (an upgrade passes it on), or -1. m may be NULL. */
+int metrics_listener_fd(const struct metrics *m);
+/* on: a new generation serves the listener, which is no longer watched (the clients being
+ * answered are); off: it is watched again (that generation is gone). m may be NULL. */
+void metrics_handover(struct metrics *m, int on);
+
 #endif

@@ -1,5 +1,6 @@
 /* metrics_text: the server's figures in the Prometheus text format 0.0.4 (see the .h). */
 #include "metrics_text.h"
+#include "version.h"
 
 #include <event2/buffer.h>
 #include <math.h>
@@ -194,6 +195,17 @@ static void render_stats_field(struct mtext *w, const struct stats *s, const str
 /* The counters (summed over the workers), every field of stats_fields with a family. */
 static void render_stats(struct mtext *w, const struct metrics_view *v)
 {
+	char gen[24];
+
+	/* Two labels: written here rather than with metrics_text_u64 (one label). The version
+	 * is a literal of ours with nothing to escape. */
+	snprintf(gen, sizeof(gen), "%llu", (unsigned long long)v->stats->generation);
+	metrics_text_family(w, "teardown_build_info", "gauge",
+			    "Always 1: the version, and the generation (1 at the first start, one "
+			    "more at each upgrade).");
+	if (evbuffer_add_printf(w->b, "teardown_build_info{version=\"%s\",generation=\"%s\"} 1\n",
+				TEARDOWN_VERSION, gen) < 0)
+		w->failed = 1;
 	mtext_one(w, "teardown_workers", "gauge",
 		  "Server processes whose figures are summed here (the workers key).", v->workers);
 	for (size_t i = 0; i < stats_nfields; i++)

@@ -10,10 +10,13 @@
 #include "server.h"
 #include "clock.h"
 #include "conn.h"
+#include "lifecycle.h"
+#include "listener.h"
 #include "log.h"
 #include "looplag.h"
 #include "portfile.h"
 #include "metrics.h"
+#include "sdnotify.h"
 #include "slots.h"
 #include "sock.h"
 #include "tcpinfo.h"
@@ -27,17 +30,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 /* Connections accepted per wakeup of the listener, so a connect storm cannot starve the
  * established connections. */
 #define ACCEPT_BATCH 64
+/* While the drain progresses it tells systemd (EXTEND_TIMEOUT_USEC) every this often that
+ * the stop may take until shutdown_timeout plus two of these: a protocol detail, not a
+ * knob (the unit's TimeoutStopSec stays above shutdown_timeout anyway). */
+#define DRAIN_TICK_MS 1000
 
 static void server_on_accept(evutil_socket_t fd, short what, void *arg);
 static void server_on_accept_resume(evutil_socket_t fd, short what, void *arg);
 static void server_on_tick(evutil_socket_t fd, short what, void *arg);
 
 /* ---- start ------------------------------------------------------------------------- */
+
+/* Seeded per process (each worker after its fork), from getrandom; without it from the
+ * clock and the pid, which is enough for spreading closes. */
+static void server_seed(struct server *srv)
+{
+	uint64_t seed = 0;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+		seed = (uint64_t)clock_mono_us() ^ ((uint64_t)getpid() << 32);
+	srv->rng = seed != 0 ? seed : 0x9e3779b97f4a7c15ULL;
+}
+
+/* xorshift64* (Vigna, "An experimental exploration of Marsaglia's xorshift generators"):
+ * the top 53 bits as a double in [0, 1). */
+double server_random(struct server *srv)
+{
+	uint64_t x = srv->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	srv->rng = x;
+	return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
+}
 
 /* libevent's own warnings go through log.c like every other line (only log.c writes to
  * stderr, and its lines are rate limited). */
@@ -97,32 +129,21 @@ const struct timeval *server_deadline_tv(struct event_base *base, int64_t ms,
 	return fallback;
 }
 
+/* The listener: the one passed in params (the workers' parent's, or one adopted at start),
+ * with this config's options and backlog; or a new one. */
 static int server_open_listener(struct server *srv, int *exit_code)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	char err[256];
+	int fd = srv->params.listen_fd;
 
-	if (sock_parse_hostport(srv->cfg->listen, &ss, &len, err, sizeof(err)) < 0) {
-		log_error("listen %s: %s", srv->cfg->listen, err);
-		*exit_code = 2;
-		return -1;
+	if (fd < 0) {
+		srv->lfd = listener_open(srv->cfg, 0, exit_code);
+		return srv->lfd < 0 ? -1 : 0;
 	}
-	srv->lfd = sock_bind_stream((struct sockaddr *)&ss, len, srv->params.reuseport);
-	if (srv->lfd < 0) {
-		*exit_code = sock_listen_exit_code(errno); /* before logging can change errno */
-		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
-		return -1;
-	}
-	if (conn_listener_options(srv->cfg, srv->lfd) < 0) {
-		log_error("listen %s: socket options: %s", srv->cfg->listen, strerror(errno));
-		return -1;
-	}
-	if (listen(srv->lfd, (int)srv->cfg->backlog) < 0) {
-		/* EADDRINUSE here: another socket bound the port with SO_REUSEADDR too and
-		 * listened first; a port in use, like at bind(). */
-		*exit_code = sock_listen_exit_code(errno);
-		log_error("listen %s: %s", srv->cfg->listen, strerror(errno));
+	srv->params.listen_fd = -1; /* the server's own from now on */
+	srv->lfd = fd;
+	if (listener_apply(srv->cfg, fd) < 0) {
+		log_error("listen %s: socket options, backlog: %s", srv->cfg->listen,
+			  strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -171,6 +192,8 @@ static void server_mark_own(void *arg, unsigned char *mark, size_t n)
 		mark[srv->lfd] = 1;
 	if (srv->reserve_fd >= 0 && (size_t)srv->reserve_fd < n)
 		mark[srv->reserve_fd] = 1;
+	if (srv->upgrade.rfd >= 0 && (size_t)srv->upgrade.rfd < n) /* an upgrade's ready pipe */
+		mark[srv->upgrade.rfd] = 1;
 	metrics_mark_fds(srv->metrics, mark, n);
 }
 
@@ -214,6 +237,31 @@ static void server_publish(struct server *srv)
 
 /* Every census_interval: measure, then publish. Publishing does not depend on the
  * census: a worker whose census socket cannot open still publishes its figures. */
+/* Under systemd (NOTIFY_SOCKET), the process that reports (alone, or worker 0 with the
+ * sum of every worker) says how many connections are open; while this process hands over
+ * to a new generation, it asks for more stop time tick by tick (EXTEND_TIMEOUT_USEC), as
+ * the drain tick does during the drain, so a stop meanwhile is not cut by TimeoutStopSec
+ * while handover_timeout and shutdown_timeout still bound it. */
+static void server_notify(struct server *srv)
+{
+	struct stats total;
+	struct watchdog_fds fds = {0};
+	struct watchdog_close_wait cw = {0};
+	int unread;
+
+	if (!sdnotify_enabled())
+		return;
+	if (srv->handing_over && !srv->draining)
+		sdnotify_extend_timeout((uint64_t)(srv->cfg->census_interval * 2 + 5000) * 1000);
+	if (srv->params.slots != NULL && srv->params.worker != 0)
+		return;
+	total = srv->stats;
+	if (srv->params.slots != NULL)
+		slots_sum(srv->params.slots, srv->params.worker, &total, &fds, &cw, &unread);
+	sdnotify_sendf("STATUS=%llu connections open, %llu accepted",
+		       (unsigned long long)total.open, (unsigned long long)total.accepted);
+}
+
 static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -223,6 +271,7 @@ static void server_on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	watchdog_measure(srv->watchdog);
 	server_publish(srv);
+	server_notify(srv);
 	looplag_note(srv->lag, "census tick", start);
 }
 
@@ -261,12 +310,20 @@ int server_init(struct server *srv, const struct server_config *cfg,
 	const char *port_file = params->port_file;
 
 	memset(srv, 0, sizeof(*srv));
-	srv->cfg = cfg;
+	srv->cfg_own = *cfg;
+	srv->cfg = &srv->cfg_own; /* a reload changes it in place (lifecycle.c) */
+	cfg = srv->cfg;
+	srv->upgrade.rfd = -1;
+	srv->stats.generation = params->generation;
+	srv->stats.start_time_s = params->start_time_s;
+	srv->stats.reload_ok = 1;
 	srv->lfd = -1;
 	srv->reserve_fd = -1;
 	srv->params = *params;
 	TAILQ_INIT(&srv->conns);
+	server_seed(srv);
 	hist_init(&srv->stats.fin_to_close_us);
+	hist_init(&srv->stats.conn_duration_us);
 	*exit_code = 1;
 	if (server_open_listener(srv, exit_code) < 0)
 		return -1;
@@ -292,6 +349,10 @@ int server_init(struct server *srv, const struct server_config *cfg,
 	}
 	if (server_start_parts(srv, exit_code) < 0)
 		return -1;
+	if (lifecycle_start(srv) < 0) {
+		log_error("cannot register the reload and upgrade events");
+		return -1;
+	}
 	log_info("listening on %s port %d, mode %s", cfg->listen, sock_local_port(srv->lfd),
 		 cfg->mode == MODE_LEAKY ? "leaky" : "correct");
 	/* last, so that whoever waits for the port file finds the startup lines on stderr */
@@ -488,16 +549,87 @@ static int server_drain_budget(struct server *srv)
 	return (int)srv->cfg->backlog + 1;
 }
 
-/* SIGTERM/SIGINT: the connections in the accept queue at the signal are accepted (closing
- * the listener resets what it still holds), then the listener closes and every connection
- * drains. One that completes after the signal may be reset with the listener. */
-static void server_drain(struct server *srv)
+/* drain_spread: connection i of N, in random order, gets its turn at (i + U(0,1)) x
+ * drain_spread / N, one in each N-th of the window, so the FINs (and the reconnects they
+ * cause) come at a flat N / drain_spread a second. Each turn is its connection's own heap
+ * timer (conn_drain_at). -1 when the order could not be allocated (nothing scheduled). */
+static int server_drain_spread(struct server *srv)
+{
+	size_t n = (size_t)srv->stats.open, i = 0;
+	struct conn **order = malloc((n ? n : 1) * sizeof(*order));
+	double spread_us = (double)srv->cfg->drain_spread * 1000.0;
+	int64_t now = clock_mono_us();
+	struct conn *c;
+
+	if (order == NULL)
+		return -1;
+	TAILQ_FOREACH(c, &srv->conns, link)
+	{
+		if (i < n)
+			order[i++] = c;
+	}
+	n = i;
+	for (i = n; i > 1; i--) { /* Fisher-Yates */
+		size_t j = (size_t)(server_random(srv) * (double)i);
+
+		c = order[i - 1];
+		order[i - 1] = order[j];
+		order[j] = c;
+	}
+	for (i = 0; i < n; i++) /* a failure closes that one connection only */
+		conn_drain_at(order[i], now + (int64_t)(((double)i + server_random(srv)) *
+							spread_us / (double)n));
+	free(order);
+	return 0;
+}
+
+/* Every connection's drain begins: at once, or spread over drain_spread. */
+static void server_drain_conns(struct server *srv)
 {
 	struct conn *c, *next;
+
+	if (srv->cfg->drain_spread > 0 && server_drain_spread(srv) == 0)
+		return;
+	if (srv->cfg->drain_spread > 0)
+		log_warn("drain_spread: out of memory for the order: every connection drains now");
+	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		conn_drain(c);
+	}
+}
+
+/* Each tick with connections still open tells systemd the stop goes on (without
+ * NOTIFY_SOCKET it does nothing): until shutdown_timeout, plus two ticks. */
+static void server_on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct timeval tv = clock_ms_to_tv(DRAIN_TICK_MS);
+	int64_t left_us = srv->drain_deadline_us - clock_mono_us();
+
+	(void)fd;
+	(void)what;
+	if (left_us < 0)
+		left_us = 0;
+	if (sdnotify_extend_timeout((uint64_t)left_us + 2 * DRAIN_TICK_MS * 1000ULL) < 0)
+		log_debug("sd_notify EXTEND_TIMEOUT_USEC: %s", strerror(errno));
+	log_debug("drain: %llu connections open, %llu waiting for their turn",
+		  (unsigned long long)srv->stats.open, (unsigned long long)srv->stats.drain_left);
+	if (evtimer_add(srv->ev_drain_tick, &tv) < 0)
+		log_debug("drain tick: %s", strerror(errno)); /* systemd's own timeout holds */
+}
+
+/* SIGTERM/SIGINT: the connections in the accept queue at the signal are accepted (closing
+ * the listener resets what it still holds), then the listener closes and every connection
+ * drains (drain_spread: at its turn). One that completes after the signal may be reset
+ * with the listener. */
+void server_drain(struct server *srv)
+{
 	struct timeval tv = clock_ms_to_tv(srv->cfg->shutdown_timeout);
 
 	srv->draining = 1;
-	if (srv->lfd >= 0) {
+	srv->drain_deadline_us = clock_mono_us() + srv->cfg->shutdown_timeout * 1000;
+	sdnotify_stopping();
+	if (srv->lfd >= 0 && !srv->handing_over) {
 		int budget = server_drain_budget(srv);
 
 		log_debug("drain: %d connections in the accept queue", budget);
@@ -505,22 +637,23 @@ static void server_drain(struct server *srv)
 			server_accept_some(srv, budget);
 	}
 	server_close_listener(srv);
-	log_info("draining %llu connections (shutdown_timeout %lldms)",
-		 (unsigned long long)srv->stats.open, (long long)srv->cfg->shutdown_timeout);
-	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
-		next = TAILQ_NEXT(c, link);
-		conn_drain(c);
-	}
+	log_info("draining %llu connections (shutdown_timeout %lldms, drain_spread %lldms)",
+		 (unsigned long long)srv->stats.open, (long long)srv->cfg->shutdown_timeout,
+		 (long long)srv->cfg->drain_spread);
+	server_drain_conns(srv);
 	srv->ev_shutdown = evtimer_new(srv->base, server_on_shutdown_timeout, srv);
 	if (srv->ev_shutdown == NULL || evtimer_add(srv->ev_shutdown, &tv) < 0)
 		server_on_shutdown_timeout(-1, 0, srv);
+	srv->ev_drain_tick = evtimer_new(srv->base, server_on_drain_tick, srv);
+	if (srv->ev_drain_tick != NULL)
+		server_on_drain_tick(-1, 0, srv);
 	server_conn_closed(srv);
 }
 
 void server_conn_closed(struct server *srv)
 {
 	server_count(srv);
-	if (srv->draining && srv->stats.open == 0)
+	if ((srv->draining || srv->handing_over) && srv->stats.open == 0)
 		event_base_loopbreak(srv->base);
 }
 
@@ -566,6 +699,18 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 	server_drain(srv);
 }
 
+void server_config_changed(struct server *srv)
+{
+	struct timeval tv = clock_ms_to_tv(srv->cfg->census_interval);
+
+	srv->hb_tv = server_deadline_tv(srv->base, srv->cfg->heartbeat_timeout, &srv->hb_plain);
+	srv->fin_tv = server_deadline_tv(srv->base, srv->cfg->fin_timeout, &srv->fin_plain);
+	/* census_interval: event_add on a pending persistent timer re-arms it with the new
+	 * period from now. */
+	if (srv->ev_tick != NULL && event_add(srv->ev_tick, &tv) < 0)
+		log_warn("reload: census_interval: the census timer could not be re-armed");
+}
+
 /* ---- run --------------------------------------------------------------------------- */
 
 int server_run(struct server *srv)
@@ -596,6 +741,9 @@ void server_free(struct server *srv)
 		event_free(srv->ev_accept_resume);
 	if (srv->ev_shutdown != NULL)
 		event_free(srv->ev_shutdown);
+	if (srv->ev_drain_tick != NULL)
+		event_free(srv->ev_drain_tick);
+	lifecycle_stop(srv);
 	if (srv->ev_tick != NULL)
 		event_free(srv->ev_tick);
 	watchdog_stop(srv->watchdog);

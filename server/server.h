@@ -5,6 +5,7 @@
 #include "config.h"
 #include "params.h"
 #include "stats.h"
+#include "upgrade.h"
 
 #include <stddef.h>
 #include <sys/queue.h>
@@ -44,6 +45,18 @@ struct server {
 	struct looplag *lag;       /* the event loop's lateness; NULL when not measured */
 	/* hb_tv, fin_tv when no common timeout was left (server_deadline_tv). */
 	struct timeval hb_plain, fin_plain;
+	uint64_t rng;	     /* server_random's state (xorshift64*), seeded per process */
+	struct event *ev_drain_tick; /* sdnotify EXTEND_TIMEOUT_USEC while the drain runs */
+	int64_t drain_deadline_us;   /* monotonic time of shutdown_timeout's reset */
+	/* Reload and upgrade (lifecycle.c). cfg points at cfg_own: a reload changes it in place. */
+	struct server_config cfg_own;
+	struct event *ev_life[3];     /* alone: SIGHUP, SIGUSR2, SIGCHLD; a worker: its control */
+	struct event *ev_upgrade;     /* the new generation's ready pipe */
+	struct event *ev_upgrade_due; /* upgrade_timeout */
+	struct event *ev_handover;    /* handover_timeout, then the drain */
+	struct upgrade upgrade;	      /* the new generation under way, or handed over to */
+	int64_t upgrade_start_us;
+	int handing_over; /* a new generation serves the listeners; this one ends its own */
 };
 
 /* Resolves, binds and listens; writes the port file. Returns 0, or -1 after logging
@@ -63,6 +76,15 @@ void server_free(struct server *srv);
  * for want of a queue. */
 const struct timeval *server_deadline_tv(struct event_base *base, int64_t ms,
 					 struct timeval *fallback);
+
+/* A uniform random number in [0, 1): the drain's order and turns, the connections' ages.
+ * Not for secrets. */
+double server_random(struct server *srv);
+/* The drain (SIGTERM, or after handover_timeout): the connections queued at the signal are
+ * accepted unless a new generation serves the listener, then every connection drains. */
+void server_drain(struct server *srv);
+/* Reload (lifecycle.c): recomputes what depends on cfg (the deadlines' timevals). */
+void server_config_changed(struct server *srv);
 
 /* Called by conn.c when a connection is gone (the drain may be complete). */
 void server_conn_closed(struct server *srv);

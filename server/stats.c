@@ -29,6 +29,15 @@ const struct stats_bound stats_lag_bounds[] = {
 };
 const size_t stats_nlag_bounds = sizeof(stats_lag_bounds) / sizeof(stats_lag_bounds[0]);
 
+/* A connection's life: milliseconds (one refused at once) to days; max_connection_age N
+ * shows as a step between N - jitter and N + jitter. */
+static const struct stats_bound stats_duration_bounds[] = {
+    {"0.001", 1000},	   {"0.01", 10000},	    {"0.1", 100000},	     {"1", 1000000},
+    {"2.5", 2500000},	   {"5", 5000000},	    {"10", 10000000},	     {"30", 30000000},
+    {"60", 60000000},	   {"300", 300000000},	    {"900", 900000000},	     {"1800", 1800000000},
+    {"3600", 3600000000},  {"21600", 21600000000}, {"86400", 86400000000},
+};
+
 #define F(member) offsetof(struct stats, member)
 
 /* Every field of struct stats, in the order of the counters line. The keys and the
@@ -114,6 +123,35 @@ const struct stats_field stats_fields[] = {
      .help = "Log lines dropped because stderr did not take them as fast as they came (nobody "
 	     "reading the pipe, socket or terminal); the log says how many once it takes lines "
 	     "again."},
+    {.key = "conn_duration_us",
+     .offset = F(conn_duration_us),
+     .kind = STATS_HIST,
+     .prom = "teardown_connection_duration_seconds",
+     .help = "Each connection's life from accept to close, in seconds.",
+     .bounds = stats_duration_bounds,
+     .nbounds = sizeof(stats_duration_bounds) / sizeof(stats_duration_bounds[0])},
+    {.key = "drain_left",
+     .offset = F(drain_left),
+     .kind = STATS_GAUGE,
+     .prom = "teardown_drain_waiting_connections",
+     .help = "Connections the drain has not given their turn yet (drain_spread; 0 when not "
+	     "draining)."},
+    /* On the page as teardown_build_info's generation label (metrics_text.c). */
+    {.key = "generation", .offset = F(generation), .kind = STATS_MAX},
+    {.offset = F(start_time_s),
+     .kind = STATS_MAX,
+     .prom = "teardown_start_time_seconds",
+     .help = "When this generation of the server started (Unix time): an upgrade starts a new "
+	     "one."},
+    {.offset = F(reload_ok),
+     .kind = STATS_MAX,
+     .prom = "teardown_config_last_reload_successful",
+     .help = "1 when the last reload (SIGHUP) applied the config, 0 when it was refused (the "
+	     "log has the line); 1 before any."},
+    {.offset = F(reload_time_s),
+     .kind = STATS_MAX,
+     .prom = "teardown_config_last_reload_timestamp_seconds",
+     .help = "When the last reload was tried (Unix time; 0: none yet in this generation)."},
 };
 const size_t stats_nfields = sizeof(stats_fields) / sizeof(stats_fields[0]);
 
@@ -121,7 +159,7 @@ const size_t stats_nfields = sizeof(stats_fields) / sizeof(stats_fields[0]);
 
 static const char *const reason_names[CLOSE_NREASONS] = {
 	"eof",           "reset",       "timeout",  "heartbeat", "write-timeout",
-	"fin-timeout",   "overload",    "shutdown", "error",
+	"fin-timeout",   "overload",    "shutdown", "error", "max-age",
 };
 
 const char *stats_reason_name(enum close_reason r)
@@ -282,7 +320,7 @@ void stats_add_gauges(struct stats *a, const struct stats *b)
 
 void stats_log(const struct stats *s)
 {
-	char buf[1024];
+	char buf[2048];
 
 	log_always("counters %s", stats_json(s, buf, sizeof(buf)));
 }

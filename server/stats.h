@@ -25,6 +25,7 @@ enum close_reason {
 	CLOSE_OVERLOAD,      /* above max_connections */
 	CLOSE_SHUTDOWN,      /* graceful drain */
 	CLOSE_ERROR,         /* any other errno */
+	CLOSE_MAX_AGE,       /* older than max_connection_age: ended like a drained one */
 	CLOSE_NREASONS
 };
 
@@ -53,6 +54,18 @@ struct stats {
 	/* Log lines this process dropped because stderr did not take them (log.c); copied
 	 * from log_dropped_lines() when the figures are published or rendered. */
 	uint64_t log_dropped;
+	/* Each connection's life, accept to close, in microseconds (max_connection_age shows
+	 * here), and the connections still waiting for their drain_spread turn (a gauge). */
+	struct hist conn_duration_us;
+	uint64_t drain_left;
+	/* This generation's facts (upgrade.h, lifecycle.c): its number (1 at the first start,
+	 * one more at each upgrade), its start (Unix seconds), the last reload's result (1
+	 * before any) and time (Unix seconds, 0 before any). Every process of a generation has
+	 * the same, so they merge as the largest; the /metrics page shows its own process's. */
+	uint64_t generation;
+	uint64_t start_time_s;
+	uint64_t reload_ok;
+	uint64_t reload_time_s;
 };
 
 /* How a field of struct stats merges and is reported. */
@@ -99,7 +112,7 @@ enum close_reason stats_reason_for_errno(int err);
 /* One JSON object (no newline) into buf; returns buf. */
 const char *stats_json(const struct stats *s, char *buf, size_t len);
 /* Adds the counters of b into a: counters and histograms summed, maxima kept (not the
- * gauges: open, fd_unaccounted). */
+ * gauges: open, fd_unaccounted, drain_left). */
 void stats_add_counters(struct stats *a, const struct stats *b);
 /* Adds the gauges of b into a (another live worker's, for a sum over workers). */
 void stats_add_gauges(struct stats *a, const struct stats *b);

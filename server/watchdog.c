@@ -522,3 +522,9 @@ const struct census_counts *watchdog_census(const struct watchdog *w)
 {
 	return w != NULL && w->o.full && w->have_census ? &w->census : NULL;
 }
+
+void watchdog_set_shared_port(struct watchdog *w, int on)
+{
+	if (w != NULL)
+		w->o.shared_port = on;
+}

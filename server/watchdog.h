@@ -65,6 +65,10 @@ void watchdog_stop(struct watchdog *w);
 void watchdog_measure(struct watchdog *w);
 /* Only the fd accounting, now (for a counters line). */
 void watchdog_refresh_fds(struct watchdog *w);
+/* on: the port's sockets outside the connection table may be another process's (another
+ * generation's during an upgrade's overlap): "not ours", never not_accepted. w may be
+ * NULL. */
+void watchdog_set_shared_port(struct watchdog *w, int on);
 
 /* The latest figures; NULL when the watchdog is not running (w NULL) or, for cw, has no
  * census socket. fds->valid is 0 while the fds cannot be counted. */

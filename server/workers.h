@@ -1,5 +1,6 @@
-/* workers: `workers` N > 1 runs N server processes on one port (SO_REUSEPORT), each with
- * its own listener and event_base created after fork; the parent holds no listener. */
+/* workers: `workers` N > 1 runs N server processes on one port: the parent opens the
+ * listener and keeps it; each worker inherits it and has its own event_base, created after
+ * fork. */
 #ifndef TEARDOWN_SERVER_WORKERS_H
 #define TEARDOWN_SERVER_WORKERS_H
 

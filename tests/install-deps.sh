@@ -3,8 +3,9 @@
 # As root: apt-get. Otherwise: prints the command to run and fails.
 set -eu
 # The tests also use gnuplot (--plot), mandoc and man-db (the man pages), systemd
-# (systemd-analyze verify of the unit): installed here so they run rather than skip.
-PKGS="make gcc clang libclang-rt-14-dev pkg-config libevent-dev libcmocka-dev iproute2 python3 nftables procps valgrind util-linux gnuplot-nox mandoc man-db systemd"
+# (systemd-analyze verify of the unit), GNU parallel (the several-hosts recipe of the load
+# client, tested with network namespaces): installed here so they run rather than skip.
+PKGS="make gcc clang clang-format libclang-rt-14-dev pkg-config libevent-dev libcmocka-dev iproute2 python3 nftables procps valgrind util-linux gnuplot-nox mandoc man-db systemd parallel"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

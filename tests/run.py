@@ -126,8 +126,8 @@ def run_integration_asan(directory, pattern):
 
 
 def run_checks(scripts):
-    """Each script (a path, run with python3) is one case: exit 0 passes; its output is
-    shown when it fails."""
+    """Each script (a path, run with python3) is one case: exit 0 passes, 77 is skipped
+    (its last line gives the reason); its output is shown when it fails."""
     for script in scripts:
         name = f"check:{os.path.basename(script)}"
         try:
@@ -138,6 +138,9 @@ def run_checks(scripts):
             continue
         if p.returncode == 0:
             count("passed", name)
+        elif p.returncode == 77:
+            lines = p.stdout.strip().splitlines()
+            count("skipped", name, lines[-1] if lines else "skipped: no reason given")
         else:
             count("failed", name, f"(exit {p.returncode})")
             sys.stdout.write(p.stdout[-4000:])

@@ -28,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 REASONS = ("eof", "reset", "timeout", "heartbeat", "write-timeout", "fin-timeout", "overload",
-           "shutdown", "error")
+           "shutdown", "error", "max-age")
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:",
                    "ERROR: LeakSanitizer: detected memory leaks")
 COUNTERS_RE = re.compile(r"^\S+ echo-server\[(\d+)\] info: counters (\{.*\})\s*$")
@@ -100,6 +100,20 @@ def _children(pid):
         if ppid == pid:
             kids.append(int(d))
     return kids
+
+
+def child_pids(pid):
+    """The children of pid, sorted (a server's workers)."""
+    return sorted(_children(pid))
+
+
+def pid_alive(pid):
+    """pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def process_tree(pid):

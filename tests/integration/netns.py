@@ -124,3 +124,51 @@ def nstat(ns, *names):
 def ss_count(ns, port, state, side="sport"):
     out = run("ip", "netns", "exec", ns, "ss", "-tanH", "state", state, f"( {side} = :{port} )")
     return len([line for line in out.splitlines() if line.strip()])
+
+
+class Star:
+    """A server namespace and n client namespaces ("hosts"), each client joined to the
+    server by a veth pair of its own /30: clients[i] = (namespace, its address). The
+    server's namespace has one address all of them reach (srv_ip, on its loopback, routed
+    through each veth), so every host names the server alike. Deleted by cleanup(),
+    registered by new_star()."""
+
+    def __init__(self, n):
+        global _counter
+        _counter += 1
+        tag = f"{os.getpid() % 100000}{_counter}"
+        self.srv_ns = f"td{tag}s"
+        self.names = [f"td{tag}h{i}" for i in range(n)]
+        base = (os.getpid() * 7 + _counter * 13) % 240
+        self.subnets = [f"10.{190 + i}.{base}" for i in range(n)]
+        self.srv_ips = [f"{s}.1" for s in self.subnets]
+        self.clients = [(ns, f"{s}.2") for ns, s in zip(self.names, self.subnets)]
+        self.srv_ip = f"10.189.{base}.1"
+        self.created = []
+
+    def setup(self):
+        for ns in [self.srv_ns] + self.names:
+            run("ip", "netns", "add", ns)
+            self.created.append(ns)
+            run("ip", "-n", ns, "link", "set", "lo", "up")
+        for i, (ns, ip) in enumerate(self.clients):
+            srv_dev, cli_dev = f"tds{ns[2:]}"[:15], f"tdc{ns[2:]}"[:15]
+            run("ip", "link", "add", srv_dev, "netns", self.srv_ns, "type", "veth", "peer",
+                "name", cli_dev, "netns", ns)
+            for where, dev, addr in ((self.srv_ns, srv_dev, self.srv_ips[i]), (ns, cli_dev, ip)):
+                run("ip", "-n", where, "addr", "add", f"{addr}/30", "dev", dev)
+                run("ip", "-n", where, "link", "set", dev, "up")
+            run("ip", "-n", ns, "route", "add", f"{self.srv_ip}/32", "via", self.srv_ips[i])
+        run("ip", "-n", self.srv_ns, "addr", "add", f"{self.srv_ip}/32", "dev", "lo")
+        return self
+
+    cleanup = Pair.cleanup
+
+    def exec_prefix(self, side="srv"):
+        return ["ip", "netns", "exec", self.srv_ns if side == "srv" else self.names[side]]
+
+
+def new_star(test, n):
+    star = Star(n)
+    test.addCleanup(star.cleanup)
+    return star.setup()

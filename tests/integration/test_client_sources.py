@@ -23,7 +23,11 @@ class ClientSourcesTest(ServerTest):
         by_src = collections.Counter(line.split()[-2].rsplit(":", 1)[0]
                                      for line in out.splitlines() if line.strip())
         print(f"client TIME_WAIT sockets by source address: {dict(by_src)}")
-        self.assertEqual(by_src, {"127.0.0.2": 10, "127.0.0.3": 10, "127.0.0.4": 10})
+        # Only the run's own sources: another program's earlier server on the same port
+        # number can have left TIME_WAIT from 127.0.0.1 (seen: 40 on a busy machine). A
+        # connection of this run from a wrong address still shows as a missing one here.
+        mine = {a: n for a, n in by_src.items() if a in ("127.0.0.2", "127.0.0.3", "127.0.0.4")}
+        self.assertEqual(mine, {"127.0.0.2": 10, "127.0.0.3": 10, "127.0.0.4": 10})
 
 
 class SourcesMixTest(ServerTest):

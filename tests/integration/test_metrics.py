@@ -39,7 +39,7 @@ class MetricsValuesTest(ServerTest):
         self.assertEqual(value(fams, "teardown_connections_accepted_total"), n)
         self.assertEqual(value(fams, "teardown_connections_open"), 0)
         for reason in ("reset", "timeout", "heartbeat", "write-timeout", "fin-timeout",
-                       "overload", "shutdown", "error"):
+                       "overload", "shutdown", "error", "max-age"):
             self.assertEqual(value(fams, "teardown_connections_closed_total", reason=reason), 0)
         hist = fams["teardown_fin_to_close_seconds"]
         self.assertEqual(hist.type, "histogram")

@@ -280,12 +280,14 @@ class SystemdUnitTest(unittest.TestCase):
         os.mkdir(vdir)
         with open(os.path.join(vdir, "echo-server.service"), "w") as f:
             f.write(unit)
+        shutil.copy(REPO / "conf" / "echo-server.socket", vdir)
         cmd = ["systemd-analyze", "verify"]
         if not shutil.which("man"):
             cmd.append("--man=no")
             print("man is not installed: the Documentation= check is skipped")
         env = dict(os.environ, MANPATH=f"{dest}/usr/share/man")
-        p = subprocess.run(cmd + [os.path.join(vdir, "echo-server.service")],
+        p = subprocess.run(cmd + [os.path.join(vdir, "echo-server.service"),
+                                  os.path.join(vdir, "echo-server.socket")],
                            capture_output=True, text=True, timeout=60, env=env)
         # verify exits 0 even for unknown or unparsable settings: any output is a failure.
         self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))

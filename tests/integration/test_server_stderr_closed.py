@@ -82,10 +82,13 @@ class StderrClosedTest(ServerTest):
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              start_new_session=True)
         self.addCleanup(lambda: p.poll() is None and (os.killpg(p.pid, signal.SIGKILL), p.wait()))
-        # the sh execs the client: same pid; wait until it is the client
+        # the sh execs the client: same pid; wait until it is the client and something is
+        # on its fd 2 (right after the exec, before its main() runs, nothing is: then the
+        # first fd it opens, /dev/null by the fix or else a socket, becomes fd 2)
         wait_until(lambda: p.poll() is not None or
-                   os.readlink(f"/proc/{p.pid}/exe").endswith("load-client"), 10,
-                   "the client to start")
+                   (os.readlink(f"/proc/{p.pid}/exe").endswith("load-client") and
+                    os.path.lexists(f"/proc/{p.pid}/fd/2")), 10,
+                   "the client to start with something on fd 2")
         target = fd_target(p.pid, 2)
         rc = p.wait(timeout=60)
         print(f"load-client's fd 2: {target}; exit {rc}")

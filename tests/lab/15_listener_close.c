@@ -53,32 +53,6 @@ static int steer_to_first(int fd)
 	return 0;
 }
 
-static int reuseport_listener(uint16_t port, uint16_t *bound)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-				 .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return lab_sysfail("socket");
-	if (lab_set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt(SO_REUSEPORT)") < 0)
-		goto fail;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		lab_sysfail("bind");
-		goto fail;
-	}
-	if (listen(fd, 64) < 0) {
-		lab_sysfail("listen");
-		goto fail;
-	}
-	*bound = lab_local_port(fd);
-	return fd;
-fail:
-	close(fd);
-	return -1;
-}
-
 /* The leaving listener (*leave) and the one that stays (*stay). */
 static int open_listeners(enum setup s, int *leave, int *stay, uint16_t *port)
 {
@@ -91,10 +65,10 @@ static int open_listeners(enum setup s, int *leave, int *stay, uint16_t *port)
 		*leave = dup(*stay);
 		return *leave < 0 ? lab_sysfail("dup") : 0;
 	}
-	*leave = reuseport_listener(0, port);
+	*leave = lab_listen_opt("127.0.0.1", 0, SO_REUSEPORT, port);
 	if (*leave < 0 || steer_to_first(*leave) < 0)
 		return -1;
-	*stay = reuseport_listener(*port, &p2);
+	*stay = lab_listen_opt("127.0.0.1", *port, SO_REUSEPORT, &p2);
 	return *stay < 0 ? -1 : 0;
 }
 

@@ -380,6 +380,11 @@ uint16_t lab_local_port(int fd)
 
 int lab_listen(const char *ip, uint16_t port, uint16_t *bound)
 {
+	return lab_listen_opt(ip, port, SO_REUSEADDR, bound);
+}
+
+int lab_listen_opt(const char *ip, uint16_t port, int reuse_opt, uint16_t *bound)
+{
 	struct sockaddr_in sa;
 	int fd;
 
@@ -388,7 +393,9 @@ int lab_listen(const char *ip, uint16_t port, uint16_t *bound)
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return lab_sysfail("socket");
-	if (lab_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt(SO_REUSEADDR)") < 0)
+	if (lab_set_int(fd, SOL_SOCKET, reuse_opt, 1,
+			reuse_opt == SO_REUSEPORT ? "setsockopt(SO_REUSEPORT)"
+						  : "setsockopt(SO_REUSEADDR)") < 0)
 		goto fail;
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		lab_sysfail("bind");

@@ -94,6 +94,8 @@ struct lab_pair {
 };
 /* Listening socket on ip:port (0 = any); *port gets the bound port. */
 int lab_listen(const char *ip, uint16_t port, uint16_t *bound);
+/* The same with SO_REUSEADDR or SO_REUSEPORT (reuse_opt) set before bind(). */
+int lab_listen_opt(const char *ip, uint16_t port, int reuse_opt, uint16_t *bound);
 /* Connect from (bind_ip, bind_port) when bind_ip is not NULL, SO_REUSEADDR if reuse. */
 int lab_connect(const char *ip, uint16_t port, const char *bind_ip, uint16_t bind_port, int reuse);
 /* accept() with a deadline. */

@@ -25,6 +25,7 @@ struct tconf {
 	int64_t offset;
 	int64_t count;
 	int64_t heartbeat;
+	int64_t share;
 };
 
 #define OFF(f) offsetof(struct tconf, f)
@@ -61,6 +62,13 @@ static const struct conf_key keys[] = {
      NULL,
      OFF(heartbeat),
      CONF_F_ZERO_OFF},
+    {.name = "share",
+     .type = CONF_PERCENT,
+     .def = {"10%"},
+     .min = 0,
+     .max = 50,
+     .help = "s",
+     .offset = OFF(share)},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -698,6 +706,42 @@ static void parse_value_reason_has_no_prefix(void **state)
 	assert_null(conf_find(&f->c, "nope"));
 }
 
+/* A percentage needs its sign (a bare 10 could be a fraction), is whole, in range. */
+static void percent_values(void **state)
+{
+	struct fixture *f = *state;
+	char buf[32];
+
+	assert_int_equal(parse(f, "share = 25%\n"), 0);
+	assert_int_equal(f->t.share, 25);
+	conf_format_value(conf_find(&f->c, "share"), &f->t, buf, sizeof(buf));
+	assert_string_equal(buf, "25%");
+	expect_error("share = 10\n", 11, "t.conf:1: share: needs a % sign, e.g. 10%");
+	expect_error("share = -5%\n", 12, "t.conf:1: share: must not be negative");
+	expect_error("share = 150%\n", 13, "t.conf:1: share: must be between 0% and 50%");
+	expect_error("share = 10.5%\n", 14,
+		     "t.conf:1: share: must be a whole percentage (10%, not 10.5%)");
+	expect_error("share = 10%%\n", 13,
+		     "t.conf:1: share: trailing junk \"%%\" after the number (expected %)");
+	expect_error("share = %\n", 10, "t.conf:1: share: not a number: \"%\"");
+}
+
+/* conf_where names the place that set a value, the later one last; a default has none. */
+static void where_values_were_set(void **state)
+{
+	struct fixture *f = *state;
+	unsigned a, b;
+
+	assert_int_equal(parse(f, "port = 1\n\ntimeout = 1s\n"), 0);
+	assert_int_equal(conf_set_arg(&f->c, "port=2", 1, f->err, sizeof(f->err)), 0);
+	assert_string_equal(conf_where(&f->c, "timeout", &a), "t.conf:3");
+	assert_string_equal(conf_where(&f->c, "port", &b), "--set:1");
+	assert_true(b > a);
+	assert_null(conf_where(&f->c, "idle", &a));
+	assert_int_equal(a, 0);
+	assert_null(conf_where(&f->c, "nosuchkey", NULL));
+}
+
 /* An error message that does not fit the caller's buffer is cut, never overflows. */
 static void small_error_buffer(void **state)
 {
@@ -739,6 +783,8 @@ int main(void)
 	    T(format_out_of_range_enum),
 	    T(parse_value_reason_has_no_prefix),
 	    T(small_error_buffer),
+	    T(percent_values),
+	    T(where_values_were_set),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -118,6 +118,68 @@ static void test_set_errors(void **state)
 	assert_non_null(strstr(err, "--set:1: mode: "));
 }
 
+/* Each bad value of the gentler endings' keys: exit 2's message names its place. */
+static void test_ending_key_errors(void **state)
+{
+	static const struct {
+		const char *set, *want;
+	} cases[] = {
+	    {"max_connection_age=-2s", "--set:1: max_connection_age: must not be negative"},
+	    {"drain_spread=-1s", "--set:1: drain_spread: must not be negative"},
+	    {"drain_spread=10", "--set:1: drain_spread: needs a unit"},
+	    {"max_connection_age=2", "--set:1: max_connection_age: needs a unit"},
+	    {"max_connection_age_jitter=10", "--set:1: max_connection_age_jitter: needs a % sign"},
+	    {"max_connection_age_jitter=-5%", "--set:1: max_connection_age_jitter: must not be "
+					      "negative"},
+	    {"max_connection_age_jitter=150%", "--set:1: max_connection_age_jitter: must be "
+					       "between 0% and 50%"},
+	    {"max_connection_age_grace=25h", "--set:1: max_connection_age_grace: must be between "
+					     "0 and 24h"},
+	    {"drain_grace=11s", "--set:1: drain_grace: shutdown_timeout (10s) must be at least "
+				"drain_spread + drain_grace (0 + 11s)"},
+	};
+	struct server_config c;
+	char err[CONF_ERR_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *sets[] = {cases[i].set};
+
+		if (load(&c, NULL, sets, 1, err) != -1)
+			fail_msg("%s accepted", cases[i].set);
+		if (strstr(err, cases[i].want) == NULL)
+			fail_msg("%s: \"%s\", wanted \"%s\"", cases[i].set, err, cases[i].want);
+	}
+}
+
+/* shutdown_timeout >= drain_spread + drain_grace: the error names where the key set last
+ * among the three was set (a file's line, or the --set that made it fail). */
+static void test_drain_window_rule(void **state)
+{
+	const char *path = write_tmp("shutdown_timeout = 8s\n\ndrain_grace = 3s\n");
+	const char *spread[] = {"drain_spread=6s"};
+	const char *fits[] = {"drain_spread=5s"};
+	const char *shorter[] = {"drain_spread=1s", "shutdown_timeout=2s"};
+	struct server_config c;
+	char err[CONF_ERR_MAX], want[160];
+
+	(void)state;
+	assert_int_equal(load(&c, path, fits, 1, err), 0);
+	assert_int_equal(c.drain_spread, 5000);
+	assert_int_equal(c.drain_grace, 3000);
+	assert_int_equal(load(&c, path, spread, 1, err), -1);
+	assert_non_null(strstr(err, "--set:1: drain_spread: shutdown_timeout (8s) must be at "
+				    "least drain_spread + drain_grace (6s + 3s)"));
+	assert_int_equal(load(&c, path, shorter, 2, err), -1);
+	assert_non_null(strstr(err, "--set:2: shutdown_timeout: shutdown_timeout (2s)"));
+	unlink(path);
+	path = write_tmp("drain_spread = 9s\ndrain_grace = 2s\n");
+	assert_int_equal(load(&c, path, NULL, 0, err), -1);
+	snprintf(want, sizeof(want), "%s:2: drain_grace: shutdown_timeout (10s)", path);
+	assert_non_null(strstr(err, want));
+	unlink(path);
+}
+
 static void test_file_error(void **state)
 {
 	const char *path = write_tmp("# ok\nworkers = 2\nbacklog = 70000\n");
@@ -344,6 +406,8 @@ int main(void)
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_set_errors),
 		cmocka_unit_test(test_file_error),
+		cmocka_unit_test(test_ending_key_errors),
+		cmocka_unit_test(test_drain_window_rule),
 		cmocka_unit_test(test_conf_file_matches_defaults),
 		cmocka_unit_test(test_conf_file_documents_mode_defaults),
 		cmocka_unit_test(test_every_default_in_range),

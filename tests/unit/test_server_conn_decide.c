@@ -1,12 +1,13 @@
 /* Unit test of conn_decide (server/conn.c), the one decision a connection makes after
  * every event: wait, pause or resume reading, start fin_timeout, ignore the EOF, send
- * our FIN, or close (eof, shutdown).
+ * our FIN, or close (eof, shutdown, max-age).
  *
  * A breadth-first search walks every situation the events can reach from the accept
  * (flags, queued echo, and what the kernel holds: unread bytes, the peer's FIN), for each
  * combination of the config booleans the decision reads (close_on_eof, early_close). The
  * events are modelled on conn.c's handlers: each records its event (bytes queued, the
- * EOF, the FIN from EPOLLRDHUP, the drain, bytes written) and then asks conn_decide until
+ * EOF, the FIN from EPOLLRDHUP, the drain, max_connection_age, half the grace gone, bytes
+ * written) and then asks conn_decide until
  * the answer is to wait; the model applies each answer as conn.c does (one flag). At
  * every step the answer is compared with expected_action(), the rules written here from
  * DESIGN.md ("Correct mode must", "Leaky mode", the drain) and the README (close reasons,
@@ -35,7 +36,7 @@ enum { Q_NONE, Q_LOW, Q_MID, Q_HIGH, Q_LEVELS };
 #define HIGH 64
 static const size_t q_bytes[Q_LEVELS] = {0, HIGH / 2, HIGH / 2 + 1, HIGH}; /* the boundaries */
 
-#define NFLAGS 64 /* every combination of the six enum conn_flag bits */
+#define NFLAGS 256 /* every combination of the eight enum conn_flag bits */
 
 /* A connection between two events and what the kernel holds for it. */
 struct sit {
@@ -56,7 +57,7 @@ struct walk {
 	struct cfg cfg;
 	bool seen[NSITS];		/* at rest, queued for the search */
 	bool decided[NFLAGS][Q_LEVELS]; /* given to conn_decide */
-	int actions[CONN_ACT_CLOSE_SHUTDOWN + 1];
+	int actions[CONN_ACT_CLOSE_MAX_AGE + 1];
 	int rest; /* situations at rest */
 	struct sit queue[NSITS];
 	int head, tail;
@@ -88,10 +89,15 @@ static enum conn_action expected_action(const struct conn_facts *f)
 {
 	unsigned fl = f->flags;
 
+	/* issue 18: a connection older than max_connection_age is "closed gracefully ...
+	 * like a drained one: reason max-age". */
+	enum conn_action drained =
+	    has(fl, CONN_AGED) ? CONN_ACT_CLOSE_MAX_AGE : CONN_ACT_CLOSE_SHUTDOWN;
+
 	/* DESIGN, drain: "shutdown(SHUT_WR), read and discard to the peer's EOF, then
 	 * close"; README: reason shutdown (graceful drain). */
 	if (has(fl, CONN_SHUT_WR))
-		return has(fl, CONN_EOF_READ) ? CONN_ACT_CLOSE_SHUTDOWN : CONN_ACT_WAIT;
+		return has(fl, CONN_EOF_READ) ? drained : CONN_ACT_WAIT;
 	/* DESIGN: "a peer that never reads: bounded output (high watermark pauses reading
 	 * from it)"; conn.h: reading resumes once the echo is down to half the watermark. */
 	if (has(fl, CONN_PAUSED))
@@ -109,14 +115,18 @@ static enum conn_action expected_action(const struct conn_facts *f)
 		if (!f->close_on_eof && !has(fl, CONN_EOF_IGNORED))
 			return CONN_ACT_IGNORE_EOF;
 		if (has(fl, CONN_EOF_IGNORED) && has(fl, CONN_DRAINING) && f->out == 0)
-			return CONN_ACT_CLOSE_SHUTDOWN;
+			return drained;
 		return CONN_ACT_WAIT; /* the echo flushes */
 	}
 	if (f->out >= f->high)
 		return CONN_ACT_PAUSE;
 	/* README, the drain: "each connection sends its FIN at a quiet point (nothing
-	 * queued, nothing unread: every byte received has been echoed)". */
+	 * queued, nothing unread: every byte received has been echoed)". Issue 18: "A
+	 * connection that is not quiet within grace/2 gets its FIN once its read bytes are
+	 * echoed". */
 	if (has(fl, CONN_DRAINING) && f->out == 0) {
+		if (has(fl, CONN_FIN_DUE))
+			return CONN_ACT_SHUT_WR;
 		if (f->unread < 0)
 			return CONN_ACT_ASK_UNREAD;
 		return f->unread == 0 ? CONN_ACT_SHUT_WR : CONN_ACT_WAIT;
@@ -143,8 +153,13 @@ static bool at_rest_ok(const struct cfg *cfg, const struct sit *s)
 		return false;
 	if (has(fl, CONN_SHUT_WR) && (s->q != Q_NONE || has(fl, CONN_EOF_READ)))
 		return false;
-	/* draining, nothing queued, no FIN of ours yet: only while input waits */
-	if (has(fl, CONN_DRAINING) && !has(fl, CONN_SHUT_WR) && s->q == Q_NONE && !s->unread)
+	/* draining, nothing queued, no FIN of ours yet: only while input waits, and not
+	 * once half the grace is gone */
+	if (has(fl, CONN_DRAINING) && !has(fl, CONN_SHUT_WR) && s->q == Q_NONE &&
+	    (!s->unread || has(fl, CONN_FIN_DUE)))
+		return false;
+	/* the ending's reason and its due FIN belong to a drain */
+	if (has(fl, CONN_AGED | CONN_FIN_DUE) && !has(fl, CONN_DRAINING))
 		return false;
 	return true;
 }
@@ -197,7 +212,8 @@ static void settle(struct walk *w, struct sit s)
 			fail_msg("%s unread-asked=%d: conn_decide %s, the rules %s", where,
 				 f.unread, conn_action_name(a), conn_action_name(e));
 		w->actions[a]++;
-		if (a == CONN_ACT_CLOSE_EOF || a == CONN_ACT_CLOSE_SHUTDOWN)
+		if (a == CONN_ACT_CLOSE_EOF || a == CONN_ACT_CLOSE_SHUTDOWN ||
+		    a == CONN_ACT_CLOSE_MAX_AGE)
 			return;
 		if (a == CONN_ACT_ASK_UNREAD) {
 			f.unread = s.unread;
@@ -278,9 +294,19 @@ static void events(struct walk *w, struct sit s)
 		n.q = q;
 		settle(w, n);
 	}
-	if (!has(s.flags, CONN_DRAINING)) { /* conn_drain (SIGTERM) */
+	if (!has(s.flags, CONN_DRAINING)) { /* conn_drain (SIGTERM, or its drain_spread turn) */
 		n = s;
 		n.flags |= CONN_DRAINING;
+		settle(w, n);
+	}
+	if (!has(s.flags, CONN_DRAINING)) { /* conn_on_end: max_connection_age reached */
+		n = s;
+		n.flags |= CONN_DRAINING | CONN_AGED;
+		settle(w, n);
+	}
+	if (has(s.flags, CONN_DRAINING) && !has(s.flags, CONN_FIN_DUE)) { /* half the grace */
+		n = s;
+		n.flags |= CONN_FIN_DUE;
 		settle(w, n);
 	}
 }
@@ -399,12 +425,13 @@ static void walk_config(bool close_on_eof, bool early_close, bool fork_each)
 	       "queue combinations unreachable; answers given:",
 	       close_on_eof, early_close, w.rest, check_unreached(&w, fork_each),
 	       NFLAGS * Q_LEVELS);
-	for (a = 0; a <= CONN_ACT_CLOSE_SHUTDOWN; a++)
+	for (a = 0; a <= CONN_ACT_CLOSE_MAX_AGE; a++)
 		printf(" %s %d", conn_action_name((enum conn_action)a), w.actions[a]);
 	printf("\n");
 	/* Each mode reaches what it must: correct mode closes on eof and on the drain;
 	 * close_on_eof=no never closes for eof and ignores the EOF instead. */
 	assert_int_not_equal(w.actions[CONN_ACT_CLOSE_SHUTDOWN], 0);
+	assert_int_not_equal(w.actions[CONN_ACT_CLOSE_MAX_AGE], 0);
 	assert_int_not_equal(w.actions[CONN_ACT_SHUT_WR], 0);
 	assert_int_not_equal(w.actions[CONN_ACT_PAUSE], 0);
 	assert_int_not_equal(w.actions[CONN_ACT_RESUME], 0);
@@ -467,6 +494,19 @@ static void test_rows(void **state)
 	assert_int_equal(conn_decide(&f), CONN_ACT_SHUT_WR);
 	f = facts_of(&correct, CONN_DRAINING | CONN_SHUT_WR | CONN_EOF_READ, Q_NONE);
 	assert_int_equal(conn_decide(&f), CONN_ACT_CLOSE_SHUTDOWN);
+	/* the gentler endings: max-age ends like a drain, with its own reason */
+	f = facts_of(&correct, CONN_DRAINING | CONN_AGED | CONN_SHUT_WR | CONN_EOF_READ, Q_NONE);
+	assert_int_equal(conn_decide(&f), CONN_ACT_CLOSE_MAX_AGE);
+	f = facts_of(&leaky, CONN_DRAINING | CONN_AGED | CONN_EOF_READ | CONN_PEER_FIN |
+				 CONN_EOF_IGNORED, Q_NONE);
+	assert_int_equal(conn_decide(&f), CONN_ACT_CLOSE_MAX_AGE);
+	/* half the grace gone: our FIN once the echo is flushed, unread input or not */
+	f = facts_of(&correct, CONN_DRAINING | CONN_FIN_DUE, Q_NONE);
+	assert_int_equal(conn_decide(&f), CONN_ACT_SHUT_WR);
+	f = facts_of(&correct, CONN_DRAINING | CONN_FIN_DUE, Q_LOW);
+	assert_int_equal(conn_decide(&f), CONN_ACT_WAIT); /* the read bytes' echo first */
+	f = facts_of(&correct, CONN_AGED, Q_NONE);
+	assert_non_null(conn_facts_broken(&f, false)); /* max-age ends through a drain */
 	/* the invariants the issue names */
 	f = facts_of(&correct, CONN_SHUT_WR, Q_NONE);
 	assert_non_null(conn_facts_broken(&f, false)); /* SHUT_WR sent implies draining */

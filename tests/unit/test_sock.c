@@ -50,11 +50,14 @@ static void test_reuseaddr_reuseport(void **state)
 
 	(void)state;
 	assert_int_equal(get_int(fd, SOL_SOCKET, SO_REUSEPORT), 0);
+	assert_int_equal(sock_is_reuseport(fd), 0);
 	assert_int_equal(sock_set_reuseaddr(fd), 0);
 	assert_int_equal(sock_set_reuseport(fd), 0);
 	assert_int_equal(get_int(fd, SOL_SOCKET, SO_REUSEADDR), 1);
 	assert_int_equal(get_int(fd, SOL_SOCKET, SO_REUSEPORT), 1);
+	assert_int_equal(sock_is_reuseport(fd), 1);
 	close(fd);
+	assert_int_equal(sock_is_reuseport(fd), 0); /* not a socket any more */
 }
 
 static void test_keepalive(void **state)
