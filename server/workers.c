@@ -790,6 +790,13 @@ static int workers_start(struct supervisor *sv, int rfd)
 			;
 		return -1;
 	}
+	/* Only now the supervisor's own log writer: a thread that is starting up allocates,
+	 * and GCC 12's AddressSanitizer does not hold its allocator's lock across fork(), so
+	 * a worker forked meanwhile could start with that lock held for good (seen: an ASan
+	 * worker stuck at start, both its threads on the allocator's lock). Later forks
+	 * (restarts, a reload's new workers) find the writer idle or inside write(2). Until
+	 * here the supervisor's few lines are written directly. */
+	log_start((size_t)sv->cfg->log_buffer);
 	return 0;
 }
 
