@@ -169,7 +169,7 @@ int monitor_init(struct monitor *m, const struct client_opts *o, struct result *
 			log_error("--timeline %s: %s", o->timeline, strerror(errno));
 			return -1;
 		}
-		m->jsonl = timeline_is_jsonl(o->timeline);
+		m->jsonl = options_timeline_jsonl(o->timeline);
 		if (m->jsonl)
 			return monitor_jsonl_init(m);
 		csv_header(m->timeline);

@@ -3,7 +3,6 @@
 #include "log.h"
 #include "result.h"
 #include "schedule.h"
-#include "timeline.h"
 #include "clockref.h"
 
 #include <time.h>
@@ -540,6 +539,13 @@ static int parse_mix(struct client_opts *o, const char *val)
 	return 0;
 }
 
+int options_timeline_jsonl(const char *path)
+{
+	size_t n = strlen(path);
+
+	return n >= 6 && strcmp(path + n - 6, ".jsonl") == 0;
+}
+
 static int parse_timeline(struct client_opts *o, const char *val)
 {
 	return parse_path(o->timeline, "--timeline", val);
@@ -829,7 +835,7 @@ static int options_check(struct client_opts *o)
 		return usage_error("--plot: the path is too long for its timeline (F.png.csv)");
 	if (o->metrics_url[0] != '\0' && o->timeline[0] == '\0')
 		return usage_error("--metrics goes into the timeline: give --timeline F.jsonl");
-	if (o->plot[0] != '\0' && timeline_is_jsonl(o->timeline))
+	if (o->plot[0] != '\0' && options_timeline_jsonl(o->timeline))
 		return usage_error("--plot draws a CSV timeline: give --timeline F.csv with it");
 	if (o->warmup_ms > 0 && o->warmup_ms >= o->duration_ms)
 		return usage_error(

@@ -97,4 +97,7 @@ void options_usage_short(void);
 #define OPTIONS_PORT_RULE "the port must be a number from 1 to 65535"
 int options_parse_port(const char *s);
 
+/* Whether a --timeline path is the JSON lines form (F.jsonl), not CSV. */
+int options_timeline_jsonl(const char *path);
+
 #endif

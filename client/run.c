@@ -543,7 +543,7 @@ static int merge_usage(const char *why)
 
 int run_merge(int argc, char **argv)
 {
-	if (argc > 2 && timeline_is_jsonl(argv[2]))
+	if (argc > 2 && options_timeline_jsonl(argv[2]))
 		return timeline_merge(argc - 2, argv + 2);
 	const char **expects = calloc((size_t)argc, sizeof(char *));
 	struct expect_set *ex = calloc(1, sizeof(*ex));

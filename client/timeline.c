@@ -7,13 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int timeline_is_jsonl(const char *path)
-{
-	size_t n = strlen(path);
-
-	return n >= 6 && strcmp(path + n - 6, ".jsonl") == 0;
-}
-
 void timeline_header(FILE *f, const struct client_opts *o, int64_t start_unix_us)
 {
 	struct jw w;

@@ -38,8 +38,6 @@ struct tl_row {
 	struct scrape_view metrics;
 };
 
-/* Whether a --timeline path is the JSON lines form. */
-int timeline_is_jsonl(const char *path);
 /* The first line. */
 void timeline_header(FILE *f, const struct client_opts *o, int64_t start_unix_us);
 /* Writes one row as a line. -1 when out of memory. */

@@ -108,26 +108,6 @@ size_t conn_out_len(const struct conn *c)
 
 /* ---- accept ------------------------------------------------------------------------ */
 
-/* Keepalive finds a peer that died while the connection was idle; TCP_USER_TIMEOUT one
- * that died with our data unacknowledged (the kernel would otherwise retransmit for
- * tcp_retries2, about 15 minutes). TCP_NODELAY: an echo must not wait for Nagle.
- * Linux creates each accepted socket as a clone of the listener (at the handshake's last
- * ACK), options included, so they are set once, on the listening socket before listen()
- * (no connection can be queued without them): that spares every connection six setsockopt
- * calls (make bench: 14.4 -> 8.4 system calls per connection under churn). */
-int conn_listener_options(const struct server_config *cfg, int lfd)
-{
-	if (sock_set_nodelay(lfd) < 0)
-		return -1;
-	if (cfg->keepalive && sock_set_keepalive(lfd, (int)(cfg->keepalive_idle / 1000),
-						 (int)(cfg->keepalive_interval / 1000),
-						 (int)cfg->keepalive_count) < 0)
-		return -1;
-	if (cfg->user_timeout > 0 && sock_set_user_timeout(lfd, (unsigned)cfg->user_timeout) < 0)
-		return -1;
-	return 0;
-}
-
 static int conn_arm_failed(struct conn *c, const char *what);
 
 /* The heartbeat deadline starts now (accept, or reading resumed after a pause). 0, or -1

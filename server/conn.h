@@ -124,9 +124,6 @@ enum conn_action conn_decide(const struct conn_facts *f);
 const char *conn_facts_broken(const struct conn_facts *f, bool at_rest);
 const char *conn_action_name(enum conn_action a);
 
-/* Sets the accepted sockets' options (nodelay, keepalive, user timeout) on the bound,
- * not yet listening socket lfd, which they inherit. 0, or -1 with errno. */
-int conn_listener_options(const struct server_config *cfg, int lfd);
 /* Takes ownership of an accepted, nonblocking fd (options inherited from the listener),
  * registers its events. On failure the fd is closed, counted (reason error) and -1
  * returned. */

@@ -244,7 +244,7 @@ static void lifecycle_on_control(evutil_socket_t fd, short what, void *arg)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n != (ssize_t)sizeof(msg)) {
-		/* 0: the parent is gone (PR_SET_PDEATHSIG sends SIGTERM). */
+		/* 0: the parent is gone (PR_SET_PDEATHSIG sends the parent-death signal). */
 		if (n < 0)
 			log_warn("control socket: %s", strerror(errno));
 		event_del(srv->ev_life[0]);

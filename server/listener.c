@@ -1,8 +1,7 @@
 #include "listener.h"
 #include "listenfds.h"
-#include "conn.h"
 #include "log.h"
-#include "server.h"
+#include "params.h"
 #include "sock.h"
 
 #include <arpa/inet.h>
@@ -12,14 +11,34 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* Keepalive finds a peer that died while the connection was idle; TCP_USER_TIMEOUT one
+ * that died with our data unacknowledged (the kernel would otherwise retransmit for
+ * tcp_retries2, about 15 minutes). TCP_NODELAY: an echo must not wait for Nagle.
+ * Linux creates each accepted socket as a clone of the listener (at the handshake's last
+ * ACK), options included, so they are set once, on the listening socket before listen()
+ * (no connection can be queued without them): that spares every connection six setsockopt
+ * calls (make bench: 14.4 -> 8.4 system calls per connection under churn). */
+static int listener_conn_options(const struct server_config *cfg, int lfd)
+{
+	if (sock_set_nodelay(lfd) < 0)
+		return -1;
+	if (cfg->keepalive && sock_set_keepalive(lfd, (int)(cfg->keepalive_idle / 1000),
+						 (int)(cfg->keepalive_interval / 1000),
+						 (int)cfg->keepalive_count) < 0)
+		return -1;
+	if (cfg->user_timeout > 0 && sock_set_user_timeout(lfd, (unsigned)cfg->user_timeout) < 0)
+		return -1;
+	return 0;
+}
+
 int listener_apply(const struct server_config *cfg, int fd)
 {
-	/* conn_listener_options only turns mechanisms on: a reload may turn them off. */
+	/* listener_conn_options only turns mechanisms on: a reload may turn them off. */
 	if (!cfg->keepalive && sock_clear_keepalive(fd) < 0)
 		return -1;
 	if (cfg->user_timeout == 0 && sock_set_user_timeout(fd, 0) < 0)
 		return -1;
-	if (conn_listener_options(cfg, fd) < 0)
+	if (listener_conn_options(cfg, fd) < 0)
 		return -1;
 	return listen(fd, (int)cfg->backlog);
 }

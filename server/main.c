@@ -191,10 +191,12 @@ static int configure_and_run(struct options *o)
 	config_warn(&cfg);
 	/* A write to a peer that reset must fail with EPIPE, not kill the process. */
 	signal(SIGPIPE, SIG_IGN);
-	/* From here on no line waits for stderr. The supervisor forks its workers after this
-	 * (and again on restarts): log.c's fork handlers leave each child without the writer
-	 * thread, and workers.c starts the child's own. */
-	log_start((size_t)cfg.log_buffer);
+	/* From here on no line waits for stderr. With workers, the supervisor starts its
+	 * writer once its first workers are ready (workers_start), so no fork of those happens
+	 * while the thread is starting up; log.c's fork handlers leave each child without the
+	 * writer thread, and workers.c starts the child's own. */
+	if (cfg.workers <= 1)
+		log_start((size_t)cfg.log_buffer);
 	o->params.ready_fd = upgrade_take_ready_fd();
 	o->params.generation = upgrade_take_generation();
 	o->params.start_time_s = (unsigned long long)time(NULL);
@@ -207,7 +209,7 @@ static int configure_and_run(struct options *o)
 int main(int argc, char **argv)
 {
 	struct options o = {
-	    .params = {.metrics_fd = -1, .listen_fd = -1, .ready_fd = -1, .control_fd = -1}};
+	    .params = SERVER_PARAMS_INIT};
 	int code;
 
 	/* Before any open: with fd 2 closed, the listening socket would become fd 2 and

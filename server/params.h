@@ -37,7 +37,14 @@ struct server_params {
 	int control_fd;	     /* a worker's end of its parent's control socket (control.h); -1 */
 	unsigned generation; /* 1, or one more than the generation that started this one */
 	unsigned long long start_time_s; /* this generation's start (Unix seconds) */
-	struct cwboard *cwboard;       /* worker 0's census for the others; NULL: each its own */
+	/* A worker: the signal the kernel sends it when its supervisor dies (workers.c asks
+	 * for it with PR_SET_PDEATHSIG): a drain, never a "second signal"; 0 alone. */
+	int parent_death_signal;
+	struct cwboard *cwboard; /* worker 0's census for the others; NULL: each its own */
 };
+
+/* Start from this, never from {0}: fd 0 is a descriptor, and a zeroed listen_fd would make
+ * the server serve stdin. Every descriptor is "none" (-1), the rest zero. */
+#define SERVER_PARAMS_INIT {.metrics_fd = -1, .listen_fd = -1, .ready_fd = -1, .control_fd = -1}
 
 #endif

@@ -153,9 +153,11 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg);
 
 static int server_add_signals(struct server *srv)
 {
-	static const int sigs[3] = {SIGTERM, SIGINT, SIGUSR1};
+	const int sigs[4] = {SIGTERM, SIGINT, SIGUSR1, srv->params.parent_death_signal};
 
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
+		if (sigs[i] == 0) /* no parent-death signal: not a worker */
+			continue;
 		srv->ev_signals[i] = evsignal_new(srv->base, sigs[i], server_on_signal, srv);
 		if (srv->ev_signals[i] == NULL || evsignal_add(srv->ev_signals[i], NULL) < 0)
 			return -1;
@@ -666,11 +668,32 @@ void server_conn_closed(struct server *srv)
 		event_base_loopbreak(srv->base);
 }
 
+/* A worker's supervisor died. The kernel sends the parent-death signal each time it
+ * reparents the worker (kernel/exit.c, forget_original_parent()), and a supervisor with
+ * more than one thread (log.c's writer) dies thread by thread: when the thread that forked
+ * the worker goes first, the worker is reparented to the surviving thread, then to init,
+ * and is signalled twice. The second copy is the same death, not an operator's second
+ * signal: it must not end the drain the first one started. */
+static void server_on_parent_death(struct server *srv)
+{
+	if (srv->draining) {
+		log_debug("the supervisor's death signalled again (once per reparenting): the "
+			  "drain goes on");
+		return;
+	}
+	log_info("the supervisor died: graceful drain");
+	server_drain(srv);
+}
+
 static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
 
 	(void)what;
+	if (sig == srv->params.parent_death_signal) {
+		server_on_parent_death(srv);
+		return;
+	}
 	if (sig == SIGUSR1) {
 		watchdog_refresh_fds(srv->watchdog);
 		server_publish(srv);
@@ -720,7 +743,7 @@ void server_free(struct server *srv)
 	while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
 		conn_abort(c, CLOSE_SHUTDOWN);
 	server_close_listener(srv);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		if (srv->ev_signals[i] != NULL)
 			event_free(srv->ev_signals[i]);
 	if (srv->ev_accept != NULL)

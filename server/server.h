@@ -29,7 +29,7 @@ struct server {
 	struct event *ev_accept_resume; /* ends an EMFILE pause */
 	struct event *ev_shutdown;      /* shutdown_timeout during the drain */
 	struct event *ev_tick;		/* census_interval: measure, then publish */
-	struct event *ev_signals[3];    /* SIGTERM, SIGINT, SIGUSR1 */
+	struct event *ev_signals[4];    /* SIGTERM, SIGINT, SIGUSR1, parent_death_signal */
 	int draining;
 	struct conn_list conns; /* stats.open of them */
 	/* libevent common timeouts for the heartbeat and FIN deadlines' first alarm: one

@@ -24,7 +24,9 @@
  * (test_capacity_workers.py failed so), where SO_REUSEPORT's hash spreads them evenly.
  *
  * Children run in their own process group: a terminal's Ctrl-C reaches only the parent,
- * which forwards one SIGTERM - one shutdown, not a "second signal".
+ * which forwards one SIGTERM - one shutdown, not a "second signal". A worker whose parent
+ * dies, even by SIGKILL, drains too: it asks the kernel for a signal of its own then
+ * (WORKERS_PARENT_DEATH_SIGNAL), which may come more than once.
  *
  * The supervisor keeps its signals (SIGCHLD, SIGTERM, SIGINT, SIGUSR1, SIGHUP, SIGUSR2)
  * blocked and reads them from a signalfd in a poll() loop beside a new generation's ready
@@ -70,6 +72,13 @@
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
 #endif
+
+/* What a worker asks for with PR_SET_PDEATHSIG. Not SIGTERM: the kernel sends it once per
+ * reparenting, so twice when the supervisor's forking thread dies before its log writer
+ * thread (server.c, server_on_parent_death), and a second SIGTERM ends a drain at once. A
+ * realtime signal, which nothing else sends a worker by convention, and which queues: each
+ * copy is delivered, and each after the first is ignored. */
+#define WORKERS_PARENT_DEATH_SIGNAL SIGRTMIN
 
 /* A dead worker's slot is restarted after a delay that starts here and doubles with each
  * death of a worker in that slot that lived less than restart_backoff_reset, up to the
@@ -167,6 +176,19 @@ static void workers_child_exit(int code)
 	_exit(code);
 }
 
+/* After the event loop: a copy of the parent-death signal that comes late (the supervisor's
+ * last thread died only now) stays pending until _exit(). server_free() gives the signal
+ * its default action back, which would end the worker before its last lines are written. */
+static void workers_hold_parent_death(int sig)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		log_warn("sigprocmask: %s", strerror(errno));
+}
+
 /* The child: one ordinary server process, worker `index` (0 serves /metrics). Writes one
  * byte to the ready pipe once listening. */
 static void workers_child(const struct supervisor *sv, int index, int control)
@@ -193,12 +215,13 @@ static void workers_child(const struct supervisor *sv, int index, int control)
 	p.worker = index;
 	p.reuseport = 1;    /* the port's other sockets are the other workers' */
 	p.port_file = NULL; /* the parent writes it once every worker listens */
+	p.parent_death_signal = WORKERS_PARENT_DEATH_SIGNAL;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL); /* the supervisor's blocked set is not ours */
 	setpgid(0, 0);
 	/* The parent may have died between fork() and this prctl(): then no signal will ever
 	 * come (the orphan's new parent is init), so it is looked for afterwards. */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != sv->parent) {
+	if (prctl(PR_SET_PDEATHSIG, p.parent_death_signal) < 0 || getppid() != sv->parent) {
 		log_error("worker %d: the supervisor died before the worker started: exiting", index);
 		_exit(1);
 	}
@@ -215,6 +238,7 @@ static void workers_child(const struct supervisor *sv, int index, int control)
 		log_warn("worker ready pipe: %s", strerror(errno));
 	close(ready);
 	code = server_run(&srv);
+	workers_hold_parent_death(p.parent_death_signal);
 	server_free(&srv);
 	log_flush_suppressed();
 	log_finish(LOG_FINISH_MS);
@@ -782,6 +806,13 @@ static int workers_start(struct supervisor *sv, int rfd)
 			;
 		return -1;
 	}
+	/* Only now the supervisor's own log writer: a thread that is starting up allocates,
+	 * and GCC 12's AddressSanitizer does not hold its allocator's lock across fork(), so
+	 * a worker forked meanwhile could start with that lock held for good (seen: an ASan
+	 * worker stuck at start, both its threads on the allocator's lock). Later forks
+	 * (restarts, a reload's new workers) find the writer idle or inside write(2). Until
+	 * here the supervisor's few lines are written directly. */
+	log_start((size_t)sv->cfg->log_buffer);
 	return 0;
 }
 

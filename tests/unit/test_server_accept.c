@@ -70,7 +70,7 @@ static void start(struct server *srv, struct server_config *cfg)
 {
 	const char *sets[] = {"listen=127.0.0.1:0", "accept_pause=50ms", "log_level=error"};
 	struct config_args a = {.sets = sets, .nsets = 3};
-	const struct server_params params = {.metrics_fd = -1};
+	const struct server_params params = SERVER_PARAMS_INIT;
 	char err[CONF_ERR_MAX];
 	int code;
 
