@@ -254,13 +254,13 @@ static int census_ends(struct monitor *m, struct census_counts *cli, struct cens
 static void census_row(struct monitor *m, struct census_counts *cli, struct census_counts *srv,
 		       int ok[2], int64_t now)
 {
-	int64_t start = clock_mono_us();
+	int64_t cpu = clock_thread_cpu_us();
 
 	ok[0] = ok[1] = 0;
 	if (now < m->census_due_us)
 		return;
 	census_ends(m, cli, srv, ok);
-	m->census_due_us = census_next_due(start, clock_mono_us() - start, MONITOR_TICK_US);
+	m->census_due_us = census_next_due(now, clock_thread_cpu_us() - cpu, MONITOR_TICK_US);
 }
 
 static void timeline_row(struct monitor *m, const struct result *sum, int64_t now)

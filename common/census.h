@@ -145,16 +145,18 @@ int census_port_both(struct census_sock *cs, int port, census_keep_fn keep_local
 		     census_keep_fn keep_remote, void *arg, struct census_counts *local,
 		     struct census_counts *remote);
 
-/* A census may take at most 1 / CENSUS_SHARE of its caller's time: the kernel walks every
- * socket of the namespace for each one (about a second for 2,000,000 sockets here), and
- * both programs take it in their event loop or beside a progress tick. Not a setting: the
- * period one asks for stays the rule; this only applies when the namespace is too big for
- * it. */
+/* A census may take at most 1 / CENSUS_SHARE of a CPU: the kernel walks every socket of
+ * the namespace for each one (about a second of CPU for 2,000,000 sockets here), and both
+ * programs take it in their event loop or beside a progress tick. Its CPU time counts,
+ * not its wall time: on a busy machine a census waits for a CPU too, and pacing by the
+ * wall clock then left a timeline without a census for 90 s. Not a setting: the period
+ * one asks for stays the rule; this only applies when the namespace is too big for it. */
 #define CENSUS_SHARE 10
 
-/* After a census that started at start_us and took took_us, for a caller that wants one
- * every interval_us: the time before which the next one should not start (start_us +
- * CENSUS_SHARE x took_us), or 0 when the census fits in its share of the interval. */
+/* After a census that started at start_us and cost took_us of CPU (clock_thread_cpu_us),
+ * for a caller that wants one every interval_us: the time before which the next one
+ * should not start (start_us + CENSUS_SHARE x took_us), or 0 when the census fits in its
+ * share of the interval. */
 int64_t census_next_due(int64_t start_us, int64_t took_us, int64_t interval_us);
 
 /* Uses one SOCK_DIAG_BY_FAMILY request per family instead of the one-walk request (what

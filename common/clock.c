@@ -20,6 +20,14 @@ int64_t clock_mono_ms(void)
 	return clock_mono_ns() / 1000000;
 }
 
+int64_t clock_thread_cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 struct timeval clock_us_to_tv(int64_t us)
 {
 	struct timeval tv;

@@ -548,10 +548,10 @@ static void watchdog_check_close_wait(struct watchdog *w, int64_t now)
 
 /* ---- start, measure, stop ---------------------------------------------------------- */
 
-/* The next census after one that started at `start` and took `took`: the census runs in
- * the event loop, so at census_interval 1s a census of a second (2,000,000 sockets) would
- * stall the loop for good (census_next_due). The tick itself keeps its period: the fd
- * accounting and the figures go on. */
+/* The next census after one that started at `start` and cost `took` of CPU: the census
+ * runs in the event loop, so at census_interval 1s a census of a second (2,000,000
+ * sockets) would stall the loop for good (census_next_due). The tick itself keeps its
+ * period: the fd accounting and the figures go on. */
 static void watchdog_census_pace(struct watchdog *w, int64_t start, int64_t took)
 {
 	int64_t interval = w->o.cfg->census_interval * 1000;
@@ -560,7 +560,8 @@ static void watchdog_census_pace(struct watchdog *w, int64_t start, int64_t took
 	w->census_due_us = census_next_due(start, took, interval);
 	stretched = w->census_due_us != 0;
 	if (stretched && !w->census_stretched)
-		log_info("census of port %d took %lld ms: the next ones at most every %lld ms, not "
+		log_info("census of port %d took %lld ms of CPU: the next ones at most every %lld "
+			 "ms, not "
 			 "every census_interval (%lld ms), so the census keeps to a tenth of this "
 			 "process's time (said once)",
 			 w->o.port, (long long)(took / 1000),
@@ -584,9 +585,10 @@ void watchdog_measure(struct watchdog *w)
 		if (watchdog_board_read(w) == 0)
 			watchdog_check_close_wait(w, now);
 	} else if (w->cs != NULL && now >= w->census_due_us) {
+		int64_t cpu = clock_thread_cpu_us();
 		int rc = watchdog_census_run(w, now);
 
-		watchdog_census_pace(w, now, clock_mono_us() - now);
+		watchdog_census_pace(w, now, clock_thread_cpu_us() - cpu);
 		if (rc == 0) {
 			if (w->o.board != NULL)
 				watchdog_post(w);

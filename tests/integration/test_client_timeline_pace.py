@@ -1,4 +1,4 @@
-# Goal of this test: a census that takes long (every read of its dump delayed 150 ms by the stall shim) is taken by the timeline at most every ten times its length, the rows between keep coming every second with their census columns empty, and the final row still has the census.
+# Goal of this test: a census that takes long (every read of its dump made to cost 150 ms of CPU by the stall shim) is taken by the timeline at most every ten times its length, the rows between keep coming every second with their census columns empty, and the final row still has the census.
 import csv
 import os
 import tempfile
@@ -19,7 +19,7 @@ class ClientTimelinePaceTest(ServerTest):
         run = run_client(self, ["--server", server_addr(srv), "--connections", N,
                                 "--scenario", "idle", "--heartbeat", "300ms",
                                 "--duration", "4s", "--timeline", path, "--quiet"],
-                         env=shim_env(f"call=recvmsg,sleep_ms={SLOW_MS}"))
+                         env=shim_env(f"call=recvmsg,spin_ms={SLOW_MS}"))
         self.assertEqual(run.rc, 0, str(run))
         with open(path) as f:
             rows = list(csv.DictReader(f))
@@ -31,7 +31,7 @@ class ClientTimelinePaceTest(ServerTest):
         held = rows[:-1]
         with_census = [r for r in held if r["client_established"]]
         self.assertGreaterEqual(len(with_census), 1)
-        # At least 3 s (10 x two reads of 150 ms) from each census to the next.
+        # At least 3 s (10 x two reads of 150 ms of CPU) from each census to the next.
         self.assertLessEqual(len(with_census), (len(held) + 2) // 3)
         for r in with_census:
             self.assertEqual(int(r["client_established"]), N)

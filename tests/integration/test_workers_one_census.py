@@ -61,13 +61,13 @@ class OneCensusTest(ServerTest):
         self.assertEqual(value(fams, "teardown_close_wait_overdue_sockets"), n)
 
     def test_each_census_judged_once(self):
-        # Every census made slow (the shim delays each read of its dump), so the next one
+        # Every census made costly (the shim spins in each read of its dump), so the next one
         # waits ten times as long: the other worker ticks every 100 ms meanwhile and must
         # judge each posted census once, not its stale list at every tick (which warned
         # once per tick and looked every connection up by fstat).
         srv, mport = start_with_metrics(self, mode="leaky", sets={
             "workers": "2", "census_interval": "100ms", "close_wait_alarm": "200ms"},
-            env=shim_env("call=recvmsg,sleep_ms=60"))
+            env=shim_env("call=recvmsg,spin_ms=60"))
         socks = [self.connect(srv.port) for _ in range(20)]
         for s in socks:
             s.sendall(b"x")

@@ -7,6 +7,8 @@
  *   call=NAME      which call the rule acts on (below)
  *   sleep_ms=N     block N ms inside the call, then carry it out; with a trigger the
  *                  trigger file is removed afterwards, so each file makes one stall
+ *   spin_ms=N      likewise, but busy: N ms of the calling thread's CPU time (a call that
+ *                  costs CPU, such as a census of many sockets)
  *   errno=N        fail the call with this errno instead of carrying it out
  *   trigger=PATH   act only while PATH exists (without it, always)
  *   ms=N           timer_add: only timers of this duration (ms)
@@ -36,6 +38,7 @@
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -50,6 +53,7 @@
 struct shim_rule {
 	char call[32];
 	long sleep_ms;
+	long spin_ms;
 	int err;
 	long ms;
 	int family;
@@ -65,6 +69,8 @@ static void shim_set(struct shim_rule *r, const char *key, const char *val)
 		strncpy(r->call, val, sizeof(r->call) - 1);
 	else if (strcmp(key, "sleep_ms") == 0)
 		r->sleep_ms = strtol(val, NULL, 10);
+	else if (strcmp(key, "spin_ms") == 0)
+		r->spin_ms = strtol(val, NULL, 10);
 	else if (strcmp(key, "errno") == 0)
 		r->err = (int)strtol(val, NULL, 10);
 	else if (strcmp(key, "ms") == 0)
@@ -128,15 +134,26 @@ static const struct shim_rule *shim_find(const char *call, long ms, int family)
 	return NULL;
 }
 
+static int64_t shim_thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Acts on the rule: 0 to carry out the call (after a stall), -1 (errno set) to fail it. */
 static int shim_act(const struct shim_rule *r)
 {
-	if (r->sleep_ms > 0) {
+	if (r->sleep_ms > 0 || r->spin_ms > 0) {
 		struct timespec ts = {r->sleep_ms / 1000, (r->sleep_ms % 1000) * 1000000L};
+		int64_t until = shim_thread_cpu_ms() + r->spin_ms;
 		int saved = errno;
 
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		while (r->sleep_ms > 0 && nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
+		while (shim_thread_cpu_ms() < until)
+			; /* busy on purpose */
 		if (r->trigger[0] != '\0')
 			unlink(r->trigger);
 		errno = saved;
