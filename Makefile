@@ -7,6 +7,7 @@
 #   make test-long  the slow integration tests (tests/long/)
 #   make bench      benchmarks (results in build/bench/)
 #   make soak       SOAK_SECONDS (600) of mixed load, heap/fd/accounting series (build/soak/)
+#   make bench-scale  100k to 1M concurrent idle connections, both ends here (root)
 #   make clean
 
 CC      ?= cc
