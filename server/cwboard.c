@@ -29,8 +29,8 @@ struct cwboard *cwboard_map(size_t capacity)
 		errno = EINVAL;
 		return NULL;
 	}
-	b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
-		 -1, 0);
+	b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+		 0);
 	if (b == MAP_FAILED)
 		return NULL;
 	b->capacity = capacity;
@@ -81,8 +81,7 @@ static int cwboard_reserve(struct cwboard_rec **v, size_t *cap, size_t n)
 	return 0;
 }
 
-int cwboard_read(struct cwboard *b, struct cwboard_rec **v, size_t *cap, size_t *n,
-		 uint64_t *gen)
+int cwboard_read(struct cwboard *b, struct cwboard_rec **v, size_t *cap, size_t *n, uint64_t *gen)
 {
 	uint64_t last = *gen;
 

@@ -45,7 +45,6 @@ size_t cwboard_post(struct cwboard *b, const struct cwboard_rec *v, size_t n);
  * number of the post on the board (0: nothing posted yet); when that is the one read
  * last, nothing is copied. 0, or -1 with errno: EAGAIN when a post kept overlapping the
  * copy (or a dead writer left it half written), ENOMEM. */
-int cwboard_read(struct cwboard *b, struct cwboard_rec **v, size_t *cap, size_t *n,
-		 uint64_t *gen);
+int cwboard_read(struct cwboard *b, struct cwboard_rec **v, size_t *cap, size_t *n, uint64_t *gen);
 
 #endif

@@ -16,8 +16,9 @@
  *   matched to connections by inode (idiag_inode == fstat(fd).st_ino).
  * - Fd accounting: the entries of /proc/self/fd against the connection table plus the
  *   server's own fds (listed only when their number, which the kernel gives cheaply,
- *   differs from the connections plus the server's own fds). The difference is fds nobody accounts for: a leaked socket in CLOSE
- *   (after an RST or a timeout) is invisible to sock_diag and ss, and only shows here. */
+ *   differs from the connections plus the server's own fds). The difference is fds nobody accounts
+ * for: a leaked socket in CLOSE (after an RST or a timeout) is invisible to sock_diag and ss, and
+ * only shows here. */
 #ifndef TEARDOWN_SERVER_WATCHDOG_H
 #define TEARDOWN_SERVER_WATCHDOG_H
 
