@@ -237,7 +237,8 @@ int expect_parse(struct expect_set *s, const char *const *texts, int n, char *er
 		about_failed |= strcmp(key, "failed") == 0;
 		about_mismatch |= strcmp(key, "echo_mismatch") == 0;
 		if (strncmp(key, "failed.", 7) == 0) {
-			int ph = phase_parse(key + 7), kind = ph < 0 ? fail_kind_parse(key + 7) : -1;
+			int ph = phase_parse(key + 7),
+			    kind = ph < 0 ? fail_kind_parse(key + 7) : -1;
 			about_some = 1;
 			if (ph >= 0)
 				s->named_phase[ph] = 1;

@@ -4,8 +4,8 @@
  * a network namespace other than the initial one: the client drops packets only of its
  * own connections, and never in the host's namespace (/proc/self/ns/net must differ from
  * /proc/1/ns/net, or from kthreadd's where pid 1's cannot be read). Before a run, fault_prepare()
- * checks that (fault_check, fault_prepare) and, for vanish, creates one nftables table for the run, load_client_PID (PID of the
- * process that made it):
+ * checks that (fault_check, fault_prepare) and, for vanish, creates one nftables table for the run,
+ * load_client_PID (PID of the process that made it):
  *
  *   table inet load_client_PID {
  *     counter from_server {}  counter to_server {}

@@ -831,7 +831,7 @@ static int options_check(struct client_opts *o)
 		return usage_error("--procs must not exceed --connections");
 	if (o->plot[0] != '\0' && o->timeline[0] == '\0' &&
 	    snprintf(o->timeline, sizeof(o->timeline), "%s.csv", o->plot) >=
-		    (int)sizeof(o->timeline))
+		(int)sizeof(o->timeline))
 		return usage_error("--plot: the path is too long for its timeline (F.png.csv)");
 	if (o->metrics_url[0] != '\0' && o->timeline[0] == '\0')
 		return usage_error("--metrics goes into the timeline: give --timeline F.jsonl");

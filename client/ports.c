@@ -15,12 +15,12 @@ struct addr {
 };
 
 struct own_ports {
-	size_t size;		/* of the mapping */
-	struct addr server;	/* the remote address of every socket of the run */
-	uint32_t src_first;	/* --sources: slots 0 .. nsrc - 1 (host byte order) */
+	size_t size;	    /* of the mapping */
+	struct addr server; /* the remote address of every socket of the run */
+	uint32_t src_first; /* --sources: slots 0 .. nsrc - 1 (host byte order) */
 	uint32_t nsrc;
-	struct addr crash;	/* slot nsrc (family 0: none) */
-	struct addr route;	/* slot nsrc + 1: the route's source (AF_UNSPEC: unknown) */
+	struct addr crash;    /* slot nsrc (family 0: none) */
+	struct addr route;    /* slot nsrc + 1: the route's source (AF_UNSPEC: unknown) */
 	unsigned char bits[]; /* (nsrc + 2) * PORT_BYTES */
 };
 

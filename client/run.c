@@ -244,9 +244,9 @@ static int output(int json, const struct run_info *info, const struct result *to
 /* Timeline columns: 1 time_s, 2..12 the client's states, 13..23 the server's, 24..27
  * attempted, established, failed, open, 28..29 rtt_p50_ms, rtt_p99_ms (then 30..32
  * closed_by_server, reconnects, interrupted, which the plot does not draw). */
-#define TL_STATES   11
-#define TL_RTT_P50  28
-#define TL_COLUMNS  29
+#define TL_STATES  11
+#define TL_RTT_P50 28
+#define TL_COLUMNS 29
 
 /* Which state columns are ever above 0: only those are drawn. -1 if unreadable. */
 static int plot_used_columns(const char *timeline, int used[TL_COLUMNS + 1])
@@ -280,10 +280,11 @@ static void plot_script(FILE *p, const struct client_opts *o, const int used[])
 {
 	const char *sep = "";
 
-	fprintf(p, "set datafile separator ','\nset terminal pngcairo noenhanced size 1100,800\n"
-		   "set output '%s'\nset multiplot layout 2,1\nset key outside right\n"
-		   "set grid\nset xlabel 'seconds'\nset ylabel 'sockets'\nset yrange [0:*]\n"
-		   "set offsets 0, 0, graph 0.05, 0\nplot ",
+	fprintf(p,
+		"set datafile separator ','\nset terminal pngcairo noenhanced size 1100,800\n"
+		"set output '%s'\nset multiplot layout 2,1\nset key outside right\n"
+		"set grid\nset xlabel 'seconds'\nset ylabel 'sockets'\nset yrange [0:*]\n"
+		"set offsets 0, 0, graph 0.05, 0\nplot ",
 		o->plot);
 	for (int col = 2; col < 2 + 2 * TL_STATES; col++) {
 		int server = col >= 2 + TL_STATES, state = (col - 2) % TL_STATES;
@@ -297,8 +298,9 @@ static void plot_script(FILE *p, const struct client_opts *o, const int used[])
 		fprintf(p, "0 title 'no sockets'");
 	fprintf(p, "\nset ylabel 'echo RTT ms'\nset logscale y\nset yrange [*:*]\nplot ");
 	if (used[TL_RTT_P50])
-		fprintf(p, "'%s' using 1:%d with linespoints lw 2 title 'p50', '%s' using 1:%d "
-			   "with linespoints lw 2 title 'p99'",
+		fprintf(p,
+			"'%s' using 1:%d with linespoints lw 2 title 'p50', '%s' using 1:%d "
+			"with linespoints lw 2 title 'p99'",
 			o->timeline, TL_RTT_P50, o->timeline, TL_RTT_P50 + 1);
 	else
 		fprintf(p, "1 title 'no echo in this run'");

@@ -314,7 +314,8 @@ static int parse_percent(const struct conf_key *k, const char *s, int64_t *out, 
 	if (*end == '.')
 		return fail(reason, len, "must be a whole percentage (10%%, not 10.5%%)");
 	if (strcmp(end, "%") != 0)
-		return fail(reason, len, "trailing junk \"%s\" after the number (expected %%)", end);
+		return fail(reason, len, "trailing junk \"%s\" after the number (expected %%)",
+			    end);
 	return check_range(k, *out, reason, len);
 }
 

@@ -34,11 +34,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONF_STR_MAX  256
-#define CONF_LINE_MAX 4096 /* longer lines are an error, not truncated */
-#define CONF_ERR_MAX  512
+#define CONF_STR_MAX   256
+#define CONF_LINE_MAX  4096 /* longer lines are an error, not truncated */
+#define CONF_ERR_MAX   512
 #define CONF_WHERE_MAX CONF_ERR_MAX /* "FILE:LINE" (as in an error), or "--set:N" */
-#define CONF_MODES    2 /* defaults may differ per mode: index 0 and 1 */
+#define CONF_MODES     2	    /* defaults may differ per mode: index 0 and 1 */
 /* A config file larger than this is refused unread (a device or a log named by mistake
  * must not fill the memory); it is also what bounds a reload's read. */
 #define CONF_FILE_MAX (1 << 20)
@@ -117,8 +117,7 @@ int conf_parse_buf(struct conf *c, const char *name, const char *buf, size_t len
 int conf_set_arg(struct conf *c, const char *kv, int pos, char *err, size_t errlen);
 /* Same, with errors prefixed by `origin` instead of "--set:POS" (a shorthand flag such as
  * "--mode" names itself). */
-int conf_set_arg_as(struct conf *c, const char *kv, const char *origin, char *err,
-		    size_t errlen);
+int conf_set_arg_as(struct conf *c, const char *kv, const char *origin, char *err, size_t errlen);
 /* Fills every key not set by a file or --set with its default for `mode` (0 or 1): def[mode],
  * or def[0] when def[1] is NULL. A NULL def[0] means no default: the value is left as it is
  * (zero in a zeroed struct). A default that does not parse is an error ("KEY: bad default").

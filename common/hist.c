@@ -96,7 +96,8 @@ void hist_since(struct hist *dst, const struct hist *now, const struct hist *the
 
 	hist_init(dst);
 	for (int i = 0; i < HIST_BUCKETS; i++) {
-		uint64_t d = now->buckets[i] > then->buckets[i] ? now->buckets[i] - then->buckets[i] : 0;
+		uint64_t d =
+		    now->buckets[i] > then->buckets[i] ? now->buckets[i] - then->buckets[i] : 0;
 
 		dst->buckets[i] = d;
 		dst->count += d;

@@ -287,7 +287,7 @@ static void log_write(const char *level, const char *fmt, va_list ap)
 }
 
 static void log_writef(const char *level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void log_writef(const char *level, const char *fmt, ...)
 {

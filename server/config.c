@@ -7,8 +7,8 @@
 #include <string.h>
 
 #define OFF(field) offsetof(struct server_config, field)
-#define H          (3600LL * 1000) /* an hour in ms */
-#define D          (24 * H)
+#define H	   (3600LL * 1000) /* an hour in ms */
+#define D	   (24 * H)
 
 static const char *const mode_names[] = {"correct", "leaky", NULL};
 
@@ -335,8 +335,7 @@ static int config_mode(const struct conf *c, const struct server_config *cfg)
 	return conf_was_set(c, "mode") ? cfg->mode : MODE_CORRECT;
 }
 
-int config_load(struct server_config *cfg, const struct config_args *args, char *err,
-		size_t errlen)
+int config_load(struct server_config *cfg, const struct config_args *args, char *err, size_t errlen)
 {
 	struct conf c;
 	int rc = -1;
@@ -390,8 +389,7 @@ static const char *config_latest(const struct conf *c, const char *const *names,
 
 /* The drain must be able to give every connection its turn and its grace before
  * shutdown_timeout resets what is left: the last turn comes at drain_spread. */
-int config_check(const struct server_config *cfg, const struct conf *c, char *err,
-		 size_t errlen)
+int config_check(const struct server_config *cfg, const struct conf *c, char *err, size_t errlen)
 {
 	static const char *const names[] = {"shutdown_timeout", "drain_spread", "drain_grace"};
 	char raw[CONF_ERR_MAX * 2], val[3][32];
@@ -483,16 +481,18 @@ int config_warn(const struct server_config *cfg)
 	int64_t ka = cfg->keepalive_idle + cfg->keepalive_interval * cfg->keepalive_count;
 
 	if (cfg->keepalive && cfg->user_timeout > 0 && cfg->user_timeout < ka) {
-		log_warn("user_timeout (%lldms) is shorter than keepalive_idle + keepalive_interval * "
-			 "keepalive_count (%lldms): TCP_USER_TIMEOUT then decides when an idle dead "
-			 "peer is dropped, not keepalive_count (tcp(7))",
-			 (long long)cfg->user_timeout, (long long)ka);
+		log_warn(
+		    "user_timeout (%lldms) is shorter than keepalive_idle + keepalive_interval * "
+		    "keepalive_count (%lldms): TCP_USER_TIMEOUT then decides when an idle dead "
+		    "peer is dropped, not keepalive_count (tcp(7))",
+		    (long long)cfg->user_timeout, (long long)ka);
 		n++;
 	}
 	if (somaxconn > 0 && cfg->backlog > somaxconn) {
-		log_warn("backlog %lld is above net.core.somaxconn %ld: the kernel silently caps the "
-			 "accept queue at %ld",
-			 (long long)cfg->backlog, somaxconn, somaxconn);
+		log_warn(
+		    "backlog %lld is above net.core.somaxconn %ld: the kernel silently caps the "
+		    "accept queue at %ld",
+		    (long long)cfg->backlog, somaxconn, somaxconn);
 		n++;
 	}
 	n += config_warn_mixed(cfg);

@@ -16,8 +16,8 @@ struct server_config {
 	int64_t backlog;
 	int64_t max_connections;
 	int64_t output_high_watermark; /* bytes */
-	int64_t read_size;             /* bytes */
-	int64_t write_timeout;         /* ms; 0 = off (every duration is in ms) */
+	int64_t read_size;	       /* bytes */
+	int64_t write_timeout;	       /* ms; 0 = off (every duration is in ms) */
 	int64_t fin_timeout;
 	int64_t heartbeat_timeout;
 	int keepalive;
@@ -37,13 +37,13 @@ struct server_config {
 	int64_t metrics_max_clients;
 	int64_t metrics_request_timeout;  /* ms, accept to a complete request head */
 	int64_t metrics_exchange_timeout; /* ms, accept to close */
-	int64_t restart_backoff_reset; /* ms a worker must live for its restart delay to reset */
-	int64_t crash_loop_deaths;     /* worker deaths within crash_loop_window: exit 1 */
-	int64_t crash_loop_window;     /* ms */
-	int64_t log_buffer; /* bytes */
-	int64_t drain_spread;	       /* ms over which the final drain's FINs are spread */
-	int64_t drain_grace;	       /* ms one drained connection may take after its turn */
-	int64_t max_connection_age;    /* ms; 0 = off */
+	int64_t restart_backoff_reset;	  /* ms a worker must live for its restart delay to reset */
+	int64_t crash_loop_deaths;	  /* worker deaths within crash_loop_window: exit 1 */
+	int64_t crash_loop_window;	  /* ms */
+	int64_t log_buffer;		  /* bytes */
+	int64_t drain_spread;		  /* ms over which the final drain's FINs are spread */
+	int64_t drain_grace;		  /* ms one drained connection may take after its turn */
+	int64_t max_connection_age;	  /* ms; 0 = off */
 	int64_t max_connection_age_jitter; /* percent, +- around max_connection_age */
 	int64_t max_connection_age_grace;  /* ms an aged connection may take to end */
 	int64_t handover_timeout; /* ms an old generation serves its connections after an upgrade */
@@ -69,8 +69,7 @@ int config_load(struct server_config *cfg, const struct config_args *args, char 
 /* The rules between keys (shutdown_timeout >= drain_spread + drain_grace). 0, or -1 with
  * "PLACE: KEY: reason" in err, PLACE being where the key set last among them was set.
  * config_load applies them. */
-int config_check(const struct server_config *cfg, const struct conf *c, char *err,
-		 size_t errlen);
+int config_check(const struct server_config *cfg, const struct conf *c, char *err, size_t errlen);
 /* Warnings about settings that contradict each other or that the kernel will change;
  * each is logged. Returns how many there were. */
 int config_warn(const struct server_config *cfg);

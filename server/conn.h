@@ -40,11 +40,11 @@ struct server_config;
 struct evbuffer;
 
 enum conn_flag {
-	CONN_PAUSED = 1 << 0,      /* output above the high watermark: not reading */
-	CONN_PEER_FIN = 1 << 1,    /* the peer's FIN is known (recv()==0 or EPOLLRDHUP) */
-	CONN_EOF_READ = 1 << 2,    /* recv() returned 0: nothing more to read */
-	CONN_DRAINING = 1 << 3,    /* graceful drain in progress */
-	CONN_SHUT_WR = 1 << 4,     /* our FIN is sent (drain): read and discard to EOF */
+	CONN_PAUSED = 1 << 0,	   /* output above the high watermark: not reading */
+	CONN_PEER_FIN = 1 << 1,	   /* the peer's FIN is known (recv()==0 or EPOLLRDHUP) */
+	CONN_EOF_READ = 1 << 2,	   /* recv() returned 0: nothing more to read */
+	CONN_DRAINING = 1 << 3,	   /* graceful drain in progress */
+	CONN_SHUT_WR = 1 << 4,	   /* our FIN is sent (drain): read and discard to EOF */
 	CONN_EOF_IGNORED = 1 << 5, /* leaky mode: recv()==0 ignored, socket left open */
 	CONN_AGED = 1 << 6,	   /* the drain is max_connection_age's: reason max-age */
 	CONN_FIN_DUE = 1 << 7,	   /* half the grace passed: our FIN once the echo is flushed,
@@ -55,30 +55,30 @@ struct conn {
 	struct server *srv;
 	int fd;
 	unsigned flags;
-	int64_t fin_us;            /* monotonic time the FIN became known, 0 = not yet */
-	int64_t rx_us;             /* monotonic time of the last read (or of the heartbeat's
+	int64_t fin_us;		   /* monotonic time the FIN became known, 0 = not yet */
+	int64_t rx_us;		   /* monotonic time of the last read (or of the heartbeat's
 				    * start): the heartbeat deadline is rx_us + timeout */
-	int64_t wto_us;            /* monotonic time of the last write progress while output
+	int64_t wto_us;		   /* monotonic time of the last write progress while output
 				    * was queued: the write deadline is wto_us + timeout */
-	uint64_t wto_acked;        /* the peer's acknowledged bytes (TCP_INFO) at the last
+	uint64_t wto_acked;	   /* the peer's acknowledged bytes (TCP_INFO) at the last
 				    * progress; UINT64_MAX: unknown */
-	struct evbuffer *out;      /* echo the kernel did not take yet (lazily allocated) */
-	struct event ev_read;      /* EV_READ|EV_PERSIST */
-	struct event ev_write;     /* EV_WRITE|EV_PERSIST, armed while out is not empty */
+	struct evbuffer *out;	   /* echo the kernel did not take yet (lazily allocated) */
+	struct event ev_read;	   /* EV_READ|EV_PERSIST */
+	struct event ev_write;	   /* EV_WRITE|EV_PERSIST, armed while out is not empty */
 	struct event ev_heartbeat; /* alarm for the heartbeat deadline (conn_deadline_due) */
 	struct event *ev_closed;   /* EV_CLOSED, one-shot, only while paused (lazily) */
 	struct event *ev_wtimeout; /* alarm for the write deadline (lazily) */
-	struct event *ev_fin;      /* fin_timeout after the peer's FIN (lazily) */
+	struct event *ev_fin;	   /* fin_timeout after the peer's FIN (lazily) */
 	int64_t born_us;	   /* monotonic time of the accept */
 	int64_t shut_us;	   /* monotonic time our FIN was sent, 0 = not yet */
 	/* The ending (conn_on_end): one heap timer per connection, never one of libevent's
 	 * common timeouts (each connection's deadline is its own, and a base has at most 256
 	 * of those), armed at most four times in a connection's life, never per message. */
-	struct event *ev_end;	   /* lazily */
-	int end_step;		   /* enum conn_end_step in conn.c: what ev_end rings for */
-	int64_t end_due_us;	   /* when (monotonic) */
-	int64_t end_start_us;	   /* when the drain or the max-age ending began */
-	int64_t end_grace_ms;	   /* that ending's grace; 0 = none of its own */
+	struct event *ev_end; /* lazily */
+	int end_step;	      /* enum conn_end_step in conn.c: what ev_end rings for */
+	int64_t end_due_us;   /* when (monotonic) */
+	int64_t end_start_us; /* when the drain or the max-age ending began */
+	int64_t end_grace_ms; /* that ending's grace; 0 = none of its own */
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in in;

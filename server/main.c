@@ -21,20 +21,20 @@
 #include "version.h"
 
 static const char usage_text[] =
-	"usage: echo-server [-c FILE] [--mode correct|leaky] [--listen HOST:PORT]\n"
-	"                   [--set key=value ...] [--check-config] [--port-file PATH]\n"
-	"                   [--metrics-port-file PATH]\n"
-	"  -c, --config FILE   config file (key = value; see conf/server.conf)\n"
-	"  --mode MODE         correct (default) or leaky; sets the defaults of every mechanism\n"
-	"  --listen HOST:PORT  shorthand for --set listen=HOST:PORT ([::1]:P for IPv6)\n"
-	"  --set KEY=VALUE     override one key (after the file); repeatable\n"
-	"  --check-config      validate; effective config on stdout, warnings on stderr; 0 or 2\n"
-	"  --port-file PATH    write the bound port to PATH once listening\n"
-	"  --metrics-port-file PATH  write the metrics endpoint's port to PATH once listening\n"
-	"  -h, --help          this text;  --version  the version\n"
-	"signals: SIGTERM/SIGINT graceful drain (a second one exits at once),\n"
-	"         SIGUSR1 logs the counters as one JSON line,\n"
-	"         SIGHUP reloads the config, SIGUSR2 upgrades the binary in place\n";
+    "usage: echo-server [-c FILE] [--mode correct|leaky] [--listen HOST:PORT]\n"
+    "                   [--set key=value ...] [--check-config] [--port-file PATH]\n"
+    "                   [--metrics-port-file PATH]\n"
+    "  -c, --config FILE   config file (key = value; see conf/server.conf)\n"
+    "  --mode MODE         correct (default) or leaky; sets the defaults of every mechanism\n"
+    "  --listen HOST:PORT  shorthand for --set listen=HOST:PORT ([::1]:P for IPv6)\n"
+    "  --set KEY=VALUE     override one key (after the file); repeatable\n"
+    "  --check-config      validate; effective config on stdout, warnings on stderr; 0 or 2\n"
+    "  --port-file PATH    write the bound port to PATH once listening\n"
+    "  --metrics-port-file PATH  write the metrics endpoint's port to PATH once listening\n"
+    "  -h, --help          this text;  --version  the version\n"
+    "signals: SIGTERM/SIGINT graceful drain (a second one exits at once),\n"
+    "         SIGUSR1 logs the counters as one JSON line,\n"
+    "         SIGHUP reloads the config, SIGUSR2 upgrades the binary in place\n";
 
 struct options {
 	struct config_args conf;
@@ -75,16 +75,16 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{"config", required_argument, NULL, 'c'},
-	{"mode", required_argument, NULL, OPT_MODE},
-	{"listen", required_argument, NULL, OPT_LISTEN},
-	{"set", required_argument, NULL, OPT_SET},
-	{"check-config", no_argument, NULL, OPT_CHECK},
-	{"port-file", required_argument, NULL, OPT_PORT_FILE},
-	{"metrics-port-file", required_argument, NULL, OPT_METRICS_PORT_FILE},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, OPT_VERSION},
-	{NULL, 0, NULL, 0},
+    {"config", required_argument, NULL, 'c'},
+    {"mode", required_argument, NULL, OPT_MODE},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"set", required_argument, NULL, OPT_SET},
+    {"check-config", no_argument, NULL, OPT_CHECK},
+    {"port-file", required_argument, NULL, OPT_PORT_FILE},
+    {"metrics-port-file", required_argument, NULL, OPT_METRICS_PORT_FILE},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
 };
 
 /* Returns -1 to go on, or an exit status. */
@@ -100,19 +100,36 @@ static int parse_args(int argc, char **argv, struct options *o)
 	while ((opt = getopt_long(argc, argv, ":c:h", long_opts, NULL)) != -1) {
 		const char *s = optarg, *origin = NULL;
 		switch (opt) {
-		case 'c': o->conf.file = optarg; continue;
-		case OPT_CHECK: o->check_config = 1; continue;
-		case OPT_PORT_FILE: o->params.port_file = optarg; continue;
-		case OPT_METRICS_PORT_FILE: o->params.metrics_port_file = optarg; continue;
+		case 'c':
+			o->conf.file = optarg;
+			continue;
+		case OPT_CHECK:
+			o->check_config = 1;
+			continue;
+		case OPT_PORT_FILE:
+			o->params.port_file = optarg;
+			continue;
+		case OPT_METRICS_PORT_FILE:
+			o->params.metrics_port_file = optarg;
+			continue;
 		case 'h':
 			fputs(usage_text, stdout);
 			return fflush(stdout) != 0; /* asked: stdout */
-		case OPT_VERSION: log_plain("echo-server %s\n", TEARDOWN_VERSION); return 0;
-		case OPT_MODE: s = shorthand("mode", optarg), origin = "--mode"; break;
-		case OPT_LISTEN: s = shorthand("listen", optarg), origin = "--listen"; break;
-		case OPT_SET: break;
-		case ':': return usage_error("option %s needs a value", argv[optind - 1]);
-		default: return usage_error("unknown option %s", argv[optind - 1]);
+		case OPT_VERSION:
+			log_plain("echo-server %s\n", TEARDOWN_VERSION);
+			return 0;
+		case OPT_MODE:
+			s = shorthand("mode", optarg), origin = "--mode";
+			break;
+		case OPT_LISTEN:
+			s = shorthand("listen", optarg), origin = "--listen";
+			break;
+		case OPT_SET:
+			break;
+		case ':':
+			return usage_error("option %s needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option %s", argv[optind - 1]);
 		}
 		if (s == NULL)
 			return 1;
@@ -183,7 +200,8 @@ static int configure_and_run(struct options *o)
 		config_warn(&cfg);
 		/* The output is meant to be saved as a config file: a short write is a failure. */
 		if (fflush(stdout) != 0 || ferror(stdout)) {
-			log_error("--check-config: writing the config to stdout: %s", strerror(errno));
+			log_error("--check-config: writing the config to stdout: %s",
+				  strerror(errno));
 			return 1;
 		}
 		return 0;
@@ -208,8 +226,7 @@ static int configure_and_run(struct options *o)
 
 int main(int argc, char **argv)
 {
-	struct options o = {
-	    .params = SERVER_PARAMS_INIT};
+	struct options o = {.params = SERVER_PARAMS_INIT};
 	int code;
 
 	/* Before any open: with fd 2 closed, the listening socket would become fd 2 and

@@ -17,9 +17,9 @@ struct server_params {
 	int reuseport;		       /* several workers share the port */
 	int worker;		       /* this worker's index (0 serves /metrics); 0 alone */
 	struct slots *slots;	       /* the workers' shared figures; NULL without workers */
-	int metrics_fd;		       /* the /metrics listener the workers' parent opened; -1 alone */
-	int have_kbase;		       /* kbase holds the kernel counters at the parent's start */
-	struct kstat kbase;	       /* (the baseline of /metrics' kernel deltas) */
+	int metrics_fd;	    /* the /metrics listener the workers' parent opened; -1 alone */
+	int have_kbase;	    /* kbase holds the kernel counters at the parent's start */
+	struct kstat kbase; /* (the baseline of /metrics' kernel deltas) */
 	/* A listening socket for cfg->listen to serve instead of opening one: the workers'
 	 * parent's (inherited), or one adopted at start; -1: open one. */
 	int listen_fd;
@@ -45,6 +45,9 @@ struct server_params {
 
 /* Start from this, never from {0}: fd 0 is a descriptor, and a zeroed listen_fd would make
  * the server serve stdin. Every descriptor is "none" (-1), the rest zero. */
-#define SERVER_PARAMS_INIT {.metrics_fd = -1, .listen_fd = -1, .ready_fd = -1, .control_fd = -1}
+#define SERVER_PARAMS_INIT                                                                         \
+	{                                                                                          \
+		.metrics_fd = -1, .listen_fd = -1, .ready_fd = -1, .control_fd = -1                \
+	}
 
 #endif

@@ -172,7 +172,7 @@ static int server_setup_events(struct server *srv)
 	srv->hb_tv = server_deadline_tv(srv->base, cfg->heartbeat_timeout, &srv->hb_plain);
 	srv->fin_tv = server_deadline_tv(srv->base, cfg->fin_timeout, &srv->fin_plain);
 	srv->ev_accept =
-		event_new(srv->base, srv->lfd, EV_READ | EV_PERSIST, server_on_accept, srv);
+	    event_new(srv->base, srv->lfd, EV_READ | EV_PERSIST, server_on_accept, srv);
 	srv->ev_accept_resume = evtimer_new(srv->base, server_on_accept_resume, srv);
 	if (srv->ev_accept == NULL || srv->ev_accept_resume == NULL ||
 	    event_add(srv->ev_accept, NULL) < 0)
@@ -399,8 +399,9 @@ static int server_shed(struct server *srv, int *empty)
 		}
 		srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (srv->reserve_fd < 0)
-			log_warn("reopening the reserve fd: %s; EMFILE now only pauses the listener",
-				 strerror(errno));
+			log_warn(
+			    "reopening the reserve fd: %s; EMFILE now only pauses the listener",
+			    strerror(errno));
 		if (fd < 0) {
 			*empty = shed == 0 && (err == EAGAIN || err == EWOULDBLOCK);
 			break;
@@ -455,7 +456,8 @@ static int server_accept_some(struct server *srv, int batch)
 	for (int i = 0; i < batch; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
-		int fd = accept4(srv->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd =
+		    accept4(srv->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)

@@ -23,13 +23,13 @@ TAILQ_HEAD(conn_list, conn);
 struct server {
 	const struct server_config *cfg;
 	struct event_base *base;
-	int lfd;              /* listening socket, -1 once closed */
-	int reserve_fd;       /* spare fd given up on EMFILE to accept-and-close */
+	int lfd;	/* listening socket, -1 once closed */
+	int reserve_fd; /* spare fd given up on EMFILE to accept-and-close */
 	struct event *ev_accept;
 	struct event *ev_accept_resume; /* ends an EMFILE pause */
-	struct event *ev_shutdown;      /* shutdown_timeout during the drain */
+	struct event *ev_shutdown;	/* shutdown_timeout during the drain */
 	struct event *ev_tick;		/* census_interval: measure, then publish */
-	struct event *ev_signals[4];    /* SIGTERM, SIGINT, SIGUSR1, parent_death_signal */
+	struct event *ev_signals[4];	/* SIGTERM, SIGINT, SIGUSR1, parent_death_signal */
 	int draining;
 	struct conn_list conns; /* stats.open of them */
 	/* libevent common timeouts for the heartbeat and FIN deadlines' first alarm: one
@@ -42,10 +42,10 @@ struct server {
 	struct stats stats;
 	struct metrics *metrics;   /* the /metrics endpoint, NULL when this process has none */
 	struct watchdog *watchdog; /* census, CLOSE_WAIT watchdog, fd accounting */
-	struct looplag *lag;       /* the event loop's lateness; NULL when not measured */
+	struct looplag *lag;	   /* the event loop's lateness; NULL when not measured */
 	/* hb_tv, fin_tv when no common timeout was left (server_deadline_tv). */
 	struct timeval hb_plain, fin_plain;
-	uint64_t rng;	     /* server_random's state (xorshift64*), seeded per process */
+	uint64_t rng;		     /* server_random's state (xorshift64*), seeded per process */
 	struct event *ev_drain_tick; /* sdnotify EXTEND_TIMEOUT_USEC while the drain runs */
 	int64_t drain_deadline_us;   /* monotonic time of shutdown_timeout's reset */
 	/* Reload and upgrade (lifecycle.c). cfg points at cfg_own: a reload changes it in place. */

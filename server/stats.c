@@ -32,10 +32,10 @@ const size_t stats_nlag_bounds = sizeof(stats_lag_bounds) / sizeof(stats_lag_bou
 /* A connection's life: milliseconds (one refused at once) to days; max_connection_age N
  * shows as a step between N - jitter and N + jitter. */
 static const struct stats_bound stats_duration_bounds[] = {
-    {"0.001", 1000},	   {"0.01", 10000},	    {"0.1", 100000},	     {"1", 1000000},
-    {"2.5", 2500000},	   {"5", 5000000},	    {"10", 10000000},	     {"30", 30000000},
-    {"60", 60000000},	   {"300", 300000000},	    {"900", 900000000},	     {"1800", 1800000000},
-    {"3600", 3600000000},  {"21600", 21600000000}, {"86400", 86400000000},
+    {"0.001", 1000},	  {"0.01", 10000},	  {"0.1", 100000},	  {"1", 1000000},
+    {"2.5", 2500000},	  {"5", 5000000},	  {"10", 10000000},	  {"30", 30000000},
+    {"60", 60000000},	  {"300", 300000000},	  {"900", 900000000},	  {"1800", 1800000000},
+    {"3600", 3600000000}, {"21600", 21600000000}, {"86400", 86400000000},
 };
 
 #define F(member) offsetof(struct stats, member)
@@ -164,8 +164,8 @@ const size_t stats_nfields = sizeof(stats_fields) / sizeof(stats_fields[0]);
 #undef F
 
 static const char *const reason_names[CLOSE_NREASONS] = {
-	"eof",           "reset",       "timeout",  "heartbeat", "write-timeout",
-	"fin-timeout",   "overload",    "shutdown", "error", "max-age",
+    "eof",	   "reset",    "timeout",  "heartbeat", "write-timeout",
+    "fin-timeout", "overload", "shutdown", "error",	"max-age",
 };
 
 const char *stats_reason_name(enum close_reason r)

@@ -16,16 +16,16 @@
 #include <stdint.h>
 
 enum close_reason {
-	CLOSE_EOF = 0,       /* the peer's FIN, echo flushed */
-	CLOSE_RESET,         /* ECONNRESET, EPIPE */
-	CLOSE_TIMEOUT,       /* ETIMEDOUT, EHOSTUNREACH, ENETUNREACH: keepalive/user timeout */
+	CLOSE_EOF = 0,	     /* the peer's FIN, echo flushed */
+	CLOSE_RESET,	     /* ECONNRESET, EPIPE */
+	CLOSE_TIMEOUT,	     /* ETIMEDOUT, EHOSTUNREACH, ENETUNREACH: keepalive/user timeout */
 	CLOSE_HEARTBEAT,     /* nothing received for heartbeat_timeout */
 	CLOSE_WRITE_TIMEOUT, /* queued echo made no progress for write_timeout */
 	CLOSE_FIN_TIMEOUT,   /* half-closed peer not reading its echo for fin_timeout */
-	CLOSE_OVERLOAD,      /* above max_connections */
-	CLOSE_SHUTDOWN,      /* graceful drain */
-	CLOSE_ERROR,         /* any other errno */
-	CLOSE_MAX_AGE,       /* older than max_connection_age: ended like a drained one */
+	CLOSE_OVERLOAD,	     /* above max_connections */
+	CLOSE_SHUTDOWN,	     /* graceful drain */
+	CLOSE_ERROR,	     /* any other errno */
+	CLOSE_MAX_AGE,	     /* older than max_connection_age: ended like a drained one */
 	CLOSE_NREASONS
 };
 
@@ -36,8 +36,8 @@ struct stats {
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 	uint64_t emfile_pauses; /* listener paused after EMFILE/ENFILE with a client waiting */
-	uint64_t shed;          /* connections accepted and closed at once to drain the queue */
-	uint64_t eof_ignored;   /* leaky mode: recv()==0 seen and ignored */
+	uint64_t shed;		/* connections accepted and closed at once to drain the queue */
+	uint64_t eof_ignored;	/* leaky mode: recv()==0 seen and ignored */
 	/* Open fds that are neither connections nor the server's own (watchdog.c); -1 when
 	 * not measured. A gauge, refreshed before each counters line. */
 	int64_t fd_unaccounted;

@@ -145,7 +145,7 @@ struct supervisor {
 	int parent_fds[2];
 	int lfds[WORKERS_MAX]; /* worker i's listener; a child closes the others' copies */
 	int ctl[WORKERS_MAX];  /* the parent's end of worker i's control socket */
-	pid_t parent; /* the supervisor itself, for a child to find out it was orphaned */
+	pid_t parent;	       /* the supervisor itself, for a child to find out it was orphaned */
 	pid_t pids[WORKERS_MAX];
 	int n;	/* workers wanted */
 	int hi; /* slots ever used: workers beyond n may still be draining */
@@ -160,7 +160,7 @@ struct supervisor {
 	int64_t started[WORKERS_MAX];	 /* monotonic ms at which worker i was forked */
 	int64_t backoff[WORKERS_MAX];	 /* ms before worker i's next restart */
 	int64_t restart_at[WORKERS_MAX]; /* monotonic ms at which worker i is restarted; 0 = none */
-	int64_t deaths[CRASH_LOOP_MAX]; /* when the last crash_loop_deaths workers died (a ring) */
+	int64_t deaths[CRASH_LOOP_MAX];	 /* when the last crash_loop_deaths workers died (a ring) */
 	uint64_t ndeaths;
 };
 
@@ -222,7 +222,8 @@ static void workers_child(const struct supervisor *sv, int index, int control)
 	/* The parent may have died between fork() and this prctl(): then no signal will ever
 	 * come (the orphan's new parent is init), so it is looked for afterwards. */
 	if (prctl(PR_SET_PDEATHSIG, p.parent_death_signal) < 0 || getppid() != sv->parent) {
-		log_error("worker %d: the supervisor died before the worker started: exiting", index);
+		log_error("worker %d: the supervisor died before the worker started: exiting",
+			  index);
 		_exit(1);
 	}
 	log_start((size_t)sv->cfg->log_buffer); /* fork left this process without a log writer */

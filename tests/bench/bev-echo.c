@@ -55,11 +55,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		bufferevent_free(bev);
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-		      int len, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+		      void *arg)
 {
 	struct bufferevent *bev =
-		bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
+	    bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
 
 	(void)sa;
 	(void)len;
@@ -121,8 +121,7 @@ int main(int argc, char **argv)
 		return 2;
 	base = event_base_new();
 	/* Backlog 0: the socket already listens (4096); -1 would listen() again with 128. */
-	l = base ? evconnlistener_new(base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE, 0, fd)
-		 : NULL;
+	l = base ? evconnlistener_new(base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE, 0, fd) : NULL;
 	sigterm = base ? evsignal_new(base, SIGTERM, on_signal, base) : NULL;
 	sigint = base ? evsignal_new(base, SIGINT, on_signal, base) : NULL;
 	sigusr1 = base ? evsignal_new(base, SIGUSR1, on_heap_signal, NULL) : NULL;

@@ -99,7 +99,8 @@ static int accept_all(int lfd)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
 				return 1;
 			if (errno != EAGAIN)
 				fprintf(stderr, "epoll-echo: accept4: %s\n", strerror(errno));
@@ -134,8 +135,7 @@ static void on_readable(int fd, char *buf, size_t len)
 /* EOF while output is queued is seen only after the flush (reading is off until then):
  * the next recv() returns 0 and closes. EPOLLHUP/EPOLLERR reach on_readable or
  * on_writable, whose recv()/send() fails and closes. */
-static void dispatch(int lfd, const struct epoll_event *ev, char *buf, size_t len,
-		     int *paused)
+static void dispatch(int lfd, const struct epoll_event *ev, char *buf, size_t len, int *paused)
 {
 	int fd = ev->data.fd;
 

@@ -33,16 +33,16 @@
 
 #include "benchnet.h"
 
-#define PERIOD  251 /* stream byte at offset o is o % PERIOD */
-#define RBUF    65536
+#define PERIOD	251 /* stream byte at offset o is o % PERIOD */
+#define RBUF	65536
 #define MAX_EVS 256
 
 struct lconn {
 	int fd;
-	uint64_t sent;     /* stream bytes handed to the kernel */
-	uint64_t want;     /* stream bytes that should be sent so far (D messages ahead) */
+	uint64_t sent;	   /* stream bytes handed to the kernel */
+	uint64_t want;	   /* stream bytes that should be sent so far (D messages ahead) */
 	uint64_t received; /* stream bytes received and checked */
-	int out_armed;     /* EPOLLOUT in the interest set */
+	int out_armed;	   /* EPOLLOUT in the interest set */
 };
 
 static unsigned char pattern[RBUF + 2 * PERIOD];

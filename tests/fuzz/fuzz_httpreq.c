@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (st != HTTPREQ_BAD && st != HTTPREQ_INCOMPLETE && st != HTTPREQ_DONE)
 		abort();
 	if (st == HTTPREQ_DONE) {
-		if (r.head_len == 0 || r.head_len > size || !within(r.method, r.method_len, buf, size) ||
+		if (r.head_len == 0 || r.head_len > size ||
+		    !within(r.method, r.method_len, buf, size) ||
 		    !within(r.path, r.path_len, buf, size) || r.method_len == 0)
 			abort();
 		if (httpreq_parse(buf, r.head_len, &again) != HTTPREQ_DONE ||

@@ -217,7 +217,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_ops),	       cmocka_unit_test(test_parse_errors),
-	    cmocka_unit_test(test_implicit_failed),  cmocka_unit_test(test_eval_status),
+	    cmocka_unit_test(test_implicit_failed),    cmocka_unit_test(test_eval_status),
 	    cmocka_unit_test(test_no_samples_unknown), cmocka_unit_test(test_kernel_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -146,8 +146,8 @@ static void test_plot_timeline(void **state)
 {
 	struct client_opts *o = malloc(sizeof(*o));
 	const char *alone[] = {"--server", "127.0.0.1:80", "--plot", "x.png", NULL};
-	const char *both[] = {"--server", "127.0.0.1:80", "--plot", "x.png", "--timeline", "t.csv",
-			      NULL};
+	const char *both[] = {"--server",   "127.0.0.1:80", "--plot", "x.png",
+			      "--timeline", "t.csv",	    NULL};
 
 	(void)state;
 	assert_int_equal(parse(o, alone), 0);

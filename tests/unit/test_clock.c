@@ -51,9 +51,9 @@ static void test_ms_to_tv(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mono_units_agree),
-		cmocka_unit_test(test_us_to_tv),
-		cmocka_unit_test(test_ms_to_tv),
+	    cmocka_unit_test(test_mono_units_agree),
+	    cmocka_unit_test(test_us_to_tv),
+	    cmocka_unit_test(test_ms_to_tv),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -289,7 +289,8 @@ static void bad_lines(void **state)
 	    {"= 80", "t.conf:1: missing key before '='"},
 	    {"# ok\n\nport = 80\nname = a\nport = 81",
 	     "t.conf:5: port: duplicate key, first set on line 3"},
-	    {"port = 80\n\n\nmode = slow\n", "t.conf:4: mode: \"slow\" is not one of correct, leaky"},
+	    {"port = 80\n\n\nmode = slow\n",
+	     "t.conf:4: mode: \"slow\" is not one of correct, leaky"},
 	    {"port = 80\rname = x", "t.conf:1: control byte 0x0d at column 10"},
 	    {"name = a\x01z", "t.conf:1: control byte 0x01 at column 9"},
 	    {"name = a\x7fz", "t.conf:1: control byte 0x7f at column 9"},
@@ -393,8 +394,8 @@ static void unreadable_file(void **state)
 
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(conf_parse_file(&f->c, dir, f->err, sizeof(f->err)), -1);
-	snprintf(want, sizeof(want), "%s: not a regular file (a directory): a config file must be one",
-		 dir);
+	snprintf(want, sizeof(want),
+		 "%s: not a regular file (a directory): a config file must be one", dir);
 	assert_string_equal(f->err, want);
 	snprintf(path, sizeof(path), "%s/locked.conf", dir);
 	write_file(path, "port = 1\n");

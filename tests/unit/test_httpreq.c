@@ -122,8 +122,8 @@ static void test_http_bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_http_complete),	 cmocka_unit_test(test_http_prefixes),
-	    cmocka_unit_test(test_http_bad),		 cmocka_unit_test(test_http_bad_stays_bad),
+	    cmocka_unit_test(test_http_complete), cmocka_unit_test(test_http_prefixes),
+	    cmocka_unit_test(test_http_bad),	  cmocka_unit_test(test_http_bad_stays_bad),
 	    cmocka_unit_test(test_http_bounds),
 	};
 

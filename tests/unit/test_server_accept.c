@@ -39,7 +39,7 @@ int __wrap_event_add(struct event *ev, const struct timeval *tv)
 }
 
 static int inject_errno; /* the next accept4 fails with this, once */
-static int inject_skip;  /* ... after this many calls that are not failed */
+static int inject_skip;	 /* ... after this many calls that are not failed */
 static int accept_calls;
 
 int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
@@ -211,11 +211,11 @@ static void test_pause_timer_fails_listener_stays(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_enfile),
-		cmocka_unit_test(test_emfile),
-		cmocka_unit_test(test_econnaborted_is_skipped),
-		cmocka_unit_test(test_emfile_on_empty_queue_is_no_pause),
-		cmocka_unit_test(test_pause_timer_fails_listener_stays),
+	    cmocka_unit_test(test_enfile),
+	    cmocka_unit_test(test_emfile),
+	    cmocka_unit_test(test_econnaborted_is_skipped),
+	    cmocka_unit_test(test_emfile_on_empty_queue_is_no_pause),
+	    cmocka_unit_test(test_pause_timer_fails_listener_stays),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -89,8 +89,8 @@ static void test_precedence(void **state)
 	(void)state;
 	assert_int_equal(load(&c, path, sets, 2, err), 0);
 	assert_int_equal(c.mode, MODE_LEAKY);
-	assert_int_equal(c.keepalive, 1);          /* file over mode */
-	assert_int_equal(c.close_on_eof, 0);       /* mode default */
+	assert_int_equal(c.keepalive, 1);	     /* file over mode */
+	assert_int_equal(c.close_on_eof, 0);	     /* mode default */
 	assert_int_equal(c.heartbeat_timeout, 7000); /* command line over file */
 	assert_int_equal(c.fin_timeout, 2000);
 	/* --mode on the command line changes the defaults of what the file left unset */
@@ -326,8 +326,8 @@ static void test_every_key_one_reload_category(void **state)
 
 		if (r != CONF_F_RELOAD_NOW && r != CONF_F_RELOAD_NEW_CONNS &&
 		    r != CONF_F_RELOAD_RESTART)
-			fail_msg("%s: reload category flags %#x, not exactly one", config_keys[i].name,
-				 r);
+			fail_msg("%s: reload category flags %#x, not exactly one",
+				 config_keys[i].name, r);
 	}
 	assert_int_equal(reload_of("listen"), CONF_F_RELOAD_RESTART);
 	assert_int_equal(reload_of("workers"), CONF_F_RELOAD_RESTART);
@@ -401,20 +401,20 @@ static void test_mixed_mode_warns_once(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_correct_defaults),
-		cmocka_unit_test(test_leaky_defaults),
-		cmocka_unit_test(test_precedence),
-		cmocka_unit_test(test_set_errors),
-		cmocka_unit_test(test_file_error),
-		cmocka_unit_test(test_ending_key_errors),
-		cmocka_unit_test(test_drain_window_rule),
-		cmocka_unit_test(test_conf_file_matches_defaults),
-		cmocka_unit_test(test_conf_file_documents_mode_defaults),
-		cmocka_unit_test(test_every_default_in_range),
-		cmocka_unit_test(test_warnings),
-		cmocka_unit_test(test_every_key_one_reload_category),
-		cmocka_unit_test(test_log_level_choices_are_the_levels),
-		cmocka_unit_test(test_mixed_mode_warns_once),
+	    cmocka_unit_test(test_correct_defaults),
+	    cmocka_unit_test(test_leaky_defaults),
+	    cmocka_unit_test(test_precedence),
+	    cmocka_unit_test(test_set_errors),
+	    cmocka_unit_test(test_file_error),
+	    cmocka_unit_test(test_ending_key_errors),
+	    cmocka_unit_test(test_drain_window_rule),
+	    cmocka_unit_test(test_conf_file_matches_defaults),
+	    cmocka_unit_test(test_conf_file_documents_mode_defaults),
+	    cmocka_unit_test(test_every_default_in_range),
+	    cmocka_unit_test(test_warnings),
+	    cmocka_unit_test(test_every_key_one_reload_category),
+	    cmocka_unit_test(test_log_level_choices_are_the_levels),
+	    cmocka_unit_test(test_mixed_mode_warns_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -497,8 +497,9 @@ static void test_rows(void **state)
 	/* the gentler endings: max-age ends like a drain, with its own reason */
 	f = facts_of(&correct, CONN_DRAINING | CONN_AGED | CONN_SHUT_WR | CONN_EOF_READ, Q_NONE);
 	assert_int_equal(conn_decide(&f), CONN_ACT_CLOSE_MAX_AGE);
-	f = facts_of(&leaky, CONN_DRAINING | CONN_AGED | CONN_EOF_READ | CONN_PEER_FIN |
-				 CONN_EOF_IGNORED, Q_NONE);
+	f = facts_of(&leaky,
+		     CONN_DRAINING | CONN_AGED | CONN_EOF_READ | CONN_PEER_FIN | CONN_EOF_IGNORED,
+		     Q_NONE);
 	assert_int_equal(conn_decide(&f), CONN_ACT_CLOSE_MAX_AGE);
 	/* half the grace gone: our FIN once the echo is flushed, unread input or not */
 	f = facts_of(&correct, CONN_DRAINING | CONN_FIN_DUE, Q_NONE);

@@ -94,9 +94,9 @@ static void test_fallback_when_none_left(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_off),
-		cmocka_unit_test(test_reused_per_duration),
-		cmocka_unit_test(test_fallback_when_none_left),
+	    cmocka_unit_test(test_off),
+	    cmocka_unit_test(test_reused_per_duration),
+	    cmocka_unit_test(test_fallback_when_none_left),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

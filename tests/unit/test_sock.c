@@ -187,9 +187,8 @@ static void test_parse_hostport(void **state)
 	assert_int_equal(sock_parse_hostport("127.0.0.1:-1", &ss, &len, err, sizeof(err)), -1);
 	assert_int_equal(sock_parse_hostport("127.0.0.1:80x", &ss, &len, err, sizeof(err)), -1);
 	assert_int_equal(sock_parse_hostport("[::1:80", &ss, &len, err, sizeof(err)), -1);
-	assert_int_equal(sock_parse_hostport("no.such.host.invalid:80", &ss, &len, err,
-					     sizeof(err)),
-			 -1);
+	assert_int_equal(
+	    sock_parse_hostport("no.such.host.invalid:80", &ss, &len, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "cannot resolve"));
 }
 
@@ -271,21 +270,21 @@ static void test_errno_classes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_nonblocking),
-		cmocka_unit_test(test_reuseaddr_reuseport),
-		cmocka_unit_test(test_keepalive),
-		cmocka_unit_test(test_keepalive_rejects_zero),
-		cmocka_unit_test(test_user_timeout),
-		cmocka_unit_test(test_linger_reset),
-		cmocka_unit_test(test_nodelay),
-		cmocka_unit_test(test_quickack),
-		cmocka_unit_test(test_repair),
-		cmocka_unit_test(test_bind_no_port),
-		cmocka_unit_test(test_bad_fd),
-		cmocka_unit_test(test_parse_hostport),
-		cmocka_unit_test(test_listen_port_in_use),
-		cmocka_unit_test(test_errno_classes),
-		cmocka_unit_test(test_send_queue),
+	    cmocka_unit_test(test_nonblocking),
+	    cmocka_unit_test(test_reuseaddr_reuseport),
+	    cmocka_unit_test(test_keepalive),
+	    cmocka_unit_test(test_keepalive_rejects_zero),
+	    cmocka_unit_test(test_user_timeout),
+	    cmocka_unit_test(test_linger_reset),
+	    cmocka_unit_test(test_nodelay),
+	    cmocka_unit_test(test_quickack),
+	    cmocka_unit_test(test_repair),
+	    cmocka_unit_test(test_bind_no_port),
+	    cmocka_unit_test(test_bad_fd),
+	    cmocka_unit_test(test_parse_hostport),
+	    cmocka_unit_test(test_listen_port_in_use),
+	    cmocka_unit_test(test_errno_classes),
+	    cmocka_unit_test(test_send_queue),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -129,9 +129,9 @@ static void test_accept_queue_length(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bytes_acked_counts_data),
-		cmocka_unit_test(test_not_tcp_is_an_error),
-		cmocka_unit_test(test_accept_queue_length),
+	    cmocka_unit_test(test_bytes_acked_counts_data),
+	    cmocka_unit_test(test_not_tcp_is_an_error),
+	    cmocka_unit_test(test_accept_queue_length),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
