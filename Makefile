@@ -114,7 +114,7 @@ deps:
 # run after libevent-dev is there), then runs every suite through one runner.
 test: deps
 	@$(MAKE) --no-print-directory all asan $(SHIMS) $(UNIT_BINS) $(UNIT_ASAN_BINS)
-	@python3 tests/run.py --check tests/arch/include_graph.py \
+	@python3 tests/run.py --check "tests/arch/include_graph.py tests/arch/format_check.py" \
 		--unit "$(UNIT_BINS)" --unit-asan "$(UNIT_ASAN_BINS)" \
 		--integration tests/integration --asan-pattern 'test_server*.py,test_client*.py,test_capacity*.py' 
 
