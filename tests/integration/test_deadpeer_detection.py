@@ -84,7 +84,9 @@ class DeadPeerTest(ServerTest):
         pair, srv, s = self.start_pair({"log_level": "debug"}, mode="leaky")
         pair.vanish_client()
         died = time.time()
-        deadline = died + 30
+        # 10 s: twice the slowest detection of correct mode in this file (keepalive, 5 s);
+        # leaky mode has no mechanism that could end it later either
+        deadline = died + 10
         while time.time() < deadline:
             c = srv.counters()
             self.assertEqual(c["open"], 1, f"leaky mode closed a vanished idle peer: {c}")
