@@ -244,12 +244,14 @@ static void by_scenario_json(struct jw *w, const struct result *r)
 	jw_obj_end(w);
 }
 
-static void failures_json(struct jw *w, const struct result *r)
+void report_failures_json(struct jw *w, const struct result *r, int skip_empty_phases)
 {
 	char buf[16];
 
 	jw_obj(w, "failures");
 	for (int p = 0; p < PHASE_N; p++) {
+		if (skip_empty_phases && result_fail_phase(r, p) == 0)
+			continue;
 		jw_obj(w, phase_name(p));
 		for (int k = 1; k < FAIL_KINDS; k++) {
 			if (r->fail[p][k] > 0)
@@ -334,7 +336,7 @@ static void result_body_json(struct jw *w, const struct result *r)
 	group_json(w, r, RG_COUNTS);
 	by_scenario_json(w, r);
 	group_json(w, r, RG_DEAD_PEERS);
-	failures_json(w, r);
+	report_failures_json(w, r, 0);
 	jw_i64(w, "elapsed_us", r->elapsed_us);
 	jw_u64(w, "parts", r->parts);
 	hists_json(w, r);

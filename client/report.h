@@ -67,6 +67,9 @@ struct run_info {
 };
 
 void report_census_json(struct jw *w, const char *key, const struct census_view *v);
+/* "failures": {phase: {kind: n}}; skip_empty_phases leaves out phases without any (the
+ * timeline's rows); the run's JSON lists every phase. */
+void report_failures_json(struct jw *w, const struct result *r, int skip_empty_phases);
 /* "LISTEN 1 (accept queue 0/128), ESTABLISHED 100 (keepalive 100, next in <= 7199 s)";
  * a census not counted gives its reason; no_listener (may be NULL) is said when no socket
  * of the census listens. */

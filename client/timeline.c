@@ -56,24 +56,6 @@ static void row_counts(struct jw *w, const struct result *r)
 	jw_obj_end(w);
 }
 
-static void row_failures(struct jw *w, const struct result *r)
-{
-	char buf[16];
-
-	jw_obj(w, "failures");
-	for (int p = 0; p < PHASE_N; p++) {
-		if (result_fail_phase(r, p) == 0)
-			continue;
-		jw_obj(w, phase_name(p));
-		for (int k = 1; k < FAIL_KINDS; k++) {
-			if (r->fail[p][k] > 0)
-				jw_u64(w, fail_kind_name(k, buf, sizeof(buf)), r->fail[p][k]);
-		}
-		jw_obj_end(w);
-	}
-	jw_obj_end(w);
-}
-
 /* Each histogram with samples: its percentiles, and its sparse form under "hist". */
 static int row_hists(struct jw *w, const struct result *r)
 {
@@ -131,7 +113,7 @@ int timeline_row_write(FILE *f, const struct tl_row *row)
 		jw_double(&w, "interval_s", row->interval_s);
 		row_counts(&w, &row->r);
 		jw_double(&w, "msgs_per_s", row->msgs_per_s);
-		row_failures(&w, &row->r);
+		report_failures_json(&w, &row->r, 1);
 		row_census(&w, &row->r);
 		if (row_hists(&w, &row->r) < 0)
 			w.failed = 1;
