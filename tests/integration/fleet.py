@@ -10,6 +10,17 @@ import threading
 import time
 
 
+def peer_end(sock, timeout):
+    """How a connection the server should close ends: "FIN", "RST", or the data that
+    came instead (socket.timeout when nothing came within timeout seconds)."""
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(1)
+    except ConnectionResetError:
+        return "RST"
+    return "FIN" if data == b"" else f"data {data!r}"
+
+
 class Peer:
     def __init__(self, sock):
         self.sock = sock

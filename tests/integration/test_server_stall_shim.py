@@ -10,7 +10,7 @@ import os
 import tempfile
 import time
 
-from fleet import IdleFleet
+from fleet import IdleFleet, peer_end
 from harness import ServerTest, shim_env, wait_until
 
 CLIENTS = 100
@@ -56,12 +56,7 @@ class StallShimTest(ServerTest):
         self.assertEqual(len(closed), 0, f"{len(closed)} of {CLIENTS} live clients were closed "
                          f"after the stall")
 
-        silent.settimeout(HEARTBEAT_MS / 1000 + STALL_MS / 1000 + 10)
-        try:
-            data = silent.recv(1)
-            how = "FIN" if data == b"" else f"data {data!r}"
-        except ConnectionResetError:
-            how = "RST"
+        how = peer_end(silent, HEARTBEAT_MS / 1000 + STALL_MS / 1000 + 10)
         took = time.monotonic() - t_silent
         print(f"silent peer closed ({how}) {took:.2f}s after connect")
         self.assertIn(how, ("FIN", "RST"))

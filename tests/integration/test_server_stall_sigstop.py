@@ -8,7 +8,7 @@ while the server was stopped."""
 import signal
 import time
 
-from fleet import IdleFleet
+from fleet import IdleFleet, peer_end
 from harness import ServerTest, wait_until
 
 CLIENTS = 100
@@ -52,12 +52,7 @@ class StallSigstopTest(ServerTest):
 
         # The silent peer is still closed: within heartbeat_timeout plus the stop (and a
         # loose margin for a loaded machine), reason heartbeat.
-        silent.settimeout(HEARTBEAT + STOP + 10)
-        try:
-            data = silent.recv(1)
-            how = "FIN" if data == b"" else f"data {data!r}"
-        except ConnectionResetError:
-            how = "RST"
+        how = peer_end(silent, HEARTBEAT + STOP + 10)
         took = time.monotonic() - t_silent
         print(f"silent peer closed ({how}) {took:.2f}s after connect")
         self.assertIn(how, ("FIN", "RST"))
