@@ -71,8 +71,11 @@ class ClientParallelHostsTest(ServerTest):
                str(client_bin()), "--server", f"{star.srv_ip}:{srv.port}", "--connections", "10",
                "--messages", "5", "--start-at", str(start_at), "--time-reference",
                f"http://{star.srv_ip}:{httpd.server_port}/", "--settle", "0", "--json", "--quiet"]
+        # GNU parallel 20221122 runs nothing and exits 0 when SHELL is unset (CI's
+        # environment): its remote worker execs $SHELL. A login session always sets it.
+        env = dict(os.environ, SHELL=os.environ.get("SHELL") or "/bin/sh")
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=str(REPO),
-                           start_new_session=True)
+                           start_new_session=True, env=env)
         self.assertEqual(p.returncode, 0, f"{cmd}\n{p.stdout}\n{p.stderr}")
         files = []
         for line in p.stdout.splitlines():  # HOST<TAB>the one-line JSON of its run
@@ -81,7 +84,7 @@ class ClientParallelHostsTest(ServerTest):
             with open(files[-1], "w") as f:
                 f.write(doc)
         self.assertEqual(sorted(os.path.basename(x) for x in files),
-                         sorted(f"{ns}.json" for ns, _ in star.clients))
+                         sorted(f"{ns}.json" for ns, _ in star.clients), p.stderr)
         docs = [json.load(open(x)) for x in files]
         for doc in docs:
             clock = doc["run"]["clock"]
