@@ -37,7 +37,9 @@ BENCH_WARMUP (seconds of load on each fresh server before its measured echo run,
 a runtime's first allocations are not measured; default 0.5), BENCH_CPU=v2|v1|proc (force
 how server CPU time is read: a cgroup v2 or v1 group per server, or /proc/PID/stat),
 BENCH_CLIENT=loadgen to drive the headline echo shapes with loadgen too, BENCH_SERVER=path
-to measure another echo-server binary (before/after a change).
+to measure another echo-server binary (before/after a change), BENCH_VARIANTS=name=path,...
+(other echo-server binaries, e.g. built from a branch that tries a change, run as contenders
+echo-server@name in the same paired echo rounds and reported against echo-server).
 
 Every process started here is stopped on the way out, also on failure or Ctrl-C."""
 import json
@@ -71,6 +73,23 @@ ROUND_SECONDS = float(os.environ.get("BENCH_ROUND_SECONDS", min(2.0, SECONDS)))
 PEER_FILTER = [s for s in os.environ.get("BENCH_PEERS", "").split(",") if s]
 WARMUP = float(os.environ.get("BENCH_WARMUP", "0.5"))
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
+
+
+def parse_variants(text):
+    """BENCH_VARIANTS: name=path,... -> {"echo-server@name": Path}; a bad entry ends the
+    bench with the reason."""
+    out = {}
+    for item in (x for x in text.split(",") if x):
+        name, sep, path = item.partition("=")
+        if not sep or not name or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise SystemExit(f"bench: BENCH_VARIANTS entry {item!r}: want name=path")
+        if not os.access(path, os.X_OK):
+            raise SystemExit(f"bench: BENCH_VARIANTS {name}: {path} is not an executable")
+        out[f"echo-server@{name}"] = Path(path).resolve()
+    return out
+
+
+VARIANTS = parse_variants(os.environ.get("BENCH_VARIANTS", ""))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 SERVER_CPU, CLIENT_CPU = "0", "1"
@@ -243,7 +262,7 @@ def server_argv(kind, port_file, sets=()):
     if kind.startswith("epoll-echo"):
         return [EPOLL] + where, {}
     if kind.startswith("echo-server"):
-        argv = [SERVER] + where + ["--set", f"backlog={peers.BACKLOG}"]
+        argv = [VARIANTS.get(kind, SERVER)] + where + ["--set", f"backlog={peers.BACKLOG}"]
         if kind == "echo-server-nodeadlines":
             sets = tuple(peers.DEADLINES_OFF) + tuple(sets)
         for s in sets:
@@ -587,12 +606,14 @@ CONTENDERS = ("echo-server", "echo-server-nodeadlines", "ev-echo", "bev-echo", "
               "go-echo", "node-echo", "uvloop-echo")
 
 
-def contenders():
+def contenders(with_variants=False):
     """The contenders that can run here (BENCH_PEERS narrows them), and {kind: why not}
-    for the others."""
+    for the others; BENCH_VARIANTS too when asked (the echo section: a variant is there to
+    be compared with echo-server in paired rounds)."""
     kinds, skipped = [], {}
-    for k in CONTENDERS:
-        if PEER_FILTER and k not in PEER_FILTER:
+    for k in CONTENDERS + (tuple(VARIANTS) if with_variants else ()):
+        asked = k in PEER_FILTER or k in VARIANTS or (VARIANTS and k == "echo-server")
+        if PEER_FILTER and not asked:  # a variant is always measured beside echo-server
             continue
         why = peers.peer_missing(k)
         if why:
@@ -663,6 +684,10 @@ def echo_pair(key, run, rounds, secs, conns, size, depth, contenders=("echo-serv
         # What echo-server adds on top of libevent's dispatch (ev-echo: the same loop as
         # epoll-echo, on libevent).
         shape["echo_server_vs_ev_echo"] = echo_ratios(runs["echo-server"], runs["ev-echo"])
+    if "echo-server" in runs:  # each variant against the echo-server of the same rounds
+        vs = {k: echo_ratios(runs[k], runs["echo-server"]) for k in VARIANTS if k in runs}
+        if vs:
+            shape["variants_vs_echo_server"] = vs
     return shape
 
 
@@ -672,7 +697,7 @@ def section_echo(kind=None, key="echo"):
     if key == "echo":
         # Every server and peer, BENCH_ROUNDS paired rounds of BENCH_ROUND_SECONDS.
         rounds, secs = ROUNDS, ROUND_SECONDS
-        kinds, skipped = contenders()
+        kinds, skipped = contenders(with_variants=True)
     else:
         rounds = echo_rounds()
         secs = SECONDS / rounds
@@ -1331,6 +1356,9 @@ def table_echo(res):
                          + ratio_cols(sh["echo_server_vs_ev_echo"]) +
                          "  <- its own work on top of libevent (target: median >= 0.98, "
                          "interval from 0.97)")
+        for k, r in sh.get("variants_vs_echo_server", {}).items():
+            lines.append(f"   {'':<22}{k + ' / echo-server':<66}" + ratio_cols(r)
+                         + "  <- the variant's change")
         for k, why in sh.get("failed", {}).items():
             lines.append(f"   {'':<22}{k:<25}failed: {why}")
     for k, why in res.get("peers_skipped", {}).items():
@@ -1509,12 +1537,13 @@ def peers_summary():
     """RESULTS["peers"]: one row per server from the echo, churn, memory and syscalls
     sections (whichever ran), and what each server is (versions, build flags, read size,
     backlog, TCP_NODELAY)."""
-    kinds, skipped = contenders()
+    kinds, skipped = contenders(with_variants=True)
     all_kinds = ("epoll-echo",) + kinds
     servers = {}
     for k in all_kinds:
-        servers[k] = {"what": peers.PEERS.get(k, {}).get(
-            "what", "tests/bench/epoll-echo.c: the raw epoll loop, the baseline"),
+        what = (f"an echo-server variant: {VARIANTS[k]} (BENCH_VARIANTS)" if k in VARIANTS
+                else "tests/bench/epoll-echo.c: the raw epoll loop, the baseline")
+        servers[k] = {"what": peers.PEERS.get(k, {}).get("what", what),
             **peers.describe(k)}
         if k in BANNERS:
             servers[k]["reported_at_start"] = BANNERS[k]

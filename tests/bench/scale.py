@@ -12,7 +12,8 @@ SCALE_WINDOW seconds (60) past the ramp's end (--hold = N / rate + window), so a
 open at once for that long; --expect established=N and --timeline. A step that fails stops
 the ones above it. The server runs with heartbeat_timeout 3m (a client heartbeat every 60 s
 against the default 60 s would race it), backlog 65535 and /metrics; SCALE_SERVER_SETS=k=v,...
-adds settings. 10,000/s because a connection costs about 100 us of CPU at both ends
+adds settings; SCALE_PROCS=P runs at least P workers and client processes (the same count
+of processes at a smaller step: what wake-ups spread over many processes cost). 10,000/s because a connection costs about 100 us of CPU at both ends
 together here (a wake-up of an idle worker each, on a VM): 20,000/s saturated the two
 cores and the echo of the first heartbeats, due while the ramp went on, came late.
 
@@ -65,6 +66,7 @@ WINDOW = float(os.environ.get("SCALE_WINDOW", "60"))
 HEARTBEAT = os.environ.get("SCALE_HEARTBEAT", "60s")
 EHASH = int(os.environ.get("SCALE_EHASH", str(1 << 21)))
 MIN_AVAIL_MB = int(os.environ.get("SCALE_MIN_AVAIL_MB", "3072"))
+PROCS = int(os.environ.get("SCALE_PROCS", "0"))
 SERVER_SETS = [s for s in os.environ.get("SCALE_SERVER_SETS", "").split(",") if s]
 PER_PROC = 18000       # connections per server worker and per client process (fd limit 20,000)
 PORT_LO, PORT_HI = 1024, 65535
@@ -186,6 +188,8 @@ class Sampler(threading.Thread):
 
 def start_server(n, name):
     workers = min(64, max(1, math.ceil(n / PER_PROC)))
+    if PROCS:  # more processes than the fd limit needs: what the per-process count costs
+        workers = max(workers, PROCS)
     port_file, mport_file = LOGS / f"{name}.port", LOGS / f"{name}.mport"
     for p in (port_file, mport_file):
         p.unlink(missing_ok=True)
@@ -268,9 +272,21 @@ def hold_figures(samples, n):
         return {"held_s": 0}
     a, b = full[0], full[-1]
     dt = b["t"] - a["t"]
-    return {"held_s": round(dt, 1),
-            "server_cpu_per_s": round((b["srv_cpu"] - a["srv_cpu"]) / dt, 3),
-            "client_cpu_per_s": round((b["cli_cpu"] - a["cli_cpu"]) / dt, 3)}
+    srv, cli = (b["srv_cpu"] - a["srv_cpu"]) / dt, (b["cli_cpu"] - a["cli_cpu"]) / dt
+    beats = n / heartbeat_s()  # heartbeats per second during the hold
+    return {"held_s": round(dt, 1), "server_cpu_per_s": round(srv, 3),
+            "client_cpu_per_s": round(cli, 3), "heartbeats_per_s": round(beats),
+            # everything of the hold (censuses, timers too) over its heartbeats: an upper
+            # bound of one heartbeat's cost, both ends
+            "cpu_us_per_heartbeat": round((srv + cli) / beats * 1e6, 1)}
+
+
+def heartbeat_s():
+    """SCALE_HEARTBEAT in seconds (60s, 2m, 500ms, or plain seconds)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", HEARTBEAT)
+    if not m:
+        raise SystemExit(f"scale: SCALE_HEARTBEAT={HEARTBEAT!r}: want e.g. 60s or 2m")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2) or "s"]
 
 
 def per_second(samples):
@@ -391,7 +407,7 @@ def table():
              f"{'conns':>9} {'wrk':>4} {'src':>4} {'open s':>7} {'peak cli':>9} "
              f"{'peak srv':>9} {'failed':>7} {'connect ms':>14} {'1st echo ms':>14} "
              f"{'heap B':>7} {'RSS B':>6} {'cli RSS':>7} {'slab B/s':>8} {'census ms':>16} "
-             f"{'cpu srv/cli':>12}"]
+             f"{'cpu srv/cli':>12}{'us/hb':>7}"]
     for r in RESULTS["steps"]:
         if "error" in r:
             lines.append(f"{r['connections']:>9,} failed: {r['error']}")
@@ -407,14 +423,16 @@ def table():
             f"{r.get('heap_bytes_per_conn', '-')!s:>7} {r.get('rss_bytes_per_conn', '-')!s:>6} "
             f"{r.get('client_rss_bytes_per_conn', '-')!s:>7} "
             f"{r.get('slab_bytes_per_socket', '-')!s:>8} {cen:>16} "
-            f"{r.get('server_cpu_per_s', 0):>5.2f}/{r.get('client_cpu_per_s', 0):<5.2f}")
+            f"{r.get('server_cpu_per_s', 0):>5.2f}/{r.get('client_cpu_per_s', 0):<5.2f}"
+            f"{r.get('cpu_us_per_heartbeat', '-')!s:>7}")
         if r.get("failures"):
             lines.append(f"{'':>9} failures by phase: {r['failures']}")
     lines.append("open s: from the client's start until all are open (timeline); connect and "
                  "first echo: p50/p99/p99.9; heap and RSS: server bytes per connection over all "
                  "workers, cli RSS: the client's; slab B/s: Slab delta per socket (2 per "
                  "connection); census: load-client states local+remote / the server's own "
-                 "census; cpu: CPU seconds per second of hold, server and client")
+                 "census; cpu: CPU seconds per second of hold, server and client; us/hb: both ends' CPU "
+                 "of the hold per heartbeat (an upper bound: censuses and timers included)")
     return lines
 
 
