@@ -638,6 +638,22 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- sending ---- */
 
+/* When an idle connection's next heartbeat is due: --heartbeat after its last send, at
+ * the next multiple of --heartbeat-tick (CLOCK_MONOTONIC, the same clock in every process)
+ * when one is given. Without a tick each heartbeat is a timer of its own: at 1,000,000
+ * connections and one heartbeat a minute that is a wake-up of some client process, then
+ * of some server worker, then of the client again for the echo, 16,700 times a second
+ * each; with a tick every process wakes once per tick for all of its due heartbeats, and
+ * the workers find several in one epoll_wait. The interval becomes --heartbeat to
+ * --heartbeat + tick. */
+static int64_t conn_heartbeat_due(const struct conn *c)
+{
+	const struct client_opts *o = c->env->o;
+	int64_t due = c->t_last_send + o->heartbeat_ms * 1000, tick = o->heartbeat_tick_ms * 1000;
+
+	return tick > 0 ? (due + tick - 1) / tick * tick : due;
+}
+
 /* May message `seq` start now? */
 static int conn_may_start(const struct conn *c, uint64_t seq, int64_t now)
 {
@@ -652,7 +668,7 @@ static int conn_may_start(const struct conn *c, uint64_t seq, int64_t now)
 	/* idle: a heartbeat every --heartbeat once established; a reconnect's first
 	 * message goes at once, as a new connection's. */
 	if (c->scen == SCEN_IDLE && seq > 0 && c->state != CS_FIRST)
-		return seq == c->recvd && now >= c->t_last_send + o->heartbeat_ms * 1000;
+		return seq == c->recvd && now >= conn_heartbeat_due(c);
 	return 1;
 }
 
@@ -778,7 +794,7 @@ static int64_t conn_next_deadline(const struct conn *c)
 	if ((c->state == CS_HOLD || c->state == CS_DEAD) && c->hold_until > 0 && !c->stopping)
 		EARLIER(c->hold_until);
 	if (c->state == CS_HOLD && c->scen == SCEN_IDLE && conn_outstanding(c) == 0 && !c->stopping)
-		EARLIER(c->t_last_send + o->heartbeat_ms * 1000);
+		EARLIER(conn_heartbeat_due(c));
 	/* Open loop: the next message's due time, also while the pipeline is full (the
 	 * backlog is counted then). */
 	if (c->open && !c->stopping && (c->state == CS_FIRST || c->state == CS_ECHO) &&

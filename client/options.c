@@ -111,6 +111,16 @@ static const struct conf_key num_flags[] = {
      NULL,
      OFF(heartbeat_ms),
      0},
+    {"heartbeat-tick",
+     CONF_DURATION,
+     {"0", NULL},
+     0,
+     60000,
+     "",
+     "idle: heartbeats wait for the next multiple of this (0: none)",
+     NULL,
+     OFF(heartbeat_tick_ms),
+     0},
     {"max-connecting",
      CONF_INT,
      {"512", NULL},
@@ -827,6 +837,10 @@ static int options_check(struct client_opts *o)
 				   "the run) are two ways to say one thing: give one");
 	if (options_check_stages(o) < 0)
 		return -1;
+	if (o->heartbeat_tick_ms > o->heartbeat_ms / 2)
+		return usage_error("--heartbeat-tick %lld ms is more than half of --heartbeat "
+				   "(%lld ms): a heartbeat could wait longer than it is meant to",
+				   (long long)o->heartbeat_tick_ms, (long long)o->heartbeat_ms);
 	if (o->procs > o->connections)
 		return usage_error("--procs must not exceed --connections");
 	if (o->plot[0] != '\0' && o->timeline[0] == '\0' &&

@@ -46,6 +46,10 @@ struct client_opts {
 	int64_t connect_timeout_ms;
 	int64_t reply_timeout_ms;
 	int64_t heartbeat_ms;
+	/* idle: heartbeats wait for the next multiple of this on CLOCK_MONOTONIC (0: none),
+	 * so that every process sends its due heartbeats in one wake-up, and the server's
+	 * workers receive them together (client/conn.c, conn_heartbeat_due) */
+	int64_t heartbeat_tick_ms;
 	int64_t max_connecting; /* handshakes (connect + first echo) in flight per process */
 	int64_t backoff_ms;	/* a slot whose connect failed waits this long (--duration) */
 	int64_t settle_ms;	/* at the end, how long to wait for sockets to settle */

@@ -64,6 +64,7 @@ STEPS = [int(s) for s in os.environ.get("SCALE_STEPS", "100000,250000,500000,100
 RATE = int(os.environ.get("SCALE_RATE", "10000"))
 WINDOW = float(os.environ.get("SCALE_WINDOW", "60"))
 HEARTBEAT = os.environ.get("SCALE_HEARTBEAT", "60s")
+HEARTBEAT_TICK = os.environ.get("SCALE_HEARTBEAT_TICK", "0")
 EHASH = int(os.environ.get("SCALE_EHASH", str(1 << 21)))
 MIN_AVAIL_MB = int(os.environ.get("SCALE_MIN_AVAIL_MB", "3072"))
 PROCS = int(os.environ.get("SCALE_PROCS", "0"))
@@ -248,6 +249,7 @@ def client_argv(n, port, workers, timeline, hold_s):
     nsrc = math.ceil(n / PER_SOURCE) + 1
     return [CLIENT, "--server", f"127.0.0.1:{port}", "--scenario", "idle",
             "--connections", n, "--rate", RATE, "--heartbeat", HEARTBEAT,
+            "--heartbeat-tick", HEARTBEAT_TICK,
             "--hold", f"{round(hold_s)}s", "--procs", workers,
             "--sources", f"127.1.0.1-127.1.0.{nsrc}", "--timeline", timeline,
             "--expect", f"established={n}", "--json", "--quiet"], nsrc
@@ -328,7 +330,8 @@ def run_step(n):
     name = f"scale-{n}"
     srv = log_file = cli = None
     hold_s = n / RATE + WINDOW
-    r = {"connections": n, "rate": RATE, "hold_s": round(hold_s), "heartbeat": HEARTBEAT}
+    r = {"connections": n, "rate": RATE, "hold_s": round(hold_s), "heartbeat": HEARTBEAT,
+         "heartbeat_tick": HEARTBEAT_TICK}
     try:
         srv, log_file, workers, port, mport = start_server(n, name)
         srv_pids = [srv.pid] + bench.children_of(srv.pid)
@@ -401,7 +404,8 @@ def fmt_ms(h):
 
 
 def table():
-    lines = [f"bench-scale: idle connections, heartbeat {HEARTBEAT}, {RATE}/s, window "
+    lines = [f"bench-scale: idle connections, heartbeat {HEARTBEAT} (tick {HEARTBEAT_TICK}), "
+             f"{RATE}/s, window "
              f"{WINDOW:.0f} s past the ramp; namespace of its own, ehash "
              f"{RESULTS.get('ehash_entries')} buckets, ports {PORT_LO}-{PORT_HI}",
              f"{'conns':>9} {'wrk':>4} {'src':>4} {'open s':>7} {'peak cli':>9} "
