@@ -88,6 +88,48 @@ static int conn_end_start(struct conn *c, unsigned aged, int64_t grace_ms);
 static int conn_settle(struct conn *c);
 static void conn_close(struct conn *c, enum close_reason reason, int err);
 
+/* The write side: what only a connection with echo queued uses. Allocated with its
+ * evbuffer when output is first queued (conn_out_get) and kept until the close, not freed
+ * when the queue empties: echo at a pipeline depth queues output often, and freeing it
+ * would cost a malloc and a free of the part and of the evbuffer, and an event_assign,
+ * per queueing episode, on the hot path. Kept, a connection that queued once holds this
+ * part (168 bytes), the empty evbuffer and the write deadline's alarm until it closes: no
+ * more than before, when the evbuffer and the alarm were kept the same way and ev_write
+ * was in every struct conn. */
+struct conn_out {
+	struct evbuffer *buf;	   /* echo the kernel did not take yet */
+	struct event ev_write;	   /* EV_WRITE|EV_PERSIST, armed while buf is not empty */
+	struct event *ev_wtimeout; /* alarm for the write deadline (lazily) */
+	struct event *ev_closed;   /* EV_CLOSED, one-shot, only while paused (lazily): paused
+				    * means echo is queued, so the part exists */
+	int64_t wto_us;		   /* monotonic time of the last write progress while output
+				    * was queued: the write deadline is wto_us + timeout */
+	uint64_t wto_acked;	   /* the peer's acknowledged bytes (TCP_INFO) at the last
+				    * progress; UINT64_MAX: unknown */
+};
+
+/* The ending: what only a connection that is ending uses. Allocated (conn_end_get) when
+ * the peer's FIN is noted with fin_timeout on, when a drain or its turn (drain_spread) is
+ * scheduled, or at the accept with max_connection_age on; freed at the close. Its timers
+ * are one heap timer each, never one of libevent's common timeouts (each connection's
+ * deadline is its own, and a base has at most 256 of those); ev_end is armed at most four
+ * times in a connection's life, never per message. */
+struct conn_end {
+	struct event *ev_fin; /* fin_timeout after the peer's FIN (lazily) */
+	struct event *ev_end; /* conn_on_end (lazily) */
+	int step;	      /* enum conn_end_step: what ev_end rings for */
+	int64_t due_us;	      /* when (monotonic) */
+	int64_t start_us;     /* when the drain or the max-age ending began */
+	int64_t grace_ms;     /* that ending's grace; 0 = none of its own */
+	int64_t shut_us;      /* monotonic time our FIN was sent (a drain's), 0 = not yet */
+};
+
+/* Two embedded events (ev_read, ev_heartbeat) and about 100 bytes of fields: what an idle
+ * connection holds in one malloc chunk. Another field belongs in a part above unless an
+ * idle connection uses it (tests/integration/test_server_idle_memory.py measures). */
+_Static_assert(sizeof(struct conn) <= 2 * sizeof(struct event) + 104,
+	       "struct conn grew: does an idle connection use the new field?");
+
 /* The free-safety rule (top of the file): rc >= 0 promises that c is still open. Returns
  * rc. */
 static int conn_kept(const struct conn *c, int rc)
@@ -103,7 +145,7 @@ static const char *conn_peer(const struct conn *c, char *buf, size_t len)
 
 size_t conn_out_len(const struct conn *c)
 {
-	return c->out != NULL ? evbuffer_get_length(c->out) : 0;
+	return c->out != NULL ? evbuffer_get_length(c->out->buf) : 0;
 }
 
 /* ---- accept ------------------------------------------------------------------------ */
@@ -136,7 +178,6 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr *peer, socklen
 	c->born_us = clock_mono_us();
 	memcpy(&c->peer, peer, len < sizeof(c->peer) ? len : sizeof(c->peer));
 	event_assign(&c->ev_read, srv->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
-	event_assign(&c->ev_write, srv->base, fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
 	evtimer_assign(&c->ev_heartbeat, srv->base, conn_on_heartbeat, c);
 	/* In the table first: from here on a failure is a close like any other. */
 	TAILQ_INSERT_TAIL(&srv->conns, c, link);
@@ -161,6 +202,15 @@ static struct event *conn_timer(struct conn *c, struct event **ev, event_callbac
 	if (*ev == NULL)
 		*ev = evtimer_new(c->srv->base, cb, c);
 	return *ev;
+}
+
+/* The ending's part, allocated at its first use (see struct conn_end); NULL when out of
+ * memory (errno ENOMEM, for conn_arm_failed). */
+static struct conn_end *conn_end_get(struct conn *c)
+{
+	if (c->end == NULL)
+		c->end = calloc(1, sizeof(*c->end));
+	return c->end;
 }
 
 /* An event the connection cannot live without could not be armed (epoll_ctl failed, or
@@ -192,21 +242,22 @@ static int64_t conn_write_look_ms(const struct conn *c)
 static int conn_write_arm(struct conn *c)
 {
 	const struct server *srv = c->srv;
+	struct conn_out *o = c->out;
 
-	if (!event_pending(&c->ev_write, EV_WRITE, NULL) && event_add(&c->ev_write, NULL) < 0)
+	if (!event_pending(&o->ev_write, EV_WRITE, NULL) && event_add(&o->ev_write, NULL) < 0)
 		return conn_arm_failed(c, "EV_WRITE");
 	if (srv->cfg->write_timeout <= 0)
 		return 0;
-	if (conn_timer(c, &c->ev_wtimeout, conn_on_write_timeout) == NULL)
+	if (conn_timer(c, &o->ev_wtimeout, conn_on_write_timeout) == NULL)
 		return conn_arm_failed(c, "the write deadline");
-	if (!evtimer_pending(c->ev_wtimeout, NULL)) {
+	if (!evtimer_pending(o->ev_wtimeout, NULL)) {
 		struct timeval look = clock_ms_to_tv(conn_write_look_ms(c));
 		uint32_t mss;
 
-		c->wto_us = clock_mono_us();
-		if (tcpinfo_bytes_acked(c->fd, &c->wto_acked, &mss) < 0)
-			c->wto_acked = UINT64_MAX; /* unknown: only our own writes count */
-		if (evtimer_add(c->ev_wtimeout, &look) < 0)
+		o->wto_us = clock_mono_us();
+		if (tcpinfo_bytes_acked(c->fd, &o->wto_acked, &mss) < 0)
+			o->wto_acked = UINT64_MAX; /* unknown: only our own writes count */
+		if (evtimer_add(o->ev_wtimeout, &look) < 0)
 			return conn_arm_failed(c, "the write deadline");
 	}
 	return 0;
@@ -223,9 +274,10 @@ static int conn_pause(struct conn *c)
 	event_del(&c->ev_heartbeat);
 	if (!c->srv->cfg->early_close || (c->flags & CONN_PEER_FIN))
 		return 0;
-	if (c->ev_closed == NULL)
-		c->ev_closed = event_new(c->srv->base, c->fd, EV_CLOSED, conn_on_closed, c);
-	if (c->ev_closed == NULL || event_add(c->ev_closed, NULL) < 0)
+	assert(c->out != NULL); /* paused at the watermark: echo is queued */
+	if (c->out->ev_closed == NULL)
+		c->out->ev_closed = event_new(c->srv->base, c->fd, EV_CLOSED, conn_on_closed, c);
+	if (c->out->ev_closed == NULL || event_add(c->out->ev_closed, NULL) < 0)
 		return conn_arm_failed(c, "EV_CLOSED");
 	return 0;
 }
@@ -236,8 +288,8 @@ static int conn_pause(struct conn *c)
 static int conn_resume(struct conn *c)
 {
 	c->flags &= ~CONN_PAUSED;
-	if (c->ev_closed != NULL)
-		event_del(c->ev_closed);
+	if (c->out->ev_closed != NULL) /* paused: the write side exists */
+		event_del(c->out->ev_closed);
 	if (event_add(&c->ev_read, NULL) < 0)
 		return conn_arm_failed(c, "EV_READ");
 	if (!(c->flags & CONN_PEER_FIN))
@@ -245,11 +297,32 @@ static int conn_resume(struct conn *c)
 	return 0;
 }
 
+/* The write side, allocated at the first queued echo (see struct conn_out); NULL when
+ * out of memory (nothing half made is kept). */
+static struct conn_out *conn_out_get(struct conn *c)
+{
+	struct conn_out *o = c->out;
+
+	if (o != NULL)
+		return o;
+	o = calloc(1, sizeof(*o));
+	if (o == NULL)
+		return NULL;
+	o->buf = evbuffer_new();
+	if (o->buf == NULL) {
+		free(o);
+		return NULL;
+	}
+	event_assign(&o->ev_write, c->srv->base, c->fd, EV_WRITE | EV_PERSIST, conn_on_write, c);
+	c->out = o;
+	return o;
+}
+
 static int conn_queue(struct conn *c, const char *data, size_t n)
 {
-	if (c->out == NULL)
-		c->out = evbuffer_new();
-	if (c->out == NULL || evbuffer_add(c->out, data, n) < 0) {
+	struct conn_out *o = conn_out_get(c);
+
+	if (o == NULL || evbuffer_add(o->buf, data, n) < 0) {
 		conn_close(c, CLOSE_ERROR, ENOMEM);
 		return -1;
 	}
@@ -299,6 +372,7 @@ static int conn_on_data(struct conn *c, const char *data, size_t n)
 static int conn_note_fin(struct conn *c)
 {
 	const struct server *srv = c->srv;
+	struct conn_end *e;
 
 	if (c->flags & CONN_PEER_FIN)
 		return 0;
@@ -307,8 +381,9 @@ static int conn_note_fin(struct conn *c)
 	event_del(&c->ev_heartbeat);
 	if (srv->fin_tv == NULL)
 		return 0;
-	if (conn_timer(c, &c->ev_fin, conn_on_fin_timeout) == NULL ||
-	    evtimer_add(c->ev_fin, srv->fin_tv) < 0)
+	e = conn_end_get(c);
+	if (e == NULL || conn_timer(c, &e->ev_fin, conn_on_fin_timeout) == NULL ||
+	    evtimer_add(e->ev_fin, srv->fin_tv) < 0)
 		return conn_arm_failed(c, "the fin_timeout deadline");
 	return 0;
 }
@@ -380,18 +455,19 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
  * or -1 when the connection was closed. */
 static int conn_flush(struct conn *c)
 {
-	int n = evbuffer_write(c->out, c->fd);
+	struct conn_out *o = c->out;
+	int n = evbuffer_write(o->buf, c->fd);
 
 	if (n < 0 && !sock_errno_transient(errno))
 		return conn_fail(c, errno);
 	if (n > 0) {
 		c->srv->stats.bytes_out += (uint64_t)n;
-		c->wto_us = clock_mono_us(); /* progress: the write deadline moves */
+		o->wto_us = clock_mono_us(); /* progress: the write deadline moves */
 	}
-	if (conn_out_len(c) == 0) {
-		event_del(&c->ev_write);
-		if (c->ev_wtimeout != NULL)
-			evtimer_del(c->ev_wtimeout);
+	if (conn_out_len(c) == 0) { /* the part is kept (struct conn_out says why) */
+		event_del(&o->ev_write);
+		if (o->ev_wtimeout != NULL)
+			evtimer_del(o->ev_wtimeout);
 	}
 	return conn_settle(c) < 0 ? -1 : (n > 0 ? n : 0);
 }
@@ -499,13 +575,14 @@ static int conn_send_room(const struct conn *c)
  * must not hold its queue open by acknowledging a byte at a time. */
 static void conn_note_acked(struct conn *c)
 {
+	struct conn_out *o = c->out;
 	uint64_t acked;
 	uint32_t mss;
 
-	if (c->wto_acked != UINT64_MAX && tcpinfo_bytes_acked(c->fd, &acked, &mss) == 0 &&
-	    acked - c->wto_acked >= (mss > 0 ? mss : 1)) {
-		c->wto_acked = acked;
-		c->wto_us = clock_mono_us();
+	if (o->wto_acked != UINT64_MAX && tcpinfo_bytes_acked(c->fd, &acked, &mss) == 0 &&
+	    acked - o->wto_acked >= (mss > 0 ? mss : 1)) {
+		o->wto_acked = acked;
+		o->wto_us = clock_mono_us();
 	}
 }
 
@@ -516,19 +593,20 @@ static void conn_note_acked(struct conn *c)
 static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	struct conn_out *o = c->out;
 	int64_t timeout = c->srv->cfg->write_timeout;
 	int due;
 
 	(void)fd;
 	(void)what;
 	conn_note_acked(c);
-	due = conn_deadline_due(c->ev_wtimeout, c->wto_us, timeout, conn_write_look_ms(c));
+	due = conn_deadline_due(o->ev_wtimeout, o->wto_us, timeout, conn_write_look_ms(c));
 	if (due == 1 && conn_send_room(c)) {
 		if (conn_kept(c, conn_flush(c)) < 0)
 			return; /* closed (an error, or the flush ended an EOF'd connection) */
 		if (conn_out_len(c) == 0)
 			return; /* all written: conn_flush ended the deadline */
-		due = conn_deadline_due(c->ev_wtimeout, c->wto_us, timeout, conn_write_look_ms(c));
+		due = conn_deadline_due(o->ev_wtimeout, o->wto_us, timeout, conn_write_look_ms(c));
 	}
 	conn_deadline_close(c, due, CLOSE_WRITE_TIMEOUT);
 }
@@ -538,11 +616,11 @@ static void conn_on_write_timeout(evutil_socket_t fd, short what, void *arg)
 static void conn_on_fin_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	int due = conn_deadline_due(c->end->ev_fin, c->fin_us, c->srv->cfg->fin_timeout, 0);
 
 	(void)fd;
 	(void)what;
-	conn_deadline_close(c, conn_deadline_due(c->ev_fin, c->fin_us, c->srv->cfg->fin_timeout, 0),
-			    CLOSE_FIN_TIMEOUT);
+	conn_deadline_close(c, due, CLOSE_FIN_TIMEOUT);
 }
 
 /* ---- graceful drain ---------------------------------------------------------------- */
@@ -572,11 +650,14 @@ static int conn_end_arm(struct conn *c, int step, int64_t due_us)
 {
 	int64_t left = due_us - clock_mono_us();
 	struct timeval tv = clock_us_to_tv(left > 0 ? left : 0);
+	struct conn_end *e = conn_end_get(c);
 
-	c->end_step = step;
-	c->end_due_us = due_us;
+	if (e == NULL)
+		return conn_arm_failed(c, "the ending's timer");
+	e->step = step;
+	e->due_us = due_us;
 	errno = 0; /* event_add may fail without setting it */
-	if (conn_timer(c, &c->ev_end, conn_on_end) == NULL || evtimer_add(c->ev_end, &tv) < 0)
+	if (conn_timer(c, &e->ev_end, conn_on_end) == NULL || evtimer_add(e->ev_end, &tv) < 0)
 		return conn_arm_failed(c, "the ending's timer");
 	return 0;
 }
@@ -601,17 +682,21 @@ static int conn_age_start(struct conn *c)
 static int conn_end_start(struct conn *c, unsigned aged, int64_t grace_ms)
 {
 	int64_t now = clock_mono_us();
+	struct conn_end *e;
 
 	if (c->flags & CONN_DRAINING)
 		return 0;
-	if (c->end_step == END_TURN)
+	e = conn_end_get(c);
+	if (e == NULL)
+		return conn_arm_failed(c, "the ending");
+	if (e->step == END_TURN)
 		c->srv->stats.drain_left--;
 	c->flags |= CONN_DRAINING | aged;
-	c->end_start_us = now;
-	c->end_grace_ms = grace_ms;
-	c->end_step = END_NONE;
-	if (c->ev_end != NULL)
-		evtimer_del(c->ev_end);
+	e->start_us = now;
+	e->grace_ms = grace_ms;
+	e->step = END_NONE;
+	if (e->ev_end != NULL)
+		evtimer_del(e->ev_end);
 	if (grace_ms > 0 && conn_end_arm(c, END_HALF, now + grace_ms * 500) < 0)
 		return -1;
 	return conn_settle(c);
@@ -629,7 +714,7 @@ int conn_drain_at(struct conn *c, int64_t at_us)
 
 int conn_drain_waiting(const struct conn *c)
 {
-	return c->end_step == END_TURN;
+	return c->end != NULL && c->end->step == END_TURN;
 }
 
 /* The grace is over: whatever still holds the connection (a peer that does not read its
@@ -639,7 +724,7 @@ static void conn_end_reset(struct conn *c)
 	char name[64];
 
 	log_debug("%s: grace of %lldms over, resetting", conn_peer(c, name, sizeof(name)),
-		  (long long)c->end_grace_ms);
+		  (long long)c->end->grace_ms);
 	conn_abort(c, (c->flags & CONN_AGED) ? CLOSE_MAX_AGE : CLOSE_SHUTDOWN);
 }
 
@@ -649,14 +734,15 @@ static void conn_on_end(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	const struct server_config *cfg = c->srv->cfg;
+	struct conn_end *e = c->end;
 
 	(void)fd;
 	(void)what;
-	if (clock_mono_us() < c->end_due_us) {
-		conn_end_arm(c, c->end_step, c->end_due_us);
+	if (clock_mono_us() < e->due_us) {
+		conn_end_arm(c, e->step, e->due_us);
 		return;
 	}
-	switch (c->end_step) {
+	switch (e->step) {
 	case END_AGE:
 		conn_end_start(c, CONN_AGED, cfg->max_connection_age_grace);
 		break;
@@ -666,7 +752,7 @@ static void conn_on_end(evutil_socket_t fd, short what, void *arg)
 	case END_HALF:
 		c->flags |= CONN_FIN_DUE;
 		if (conn_kept(c, conn_settle(c)) == 0)
-			conn_end_arm(c, END_RESET, c->end_start_us + c->end_grace_ms * 1000);
+			conn_end_arm(c, END_RESET, e->start_us + e->grace_ms * 1000);
 		break;
 	case END_RESET:
 		conn_end_reset(c);
@@ -704,7 +790,7 @@ static int conn_shut_wr(struct conn *c)
 	if (shutdown(c->fd, SHUT_WR) < 0)
 		return conn_fail(c, conn_shutdown_errno(c, errno));
 	c->flags |= CONN_SHUT_WR;
-	c->shut_us = clock_mono_us();
+	c->end->shut_us = clock_mono_us(); /* a drain's (conn_facts_broken): the part exists */
 	event_del(&c->ev_heartbeat);
 	return 0;
 }
@@ -901,7 +987,8 @@ static void conn_log_close(const struct conn *c, enum close_reason reason, int e
 			   int64_t fin_to_close, int64_t now)
 {
 	long long age_ms = (long long)(now - c->born_us) / 1000;
-	long long shut_age_ms = c->shut_us ? (long long)(c->shut_us - c->born_us) / 1000 : -1;
+	int64_t shut_us = c->end != NULL ? c->end->shut_us : 0;
+	long long shut_age_ms = shut_us ? (long long)(shut_us - c->born_us) / 1000 : -1;
 	char name[64];
 
 	if (reason == CLOSE_ERROR)
@@ -913,6 +1000,37 @@ static void conn_log_close(const struct conn *c, enum close_reason reason, int e
 			  conn_peer(c, name, sizeof(name)), stats_reason_name(reason),
 			  (long long)fin_to_close, age_ms, shut_age_ms, err ? " errno=" : "",
 			  err ? strerrorname_np(err) : "");
+}
+
+/* The parts (struct conn_out, struct conn_end) and what they hold, if made. */
+static void conn_out_free(struct conn *c)
+{
+	struct conn_out *o = c->out;
+
+	if (o == NULL)
+		return;
+	event_del(&o->ev_write);
+	if (o->ev_closed != NULL)
+		event_free(o->ev_closed);
+	if (o->ev_wtimeout != NULL)
+		event_free(o->ev_wtimeout);
+	evbuffer_free(o->buf);
+	free(o);
+	c->out = NULL;
+}
+
+static void conn_end_free(struct conn *c)
+{
+	struct conn_end *e = c->end;
+
+	if (e == NULL)
+		return;
+	if (e->ev_fin != NULL)
+		event_free(e->ev_fin);
+	if (e->ev_end != NULL)
+		event_free(e->ev_end);
+	free(e);
+	c->end = NULL;
 }
 
 /* Exactly one close per connection, with one reason. A peer the server believes dead
@@ -927,23 +1045,14 @@ static void conn_close(struct conn *c, enum close_reason reason, int err)
 	if (srv->cfg->reset_dead_peers && is_dead_peer_close(reason))
 		conn_linger_reset(c);
 	event_del(&c->ev_read);
-	event_del(&c->ev_write);
 	event_del(&c->ev_heartbeat);
-	if (c->ev_closed != NULL)
-		event_free(c->ev_closed);
-	if (c->ev_wtimeout != NULL)
-		event_free(c->ev_wtimeout);
-	if (c->ev_fin != NULL)
-		event_free(c->ev_fin);
-	if (c->ev_end != NULL)
-		event_free(c->ev_end);
-	if (c->end_step == END_TURN)
-		srv->stats.drain_left--;
-	if (c->out != NULL)
-		evbuffer_free(c->out);
+	conn_out_free(c); /* before the close: its events watch the fd */
 	if (close(c->fd) < 0)
 		log_debug("close fd %d: %s", c->fd, strerror(errno));
 	conn_log_close(c, reason, err, fin_to_close, now);
+	if (c->end != NULL && c->end->step == END_TURN)
+		srv->stats.drain_left--;
+	conn_end_free(c); /* after the log, which reads our FIN's time */
 	srv->stats.closed[reason]++;
 	srv->stats.open--;
 	if (fin_to_close >= 0)

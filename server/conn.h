@@ -21,6 +21,12 @@
  *                    output_high_watermark and at half of it), start fin_timeout, ignore
  *                    the EOF (close_on_eof=no), send our FIN, close (eof or shutdown)
  *   conn_close       exactly one reason, counted; SO_LINGER 0 first for dead peers
+ *
+ * Memory: an idle connection (reading, nothing queued, not ending) is its struct conn
+ * alone, with one armed deadline, the heartbeat's alarm. The write side (struct conn_out,
+ * made at the first queued echo) and the ending (struct conn_end, made at a drain, its
+ * turn, max_connection_age or a FIN noted with fin_timeout) are allocated when first
+ * needed, in conn.c.
  */
 #ifndef TEARDOWN_SERVER_CONN_H
 #define TEARDOWN_SERVER_CONN_H
@@ -37,7 +43,8 @@
 
 struct server;
 struct server_config;
-struct evbuffer;
+struct conn_out; /* conn.c */
+struct conn_end; /* conn.c */
 
 enum conn_flag {
 	CONN_PAUSED = 1 << 0,	   /* output above the high watermark: not reading */
@@ -51,40 +58,30 @@ enum conn_flag {
 				    * input unread or not (it is read and discarded after) */
 };
 
+/* What every connection holds, idle or not: 360 bytes with libevent 2.1's 128-byte struct
+ * event (568 when the write side and the ending were embedded here; conn.c asserts the
+ * size, tests/integration/test_server_idle_memory.py the heap an idle connection costs). */
 struct conn {
 	struct server *srv;
 	int fd;
 	unsigned flags;
-	int64_t fin_us;		   /* monotonic time the FIN became known, 0 = not yet */
 	int64_t rx_us;		   /* monotonic time of the last read (or of the heartbeat's
 				    * start): the heartbeat deadline is rx_us + timeout */
-	int64_t wto_us;		   /* monotonic time of the last write progress while output
-				    * was queued: the write deadline is wto_us + timeout */
-	uint64_t wto_acked;	   /* the peer's acknowledged bytes (TCP_INFO) at the last
-				    * progress; UINT64_MAX: unknown */
-	struct evbuffer *out;	   /* echo the kernel did not take yet (lazily allocated) */
-	struct event ev_read;	   /* EV_READ|EV_PERSIST */
-	struct event ev_write;	   /* EV_WRITE|EV_PERSIST, armed while out is not empty */
-	struct event ev_heartbeat; /* alarm for the heartbeat deadline (conn_deadline_due) */
-	struct event *ev_closed;   /* EV_CLOSED, one-shot, only while paused (lazily) */
-	struct event *ev_wtimeout; /* alarm for the write deadline (lazily) */
-	struct event *ev_fin;	   /* fin_timeout after the peer's FIN (lazily) */
 	int64_t born_us;	   /* monotonic time of the accept */
-	int64_t shut_us;	   /* monotonic time our FIN was sent, 0 = not yet */
-	/* The ending (conn_on_end): one heap timer per connection, never one of libevent's
-	 * common timeouts (each connection's deadline is its own, and a base has at most 256
-	 * of those), armed at most four times in a connection's life, never per message. */
-	struct event *ev_end; /* lazily */
-	int end_step;	      /* enum conn_end_step in conn.c: what ev_end rings for */
-	int64_t end_due_us;   /* when (monotonic) */
-	int64_t end_start_us; /* when the drain or the max-age ending began */
-	int64_t end_grace_ms; /* that ending's grace; 0 = none of its own */
+	int64_t fin_us;		   /* monotonic time the FIN became known, 0 = not yet (here,
+				    * not in conn_end: an EOF closed at once stamps it too) */
+	struct event ev_read;	   /* EV_READ|EV_PERSIST */
+	struct event ev_heartbeat; /* alarm for the heartbeat deadline (conn_deadline_due) */
+	struct conn_out *out;	   /* the write side: NULL until echo is first queued, then
+				    * kept until the close (conn.c says why) */
+	struct conn_end *end;	   /* the ending: NULL until the peer's FIN is noted (with
+				    * fin_timeout), a drain or its turn, or max_connection_age */
+	TAILQ_ENTRY(conn) link;
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in in;
 		struct sockaddr_in6 in6;
 	} peer;
-	TAILQ_ENTRY(conn) link;
 };
 
 /* ---- the decision: what a connection does next (conn_decide) ---- */
