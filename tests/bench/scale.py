@@ -7,15 +7,24 @@ for each, bin/echo-server with ceil(N / 18,000) workers (the per-process fd limi
 20,000) and bin/load-client with as many --procs and ceil(N / 32,256) + 1 source addresses
 (each source has the widened range 1024-65535 towards the server; the client's port-budget
 check wants at most half of it per source), scenario idle with a heartbeat every
-SCALE_HEARTBEAT (60 s), ramped at SCALE_RATE new connections per second (10,000) and held
-SCALE_WINDOW seconds (60) past the ramp's end (--hold = N / rate + window), so all N are
-open at once for that long; --expect established=N and --timeline. A step that fails stops
-the ones above it. The server runs with heartbeat_timeout 3m (a client heartbeat every 60 s
-against the default 60 s would race it), backlog 65535 and /metrics; SCALE_SERVER_SETS=k=v,...
-adds settings; SCALE_PROCS=P runs at least P workers and client processes (the same count
-of processes at a smaller step: what wake-ups spread over many processes cost). 10,000/s because a connection costs about 100 us of CPU at both ends
-together here (a wake-up of an idle worker each, on a VM): 20,000/s saturated the two
-cores and the echo of the first heartbeats, due while the ramp went on, came late.
+SCALE_HEARTBEAT (60 s) sent on the ticks of SCALE_HEARTBEAT_TICK (1 s: --heartbeat-tick),
+ramped at SCALE_RATE new connections per second (2,500) and held SCALE_WINDOW seconds (60)
+past the ramp's end (--hold = N / rate + window), so all N are open at once for that long;
+--expect established=N and --timeline. A step that fails stops the ones above it. The
+server runs with heartbeat_timeout 3m (a client heartbeat every 60 s against the default
+60 s would race it), keepalive_idle 2m (with the default 60 s every connection's keepalive
+timer would send a probe just before each heartbeat: twice the segments), backlog 65535 and
+/metrics; SCALE_SERVER_SETS=k=v,... adds settings; SCALE_PROCS=P runs at least P workers and
+client processes (the same count of processes at a smaller step: what wake-ups spread over
+many processes cost).
+
+Why these defaults, measured here: a heartbeat round trip costs 77 CPU-us at both ends
+together with 56 processes a side and no tick, 45-50 with a 100 ms tick, 39 with 1 s (each
+process then wakes once per tick for all its due heartbeats, and the workers find them
+together); a new connection costs about 100 us at both ends, and closing one about as much.
+At 1,000,000 a ramp of 10,000/s or 5,000/s on top of 16,700 heartbeats a second saturated
+the two cores near 870,000 connections, and the close phase (at the ramp's rate) did again:
+the failures were the client's 10 s deadlines (echo and connect), never a server close.
 
 Per step: time to open all N (from the timeline), connect and first-echo latency
 percentiles, the peak concurrent ESTABLISHED on both ends (timeline), failures by phase,
@@ -61,10 +70,10 @@ SERVER, CLIENT = REPO / "bin" / "echo-server", REPO / "bin" / "load-client"
 SCALE = int(os.environ.get("SCALE", "1000000"))
 STEPS = [int(s) for s in os.environ.get("SCALE_STEPS", "100000,250000,500000,1000000")
          .split(",") if s and int(s) <= SCALE]
-RATE = int(os.environ.get("SCALE_RATE", "10000"))
+RATE = int(os.environ.get("SCALE_RATE", "2500"))
 WINDOW = float(os.environ.get("SCALE_WINDOW", "60"))
 HEARTBEAT = os.environ.get("SCALE_HEARTBEAT", "60s")
-HEARTBEAT_TICK = os.environ.get("SCALE_HEARTBEAT_TICK", "0")
+HEARTBEAT_TICK = os.environ.get("SCALE_HEARTBEAT_TICK", "1s")
 EHASH = int(os.environ.get("SCALE_EHASH", str(1 << 21)))
 MIN_AVAIL_MB = int(os.environ.get("SCALE_MIN_AVAIL_MB", "3072"))
 PROCS = int(os.environ.get("SCALE_PROCS", "0"))
@@ -197,7 +206,8 @@ def start_server(n, name):
     argv = [SERVER, "--listen", "127.0.0.1:0", "--port-file", port_file,
             "--metrics-port-file", mport_file, "--set", f"workers={workers}",
             "--set", "backlog=65535", "--set", "metrics_listen=127.0.0.1:0",
-            "--set", "heartbeat_timeout=3m", "--set", "log_level=warn"]
+            "--set", "heartbeat_timeout=3m", "--set", "keepalive_idle=2m",
+            "--set", "log_level=warn"]
     for s in SERVER_SETS:
         argv += ["--set", s]
     log_file = open(LOGS / f"{name}.server.log", "w")
