@@ -1,53 +1,16 @@
 # Goal of this test: the client's first-echo histogram measures from the completed handshake to each connection's first echo, so a server that accepts late shows there (not in connect), once per connection, and first_echo_p99_ms is an --expect key.
-import socket
-import threading
 import time
 import unittest
 
-from test_client_helpers import run_client
+from test_client_helpers import ThreadEchoServer, run_client
 
 ACCEPT_DELAY = 0.4  # the kernel completes the handshakes; the server accepts this much later
 
 
-class LateAcceptServer:
+class LateAcceptServer(ThreadEchoServer):
     """Listens at once, accepts only after ACCEPT_DELAY, then echoes every connection."""
 
-    def __init__(self, test):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.stop = threading.Event()
-        self.conns = []
-        test.addCleanup(self.close)
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        self.stop.wait(ACCEPT_DELAY)
-        self.sock.settimeout(0.05)
-        while not self.stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            self.conns.append(c)
-            threading.Thread(target=self.echo, args=(c,), daemon=True).start()
-
-    def echo(self, c):
-        try:
-            while True:
-                data = c.recv(4096)
-                if not data:
-                    break
-                c.sendall(data)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def close(self):
-        self.stop.set()
-        self.sock.close()
+    accept_delay = ACCEPT_DELAY
 
 
 class FirstEchoTest(unittest.TestCase):

@@ -1,58 +1,29 @@
 # Goal of this test: with --heartbeat-tick the idle scenario's heartbeats leave on the ticks of CLOCK_MONOTONIC (every process on the same ones), each --heartbeat to --heartbeat + tick after the connection's previous message; a tick longer than half the heartbeat is a usage error.
-import socket
-import threading
 import time
 import unittest
 
-from test_client_helpers import run_client
+from test_client_helpers import ThreadEchoServer, run_client
 
 TICK = 0.250  # s
 HEARTBEAT = 0.600  # s
 CONNS = 12
 
 
-class StampingEchoServer:
+class StampingEchoServer(ThreadEchoServer):
     """Echoes every connection and records when (time.monotonic(): CLOCK_MONOTONIC, the
     client's clock) each message arrived, per connection."""
 
     def __init__(self, test):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.arrivals = []  # one list of times per connection
-        self.stop = threading.Event()
-        test.addCleanup(self.close)
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__(test)
 
-    def serve(self):
-        self.sock.settimeout(0.05)
-        while not self.stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            times = []
-            self.arrivals.append(times)
-            threading.Thread(target=self.echo, args=(c, times), daemon=True).start()
+    def on_accept(self):
+        times = []
+        self.arrivals.append(times)
+        return times
 
-    @staticmethod
-    def echo(c, times):
-        try:
-            while True:
-                data = c.recv(4096)
-                if not data:
-                    break
-                times.append(time.monotonic())
-                c.sendall(data)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def close(self):
-        self.stop.set()
-        self.sock.close()
+    def on_message(self, state, data):
+        state.append(time.monotonic())
 
 
 class HeartbeatTickTest(unittest.TestCase):

@@ -8,7 +8,9 @@ the test. Servers come from harness.py (bin/echo-server on port 0)."""
 import json
 import os
 import signal
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 from harness import REPO, sanitizer_report, server_env
@@ -80,3 +82,56 @@ def run_client(test, args, timeout=RUN_TIMEOUT, prefix=(), env=None):
 
 def server_addr(srv):
     return f"127.0.0.1:{srv.port}"
+
+
+class ThreadEchoServer:
+    """A plain echo server on 127.0.0.1 for tests that need a server's behaviour the
+    product does not have (accepting late, stamping arrivals): a thread per connection,
+    stopped by a cleanup. accept_delay: seconds between listening and the first accept
+    (the kernel completes handshakes meanwhile). A subclass may keep per-connection state
+    (on_accept returns it) and see each message as it arrives (on_message)."""
+
+    accept_delay = 0.0
+
+    def __init__(self, test):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        test.addCleanup(self.close)
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def on_accept(self):
+        return None
+
+    def on_message(self, state, data):
+        pass
+
+    def serve(self):
+        self.stop.wait(self.accept_delay)
+        self.sock.settimeout(0.05)
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            state = self.on_accept()
+            threading.Thread(target=self.echo, args=(c, state), daemon=True).start()
+
+    def echo(self, c, state):
+        try:
+            while True:
+                data = c.recv(4096)
+                if not data:
+                    break
+                self.on_message(state, data)
+                c.sendall(data)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
