@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,28 @@ enum cw_why { CW_EOF_IGNORED, CW_FIN_UNSEEN, CW_PAST_FIN, CW_NOT_ACCEPTED, CW_OT
 static const char *const why_names[CW_NWHY] = {"eof_ignored", "fin_unseen", "past_fin_timeout",
 					       "not_accepted", "other"};
 
+/* The census taker's thread (with workers, in worker 0): a census of 2,000,000 sockets
+ * takes seconds of CPU, more on a busy machine, and taken in the event loop it delayed
+ * the echo of worker 0's own connections past a client's deadlines (bench-scale at
+ * 1,000,000: about 11,000 failed at once). The loop asks (want), the thread takes the
+ * census into list and counts and says done; the loop takes the result at a later tick
+ * and does the rest (ages, board, verdicts, pacing) itself. Everything here but tid is
+ * under mu; list and counts belong to the thread from want until done. */
+struct census_job {
+	pthread_t tid;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int want, busy, done, quit;
+	int rc, err;	  /* the census's result and errno */
+	int64_t start_us; /* CLOCK_MONOTONIC when it was asked for */
+	int64_t cpu_us;	  /* the thread's CPU time for it */
+	struct census_counts counts;
+	struct cw_list list;
+};
+
 struct watchdog {
 	struct watchdog_owner o;
+	struct census_job *job; /* NULL: the census runs in the loop */
 	struct census_sock *cs;
 	struct census_counts census;
 	int have_census;
@@ -347,21 +368,29 @@ static void cw_carry_ages(struct watchdog *w, int64_t now)
 	w->cur = tmp;
 }
 
-/* 0 when the census worked; the failure is logged once until it works again. */
-static int watchdog_census_run(struct watchdog *w, int64_t now)
+/* Takes the census of the port into *l (the CLOSE_WAIT sockets) and, when counts is not
+ * NULL, every state's count. Touches nothing else: the census thread runs it. 0, or -1
+ * with errno. */
+static int census_take(struct census_sock *cs, int port, struct census_counts *counts,
+		       struct cw_list *l)
 {
-	unsigned states = w->o.full ? 0 : CENSUS_STATE_BIT(CENSUS_CLOSE_WAIT);
-	struct census_counts *out = w->o.full ? &w->census : NULL;
-
+	unsigned states = counts != NULL ? 0 : CENSUS_STATE_BIT(CENSUS_CLOSE_WAIT);
 	int rc;
 
-	w->cur.n = 0;
-	w->cur.failed = 0;
-	rc = census_each(w->cs, w->o.port, CENSUS_LOCAL, states, out, cw_collect, &w->cur);
-	if (rc == 0 && w->cur.failed) {
+	l->n = 0;
+	l->failed = 0;
+	rc = census_each(cs, port, CENSUS_LOCAL, states, counts, cw_collect, l);
+	if (rc == 0 && l->failed) {
 		errno = ENOMEM;
 		rc = -1;
 	}
+	return rc;
+}
+
+/* What follows a census taken at `now` whose result is rc (errno kept) and whose list
+ * is w->cur: 0 when it worked; the failure is logged once until it works again. */
+static int watchdog_census_taken(struct watchdog *w, int rc, int64_t now)
+{
 	if (rc < 0) {
 		if (!w->census_failing)
 			log_warn("census of port %d: %s", w->o.port, strerror(errno));
@@ -376,6 +405,13 @@ static int watchdog_census_run(struct watchdog *w, int64_t now)
 	w->censuses++;
 	cw_carry_ages(w, now);
 	return 0;
+}
+
+static int watchdog_census_run(struct watchdog *w, int64_t now)
+{
+	int rc = census_take(w->cs, w->o.port, w->o.full ? &w->census : NULL, &w->cur);
+
+	return watchdog_census_taken(w, rc, now);
 }
 
 /* The census taker shares what it found with the other workers. */
@@ -575,6 +611,85 @@ static int watchdog_reads_board(const struct watchdog *w)
 	return w->o.board != NULL && !w->o.census_taker;
 }
 
+/* The census thread: one census each time the loop asks, until told to quit. */
+static void *census_thread(void *arg)
+{
+	struct watchdog *w = arg;
+	struct census_job *j = w->job;
+
+	pthread_mutex_lock(&j->mu);
+	for (;;) {
+		int64_t cpu;
+		int rc, err;
+
+		while (!j->want && !j->quit)
+			pthread_cond_wait(&j->cv, &j->mu);
+		if (j->quit)
+			break;
+		j->want = 0;
+		j->busy = 1;
+		pthread_mutex_unlock(&j->mu);
+		cpu = clock_thread_cpu_us();
+		rc = census_take(w->cs, w->o.port, w->o.full ? &j->counts : NULL, &j->list);
+		err = errno;
+		cpu = clock_thread_cpu_us() - cpu;
+		pthread_mutex_lock(&j->mu);
+		j->rc = rc;
+		j->err = err;
+		j->cpu_us = cpu;
+		j->busy = 0;
+		j->done = 1;
+	}
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
+
+/* The loop's side of the census thread: takes a finished census (1, its list swapped
+ * into w->cur), or asks for the next one when it is due and none is under way (0).
+ * Never waits for the census. */
+static int census_job_poll(struct watchdog *w, int64_t now, int *rc, int64_t *start,
+			   int64_t *cpu)
+{
+	struct census_job *j = w->job;
+	int got = 0;
+
+	pthread_mutex_lock(&j->mu);
+	if (j->done) {
+		struct cw_list tmp = w->cur;
+
+		w->cur = j->list;
+		j->list = tmp;
+		if (w->o.full)
+			w->census = j->counts;
+		*rc = j->rc;
+		errno = j->err;
+		*start = j->start_us;
+		*cpu = j->cpu_us;
+		j->done = 0;
+		got = 1;
+	} else if (!j->want && !j->busy && now >= w->census_due_us) {
+		j->want = 1;
+		j->start_us = now;
+		pthread_cond_signal(&j->cv);
+	}
+	pthread_mutex_unlock(&j->mu);
+	return got;
+}
+
+/* A census is taken (in the loop, or by the thread and taken back here): pace the next,
+ * then share and judge what it found. */
+static void watchdog_census_done(struct watchdog *w, int rc, int64_t start, int64_t cpu)
+{
+	int64_t now = clock_mono_us();
+
+	watchdog_census_pace(w, start, cpu);
+	if (rc == 0) {
+		if (w->o.board != NULL)
+			watchdog_post(w);
+		watchdog_check_close_wait(w, now);
+	}
+}
+
 void watchdog_measure(struct watchdog *w)
 {
 	int64_t now = clock_mono_us();
@@ -584,18 +699,70 @@ void watchdog_measure(struct watchdog *w)
 	if (watchdog_reads_board(w)) {
 		if (watchdog_board_read(w) == 0)
 			watchdog_check_close_wait(w, now);
+	} else if (w->job != NULL) {
+		int rc;
+		int64_t start, cpu;
+
+		if (census_job_poll(w, now, &rc, &start, &cpu)) {
+			rc = watchdog_census_taken(w, rc, start);
+			watchdog_census_done(w, rc, start, cpu);
+		}
 	} else if (w->cs != NULL && now >= w->census_due_us) {
 		int64_t cpu = clock_thread_cpu_us();
 		int rc = watchdog_census_run(w, now);
 
-		watchdog_census_pace(w, now, clock_thread_cpu_us() - cpu);
-		if (rc == 0) {
-			if (w->o.board != NULL)
-				watchdog_post(w);
-			watchdog_check_close_wait(w, now);
-		}
+		watchdog_census_done(w, rc, now, clock_thread_cpu_us() - cpu);
 	}
 	watchdog_refresh_fds(w);
+}
+
+/* With workers the census taker takes its census on a thread (struct census_job). Without
+ * one (it could not start, or a single process, which has no board) the census runs in
+ * the loop as before. */
+static void census_job_start(struct watchdog *w)
+{
+	struct census_job *j;
+	int err;
+
+	if (w->cs == NULL || w->o.board == NULL || !w->o.census_taker)
+		return;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		log_warn("watchdog: census thread: out of memory (the census runs in the loop)");
+		return;
+	}
+	pthread_mutex_init(&j->mu, NULL);
+	pthread_cond_init(&j->cv, NULL);
+	w->job = j;
+	err = pthread_create(&j->tid, NULL, census_thread, w);
+	if (err != 0) {
+		log_warn("watchdog: census thread: pthread_create: %s (the census runs in the "
+			 "loop)",
+			 strerror(err));
+		pthread_cond_destroy(&j->cv);
+		pthread_mutex_destroy(&j->mu);
+		free(j);
+		w->job = NULL;
+	}
+}
+
+/* Stops the census thread; a census under way is finished first (seconds at most). */
+static void census_job_stop(struct watchdog *w)
+{
+	struct census_job *j = w->job;
+
+	if (j == NULL)
+		return;
+	pthread_mutex_lock(&j->mu);
+	j->quit = 1;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	pthread_join(j->tid, NULL);
+	pthread_cond_destroy(&j->cv);
+	pthread_mutex_destroy(&j->mu);
+	free(j->list.v);
+	free(j);
+	w->job = NULL;
 }
 
 struct watchdog *watchdog_start(const struct watchdog_owner *owner)
@@ -628,6 +795,7 @@ struct watchdog *watchdog_start(const struct watchdog_owner *owner)
 		close(w->procfd);
 		w->procfd = -1;
 	}
+	census_job_start(w);
 	return w;
 }
 
@@ -635,6 +803,7 @@ void watchdog_stop(struct watchdog *w)
 {
 	if (w == NULL)
 		return;
+	census_job_stop(w);
 	census_close(w->cs);
 	if (w->procfd >= 0)
 		close(w->procfd);
