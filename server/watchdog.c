@@ -647,8 +647,7 @@ static void *census_thread(void *arg)
 /* The loop's side of the census thread: takes a finished census (1, its list swapped
  * into w->cur), or asks for the next one when it is due and none is under way (0).
  * Never waits for the census. */
-static int census_job_poll(struct watchdog *w, int64_t now, int *rc, int64_t *start,
-			   int64_t *cpu)
+static int census_job_poll(struct watchdog *w, int64_t now, int *rc, int64_t *start, int64_t *cpu)
 {
 	struct census_job *j = w->job;
 	int got = 0;
