@@ -219,6 +219,8 @@ static void *log_writer(void *arg)
 	int rc;
 
 	(void)arg;
+	/* Named for top -H, ps -L and the tests (/proc/PID/task/TID/comm); best effort. */
+	(void)pthread_setname_np(pthread_self(), LOG_WRITER_THREAD);
 	pthread_mutex_lock(&lw.mu);
 	for (;;) {
 		while (lw.q.used == 0 && !lw.stop)

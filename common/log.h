@@ -88,4 +88,7 @@ uint64_t log_dropped_lines(void);
 			log_msg(LOG_LVL_DEBUG, __VA_ARGS__);                                       \
 	} while (0)
 
+/* The writer thread's name (comm), as top -H and /proc/PID/task/TID/comm show it. */
+#define LOG_WRITER_THREAD "td-log"
+
 #endif

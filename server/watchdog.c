@@ -44,6 +44,8 @@ static const char *const why_names[CW_NWHY] = {"eof_ignored", "fin_unseen", "pas
  * census into list and counts and says done; the loop takes the result at a later tick
  * and does the rest (ages, board, verdicts, pacing) itself. Everything here but tid is
  * under mu; list and counts belong to the thread from want until done. */
+#define CENSUS_THREAD "td-census" /* its name (comm) */
+
 struct census_job {
 	pthread_t tid;
 	pthread_mutex_t mu;
@@ -617,6 +619,7 @@ static void *census_thread(void *arg)
 	struct watchdog *w = arg;
 	struct census_job *j = w->job;
 
+	(void)pthread_setname_np(pthread_self(), CENSUS_THREAD); /* for top -H; best effort */
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
 		int64_t cpu;

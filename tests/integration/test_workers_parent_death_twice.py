@@ -37,13 +37,22 @@ def alive(pid):
     return state(pid) not in (None, "Z", "X")
 
 
+def thread_name(pid, tid):
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            return f.read().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
 def other_thread(pid):
-    """The one thread of pid besides its main thread: log.c's writer."""
+    """pid's log writer thread (log.c names it td-log; worker 0 also runs td-census)."""
     tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
-    if len(tids) != 2:
-        raise AssertionError(f"{pid} runs threads {tids}: expected its main one and log.c's "
-                             "writer")
-    return [t for t in tids if t != pid][0]
+    writers = [t for t in tids if t != pid and thread_name(pid, t) == "td-log"]
+    if len(writers) != 1:
+        raise AssertionError(f"{pid} runs threads {[(t, thread_name(pid, t)) for t in tids]}: "
+                             "expected one log writer, td-log")
+    return writers[0]
 
 
 def waiting_on_futex(pid):
