@@ -175,12 +175,23 @@ class WatchdogTest(ServerTest):
         readers, stalled = self._half_closed_readers(srv.port, k, size)
         peak = {"overdue": 0}
 
+        def stuck():
+            """The stalled readers whose server socket is still in CLOSE_WAIT. One seen
+            there with only a few KB left to queue may have had them taken by the kernel
+            (send and receive buffers hold several MB) before it stopped reading: the
+            server then closed it as usual (seen once in a clean run: the wait for all the
+            stalled ones timed out, fin_timeout closed the others)."""
+            cw = {int(line.split()[-1].rsplit(":", 1)[1]) for line in ss_lines(srv.port,
+                                                                                "close-wait")}
+            return [r for r in stalled if r.s.getsockname()[1] in cw]
+
         def all_flushing(f):
             peak["overdue"] = max(peak["overdue"], value(f, "teardown_close_wait_overdue_sockets"))
-            return value(f, "teardown_close_wait_flushing_sockets") == len(stalled)
+            n = len(stuck())
+            return n > 0 and value(f, "teardown_close_wait_flushing_sockets") == n
         fams = wait_metrics(mport, all_flushing, 30,
-                            f"{len(stalled)} half-closed slow readers in CLOSE_WAIT for over 1s, "
-                            f"flushing")
+                            f"the stalled half-closed slow readers (of {len(stalled)}) in "
+                            f"CLOSE_WAIT for over 1s, flushing")
         print(f"half-closed slow readers: {value(fams, 'teardown_close_wait_sockets')} in "
               f"CLOSE_WAIT, {value(fams, 'teardown_close_wait_flushing_sockets')} flushing "
               f"past the alarm, {load['rounds']} echo+close rounds meanwhile")
