@@ -708,6 +708,8 @@ void watchdog_measure(struct watchdog *w)
 		if (census_job_poll(w, now, &rc, &start, &cpu)) {
 			rc = watchdog_census_taken(w, rc, start);
 			watchdog_census_done(w, rc, start, cpu);
+			/* and the next one, when due: one census per census_interval */
+			(void)census_job_poll(w, now, &rc, &start, &cpu);
 		}
 	} else if (w->cs != NULL && now >= w->census_due_us) {
 		int64_t cpu = clock_thread_cpu_us();
