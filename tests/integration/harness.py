@@ -62,6 +62,16 @@ def shim_env(rules):
             "ASAN_OPTIONS": asan + ":verify_asan_link_order=0"}
 
 
+def shim_trigger(test, rules):
+    """A shim rule that acts once on demand: (trigger, env). The rule acts only while the
+    file `trigger` exists (the test creates it) and the shim removes it once it has acted;
+    the file and its directory are removed by a cleanup."""
+    d = tempfile.mkdtemp(prefix="teardown-shim-")
+    trigger = os.path.join(d, "trigger")
+    test.addCleanup(lambda: (os.path.exists(trigger) and os.unlink(trigger), os.rmdir(d)))
+    return trigger, shim_env(f"{rules},trigger={trigger}")
+
+
 def wait_until(cond, timeout, what, interval=0.01):
     """Polls cond() until it returns a true value (returned) or fails the test after
     timeout seconds, naming what it waited for."""

@@ -1,9 +1,8 @@
 # Goal of this test: a census that costs much CPU (here 400 ms, made so by the stall shim) stretches the time to the next one to ten times that, so the census never takes more than a tenth of a CPU, while the tick's other work goes on every census_interval.
 import os
-import tempfile
 import time
 
-from harness import ServerTest, recv_exactly, shim_env, wait_until
+from harness import ServerTest, recv_exactly, shim_trigger, wait_until
 from promtext import start_with_metrics, value, wait_metrics
 
 SLOW_MS = 400
@@ -12,12 +11,10 @@ INTERVAL_MS = 100
 
 class CensusPaceTest(ServerTest):
     def test_slow_census_stretches_the_period(self):
-        d = tempfile.mkdtemp(prefix="teardown-pace-")
-        trigger = os.path.join(d, "slow")
-        self.addCleanup(lambda: (os.path.exists(trigger) and os.unlink(trigger), os.rmdir(d)))
+        trigger, env = shim_trigger(self, f"call=recvmsg,spin_ms={SLOW_MS}")
         srv, mport = start_with_metrics(
             self, sets={"census_interval": f"{INTERVAL_MS}ms"},
-            env=shim_env(f"call=recvmsg,spin_ms={SLOW_MS},trigger={trigger}"))
+            env=env)
         wait_metrics(mport, lambda f: value(f, "teardown_censuses_total") >= 5, 10,
                      "censuses every interval")
         open(trigger, "w").close()  # the next census costs 400 ms of CPU more, once
@@ -48,12 +45,10 @@ class CensusPaceTest(ServerTest):
     def test_census_waiting_without_cpu_keeps_the_period(self):
         # A census that is slow because it waits (here it sleeps 400 ms: a busy machine's
         # run queue) costs no CPU: the next ones come every interval as before.
-        d = tempfile.mkdtemp(prefix="teardown-pace-")
-        trigger = os.path.join(d, "slow")
-        self.addCleanup(lambda: (os.path.exists(trigger) and os.unlink(trigger), os.rmdir(d)))
+        trigger, env = shim_trigger(self, f"call=recvmsg,sleep_ms={SLOW_MS}")
         srv, mport = start_with_metrics(
             self, sets={"census_interval": f"{INTERVAL_MS}ms"},
-            env=shim_env(f"call=recvmsg,sleep_ms={SLOW_MS},trigger={trigger}"))
+            env=env)
         wait_metrics(mport, lambda f: value(f, "teardown_censuses_total") >= 5, 10,
                      "censuses every interval")
         open(trigger, "w").close()

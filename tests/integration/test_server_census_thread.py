@@ -5,10 +5,9 @@ the census's read of its sock_diag dump; nothing else in the server calls it whi
 serves. Twenty connections spread over both workers by SO_REUSEPORT (all on worker 1:
 one chance in a million) each echo a byte every 50 ms while the census stalls."""
 import os
-import tempfile
 import time
 
-from harness import ServerTest, shim_env, wait_until
+from harness import ServerTest, shim_trigger, wait_until
 
 STALL_MS = 3000
 CONNS = 20
@@ -16,10 +15,7 @@ CONNS = 20
 
 class CensusThreadTest(ServerTest):
     def test_slow_census_delays_no_echo(self):
-        d = tempfile.mkdtemp(prefix="teardown-census-")
-        trigger = os.path.join(d, "stall")
-        self.addCleanup(lambda: (os.path.exists(trigger) and os.unlink(trigger), os.rmdir(d)))
-        env = shim_env(f"call=recvmsg,sleep_ms={STALL_MS},trigger={trigger}")
+        trigger, env = shim_trigger(self, f"call=recvmsg,sleep_ms={STALL_MS}")
         srv = self.start_server(sets={"workers": "2", "census_interval": "100ms"}, env=env)
         socks = [self.connect(srv.port) for _ in range(CONNS)]
         for s in socks:

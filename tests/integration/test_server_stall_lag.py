@@ -5,10 +5,9 @@ after a trigger file appears sleeps, then removes the file); a stall outside any
 from SIGSTOP/SIGCONT."""
 import os
 import signal
-import tempfile
 import time
 
-from harness import ServerTest, shim_env, wait_until
+from harness import ServerTest, shim_trigger, wait_until
 from promtext import scrape, start_with_metrics, value
 
 STALL_MS = 2500
@@ -28,10 +27,7 @@ class StallLagTest(ServerTest):
         return [t for _, _, _, t in srv.log_lines(level="warn", contains="event loop stalled")]
 
     def test_stall_in_census_tick(self):
-        d = tempfile.mkdtemp(prefix="teardown-lag-")
-        trigger = os.path.join(d, "stall")
-        self.addCleanup(lambda: (os.path.exists(trigger) and os.unlink(trigger), os.rmdir(d)))
-        env = shim_env(f"call=fstat,sleep_ms={STALL_MS},trigger={trigger}")
+        trigger, env = shim_trigger(self, f"call=fstat,sleep_ms={STALL_MS}")
         srv, mport = start_with_metrics(self, sets={"census_interval": "200ms"}, env=env)
         over, count = wait_until(lambda: (lambda r: r if r[1] >= 3 else None)(
             lag_over_1s(scrape(mport))), 10, "three loop lag samples")

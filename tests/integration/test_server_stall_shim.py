@@ -7,11 +7,10 @@ a trigger file exists, the next fstat (the census tick's count of open fds) slee
 removes the file. The clients' turns are spread over their interval so the server never
 sees them all readable at once before the stall (the batch stays small)."""
 import os
-import tempfile
 import time
 
 from fleet import IdleFleet, peer_end
-from harness import ServerTest, shim_env, wait_until
+from harness import ServerTest, shim_trigger, wait_until
 
 CLIENTS = 100
 INTERVAL = 0.5    # each client sends a byte this often (well inside heartbeat_timeout)
@@ -21,10 +20,7 @@ STALL_MS = 3500   # how long the census tick blocks: longer than heartbeat_timeo
 
 class StallShimTest(ServerTest):
     def test_blocked_callback_keeps_live_peers(self):
-        d = tempfile.mkdtemp(prefix="teardown-stall-")
-        trigger = os.path.join(d, "stall")
-        self.addCleanup(lambda: (os.path.exists(trigger) and os.unlink(trigger), os.rmdir(d)))
-        env = shim_env(f"call=fstat,sleep_ms={STALL_MS},trigger={trigger}")
+        trigger, env = shim_trigger(self, f"call=fstat,sleep_ms={STALL_MS}")
         srv = self.start_server(sets={"heartbeat_timeout": f"{HEARTBEAT_MS}ms",
                                       "census_interval": "200ms"}, env=env)
         fleet = IdleFleet(self, srv.port, CLIENTS, INTERVAL).start()

@@ -66,9 +66,11 @@ def waiting_on_futex(pid):
 
 
 class ParentDeathTwiceTest(ServerTest):
-    def test_second_parent_death_signal_keeps_the_drain(self):
+    def start_holding(self, **sets):
+        """A supervisor with two workers, HELD connections that echoed once, and its log
+        writer held at its exit: (server, worker pids, connections, writer tid)."""
         srv = Server(self, sets={"workers": "2", "heartbeat_timeout": "0",
-                                 "shutdown_timeout": "60s", "log_level": "debug"}).start()
+                                 "shutdown_timeout": "60s", **sets}).start()
         workers = wait_until(lambda: len(worker_pids(srv.pid)) == 2 and worker_pids(srv.pid),
                              10, "two workers")
         self.addCleanup(lambda: [os.kill(p, signal.SIGKILL) for p in workers if alive(p)])
@@ -79,6 +81,10 @@ class ParentDeathTwiceTest(ServerTest):
             held.append(s)
         writer = other_thread(srv.pid)
         self.hold_at_exit(writer)
+        return srv, workers, held, writer
+
+    def test_second_parent_death_signal_keeps_the_drain(self):
+        srv, workers, held, writer = self.start_holding(log_level="debug")
 
         # SIGKILL ends every thread of the supervisor. The main thread, which forked the
         # workers, dies first: they are reparented to the writer thread, the first
@@ -130,18 +136,7 @@ class ParentDeathTwiceTest(ServerTest):
         worker with those lines unwritten. Each worker's writer is held (ptrace) so its
         lines wait in the buffer: log_finish() then waits up to LOG_FINISH_MS (1 s), the
         time the test has to send the copy and let the writer go."""
-        srv = Server(self, sets={"workers": "2", "heartbeat_timeout": "0",
-                                 "shutdown_timeout": "60s"}).start()
-        workers = wait_until(lambda: len(worker_pids(srv.pid)) == 2 and worker_pids(srv.pid),
-                             10, "two workers")
-        self.addCleanup(lambda: [os.kill(p, signal.SIGKILL) for p in workers if alive(p)])
-        held = []
-        for _ in range(HELD):
-            s = self.connect(srv.port)
-            self.echo_once(s)
-            held.append(s)
-        writer = other_thread(srv.pid)
-        self.hold_at_exit(writer)
+        srv, workers, held, writer = self.start_holding()
         worker_writers = [other_thread(p) for p in workers]
         for tid in worker_writers:
             self.hold_now(tid)
